@@ -1,0 +1,75 @@
+import { createRequire } from 'node:module';
+import { isApxError } from '@apx/core';
+import { type CommandSpec, parseCommandArgs, renderCommandHelp, UsageError } from './command.js';
+import { COMMANDS } from './commands/index.js';
+import type { CliContext } from './context.js';
+
+const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
+
+function renderHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length)) + 2;
+  return [
+    'apx: compile API policies to WebAssembly, sign them, and verify them before they run.',
+    '',
+    'Usage: apx <command> [flags]',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
+    '',
+    'Run "apx <command> --help" for the flags of a command.',
+    'Environment: COSIGN_PASSWORD (password of private key files; may be empty).',
+    '',
+  ].join('\n');
+}
+
+/**
+ * Runs one `apx` invocation and returns its exit code: 0 success, 1 failure, 2 usage.
+ * Every failure is one line on stderr, `ERROR: <what is wrong>; <how to fix it>`, with no
+ * stack trace (APX_DEBUG=1 adds it, for developers).
+ */
+export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    const topic = name === 'help' ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
+    ctx.stdout.write(topic ? renderCommandHelp(topic) : renderHelp());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === '--version' || name === 'version') {
+    ctx.stdout.write(`apx ${VERSION}\n`);
+    return 0;
+  }
+  const command: CommandSpec | undefined = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    ctx.stderr.write(`ERROR: unknown command "${name}"; run "apx --help" for the list of commands\n`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    ctx.stdout.write(renderCommandHelp(command));
+    return 0;
+  }
+  try {
+    return await command.run(ctx, parseCommandArgs(command, rest));
+  } catch (err) {
+    return reportError(ctx, command, err);
+  }
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ').trim();
+}
+
+function reportError(ctx: CliContext, command: CommandSpec, err: unknown): number {
+  if (ctx.env.APX_DEBUG === '1' && err instanceof Error && err.stack) ctx.stderr.write(`${err.stack}\n`);
+  if (err instanceof UsageError) {
+    ctx.stderr.write(`ERROR: ${oneLine(err.message)}; run "apx ${command.name} --help" for usage\n`);
+    return 2;
+  }
+  if (isApxError(err)) {
+    const hint = err.hint ? `; ${oneLine(err.hint)}` : '';
+    ctx.stderr.write(`ERROR: ${oneLine(err.message)}${hint}\n`);
+    return 1;
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  ctx.stderr.write(`ERROR: ${oneLine(message)}; this is unexpected: rerun with APX_DEBUG=1 and report it\n`);
+  return 1;
+}

@@ -1,0 +1,15 @@
+import type { CommandSpec } from '../command.js';
+import { generateKeyPairCommand } from './generate-key-pair.js';
+import { importKeyPairCommand } from './import-key-pair.js';
+import { publicKeyCommand } from './public-key.js';
+import { signBlobCommand } from './sign-blob.js';
+import { verifyBlobCommand } from './verify-blob.js';
+
+/** Every `apx` command, in the order --help lists them. */
+export const COMMANDS: readonly CommandSpec[] = [
+  generateKeyPairCommand,
+  importKeyPairCommand,
+  publicKeyCommand,
+  signBlobCommand,
+  verifyBlobCommand,
+];

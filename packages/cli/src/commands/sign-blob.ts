@@ -1,0 +1,50 @@
+import { signBlob, writeFileAtomic } from '@apx/sign';
+import { type CommandSpec, flagString } from '../command.js';
+import { info } from '../context.js';
+import { readInput, resolvePath } from '../io.js';
+import { DEFAULT_PRIVATE_KEY, openSigner } from '../keyref.js';
+
+export const signBlobCommand: CommandSpec = {
+  name: 'sign-blob',
+  summary: 'Sign a file with a cosign-compatible key: a detached signature and, optionally, a Sigstore bundle.',
+  usage: '[--key KEY] [--output-signature FILE] [--bundle FILE] BLOB',
+  details: `The signature is over the whole blob: ECDSA with the curve's hash (SHA-256 for P-256,
+SHA-384 for P-384, SHA-512 for P-521), RSA PKCS#1 v1.5 with SHA-256, or pure Ed25519, as
+cosign 2.6+ signs. It is base64 of the DER value: written to --output-signature without a
+trailing newline, or printed to stdout with one. --bundle writes a Sigstore bundle v0.3 with
+a message signature, the key id as publicKey.hint and no transparency-log entry (offline).
+BLOB may be - for stdin.`,
+  flags: [
+    { name: 'key', type: 'string', value: 'KEY', description: `The private key file (default: ${DEFAULT_PRIVATE_KEY}).` },
+    {
+      name: 'output-signature',
+      type: 'string',
+      value: 'FILE',
+      description: 'Write the base64 signature to FILE (no trailing newline).',
+    },
+    { name: 'output', type: 'string', value: 'FILE', description: 'Deprecated alias of --output-signature (as in cosign).' },
+    { name: 'bundle', type: 'string', value: 'FILE', description: 'Also write a Sigstore bundle v0.3 to FILE.' },
+  ],
+  positionals: { min: 1, max: 1, names: 'BLOB (the file to sign)' },
+  async run(ctx, args) {
+    const blobPath = args.positionals[0] as string;
+    const keyRef = flagString(args, 'key') ?? DEFAULT_PRIVATE_KEY;
+    const outSig = flagString(args, 'output-signature') ?? flagString(args, 'output');
+    const outBundle = flagString(args, 'bundle');
+    const blob = await readInput(ctx, blobPath, 'file', 'pass the path of the file to sign');
+    const signer = await openSigner(ctx, keyRef);
+    const signed = await signBlob(signer, blob);
+    info(ctx, `Signed with key id ${signed.publicKey.keyId}`);
+    if (outSig) {
+      await writeFileAtomic(resolvePath(ctx, outSig), signed.signatureFileContent, { overwrite: true });
+      info(ctx, `Wrote signature to file ${outSig}`);
+    } else {
+      ctx.stdout.write(`${signed.signatureFileContent}\n`);
+    }
+    if (outBundle) {
+      await writeFileAtomic(resolvePath(ctx, outBundle), signed.bundleJson, { overwrite: true });
+      info(ctx, `Wrote bundle to file ${outBundle}`);
+    }
+    return 0;
+  },
+};

@@ -1,0 +1,12 @@
+import { ApxError } from '@apx/core';
+
+/** The closed set of error codes the CLI itself raises (the packages raise their own). */
+export const CliErrorCode = {
+  INPUT_NOT_FOUND: 'INPUT_NOT_FOUND',
+  INPUT_UNREADABLE: 'INPUT_UNREADABLE',
+} as const;
+export type CliErrorCode = (typeof CliErrorCode)[keyof typeof CliErrorCode];
+
+export class CliError extends ApxError<CliErrorCode> {
+  override readonly name = 'CliError';
+}

@@ -1,0 +1,52 @@
+/**
+ * The closed set of error codes of the trust core. Codes are API (metric labels, tests,
+ * scripts match on them); messages are for people and follow the runbook's wording.
+ */
+export const CoreErrorCode = {
+  /** A signature that is well formed but does not verify: tampering or the wrong key. */
+  SIGNATURE_INVALID: 'SIGNATURE_INVALID',
+  /** Signature bytes that are neither base64 nor DER/P1363, or DER with trailing bytes. */
+  SIGNATURE_MALFORMED: 'SIGNATURE_MALFORMED',
+  /** A public key that cannot be parsed (bad PEM, wrong PEM type, bad DER). */
+  PUBLIC_KEY_INVALID: 'PUBLIC_KEY_INVALID',
+  /** A key of a type or size APX (like cosign) refuses: P-224, RSA-1024, secp256k1... */
+  KEY_UNSUPPORTED: 'KEY_UNSUPPORTED',
+  /** A bundle that is not JSON or not a Sigstore / cosign bundle APX understands. */
+  BUNDLE_INVALID: 'BUNDLE_INVALID',
+  /** A bundle whose message digest is not the digest of the artifact given. */
+  BUNDLE_DIGEST_MISMATCH: 'BUNDLE_DIGEST_MISMATCH',
+  /** Transparency-log or timestamp material in a bundle that does not verify. */
+  BUNDLE_VERIFICATION_FAILED: 'BUNDLE_VERIFICATION_FAILED',
+  /** A digest algorithm name APX does not know. */
+  DIGEST_ALGORITHM_UNSUPPORTED: 'DIGEST_ALGORITHM_UNSUPPORTED',
+} as const;
+export type CoreErrorCode = (typeof CoreErrorCode)[keyof typeof CoreErrorCode];
+
+export interface ApxErrorOptions {
+  /** What the user can do about it; the CLI prints it after the message. */
+  hint?: string;
+  cause?: unknown;
+}
+
+/**
+ * Base of every APX error. Each package narrows `code` to its own closed set; the CLI
+ * and the worker render `message` (the runbook's words) and `hint` without a stack trace.
+ */
+export class ApxError<Code extends string = string> extends Error {
+  readonly code: Code;
+  readonly hint: string | undefined;
+
+  constructor(code: Code, message: string, options: ApxErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.hint = options.hint;
+  }
+}
+
+export class VerificationError extends ApxError<CoreErrorCode> {
+  override readonly name = 'VerificationError';
+}
+
+export function isApxError(err: unknown): err is ApxError {
+  return err instanceof ApxError;
+}

@@ -1,0 +1,20 @@
+// The trust core: everything a worker must trust to decide whether bytes may run.
+export { decodeStdBase64 } from './base64.js';
+export type { ParsedBundle } from './bundle/parse.js';
+export { parseBundle } from './bundle/parse.js';
+export type { BundleVerification, BundleVerifyOptions } from './bundle/verify.js';
+export { IN_TOTO_PAYLOAD_TYPE, IN_TOTO_STATEMENT_V1, verifyBundle } from './bundle/verify.js';
+export {
+  type DigestAlgorithm,
+  digest,
+  digestFromSigstoreName,
+  parseDigestAlgorithm,
+  sha256Hex,
+  sigstoreHashName,
+} from './digest.js';
+export { ApxError, type ApxErrorOptions, CoreErrorCode, isApxError, VerificationError } from './error.js';
+export { checkKey, defaultDigestFor, type KeyAlgorithm, type KeyCheck } from './keys/key-policy.js';
+export { decodeFirstPem, encodePem, type PemBlock } from './keys/pem.js';
+export { PublicKey } from './keys/public-key.js';
+export { decodeSignatureFile, ecdsaSignatureToDer } from './signature/encoding.js';
+export { SignatureVerifier, type SignatureVerifierOptions } from './signature/verifier.js';

@@ -1,0 +1,16 @@
+// Signing: key custody behind one Signer interface, cosign-compatible key files and outputs.
+export { type BlobSignature, signBlob } from './blob.js';
+export { SignError, SignErrorCode } from './error.js';
+export { type AtomicWriteOptions, writeFileAtomic } from './fs/atomic-write.js';
+export {
+  COSIGN_KEY_LABEL,
+  DEFAULT_SCRYPT_N,
+  decryptEnvelope,
+  decryptPrivateKey,
+  encryptPrivateKey,
+  encryptToEnvelope,
+  SIGSTORE_KEY_LABEL,
+} from './keys/encrypted-key.js';
+export { type EncodedKeyPair, encodeKeyPair, generateKeyPair, parseImportableKey } from './keys/key-pair.js';
+export { FileSigner, type PasswordProvider } from './signer/file-signer.js';
+export type { SignatureResult, Signer } from './signer/signer.js';

@@ -17,6 +17,12 @@ export const CoreErrorCode = {
   BUNDLE_DIGEST_MISMATCH: 'BUNDLE_DIGEST_MISMATCH',
   /** Transparency-log or timestamp material in a bundle that does not verify. */
   BUNDLE_VERIFICATION_FAILED: 'BUNDLE_VERIFICATION_FAILED',
+  /** An artifact over the size cap (10 MiB by default). */
+  ARTIFACT_TOO_LARGE: 'ARTIFACT_TOO_LARGE',
+  /** An artifact that does not start with the WebAssembly magic and version. */
+  ARTIFACT_NOT_WASM: 'ARTIFACT_NOT_WASM',
+  /** An artifact with the magic bytes that WebAssembly.validate or compile rejects. */
+  ARTIFACT_INVALID_WASM: 'ARTIFACT_INVALID_WASM',
   /** A digest algorithm name APX does not know. */
   DIGEST_ALGORITHM_UNSUPPORTED: 'DIGEST_ALGORITHM_UNSUPPORTED',
 } as const;

@@ -1,4 +1,11 @@
 // The trust core: everything a worker must trust to decide whether bytes may run.
+
+export {
+  MAX_ARTIFACT_BYTES,
+  type VerifiedArtifact,
+  type VerifyArtifactOptions,
+  verifyArtifact,
+} from './artifact/verified-artifact.js';
 export { decodeStdBase64 } from './base64.js';
 export type { ParsedBundle } from './bundle/parse.js';
 export { parseBundle } from './bundle/parse.js';

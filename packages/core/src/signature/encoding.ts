@@ -13,12 +13,30 @@ export function decodeSignatureFile(content: Uint8Array): Buffer {
       hint: 'sign the artifact again (apx sign-blob)',
     });
   }
-  // Only printable ASCII can be base64; raw DER starts with 0x30 and is binary.
+  // Text is base64 or nothing: a raw DER or P1363 signature is binary (the INTEGER tag
+  // 0x02 alone is not printable), so printable text that does not decode is corrupted
+  // base64, and saying so beats cosign's generic "verification failed" for the same input.
   if (isAscii(bytes)) {
-    const decoded = decodeStdBase64(bytes.toString('latin1'));
+    const text = bytes.toString('latin1');
+    const decoded = decodeStdBase64(text);
     if (decoded && decoded.length > 0) return decoded;
+    throw new VerificationError(
+      CoreErrorCode.SIGNATURE_MALFORMED,
+      `malformed signature: not valid base64 (${base64Problem(text)})`,
+      {
+        hint: 'the signature file is corrupted; sign the artifact again',
+      },
+    );
   }
   return bytes;
+}
+
+function base64Problem(text: string): string {
+  const compact = text.replace(/[\r\n]/g, '');
+  const bad = /[^A-Za-z0-9+/=]/.exec(compact);
+  if (bad) return `unexpected character ${JSON.stringify(bad[0])} at offset ${bad.index}`;
+  if (compact.length % 4 !== 0) return `length ${compact.length} is not a multiple of 4 (padding missing?)`;
+  return 'misplaced padding';
 }
 
 function isAscii(bytes: Buffer): boolean {

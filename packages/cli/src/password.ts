@@ -31,6 +31,8 @@ export function passwordProvider(ctx: CliContext): PasswordProvider {
 /** Reads one line from the terminal in raw mode, echoing nothing. */
 function promptHidden(ctx: CliContext, question: string): Promise<string> {
   const input = ctx.stdin as NodeJS.ReadStream;
+  // Raw mode before the prompt: anything typed after the prompt is never echoed.
+  input.setRawMode?.(true);
   ctx.stderr.write(question);
   return new Promise((resolve, reject) => {
     let value = '';
@@ -55,7 +57,6 @@ function promptHidden(ctx: CliContext, question: string): Promise<string> {
       }
       return undefined;
     };
-    input.setRawMode?.(true);
     input.resume();
     input.on('data', onData);
   });

@@ -17,6 +17,10 @@ export const CoreErrorCode = {
   BUNDLE_DIGEST_MISMATCH: 'BUNDLE_DIGEST_MISMATCH',
   /** Transparency-log or timestamp material in a bundle that does not verify. */
   BUNDLE_VERIFICATION_FAILED: 'BUNDLE_VERIFICATION_FAILED',
+  /** No signature beside an artifact while strict mode is on. */
+  SIGNATURE_MISSING: 'SIGNATURE_MISSING',
+  /** A policy reference that is not `<policy-id>@<semver>`. */
+  REF_INVALID: 'REF_INVALID',
   /** An artifact over the size cap (10 MiB by default). */
   ARTIFACT_TOO_LARGE: 'ARTIFACT_TOO_LARGE',
   /** An artifact that does not start with the WebAssembly magic and version. */

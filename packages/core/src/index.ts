@@ -1,6 +1,15 @@
 // The trust core: everything a worker must trust to decide whether bytes may run.
 
 export {
+  type ArtifactRef,
+  artifactFileName,
+  formatArtifactRef,
+  isPolicyId,
+  isSemver,
+  parseArtifactRef,
+} from './artifact/ref.js';
+export {
+  acceptUnsignedArtifact,
   MAX_ARTIFACT_BYTES,
   type VerifiedArtifact,
   type VerifyArtifactOptions,

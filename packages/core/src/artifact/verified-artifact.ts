@@ -22,8 +22,11 @@ export interface VerifiedArtifact {
   /** `sha256:<hex>` of the verified bytes. */
   readonly digest: string;
   readonly size: number;
-  /** Key id (hex SHA-256 of SPKI DER) of the key whose signature verified. */
-  readonly keyId: string;
+  /**
+   * Key id (hex SHA-256 of SPKI DER) of the key whose signature verified; null only for an
+   * unsigned artifact accepted by `acceptUnsignedArtifact` (strict mode off, never production).
+   */
+  readonly keyId: string | null;
   readonly verifiedAt: Date;
 }
 
@@ -46,14 +49,37 @@ export function verifyArtifact(
   verifier: SignatureVerifier,
   options: VerifyArtifactOptions = {},
 ): VerifiedArtifact {
+  checkSize(bytes, options);
+  const digest = `sha256:${sha256Hex(bytes)}`;
+  verifier.verify(bytes, signatureFile);
+  return compileChecked(bytes, digest, verifier.publicKey.keyId, options);
+}
+
+/**
+ * The explicit, greppable door for strict mode off (development only; the worker refuses
+ * it in production): the same size, magic and validation checks, no signature. The
+ * result says `keyId: null`, so every consumer can see and report that it was unsigned.
+ */
+export function acceptUnsignedArtifact(bytes: Uint8Array, options: VerifyArtifactOptions = {}): VerifiedArtifact {
+  checkSize(bytes, options);
+  return compileChecked(bytes, `sha256:${sha256Hex(bytes)}`, null, options);
+}
+
+function checkSize(bytes: Uint8Array, options: VerifyArtifactOptions): void {
   const max = options.maxBytes ?? MAX_ARTIFACT_BYTES;
   if (bytes.byteLength > max) {
     throw new VerificationError(CoreErrorCode.ARTIFACT_TOO_LARGE, `artifact too large: ${bytes.byteLength} bytes (max: ${max})`, {
       hint: 'policy artifacts are capped at 10 MiB; split the policy or check that the right file was published',
     });
   }
-  const digest = `sha256:${sha256Hex(bytes)}`;
-  verifier.verify(bytes, signatureFile);
+}
+
+function compileChecked(
+  bytes: Uint8Array,
+  digest: string,
+  keyId: string | null,
+  options: VerifyArtifactOptions,
+): VerifiedArtifact {
   if (bytes.byteLength < WASM_HEADER.length || !WASM_HEADER.equals(bytes.subarray(0, WASM_HEADER.length))) {
     throw new VerificationError(CoreErrorCode.ARTIFACT_NOT_WASM, 'invalid artifact: not a WASM file', {
       hint: 'the artifact must be a WebAssembly module compiled by apx compile',
@@ -78,7 +104,7 @@ export function verifyArtifact(
     module,
     digest,
     size: bytes.byteLength,
-    keyId: verifier.publicKey.keyId,
+    keyId,
     verifiedAt: (options.now ?? (() => new Date()))(),
   };
 }

@@ -1,0 +1,210 @@
+import { isPolicyId, isSemver } from '@apx/core';
+import { AllowList } from './allow-list.js';
+import { WorkerError, WorkerErrorCode } from './error.js';
+
+export type Environment = 'dev' | 'staging' | 'production';
+
+/** A configured policy: pinned to one version, or following the highest admitted version. */
+export interface PolicySelector {
+  policyId: string;
+  version: string | undefined;
+}
+
+export interface WorkerConfig {
+  env: Environment;
+  store: string;
+  publicKey: string;
+  strict: boolean;
+  allowList: AllowList | undefined;
+  /** Empty: every policy found in the store. */
+  policies: PolicySelector[];
+  cacheDir: string | undefined;
+  host: string;
+  port: number;
+  reloadIntervalMs: number;
+  memoryCacheEntries: number;
+}
+
+/** One setting: its environment name (DESIGN.md §6), its flag, default and meaning. */
+export interface Setting {
+  key: keyof WorkerConfig;
+  env: string;
+  flag: string;
+  default: string | undefined;
+  description: string;
+}
+
+export const SETTINGS: readonly Setting[] = [
+  {
+    key: 'env',
+    env: 'APX_ENV',
+    flag: 'env',
+    default: 'dev',
+    description: 'dev, staging or production; production refuses unsafe settings.',
+  },
+  {
+    key: 'store',
+    env: 'APX_STORE',
+    flag: 'store',
+    default: './artifacts',
+    description: 'Where artifacts live: a directory, file://, gs://, s3:// or oci:// URL.',
+  },
+  {
+    key: 'publicKey',
+    env: 'APX_PUBLIC_KEY',
+    flag: 'public-key',
+    default: 'keys/cosign.pub',
+    description: 'The trusted public key: a PEM file or env://VAR.',
+  },
+  {
+    key: 'strict',
+    env: 'APX_STRICT_MODE',
+    flag: 'strict-mode',
+    default: 'true',
+    description: 'Reject unsigned artifacts (true/false). Cannot be false in production.',
+  },
+  {
+    key: 'allowList',
+    env: 'ALLOWED_POLICY_VERSIONS',
+    flag: 'allowed-versions',
+    default: undefined,
+    description: 'Comma-separated versions, pb-id@version entries or semver ranges. Required in production.',
+  },
+  {
+    key: 'policies',
+    env: 'APX_POLICIES',
+    flag: 'policies',
+    default: undefined,
+    description:
+      'Comma-separated policies to serve: pb-id@version (pinned) or pb-id (highest allowed). Default: all in the store.',
+  },
+  {
+    key: 'cacheDir',
+    env: 'APX_CACHE_DIR',
+    flag: 'cache-dir',
+    default: undefined,
+    description: 'Directory for the on-disk artifact cache (re-verified on every read).',
+  },
+  {
+    key: 'host',
+    env: 'APX_HOST',
+    flag: 'host',
+    default: '127.0.0.1',
+    description: 'Address to listen on (0.0.0.0 for all interfaces).',
+  },
+  { key: 'port', env: 'APX_PORT', flag: 'port', default: '8080', description: 'HTTP port (0 picks a free one).' },
+  {
+    key: 'reloadIntervalMs',
+    env: 'APX_RELOAD_INTERVAL',
+    flag: 'reload-interval',
+    default: '30',
+    description: 'Seconds between checks of the store for new versions (0 disables).',
+  },
+  {
+    key: 'memoryCacheEntries',
+    env: 'APX_MEMORY_CACHE_ENTRIES',
+    flag: 'memory-cache-entries',
+    default: '64',
+    description: 'Verified artifacts kept in memory, by digest.',
+  },
+];
+
+function invalid(setting: Setting, value: string, expected: string): WorkerError {
+  return new WorkerError(WorkerErrorCode.CONFIG_INVALID, `invalid ${setting.env}="${value}"`, { hint: expected });
+}
+
+function parseEnvironment(s: Setting, v: string): Environment {
+  const map: Record<string, Environment> = {
+    dev: 'dev',
+    development: 'dev',
+    staging: 'staging',
+    production: 'production',
+    prod: 'production',
+  };
+  const env = map[v.toLowerCase()];
+  if (!env) throw invalid(s, v, 'use dev, staging or production');
+  return env;
+}
+
+function parseBool(s: Setting, v: string): boolean {
+  if (/^(true|1|yes|on)$/i.test(v)) return true;
+  if (/^(false|0|no|off)$/i.test(v)) return false;
+  throw invalid(s, v, 'use true or false');
+}
+
+function parseInteger(s: Setting, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw invalid(s, v, `use a whole number from ${min} to ${max}`);
+  return n;
+}
+
+function parsePolicies(s: Setting, v: string): PolicySelector[] {
+  const out: PolicySelector[] = [];
+  for (const raw of v.split(',')) {
+    const item = raw.trim();
+    if (item === '') continue;
+    const at = item.lastIndexOf('@');
+    const policyId = at < 0 ? item : item.slice(0, at);
+    const version = at < 0 ? undefined : item.slice(at + 1);
+    if (!isPolicyId(policyId) || (version !== undefined && !isSemver(version))) {
+      throw invalid(s, v, `"${item}" is not a policy (pb-pay-v1) or reference (pb-pay-v1@1.0.0)`);
+    }
+    out.push({ policyId, version });
+  }
+  return out;
+}
+
+/**
+ * Builds the worker's configuration: flags override the environment, the environment
+ * overrides defaults (DESIGN.md §6). Production refuses strict mode off and a missing
+ * allow-list. Returns warnings to log at start (strict mode off outside production).
+ */
+export function resolveConfig(
+  env: Record<string, string | undefined>,
+  flags: Record<string, string | undefined> = {},
+): { config: WorkerConfig; warnings: string[] } {
+  const raw = (s: Setting): string | undefined => {
+    const v = flags[s.flag] ?? env[s.env];
+    return v === undefined || v.trim() === '' ? s.default : v.trim();
+  };
+  const setting = (key: keyof WorkerConfig): Setting => SETTINGS.find((s) => s.key === key) as Setting;
+  const text = (key: keyof WorkerConfig) => raw(setting(key));
+
+  const environment = parseEnvironment(setting('env'), text('env') as string);
+  const strict = parseBool(setting('strict'), text('strict') as string);
+  const allowText = text('allowList');
+  const allowList = allowText === undefined ? undefined : AllowList.parse(allowText);
+  const policiesText = text('policies');
+  const config: WorkerConfig = {
+    env: environment,
+    store: text('store') as string,
+    publicKey: text('publicKey') as string,
+    strict,
+    allowList,
+    policies: policiesText === undefined ? [] : parsePolicies(setting('policies'), policiesText),
+    cacheDir: text('cacheDir'),
+    host: text('host') as string,
+    port: parseInteger(setting('port'), text('port') as string, 0, 65535),
+    reloadIntervalMs: parseInteger(setting('reloadIntervalMs'), text('reloadIntervalMs') as string, 0, 86400) * 1000,
+    memoryCacheEntries: parseInteger(setting('memoryCacheEntries'), text('memoryCacheEntries') as string, 1, 100000),
+  };
+
+  const warnings: string[] = [];
+  if (environment === 'production') {
+    if (!strict) {
+      throw new WorkerError(WorkerErrorCode.CONFIG_UNSAFE, 'refusing to start in production with strict mode disabled', {
+        hint: 'unset APX_STRICT_MODE (strict is the default); every production artifact must be signed',
+      });
+    }
+    if (!allowList) {
+      throw new WorkerError(WorkerErrorCode.CONFIG_UNSAFE, 'refusing to start in production without an allow-list', {
+        hint: 'set ALLOWED_POLICY_VERSIONS, e.g. ALLOWED_POLICY_VERSIONS="1.0.0,1.1.0"',
+      });
+    }
+  } else if (!strict) {
+    warnings.push(
+      `strict mode disabled (APX_ENV=${environment}): unsigned artifacts will be loaded; never do this in production`,
+    );
+  }
+  return { config, warnings };
+}

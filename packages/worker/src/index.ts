@@ -1,0 +1,14 @@
+// The APX worker: verify, cache, execute, serve.
+export { AllowList } from './allow-list.js';
+export { DiskCache, MemoryCache } from './cache.js';
+export { type Environment, type PolicySelector, resolveConfig, SETTINGS, type Setting, type WorkerConfig } from './config.js';
+export { WorkerError, WorkerErrorCode } from './error.js';
+export { keyProviderFromRef, type TrustedKeyProvider } from './keys.js';
+export { LoadError } from './load-error.js';
+export { type LoadedPolicy, PolicyLoader } from './loader.js';
+export { createLogger } from './observability/logger.js';
+export { WorkerMetrics } from './observability/metrics.js';
+export { PolicySet } from './policy-set.js';
+export type { PolicyDecision, PolicyRuntime, RuntimeFactory } from './runtime.js';
+export type { ArtifactMaterial, ArtifactSource } from './source.js';
+export { type RunningWorker, startWorker, type WorkerDeps } from './worker.js';

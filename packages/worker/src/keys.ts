@@ -1,0 +1,69 @@
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { isApxError, PublicKey, SignatureVerifier } from '@apx/core';
+import { WorkerError, WorkerErrorCode } from './error.js';
+
+/** Where the worker gets the key it trusts; each call may refresh (rotation without restart). */
+export interface TrustedKeyProvider {
+  /** Where it looks, for messages: `keys/cosign.pub`, `env://APX_PUBKEY`... */
+  readonly description: string;
+  verifier(): Promise<SignatureVerifier>;
+}
+
+function unavailable(where: string, why: string, cause?: unknown): WorkerError {
+  return new WorkerError(WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE, `public key not available: ${where} (${why})`, {
+    hint: "set APX_PUBLIC_KEY to the signer's public key (a PEM file or env://VAR)",
+    cause,
+  });
+}
+
+/**
+ * A key from a file or an environment variable. The parsed verifier is cached; a file is
+ * re-read when it changes on disk (its mtime), so a rotated key file takes effect without
+ * a restart and without re-parsing on every load.
+ */
+export function keyProviderFromRef(
+  ref: string,
+  options: { env: Record<string, string | undefined>; cwd: string },
+): TrustedKeyProvider {
+  if (ref.startsWith('env://')) {
+    const name = ref.slice('env://'.length);
+    let cached: SignatureVerifier | undefined;
+    return {
+      description: ref,
+      async verifier() {
+        if (cached) return cached;
+        const pem = options.env[name];
+        if (!pem) throw unavailable(ref, 'the variable is unset or empty');
+        try {
+          cached = new SignatureVerifier(PublicKey.fromPem(pem, ref));
+        } catch (err) {
+          throw unavailable(ref, isApxError(err) ? err.message : 'not a PEM public key', err);
+        }
+        return cached;
+      },
+    };
+  }
+  const path = resolve(options.cwd, ref);
+  let cached: { verifier: SignatureVerifier; pem: string } | undefined;
+  return {
+    description: ref,
+    async verifier() {
+      let pem: string;
+      try {
+        pem = await readFile(path, 'utf8');
+      } catch (err) {
+        if (cached) return cached.verifier; // keep the last good key if the file vanishes mid-rotation
+        const code = (err as NodeJS.ErrnoException).code;
+        throw unavailable(ref, code === 'ENOENT' ? 'file not found' : (err as Error).message, err);
+      }
+      if (cached && cached.pem === pem) return cached.verifier;
+      try {
+        cached = { verifier: new SignatureVerifier(PublicKey.fromPem(pem, ref)), pem };
+      } catch (err) {
+        throw unavailable(ref, isApxError(err) ? err.message : 'not a PEM public key', err);
+      }
+      return cached.verifier;
+    },
+  };
+}

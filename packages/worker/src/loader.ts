@@ -1,0 +1,227 @@
+import {
+  type ArtifactRef,
+  acceptUnsignedArtifact,
+  artifactFileName,
+  CoreErrorCode,
+  formatArtifactRef,
+  isApxError,
+  MAX_ARTIFACT_BYTES,
+  sha256Hex,
+  VerificationError,
+  type VerifiedArtifact,
+  verifyArtifact,
+} from '@apx/core';
+import type { AllowList } from './allow-list.js';
+import { type DiskCache, MemoryCache } from './cache.js';
+import { WorkerError, WorkerErrorCode } from './error.js';
+import type { TrustedKeyProvider } from './keys.js';
+import { LoadError } from './load-error.js';
+import type { PolicyRuntime, RuntimeFactory } from './runtime.js';
+import type { ArtifactMaterial, ArtifactSource } from './source.js';
+
+export interface LoadedPolicy {
+  ref: ArtifactRef;
+  refText: string;
+  artifact: VerifiedArtifact;
+  runtime: PolicyRuntime;
+  loadedAt: Date;
+}
+
+export type LoadSource = 'memory' | 'disk' | 'store';
+
+/** What the loader tells the service, which logs and counts (the loader does neither). */
+export interface LoadObserver {
+  loaded(policy: LoadedPolicy, source: LoadSource, seconds: number): void;
+  rejected(error: LoadError, seconds: number): void;
+  unsignedAccepted(ref: string, digest: string): void;
+  diskEntryRejected(error: LoadError): void;
+}
+
+export interface PolicyLoaderOptions {
+  source: ArtifactSource;
+  keys: TrustedKeyProvider;
+  strict: boolean;
+  allowList: AllowList | undefined;
+  runtimeFactory: RuntimeFactory;
+  observer: LoadObserver;
+  memoryCacheEntries: number;
+  diskCache?: DiskCache | undefined;
+  maxBytes?: number;
+}
+
+/**
+ * Loads a policy by reference in the runbook's order (Verification Flow): check cache,
+ * download artifact and signature, version allow-list, signature present (strict mode),
+ * public key, SHA-256, signature verification, size, magic bytes, validation, instantiate.
+ * The bytes verified are the bytes compiled (verifyArtifact returns the compiled Module).
+ * Concurrent loads of one reference share one download.
+ */
+export class PolicyLoader {
+  private readonly options: PolicyLoaderOptions;
+  private readonly memory: MemoryCache<LoadedPolicy>;
+  private readonly inflight = new Map<string, Promise<LoadedPolicy>>();
+  /** Digests that failed signature verification: refused on sight, never retried silently. */
+  private readonly blocked = new Set<string>();
+
+  constructor(options: PolicyLoaderOptions) {
+    this.options = options;
+    this.memory = new MemoryCache(options.memoryCacheEntries);
+  }
+
+  get maxBytes(): number {
+    return this.options.maxBytes ?? MAX_ARTIFACT_BYTES;
+  }
+
+  isBlocked(digest: string): boolean {
+    return this.blocked.has(digest);
+  }
+
+  load(ref: ArtifactRef): Promise<LoadedPolicy> {
+    const refText = formatArtifactRef(ref);
+    const cached = this.memory.get(refText);
+    if (cached) {
+      this.options.observer.loaded(cached, 'memory', 0);
+      return Promise.resolve(cached);
+    }
+    const pending = this.inflight.get(refText);
+    if (pending) return pending;
+    const started = process.hrtime.bigint();
+    const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
+    const promise = this.loadUncached(ref, refText, seconds).finally(() => this.inflight.delete(refText));
+    this.inflight.set(refText, promise);
+    return promise;
+  }
+
+  private async loadUncached(ref: ArtifactRef, refText: string, seconds: () => number): Promise<LoadedPolicy> {
+    const disk = this.options.diskCache;
+    if (disk) {
+      const material = await disk.read(refText);
+      if (material) {
+        try {
+          return this.finish(ref, refText, await this.verify(ref, material), 'disk', seconds);
+        } catch (err) {
+          // A bad disk entry is reported and dropped; the store is the source of truth.
+          this.options.observer.diskEntryRejected(err instanceof LoadError ? err : new LoadError(ref, err));
+          await disk.remove(refText);
+        }
+      }
+    }
+    let material: ArtifactMaterial | undefined;
+    try {
+      material = await this.download(ref);
+      const loaded = this.finish(ref, refText, await this.verify(ref, material), 'store', seconds);
+      if (disk) await disk.write(refText, loaded.artifact.digest, material).catch(() => undefined);
+      return loaded;
+    } catch (err) {
+      const error = err instanceof LoadError ? err : new LoadError(ref, err);
+      this.options.observer.rejected(error, seconds());
+      throw error;
+    }
+  }
+
+  private async download(ref: ArtifactRef): Promise<ArtifactMaterial> {
+    const { source } = this.options;
+    let material: ArtifactMaterial | undefined;
+    try {
+      material = await source.fetch(ref, { maxBytes: this.maxBytes });
+    } catch (err) {
+      if (isApxError(err)) throw new LoadError(ref, err);
+      throw new LoadError(
+        ref,
+        new WorkerError(WorkerErrorCode.STORE_UNAVAILABLE, `store unavailable: ${source.url}: ${(err as Error).message}`, {
+          hint: 'check APX_STORE and that the store is reachable; the worker keeps serving what it has and retries',
+          cause: err,
+        }),
+      );
+    }
+    if (!material) {
+      throw new LoadError(
+        ref,
+        new WorkerError(WorkerErrorCode.ARTIFACT_NOT_FOUND, `artifact not found: ${artifactFileName(ref)} in ${source.url}`, {
+          hint: 'publish it (apx publish) or fix APX_POLICIES',
+        }),
+      );
+    }
+    return material;
+  }
+
+  private async verify(ref: ArtifactRef, material: ArtifactMaterial): Promise<VerifiedArtifact> {
+    const { allowList, strict, keys } = this.options;
+    const digest = `sha256:${sha256Hex(material.artifact)}`;
+    const fail = (err: unknown): never => {
+      throw new LoadError(ref, err, digest);
+    };
+    if (allowList && !allowList.admits(ref.policyId, ref.version)) fail(allowList.rejection(ref.policyId, ref.version));
+    if (!material.signature) {
+      if (strict) {
+        fail(
+          new VerificationError(
+            CoreErrorCode.SIGNATURE_MISSING,
+            `signature file not found: ${artifactFileName(ref)}.sig (strict mode enabled)`,
+            { hint: 'sign the artifact (apx sign) and publish the .sig beside it' },
+          ),
+        );
+      }
+      try {
+        const artifact = acceptUnsignedArtifact(material.artifact, { maxBytes: this.maxBytes });
+        this.options.observer.unsignedAccepted(formatArtifactRef(ref), artifact.digest);
+        return artifact;
+      } catch (err) {
+        return fail(err);
+      }
+    }
+    if (this.blocked.has(digest)) {
+      fail(
+        new WorkerError(WorkerErrorCode.DIGEST_BLOCKED, `digest ${digest} is blocked: it failed signature verification before`, {
+          hint: 'publish a correctly signed artifact; the tampered bytes stay blocked until the worker restarts',
+        }),
+      );
+    }
+    let verifier: Awaited<ReturnType<TrustedKeyProvider['verifier']>>;
+    try {
+      verifier = await keys.verifier();
+    } catch (err) {
+      return fail(err);
+    }
+    try {
+      return verifyArtifact(material.artifact, material.signature, verifier, { maxBytes: this.maxBytes });
+    } catch (err) {
+      if (isApxError(err) && (err.code === CoreErrorCode.SIGNATURE_INVALID || err.code === CoreErrorCode.SIGNATURE_MALFORMED)) {
+        this.blocked.add(digest);
+      }
+      return fail(err);
+    }
+  }
+
+  private finish(
+    ref: ArtifactRef,
+    refText: string,
+    artifact: VerifiedArtifact,
+    source: LoadSource,
+    seconds: () => number,
+  ): LoadedPolicy {
+    let runtime: PolicyRuntime;
+    try {
+      runtime = this.options.runtimeFactory(artifact);
+    } catch (err) {
+      throw new LoadError(
+        ref,
+        isApxError(err)
+          ? err
+          : new WorkerError(WorkerErrorCode.INSTANTIATION_FAILED, `cannot instantiate: ${(err as Error).message}`, {
+              cause: err,
+            }),
+        artifact.digest,
+      );
+    }
+    const loaded: LoadedPolicy = { ref, refText, artifact, runtime, loadedAt: new Date() };
+    this.memory.set(refText, loaded);
+    this.options.observer.loaded(loaded, source, seconds());
+    return loaded;
+  }
+
+  /** Forget a loaded digest everywhere (revocation, issue 5 builds on this). */
+  forget(digest: string): void {
+    this.memory.forgetDigest(digest);
+  }
+}

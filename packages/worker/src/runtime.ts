@@ -1,0 +1,19 @@
+import type { VerifiedArtifact } from '@apx/core';
+
+/** An instantiated policy: decides one request at a time, synchronously. */
+export interface PolicyRuntime {
+  decide(request: unknown): PolicyDecision;
+}
+
+/** The decision record the worker serves; the host's full decision rides along as `detail`. */
+export interface PolicyDecision {
+  allow: boolean;
+  status: number;
+  reason: string;
+  /** Rate-limit buckets this request charges (the worker keeps the counters). */
+  rateLimits: Array<{ name: string; key: string; rps: number; burst: number }>;
+  detail: Record<string, unknown>;
+}
+
+/** Turns a verified artifact into a runtime; only verified artifacts can be instantiated. */
+export type RuntimeFactory = (artifact: VerifiedArtifact) => PolicyRuntime;

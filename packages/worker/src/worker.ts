@@ -1,0 +1,92 @@
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { DestinationStream } from 'pino';
+import { DiskCache } from './cache.js';
+import type { WorkerConfig } from './config.js';
+import { keyProviderFromRef, type TrustedKeyProvider } from './keys.js';
+import { PolicyLoader } from './loader.js';
+import { createObservers } from './observability/events.js';
+import { createLogger, type WorkerLogger } from './observability/logger.js';
+import { WorkerMetrics } from './observability/metrics.js';
+import { PolicySet } from './policy-set.js';
+import { RateLimiter } from './rate-limit.js';
+import type { RuntimeFactory } from './runtime.js';
+import { createWorkerServer } from './server.js';
+import type { ArtifactSource } from './source.js';
+
+export interface WorkerDeps {
+  /** Opens the store named by APX_STORE. */
+  openSource: (url: string) => Promise<ArtifactSource>;
+  runtimeFactory: RuntimeFactory;
+  env: Record<string, string | undefined>;
+  cwd: string;
+  logDestination?: DestinationStream;
+  /** Overrides APX_PUBLIC_KEY resolution (tests, KMS and secret stores). */
+  keys?: TrustedKeyProvider;
+  retryMinMs?: number;
+}
+
+export interface RunningWorker {
+  url: string;
+  server: Server;
+  policies: PolicySet;
+  metrics: WorkerMetrics;
+  log: WorkerLogger;
+  stop(): Promise<void>;
+}
+
+/**
+ * The run side's composition root: configuration in, a listening worker out. It starts
+ * serving at once (liveness), loads the configured policies in the background of its
+ * readiness, and never exits because a policy fails to load.
+ */
+export async function startWorker(config: WorkerConfig, warnings: string[], deps: WorkerDeps): Promise<RunningWorker> {
+  const log = createLogger(deps.logDestination);
+  for (const w of warnings) log.warn({ setting: 'APX_STRICT_MODE' }, w);
+  const metrics = new WorkerMetrics();
+  const observers = createObservers(log, metrics);
+  const source = await deps.openSource(config.store);
+  const loader = new PolicyLoader({
+    source,
+    keys: deps.keys ?? keyProviderFromRef(config.publicKey, { env: deps.env, cwd: deps.cwd }),
+    strict: config.strict,
+    allowList: config.allowList,
+    runtimeFactory: deps.runtimeFactory,
+    observer: observers.load,
+    memoryCacheEntries: config.memoryCacheEntries,
+    diskCache: config.cacheDir ? new DiskCache(config.cacheDir) : undefined,
+  });
+  const policies = new PolicySet({
+    loader,
+    source,
+    selectors: config.policies,
+    allowList: config.allowList,
+    reloadIntervalMs: config.reloadIntervalMs,
+    observer: observers.set,
+    ...(deps.retryMinMs === undefined ? {} : { retryMinMs: deps.retryMinMs }),
+  });
+  const server = createWorkerServer({ policies, metrics, limiter: new RateLimiter() });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+  log.info(
+    { env: config.env, store: source.url, strict: config.strict, allowed_versions: config.allowList?.toString() ?? null, url },
+    `worker listening on ${url}`,
+  );
+  await policies.start();
+  return {
+    url,
+    server,
+    policies,
+    metrics,
+    log,
+    async stop() {
+      policies.stop();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,79 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { PublicKey, SignatureVerifier } from '@apx/core';
+import { DiskCache } from './cache.js';
+import type { LoadObserver } from './loader.js';
+import { PolicyLoader } from './loader.js';
+import type { ArtifactSource } from './source.js';
+
+// (module (func (export "f") (result i32) i32.const 42))
+const WASM = Buffer.from('0061736d010000000105016000017f03020100070501016600000a06010400412a0b', 'hex');
+const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const signature = Buffer.from(sign('sha256', WASM, privateKey).toString('base64'));
+const ref = { policyId: 'pb-test', version: '1.0.0' };
+
+function loaderWith(dir: string, source: ArtifactSource, events: string[]): PolicyLoader {
+  const observer: LoadObserver = {
+    loaded: (_p, from) => events.push(`loaded:${from}`),
+    rejected: (e) => events.push(`rejected:${e.code}`),
+    unsignedAccepted: () => events.push('unsigned'),
+    diskEntryRejected: (e) => events.push(`disk-rejected:${e.code}`),
+  };
+  return new PolicyLoader({
+    source,
+    keys: { description: 'k', verifier: async () => new SignatureVerifier(PublicKey.fromKeyObject(publicKey)) },
+    strict: true,
+    allowList: undefined,
+    runtimeFactory: () => ({ decide: () => ({ allow: true, status: 200, reason: '', rateLimits: [], detail: {} }) }),
+    observer,
+    memoryCacheEntries: 4,
+    diskCache: new DiskCache(dir),
+  });
+}
+
+const storeWith = (available: boolean): ArtifactSource & { calls: number } => ({
+  url: 'memory://',
+  calls: 0,
+  async fetch() {
+    this.calls++;
+    if (!available) throw new Error('connect ECONNREFUSED');
+    return { artifact: WASM, signature, bundle: undefined };
+  },
+  async versions() {
+    return ['1.0.0'];
+  },
+  async policies() {
+    return ['pb-test'];
+  },
+});
+
+describe('on-disk cache (APX_CACHE_DIR)', () => {
+  it('serves a restarted worker while the store is down, after re-verifying the entry', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'apx-cache-'));
+    const events: string[] = [];
+    await loaderWith(dir, storeWith(true), events).load(ref);
+    const offline = storeWith(false);
+    const loaded = await loaderWith(dir, offline, events).load(ref);
+    assert.equal(offline.calls, 0);
+    assert.match(loaded.artifact.digest, /^sha256:/);
+    assert.deepEqual(events, ['loaded:store', 'loaded:disk']);
+  });
+
+  it('rejects a tampered disk entry, drops it, and falls back to the store', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'apx-cache-'));
+    const events: string[] = [];
+    await loaderWith(dir, storeWith(true), events).load(ref);
+    const blob = readdirSync(join(dir, 'blobs')).find((f) => f.endsWith('.wasm')) as string;
+    const bytes = readFileSync(join(dir, 'blobs', blob));
+    bytes[bytes.length - 2] = 0x2b;
+    writeFileSync(join(dir, 'blobs', blob), bytes);
+    const store = storeWith(true);
+    await loaderWith(dir, store, events).load(ref);
+    assert.equal(store.calls, 1);
+    assert.deepEqual(events, ['loaded:store', 'disk-rejected:SIGNATURE_INVALID', 'loaded:store']);
+  });
+});

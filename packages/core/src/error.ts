@@ -19,6 +19,10 @@ export const CoreErrorCode = {
   BUNDLE_VERIFICATION_FAILED: 'BUNDLE_VERIFICATION_FAILED',
   /** No signature beside an artifact while strict mode is on. */
   SIGNATURE_MISSING: 'SIGNATURE_MISSING',
+  /** A signed statement that names another policy, version or environment than the one loaded. */
+  BINDING_MISMATCH: 'BINDING_MISMATCH',
+  /** A bundle is required (staging, production) and there is none. */
+  BINDING_MISSING: 'BINDING_MISSING',
   /** A policy reference that is not `<policy-id>@<semver>`. */
   REF_INVALID: 'REF_INVALID',
   /** An artifact over the size cap (10 MiB by default). */

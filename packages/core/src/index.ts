@@ -16,6 +16,14 @@ export {
   verifyArtifact,
 } from './artifact/verified-artifact.js';
 export { decodeStdBase64 } from './base64.js';
+export {
+  type ArtifactBinding,
+  type BindingExpectation,
+  bindingStatement,
+  checkBinding,
+  POLICY_PREDICATE_TYPE,
+  readBinding,
+} from './binding/statement.js';
 export type { ParsedBundle } from './bundle/parse.js';
 export { parseBundle } from './bundle/parse.js';
 export type { BundleVerification, BundleVerifyOptions } from './bundle/verify.js';

@@ -31,6 +31,7 @@ function loaderWith(dir: string, source: ArtifactSource, events: string[]): Poli
     runtimeFactory: () => ({ decide: () => ({ allow: true, status: 200, reason: '', rateLimits: [], detail: {} }) }),
     observer,
     memoryCacheEntries: 4,
+    binding: { environment: 'dev', required: false },
     diskCache: new DiskCache(dir),
   });
 }

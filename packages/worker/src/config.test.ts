@@ -42,7 +42,18 @@ describe('worker configuration', () => {
       code: 'CONFIG_UNSAFE',
       message: 'refusing to start in production without an allow-list',
     });
-    assert.equal(resolveConfig({ APX_ENV: 'production', ALLOWED_POLICY_VERSIONS: '1.0.0' }).config.env, 'production');
+    assert.throws(
+      () => resolveConfig({ APX_ENV: 'production', ALLOWED_POLICY_VERSIONS: '1.0.0', APX_REQUIRE_BINDING: 'false' }),
+      {
+        code: 'CONFIG_UNSAFE',
+        message: 'refusing to start in production without signed bindings',
+      },
+    );
+    const prod = resolveConfig({ APX_ENV: 'production', ALLOWED_POLICY_VERSIONS: '1.0.0' }).config;
+    assert.equal(prod.env, 'production');
+    assert.equal(prod.requireBinding, true);
+    assert.equal(resolveConfig({ APX_ENV: 'staging' }).config.requireBinding, true);
+    assert.equal(resolveConfig({}).config.requireBinding, false);
   });
 
   it('names malformed settings', () => {

@@ -23,6 +23,8 @@ export interface WorkerConfig {
   port: number;
   reloadIntervalMs: number;
   memoryCacheEntries: number;
+  /** Require a signed binding (name, version, environment) for every artifact. */
+  requireBinding: boolean;
 }
 
 /** One setting: its environment name (DESIGN.md §6), its flag, default and meaning. */
@@ -77,6 +79,14 @@ export const SETTINGS: readonly Setting[] = [
     default: undefined,
     description:
       'Comma-separated policies to serve: pb-id@version (pinned) or pb-id (highest allowed). Default: all in the store.',
+  },
+  {
+    key: 'requireBinding',
+    env: 'APX_REQUIRE_BINDING',
+    flag: 'require-binding',
+    default: undefined,
+    description:
+      'Require a signed binding naming policy, version and this environment (default: true in staging and production; cannot be false in production).',
   },
   {
     key: 'cacheDir',
@@ -187,6 +197,10 @@ export function resolveConfig(
     port: parseInteger(setting('port'), text('port') as string, 0, 65535),
     reloadIntervalMs: parseInteger(setting('reloadIntervalMs'), text('reloadIntervalMs') as string, 0, 86400) * 1000,
     memoryCacheEntries: parseInteger(setting('memoryCacheEntries'), text('memoryCacheEntries') as string, 1, 100000),
+    requireBinding: (() => {
+      const v = text('requireBinding');
+      return v === undefined ? environment !== 'dev' : parseBool(setting('requireBinding'), v);
+    })(),
   };
 
   const warnings: string[] = [];
@@ -199,6 +213,11 @@ export function resolveConfig(
     if (!allowList) {
       throw new WorkerError(WorkerErrorCode.CONFIG_UNSAFE, 'refusing to start in production without an allow-list', {
         hint: 'set ALLOWED_POLICY_VERSIONS, e.g. ALLOWED_POLICY_VERSIONS="1.0.0,1.1.0"',
+      });
+    }
+    if (!config.requireBinding) {
+      throw new WorkerError(WorkerErrorCode.CONFIG_UNSAFE, 'refusing to start in production without signed bindings', {
+        hint: 'unset APX_REQUIRE_BINDING; production artifacts must carry a statement naming policy, version and environment',
       });
     }
   } else if (!strict) {

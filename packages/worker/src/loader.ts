@@ -3,13 +3,18 @@ import {
   acceptUnsignedArtifact,
   artifactFileName,
   CoreErrorCode,
+  checkBinding,
   formatArtifactRef,
   isApxError,
   MAX_ARTIFACT_BYTES,
+  parseBundle,
+  readBinding,
+  type SignatureVerifier,
   sha256Hex,
   VerificationError,
   type VerifiedArtifact,
   verifyArtifact,
+  verifyBundle,
 } from '@apx/core';
 import type { AllowList } from './allow-list.js';
 import { type DiskCache, MemoryCache } from './cache.js';
@@ -29,6 +34,13 @@ export interface LoadedPolicy {
 
 export type LoadSource = 'memory' | 'disk' | 'store';
 
+/** Verdicts on bytes or signatures that mark a digest as tampered: refused on sight afterwards. */
+const BLOCKING = new Set<string>([
+  CoreErrorCode.SIGNATURE_INVALID,
+  CoreErrorCode.SIGNATURE_MALFORMED,
+  CoreErrorCode.BUNDLE_DIGEST_MISMATCH,
+]);
+
 /** What the loader tells the service, which logs and counts (the loader does neither). */
 export interface LoadObserver {
   loaded(policy: LoadedPolicy, source: LoadSource, seconds: number): void;
@@ -47,6 +59,12 @@ export interface PolicyLoaderOptions {
   memoryCacheEntries: number;
   diskCache?: DiskCache | undefined;
   maxBytes?: number;
+  /**
+   * The worker's environment and whether a signed binding (bundle statement) is required.
+   * When a bundle is present it is always checked (name, version, size; the environment
+   * too when required); when required and absent, the load fails.
+   */
+  binding: { environment: string; required: boolean };
 }
 
 /**
@@ -184,13 +202,50 @@ export class PolicyLoader {
       return fail(err);
     }
     try {
-      return verifyArtifact(material.artifact, material.signature, verifier, { maxBytes: this.maxBytes });
+      const artifact = verifyArtifact(material.artifact, material.signature, verifier, { maxBytes: this.maxBytes });
+      this.checkBinding(ref, material, verifier);
+      return artifact;
     } catch (err) {
-      if (isApxError(err) && (err.code === CoreErrorCode.SIGNATURE_INVALID || err.code === CoreErrorCode.SIGNATURE_MALFORMED)) {
-        this.blocked.add(digest);
-      }
+      if (isApxError(err) && BLOCKING.has(err.code)) this.blocked.add(digest);
       return fail(err);
     }
+  }
+
+  /**
+   * Issue 5's signed binding: the bundle's DSSE statement, signed by the same trusted key,
+   * must name this artifact's digest, reference, size and (when required) environment.
+   */
+  private checkBinding(ref: ArtifactRef, material: ArtifactMaterial, verifier: SignatureVerifier): void {
+    const { environment, required } = this.options.binding;
+    if (!material.bundle) {
+      if (!required) return;
+      throw new VerificationError(
+        CoreErrorCode.BINDING_MISSING,
+        `signed binding not found: ${artifactFileName(ref)}.sigstore.json (required in ${environment})`,
+        { hint: `sign the artifact with apx sign --env ${environment} and publish its bundle` },
+      );
+    }
+    const result = verifyBundle(
+      parseBundle(material.bundle.toString('utf8'), `${artifactFileName(ref)}.sigstore.json`),
+      material.artifact,
+      verifier,
+    );
+    if (!result.statement) {
+      if (!required) return;
+      throw new VerificationError(
+        CoreErrorCode.BINDING_MISSING,
+        `signed binding not found: the bundle of ${artifactFileName(ref)} has no statement`,
+        {
+          hint: `sign the artifact with apx sign --env ${environment}, which writes a binding statement`,
+        },
+      );
+    }
+    checkBinding(readBinding(result.statement), {
+      policyId: ref.policyId,
+      version: ref.version,
+      environment: required ? environment : undefined,
+      size: material.artifact.byteLength,
+    });
   }
 
   private finish(

@@ -54,6 +54,7 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     runtimeFactory: deps.runtimeFactory,
     observer: observers.load,
     memoryCacheEntries: config.memoryCacheEntries,
+    binding: { environment: config.env, required: config.requireBinding },
     diskCache: config.cacheDir ? new DiskCache(config.cacheDir) : undefined,
   });
   const policies = new PolicySet({

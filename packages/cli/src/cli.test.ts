@@ -259,3 +259,53 @@ describe('apx --help', () => {
     assert.match(r.stdout, /^apx \d+\.\d+\.\d+/);
   });
 });
+
+describe('apx sign and tools/cli/sign_artifact.sh (signed binding)', () => {
+  it('writes a cosign .sig and a bundle binding id, version and environment', () => {
+    const dir = workdir();
+    apx(dir, ['generate-key-pair']);
+    writeFileSync(join(dir, 'pb-pay-v1@1.0.0.wasm'), Buffer.from('\0asm\x01\0\0\0'));
+    const r = spawnSync(
+      join(REPO, 'tools/cli/sign_artifact.sh'),
+      ['pb-pay-v1@1.0.0.wasm', '--version', '1.0.0', '--env', 'production'],
+      {
+        cwd: dir,
+        env: { ...process.env, COSIGN_PASSWORD: 'test-pw' },
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /✓ Signed: {4}pb-pay-v1@1\.0\.0\.wasm\.sig/);
+    const bundle = JSON.parse(readFileSync(join(dir, 'pb-pay-v1@1.0.0.wasm.sigstore.json'), 'utf8'));
+    const statement = JSON.parse(Buffer.from(bundle.dsseEnvelope.payload, 'base64').toString('utf8'));
+    assert.equal(statement.subject[0].name, 'pb-pay-v1@1.0.0');
+    assert.equal(statement.predicate.environment, 'production');
+    const v = apx(dir, [
+      'verify-blob',
+      '--key',
+      'keys/cosign.pub',
+      '--signature',
+      'pb-pay-v1@1.0.0.wasm.sig',
+      '--bundle',
+      'pb-pay-v1@1.0.0.wasm.sigstore.json',
+      'pb-pay-v1@1.0.0.wasm',
+    ]);
+    assert.equal(v.status, 0, v.stderr);
+  });
+
+  it('refuses missing or malformed flags with one line', () => {
+    const dir = workdir();
+    writeFileSync(join(dir, 'a.wasm'), 'x');
+    assertOneLineError(apx(dir, ['sign', 'a.wasm']), 2, '--version is required');
+    assertOneLineError(apx(dir, ['sign', 'a.wasm', '--version', '1.0.0']), 2, '--policy-id is required');
+    assertOneLineError(apx(dir, ['sign', 'a.wasm', '--version', '1.0', '--policy-id', 'a']), 2, 'is not a semantic version');
+    assertOneLineError(
+      apx(dir, ['sign', 'a.wasm', '--version', '1.0.0', '--policy-id', 'a', '--env', 'prod']),
+      2,
+      '--env prod is not one of',
+    );
+    const help = spawnSync(join(REPO, 'tools/cli/sign_artifact.sh'), ['--help'], { encoding: 'utf8' });
+    assert.equal(help.status, 0);
+    assert.match(help.stdout, /--policy-id ID/);
+  });
+});

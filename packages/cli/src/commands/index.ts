@@ -2,6 +2,7 @@ import type { CommandSpec } from '../command.js';
 import { generateKeyPairCommand } from './generate-key-pair.js';
 import { importKeyPairCommand } from './import-key-pair.js';
 import { publicKeyCommand } from './public-key.js';
+import { signCommand } from './sign.js';
 import { signBlobCommand } from './sign-blob.js';
 import { verifyBlobCommand } from './verify-blob.js';
 
@@ -10,6 +11,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   generateKeyPairCommand,
   importKeyPairCommand,
   publicKeyCommand,
+  signCommand,
   signBlobCommand,
   verifyBlobCommand,
 ];

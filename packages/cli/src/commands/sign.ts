@@ -1,0 +1,70 @@
+import { basename } from 'node:path';
+import { isPolicyId, isSemver } from '@apx/core';
+import { signArtifact, writeFileAtomic } from '@apx/sign';
+import { type CommandSpec, flagString, UsageError } from '../command.js';
+import { info } from '../context.js';
+import { readInput, resolvePath } from '../io.js';
+import { DEFAULT_PRIVATE_KEY, openSigner } from '../keyref.js';
+
+const ENVIRONMENTS = ['dev', 'staging', 'production'];
+
+export const signCommand: CommandSpec = {
+  name: 'sign',
+  summary: 'Sign a policy artifact for one policy, version and environment: ARTIFACT.sig and ARTIFACT.sigstore.json.',
+  usage: 'ARTIFACT --version V [--policy-id ID] [--env ENV] [--key KEY]',
+  details: `Writes ARTIFACT.sig (cosign's detached signature over the bytes; cosign verify-blob accepts it)
+and ARTIFACT.sigstore.json (a Sigstore bundle v0.3 whose DSSE envelope carries an in-toto
+statement binding the artifact's SHA-256 to its policy id, version, environment and size).
+Workers in staging and production load only artifacts whose statement names exactly the
+reference and environment they load, so a renamed or promoted artifact is refused.
+--policy-id defaults to the id in the file name (pb-pay-v1@1.0.0.wasm).`,
+  flags: [
+    { name: 'version', type: 'string', value: 'V', description: "The artifact's semantic version (required)." },
+    {
+      name: 'policy-id',
+      type: 'string',
+      value: 'ID',
+      description: 'The policy id (default: from the file name ID@VERSION.wasm).',
+    },
+    {
+      name: 'env',
+      type: 'string',
+      value: 'ENV',
+      description: 'The environment it may run in: dev, staging or production (default: dev).',
+    },
+    { name: 'key', type: 'string', value: 'KEY', description: `The private key (default: ${DEFAULT_PRIVATE_KEY}).` },
+  ],
+  positionals: { min: 1, max: 1, names: 'ARTIFACT (the .wasm file to sign)' },
+  async run(ctx, args) {
+    const artifactPath = args.positionals[0] as string;
+    const version = flagString(args, 'version');
+    if (!version) throw new UsageError('--version is required');
+    if (!isSemver(version)) throw new UsageError(`--version ${version} is not a semantic version (e.g. 1.0.0)`);
+    const fromName = /^(.+)@[^@]+\.wasm$/.exec(basename(artifactPath))?.[1];
+    const policyId = flagString(args, 'policy-id') ?? fromName;
+    if (!policyId) throw new UsageError('--policy-id is required (the file name does not say it)');
+    if (!isPolicyId(policyId))
+      throw new UsageError(`--policy-id ${policyId} is not a policy id (lowercase letters, digits, . _ -)`);
+    const environment = flagString(args, 'env') ?? 'dev';
+    if (!ENVIRONMENTS.includes(environment))
+      throw new UsageError(`--env ${environment} is not one of ${ENVIRONMENTS.join(', ')}`);
+    const keyRef = flagString(args, 'key') ?? DEFAULT_PRIVATE_KEY;
+
+    const artifact = await readInput(ctx, artifactPath, 'artifact', 'pass the path of the .wasm artifact to sign');
+    const signer = await openSigner(ctx, keyRef);
+    const signed = await signArtifact(signer, artifact, {
+      policyId,
+      version,
+      environment,
+      abiVersion: null,
+      compilerVersion: null,
+      sourceDigest: null,
+    });
+    await writeFileAtomic(resolvePath(ctx, `${artifactPath}.sigstore.json`), signed.bundleJson, { overwrite: true });
+    await writeFileAtomic(resolvePath(ctx, `${artifactPath}.sig`), signed.signatureFileContent, { overwrite: true });
+    info(ctx, `✓ Signed:    ${basename(artifactPath)}.sig`);
+    info(ctx, `✓ Bound:     ${policyId}@${version} (${environment}) in ${basename(artifactPath)}.sigstore.json`);
+    info(ctx, `  key id ${signed.keyId}`);
+    return 0;
+  },
+};

@@ -80,7 +80,6 @@ export class PolicyHost {
     this.u32 = new Uint32Array(memory.buffer);
     this.i32 = new Int32Array(memory.buffer);
   }
-  }
 
   /** Checks the ABI of a verified artifact and instantiates it. Throws VerificationError. */
   static load(artifact: VerifiedArtifact, options: PolicyHostOptions = {}): PolicyHost {

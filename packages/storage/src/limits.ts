@@ -19,6 +19,8 @@ export interface CappedReadOptions {
   /** The length the server announced (Content-Length, object metadata), if any. */
   expectedLength?: number | undefined;
   signal?: AbortSignal | undefined;
+  /** Abandon the body when no byte arrives for this long. */
+  idleMs?: number | undefined;
 }
 
 /**
@@ -40,17 +42,41 @@ export async function readCapped(
   }
   const chunks: Buffer[] = [];
   let total = 0;
+  let stalled = false;
+  // Some clients (the GCS client's fetch) never report a connection cut mid-body: a body
+  // with no bytes for idleMs is abandoned, and the abort destroys the transfer.
+  let idle: NodeJS.Timeout | undefined;
+  const arm = () => {
+    if (options.idleMs === undefined) return;
+    clearTimeout(idle);
+    idle = setTimeout(() => {
+      stalled = true;
+      onAbort?.();
+    }, options.idleMs);
+  };
+  const abort = () => onAbort?.();
+  options.signal?.addEventListener('abort', abort, { once: true });
   try {
+    arm();
     for await (const chunk of body) {
       options.signal?.throwIfAborted();
       total += chunk.byteLength;
       if (total > maxBytes) throw tooLarge(storeUrl, name, total, maxBytes);
       chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      arm();
     }
+    if (stalled) throw new Error('stalled');
   } catch (err) {
     onAbort?.();
     if (err instanceof StorageError) throw err;
-    if (options.signal?.aborted && (options.signal.reason as Error | undefined)?.name === 'TimeoutError') {
+    if (stalled && expectedLength !== undefined) {
+      throw new StorageError(
+        StorageErrorCode.INTEGRITY,
+        `incomplete download of ${name} from ${storeUrl}: got ${total} of ${expectedLength} bytes, then nothing for ${options.idleMs} ms`,
+        { hint: 'the connection was cut or stalled mid-transfer; retry, and check the store if it persists', cause: err },
+      );
+    }
+    if (stalled || (options.signal?.aborted && (options.signal.reason as Error | undefined)?.name === 'TimeoutError')) {
       throw new StorageError(
         StorageErrorCode.UNREACHABLE,
         `download of ${name} from ${storeUrl} timed out after ${total} bytes`,
@@ -65,6 +91,9 @@ export async function readCapped(
       hint: 'the connection broke mid-transfer; retry, and check the store if it persists',
       cause: err,
     });
+  } finally {
+    clearTimeout(idle);
+    options.signal?.removeEventListener('abort', abort);
   }
   if (expectedLength !== undefined && total !== expectedLength) {
     throw truncated(storeUrl, name, total, expectedLength);

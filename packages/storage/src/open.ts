@@ -60,11 +60,11 @@ export async function openStore(url: string = DEFAULT_STORE_URL, options: OpenSt
       return new LocalStore({ root: fileURLToPath(parsed), url });
     }
     case 'gs': {
-      const { GcsStore } = await import('./gcs.js');
+      const { GcsStore } = await loadBackend(() => import('./gcs.js'), '@google-cloud/storage@7', url);
       return GcsStore.create(parsed, { url, timeoutMs, env });
     }
     case 's3': {
-      const { S3Store } = await import('./s3.js');
+      const { S3Store } = await loadBackend(() => import('./s3.js'), '@aws-sdk/client-s3@3', url);
       return S3Store.create(parsed, { url, timeoutMs, env });
     }
     case 'oci':
@@ -74,6 +74,22 @@ export async function openStore(url: string = DEFAULT_STORE_URL, options: OpenSt
     }
     default:
       throw invalidUrl(url, `unsupported scheme ${scheme}://`);
+  }
+}
+
+/** The SDK is an optional peer: a missing one is a clear error, not a stack trace. */
+async function loadBackend<T>(load: () => Promise<T>, sdk: string, url: string): Promise<T> {
+  try {
+    return await load();
+  } catch (err) {
+    const code = (err as { code?: unknown }).code;
+    if (code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') {
+      throw new StorageError(StorageErrorCode.BACKEND_UNAVAILABLE, `store ${url} needs ${sdk}, which is not installed`, {
+        hint: `npm install ${sdk}`,
+        cause: err,
+      });
+    }
+    throw err;
   }
 }
 

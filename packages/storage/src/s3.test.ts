@@ -21,7 +21,13 @@ runStoreContract('S3 (@aws-sdk/client-s3 against s3rver)', async () => {
   Object.assign(process.env, env);
   const S3rver = createRequire(import.meta.url)('s3rver') as S3rverCtor;
   const directory = await mkdtemp(join(tmpdir(), 'apx-s3rver-'));
-  const server = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory, configureBuckets: [{ name: 'apx-artifacts' }] });
+  const server = new S3rver({
+    address: '127.0.0.1',
+    port: 0,
+    silent: true,
+    directory,
+    configureBuckets: [{ name: 'apx-artifacts' }],
+  });
   const { port } = await server.run();
   const proxy = await startProxy(`http://127.0.0.1:${port}`, { conditionalCreates: true });
   const store = await openStore(`s3://apx-artifacts/policies/prod?endpoint=${encodeURIComponent(proxy.url)}`, { env });

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 
 export interface TestProxy {
   url: string;
-  /** The next GET whose path contains `pathPart` gets its headers and half its body, then a reset. */
+  /** The next GET whose decoded path and query contain `pathPart` gets its headers and half its body, then a reset. */
   truncateNext(pathPart: string): void;
   close(): Promise<void>;
 }
@@ -21,18 +21,19 @@ export async function startProxy(upstream: string, options: TestProxyOptions = {
   const truncations: string[] = [];
   const locks = new Map<string, Promise<void>>();
 
-  const forward = (req: IncomingMessage, body: Buffer, method = req.method ?? 'GET'): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> =>
+  const forward = (
+    req: IncomingMessage,
+    body: Buffer,
+    method = req.method ?? 'GET',
+  ): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> =>
     new Promise((resolve, reject) => {
       const headers = method === 'HEAD' && req.method !== 'HEAD' ? {} : { ...req.headers };
-      const r = request(
-        { host: target.hostname, port: target.port, method, path: req.url, headers },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) }));
-          res.on('error', reject);
-        },
-      );
+      const r = request({ host: target.hostname, port: target.port, method, path: req.url, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) }));
+        res.on('error', reject);
+      });
       r.on('error', reject);
       r.end(method === 'HEAD' && req.method !== 'HEAD' ? undefined : body);
     });
@@ -49,13 +50,18 @@ export async function startProxy(upstream: string, options: TestProxyOptions = {
         const mine = new Promise<void>((r) => {
           release = r;
         });
-        locks.set(path, previous.then(() => mine));
+        locks.set(
+          path,
+          previous.then(() => mine),
+        );
         await previous;
         try {
           const head = await forward(req, Buffer.alloc(0), 'HEAD');
           if (head.status === 200) {
             res.writeHead(412, { 'content-type': 'application/xml' });
-            res.end('<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>');
+            res.end(
+              '<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>',
+            );
             return;
           }
           const up = await forward(req, body);
@@ -67,7 +73,10 @@ export async function startProxy(upstream: string, options: TestProxyOptions = {
         return;
       }
       const up = await forward(req, body);
-      const cut = req.method === 'GET' && up.status === 200 ? truncations.findIndex((p) => decodeURIComponent(path).includes(p)) : -1;
+      const cut =
+        req.method === 'GET' && up.status === 200
+          ? truncations.findIndex((p) => decodeURIComponent(req.url ?? '').includes(p))
+          : -1;
       if (cut >= 0 && up.body.length > 1) {
         truncations.splice(cut, 1);
         res.writeHead(up.status, { ...up.headers, 'content-length': String(up.body.length) });

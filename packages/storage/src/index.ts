@@ -1,0 +1,38 @@
+// Artifact stores: where compiled, signed policies are published and where workers fetch them.
+
+export { isStorageError, StorageError, StorageErrorCode } from './error.js';
+export { LocalStore, type LocalStoreOptions } from './local.js';
+export {
+  ARTIFACT_SUFFIX,
+  type ArtifactRef,
+  BUNDLE_SUFFIX,
+  formatArtifactRef,
+  parseArtifactRef,
+  SIGNATURE_SUFFIX,
+  versionObjectNames,
+} from './names.js';
+export { DEFAULT_STORE_URL, type OpenStoreOptions, openStore } from './open.js';
+export {
+  type ArtifactFiles,
+  type FetchedArtifact,
+  type FetchOptions,
+  fetchArtifact,
+  MAX_BUNDLE_BYTES,
+  MAX_SIGNATURE_BYTES,
+  type PublishRequest,
+  type PublishResult,
+  publishArtifact,
+  publishArtifactFiles,
+  readArtifactFiles,
+} from './publish.js';
+export {
+  type ArtifactStore,
+  DEFAULT_ATTEMPTS,
+  DEFAULT_MAX_BYTES,
+  DEFAULT_TIMEOUT_MS,
+  type GetOptions,
+  type ListOptions,
+  type PutOptions,
+  type PutOutcome,
+  type VersionObjects,
+} from './store.js';

@@ -1,0 +1,100 @@
+// How one APX version maps onto an OCI registry (documented in docs/storage.md).
+import { StorageError, StorageErrorCode } from '../error.js';
+import { type ArtifactRef, formatArtifactRef, parseArtifactRef } from '../names.js';
+
+/** OCI image manifest (image-spec v1.1). */
+export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+/** CNCF TAG Runtime "Wasm OCI Artifact" layout: config and layer media types. */
+export const WASM_CONFIG = 'application/vnd.wasm.config.v0+json';
+export const WASM_LAYER = 'application/vnd.wasm.content.layer.v1+wasm';
+/** The detached signature file (base64 of DER ECDSA), as `<artifact>.sig`. */
+export const SIGNATURE_LAYER = 'application/vnd.dev.apx.signature.v1+base64';
+/** The Sigstore bundle, as `<artifact>.sigstore.json`. */
+export const BUNDLE_LAYER = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+/** Layer annotation tools such as oras use as the file name to write. */
+export const TITLE = 'org.opencontainers.image.title';
+export const VERSION_ANNOTATION = 'dev.apx.policy.version';
+export const POLICY_ANNOTATION = 'dev.apx.policy.id';
+
+// distribution-spec: repository path components and tags.
+const REPO_COMPONENT = /^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;
+
+/**
+ * `pb-pay-v1@1.0.0` → repository `<prefix>/pb-pay-v1`, tag `1.0.0`. Tags cannot hold `+`,
+ * so semver build metadata `1.0.0+build.7` becomes `1.0.0_build.7`; semver never contains
+ * `_`, so the mapping is reversible.
+ */
+export function repositoryAndTag(repoPrefix: string, ref: ArtifactRef): { repository: string; tag: string } {
+  const repository = repoPrefix === '' ? ref.policyId : `${repoPrefix}/${ref.policyId}`;
+  if (!REPO_COMPONENT.test(ref.policyId) || repository.length > 255) {
+    throw new StorageError(
+      StorageErrorCode.INVALID_NAME,
+      `policy id ${JSON.stringify(ref.policyId)} is not a valid OCI repository name`,
+      {
+        hint: 'OCI repository components are lowercase letters and digits separated by ".", "_", "__" or "-"',
+      },
+    );
+  }
+  const tag = ref.version.replace('+', '_');
+  if (!TAG.test(tag)) {
+    throw new StorageError(StorageErrorCode.INVALID_NAME, `version ${ref.version} does not fit an OCI tag (128 characters max)`, {
+      hint: 'shorten the pre-release or build metadata of the version',
+    });
+  }
+  return { repository, tag };
+}
+
+export function tagToVersion(tag: string): string {
+  return tag.replace('_', '+');
+}
+
+export function checkRepoPrefix(prefix: string, url: string): string {
+  if (prefix !== '' && !prefix.split('/').every((c) => REPO_COMPONENT.test(c))) {
+    throw new StorageError(
+      StorageErrorCode.INVALID_URL,
+      `invalid store URL ${url}: ${JSON.stringify(prefix)} is not a repository path`,
+      {
+        hint: 'use oci://host[:port]/lowercase/path, e.g. oci://registry.example.com/apx/policies',
+      },
+    );
+  }
+  return prefix;
+}
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+}
+
+export interface Manifest {
+  schemaVersion: 2;
+  mediaType: string;
+  config: Descriptor;
+  layers: Descriptor[];
+  annotations?: Record<string, string>;
+}
+
+export function layerMediaType(name: string): string {
+  if (name.endsWith('.wasm.sigstore.json')) return BUNDLE_LAYER;
+  if (name.endsWith('.wasm.sig')) return SIGNATURE_LAYER;
+  return WASM_LAYER;
+}
+
+/** Layer order is fixed (wasm, signature, bundle) so equal content gives an equal manifest. */
+export function layerRank(d: Descriptor): number {
+  return [WASM_LAYER, SIGNATURE_LAYER, BUNDLE_LAYER].indexOf(d.mediaType);
+}
+
+export function refOfManifest(m: Manifest): string | undefined {
+  const id = m.annotations?.[POLICY_ANNOTATION];
+  const version = m.annotations?.[VERSION_ANNOTATION];
+  if (!id || !version) return undefined;
+  try {
+    return formatArtifactRef(parseArtifactRef(`${id}@${version}`));
+  } catch {
+    return undefined;
+  }
+}

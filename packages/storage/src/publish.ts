@@ -1,0 +1,166 @@
+import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { StorageError, StorageErrorCode } from './error.js';
+import { ARTIFACT_SUFFIX, formatArtifactRef, parseArtifactRef, versionObjectNames } from './names.js';
+import type { ArtifactStore, PutOutcome, VersionObjects } from './store.js';
+import { DEFAULT_MAX_BYTES } from './store.js';
+
+/** Signatures are ~100 bytes of base64; bundles a few KiB (certificate chains included). */
+export const MAX_SIGNATURE_BYTES = 64 * 1024;
+export const MAX_BUNDLE_BYTES = 1024 * 1024;
+
+export interface PublishRequest extends VersionObjects {
+  /** `<policy-id>@<semver>`, e.g. `pb-pay-v1@1.0.0`. */
+  ref: string;
+  signal?: AbortSignal;
+}
+
+export interface PublishResult {
+  ref: string;
+  /** Object names as stored, e.g. `pb-pay-v1@1.0.0.wasm`. */
+  names: string[];
+  /** `unchanged`: the very same version was already published (an idempotent re-run). */
+  outcome: PutOutcome;
+}
+
+/**
+ * Publishes one version so that no reader ever sees it half-published: a reader looks for
+ * the artifact first, so the signature and bundle are written (create-only) before the
+ * artifact, which is written last (create-only). A version is immutable: different bytes
+ * under a published name are a CONFLICT; publishing identical bytes again is a no-op.
+ * Stores with an atomic multi-object write (OCI) do it in one step.
+ */
+export async function publishArtifact(store: ArtifactStore, request: PublishRequest): Promise<PublishResult> {
+  const ref = parseArtifactRef(request.ref);
+  const refText = formatArtifactRef(ref);
+  const names = versionObjectNames(ref);
+  if (request.signature.byteLength === 0) {
+    throw new StorageError(StorageErrorCode.UNSIGNED, `signature file is empty: ${names.signature}`, {
+      hint: 'sign the artifact with apx sign-blob (or cosign sign-blob) before publishing',
+    });
+  }
+  const written = [names.artifact, names.signature, ...(request.bundle ? [names.bundle] : [])];
+  const signal = request.signal;
+  if (store.putVersion) {
+    const outcome = await store.putVersion(refText, request, signal ? { signal } : {});
+    return { ref: refText, names: written, outcome };
+  }
+  const opts = signal ? { ifAbsent: true, signal } : { ifAbsent: true };
+  let outcome: PutOutcome = 'unchanged';
+  try {
+    if ((await store.put(names.signature, request.signature, opts)) === 'created') outcome = 'created';
+    if (request.bundle && (await store.put(names.bundle, request.bundle, opts)) === 'created') outcome = 'created';
+  } catch (err) {
+    // ECDSA signatures are randomized: re-signing the same artifact gives other bytes. If
+    // this exact artifact is already published, the re-run is a no-op (the stored
+    // signature stays); otherwise the version belongs to someone else.
+    if (err instanceof StorageError && err.code === StorageErrorCode.CONFLICT) {
+      const existing = await store.get(names.artifact, { maxBytes: request.artifact.byteLength }).catch(() => undefined);
+      if (existing?.equals(request.artifact)) return { ref: refText, names: written, outcome: 'unchanged' };
+    }
+    throw err;
+  }
+  if ((await store.put(names.artifact, request.artifact, opts)) === 'created') outcome = 'created';
+  return { ref: refText, names: written, outcome };
+}
+
+export interface FetchOptions {
+  /** Artifact cap; default the runbook's 10 MiB. */
+  maxBytes?: number;
+  signal?: AbortSignal;
+}
+
+export interface FetchedArtifact {
+  ref: string;
+  artifact: Buffer;
+  /** Undefined when the store holds no signature: the worker decides (strict refuses). */
+  signature: Buffer | undefined;
+  bundle: Buffer | undefined;
+}
+
+/**
+ * What the worker calls: downloads one version's artifact (capped), then its signature and
+ * bundle. Returns undefined when the artifact does not exist. The bytes are unverified:
+ * the caller must pass them to verifyArtifact before use.
+ */
+export async function fetchArtifact(
+  store: ArtifactStore,
+  ref: string,
+  options: FetchOptions = {},
+): Promise<FetchedArtifact | undefined> {
+  const parsed = parseArtifactRef(ref);
+  const names = versionObjectNames(parsed);
+  const signal = options.signal ? { signal: options.signal } : {};
+  // Artifact first: the publish order guarantees its signature is stored before it is.
+  const artifact = await store.get(names.artifact, { maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES, ...signal });
+  if (!artifact) return undefined;
+  const [signature, bundle] = await Promise.all([
+    store.get(names.signature, { maxBytes: MAX_SIGNATURE_BYTES, ...signal }),
+    store.get(names.bundle, { maxBytes: MAX_BUNDLE_BYTES, ...signal }),
+  ]);
+  return { ref: formatArtifactRef(parsed), artifact, signature, bundle };
+}
+
+export interface ArtifactFiles extends VersionObjects {
+  ref: string;
+}
+
+/**
+ * Reads `<dir>/<ref>.wasm`, its `.sig` (required: strict, like the worker) and its
+ * `.sigstore.json` (optional). The reference comes from the file name.
+ */
+export async function readArtifactFiles(artifactPath: string): Promise<ArtifactFiles> {
+  const file = basename(artifactPath);
+  if (!file.endsWith(ARTIFACT_SUFFIX)) {
+    throw new StorageError(StorageErrorCode.INVALID_NAME, `not an artifact file name: ${file}`, {
+      hint: 'publish the compiled <policy-id>@<semver>.wasm, e.g. pb-pay-v1@1.0.0.wasm',
+    });
+  }
+  const ref = formatArtifactRef(parseArtifactRef(file.slice(0, -ARTIFACT_SUFFIX.length)));
+  const artifact = await readOptional(artifactPath);
+  if (!artifact) {
+    throw new StorageError(StorageErrorCode.NOT_FOUND, `artifact file not found: ${artifactPath}`, {
+      hint: 'pass the path of the compiled .wasm (apx compile writes <policy-id>@<semver>.wasm)',
+    });
+  }
+  if (artifact.byteLength > DEFAULT_MAX_BYTES) {
+    throw new StorageError(
+      StorageErrorCode.TOO_LARGE,
+      `artifact too large: ${artifact.byteLength} bytes (max: ${DEFAULT_MAX_BYTES})`,
+      {
+        hint: 'workers refuse artifacts over 10 MiB; split the policy',
+      },
+    );
+  }
+  const signature = await readOptional(`${artifactPath}.sig`);
+  if (!signature) {
+    throw new StorageError(StorageErrorCode.UNSIGNED, `signature file not found: ${file}.sig (strict mode enabled)`, {
+      hint: `sign it first: apx sign-blob --key keys/cosign.key --output-signature ${artifactPath}.sig ${artifactPath}`,
+    });
+  }
+  const bundle = await readOptional(`${artifactPath}.sigstore.json`);
+  return { ref, artifact, signature, ...(bundle ? { bundle } : {}) };
+}
+
+/** `apx publish` and `apx compile --publish`: read the files beside each other, publish them. */
+export async function publishArtifactFiles(
+  store: ArtifactStore,
+  artifactPath: string,
+  options: { signal?: AbortSignal } = {},
+): Promise<PublishResult> {
+  const files = await readArtifactFiles(artifactPath);
+  return publishArtifact(store, { ...files, ...(options.signal ? { signal: options.signal } : {}) });
+}
+
+async function readOptional(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined;
+    throw new StorageError(StorageErrorCode.REQUEST_FAILED, `cannot read ${path}: ${(err as Error).message}`, {
+      hint: 'check the path and its permissions',
+      cause: err,
+    });
+  }
+}

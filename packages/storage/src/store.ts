@@ -1,0 +1,62 @@
+import { MAX_ARTIFACT_BYTES } from '@apx/core';
+
+/** Timeout of each network call unless the store's options say otherwise. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+/** Attempts of an idempotent request (GET, HEAD, list) on a transient failure. */
+export const DEFAULT_ATTEMPTS = 3;
+/** Default cap of `get`: the runbook's 10 MiB artifact cap. */
+export const DEFAULT_MAX_BYTES = MAX_ARTIFACT_BYTES;
+
+export interface GetOptions {
+  /**
+   * Refuse (TOO_LARGE) as soon as the object is known to exceed this many bytes: from the
+   * announced length when there is one, else while streaming. Default: 10 MiB.
+   */
+  maxBytes?: number;
+  signal?: AbortSignal;
+}
+
+export interface PutOptions {
+  /**
+   * Create-only: if the name exists with the same bytes the put is a no-op ('unchanged');
+   * with different bytes it fails with CONFLICT. Decided by the store atomically where the
+   * store can (link(2), GCS ifGenerationMatch=0, S3 If-None-Match, OCI digests).
+   */
+  ifAbsent?: boolean;
+  signal?: AbortSignal;
+}
+
+export interface ListOptions {
+  signal?: AbortSignal;
+}
+
+/** `created`: new bytes stored; `unchanged`: identical bytes were already there. */
+export type PutOutcome = 'created' | 'unchanged';
+
+/** One published version: the artifact with its detached signature and optional bundle. */
+export interface VersionObjects {
+  artifact: Uint8Array;
+  signature: Uint8Array;
+  bundle?: Uint8Array;
+}
+
+/**
+ * Where artifacts live. Names are relative to the store's URL prefix, e.g.
+ * `pb-pay-v1@1.0.0.wasm`; `get` returns undefined for a name that does not exist.
+ */
+export interface ArtifactStore {
+  /** The store's URL for messages and logs: never contains a credential. */
+  readonly url: string;
+  get(name: string, options?: GetOptions): Promise<Buffer | undefined>;
+  put(name: string, bytes: Uint8Array, options?: PutOptions): Promise<PutOutcome>;
+  /** Object names starting with `prefix`, sorted. */
+  list(prefix?: string, options?: ListOptions): Promise<string[]>;
+  /**
+   * Stores that can publish the three objects of a version in one atomic step implement
+   * this (OCI: one manifest); `publishArtifact` otherwise writes them one by one in a safe
+   * order. Always create-only.
+   */
+  putVersion?(ref: string, objects: VersionObjects, options?: { signal?: AbortSignal }): Promise<PutOutcome>;
+  /** Releases sockets or child resources, if any. */
+  close?(): Promise<void>;
+}

@@ -8,16 +8,19 @@ import { PolicyLoader } from './loader.js';
 import { createObservers } from './observability/events.js';
 import { createLogger, type WorkerLogger } from './observability/logger.js';
 import { WorkerMetrics } from './observability/metrics.js';
+import { policyHostRuntime } from './policy-runtime.js';
 import { PolicySet } from './policy-set.js';
 import { RateLimiter } from './rate-limit.js';
 import type { RuntimeFactory } from './runtime.js';
 import { createWorkerServer } from './server.js';
 import type { ArtifactSource } from './source.js';
+import { openArtifactSource } from './store-source.js';
 
 export interface WorkerDeps {
-  /** Opens the store named by APX_STORE. */
-  openSource: (url: string) => Promise<ArtifactSource>;
-  runtimeFactory: RuntimeFactory;
+  /** Opens the store named by APX_STORE (default: @apx/storage by URL scheme). */
+  openSource?: (url: string) => Promise<ArtifactSource>;
+  /** Instantiates verified artifacts (default: core's PolicyHost, faults logged). */
+  runtimeFactory?: RuntimeFactory;
   env: Record<string, string | undefined>;
   cwd: string;
   logDestination?: DestinationStream;
@@ -45,13 +48,21 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
   for (const w of warnings) log.warn({ setting: 'APX_STRICT_MODE' }, w);
   const metrics = new WorkerMetrics();
   const observers = createObservers(log, metrics);
-  const source = await deps.openSource(config.store);
+  const source = await (deps.openSource ?? openArtifactSource)(config.store);
+  const runtimeFactory =
+    deps.runtimeFactory ??
+    policyHostRuntime((fault) =>
+      log.error(
+        { policy_ref: fault.policy, digest: fault.digest, fault: fault.kind },
+        `policy failed closed (deny): ${fault.message}`,
+      ),
+    );
   const loader = new PolicyLoader({
     source,
     keys: deps.keys ?? keyProviderFromRef(config.publicKey, { env: deps.env, cwd: deps.cwd }),
     strict: config.strict,
     allowList: config.allowList,
-    runtimeFactory: deps.runtimeFactory,
+    runtimeFactory,
     observer: observers.load,
     memoryCacheEntries: config.memoryCacheEntries,
     binding: { environment: config.env, required: config.requireBinding },

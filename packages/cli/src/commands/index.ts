@@ -5,6 +5,7 @@ import { publicKeyCommand } from './public-key.js';
 import { signCommand } from './sign.js';
 import { signBlobCommand } from './sign-blob.js';
 import { verifyBlobCommand } from './verify-blob.js';
+import { workerCommand } from './worker.js';
 
 /** Every `apx` command, in the order --help lists them. */
 export const COMMANDS: readonly CommandSpec[] = [
@@ -14,4 +15,5 @@ export const COMMANDS: readonly CommandSpec[] = [
   signCommand,
   signBlobCommand,
   verifyBlobCommand,
+  workerCommand,
 ];

@@ -5,7 +5,7 @@ export { type Environment, type PolicySelector, resolveConfig, SETTINGS, type Se
 export { WorkerError, WorkerErrorCode } from './error.js';
 export { keyProviderFromRef, type TrustedKeyProvider } from './keys.js';
 export { LoadError } from './load-error.js';
-export { type LoadedPolicy, PolicyLoader } from './loader.js';
+export { type LoadedPolicy, type LoadObserver, PolicyLoader } from './loader.js';
 export { createLogger } from './observability/logger.js';
 export { WorkerMetrics } from './observability/metrics.js';
 export { policyHostRuntime, RequestShapeError, toPolicyRequest } from './policy-runtime.js';

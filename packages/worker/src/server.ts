@@ -79,14 +79,14 @@ export function createWorkerServer(deps: ServerDeps): Server {
     try {
       decision = loaded.runtime.decide(input.request);
     } catch (err) {
-      metrics.decisions.inc({ policy: policyId, outcome: 'error' });
+      counter(policyId, 'error').inc();
       return send(res, 400, { error: (err as Error).message, policy: loaded.refText });
     }
     const meta = { policy: loaded.refText, digest: loaded.artifact.digest };
     if (decision.allow && decision.rateLimits.length > 0) {
       const refused = limiter.take(loaded.refText, decision.rateLimits);
       if (refused) {
-        metrics.decisions.inc({ policy: policyId, outcome: 'rate_limited' });
+        counter(policyId, 'rate_limited').inc();
         return send(
           res,
           429,
@@ -95,8 +95,20 @@ export function createWorkerServer(deps: ServerDeps): Server {
         );
       }
     }
-    metrics.decisions.inc({ policy: policyId, outcome: decision.allow ? 'allow' : 'deny' });
+    counter(policyId, decision.allow ? 'allow' : 'deny').inc();
     send(res, 200, { ...decision.detail, allow: decision.allow, status: decision.status, reason: decision.reason, ...meta });
+  }
+
+  /** prom-client resolves label sets by hashing on every inc(); resolve each once. */
+  const counters = new Map<string, ReturnType<typeof metrics.decisions.labels>>();
+  function counter(policy: string, outcome: string): ReturnType<typeof metrics.decisions.labels> {
+    const key = `${policy}\u0000${outcome}`;
+    let c = counters.get(key);
+    if (!c) {
+      c = metrics.decisions.labels({ policy, outcome });
+      counters.set(key, c);
+    }
+    return c;
   }
 
   function listPolicies(res: ServerResponse): void {

@@ -1,0 +1,184 @@
+// Worker benchmarks (issue 4), each against a baseline measured in the same run:
+// 1. POST /v1/decide under load (wrk, a separate process) on the real worker, against a
+//    bare node:http server answering the same route with a same-size JSON body, both in
+//    their own single Node process. Goal: worker req/s >= 0.8 x bare.
+// 2. Cold load of the payments artifact from the local store: fetch (read), verify
+//    (signature, binding), validate/compile, instantiate. Median; goal <= 2 ms. Printed next
+//    to the raw cost of SHA-256 + ECDSA verify of the same bytes.
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { generateKeyPairSync, verify } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { PublicKey, SignatureVerifier } from '@apx/core';
+import { compilePolicy } from '@apx/policy';
+import { FileSigner, signArtifact } from '@apx/sign';
+import { type LoadObserver, openArtifactSource, PolicyLoader, policyHostRuntime } from '@apx/worker';
+
+const REPO = resolve(import.meta.dirname ?? '.', '..', '..');
+const DURATION = process.env.BENCH_DURATION ?? '8s';
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+const dir = mkdtempSync(join(tmpdir(), 'apx-bench-'));
+mkdirSync(join(dir, 'artifacts'));
+mkdirSync(join(dir, 'keys'));
+const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+writeFileSync(join(dir, 'keys/cosign.pub'), keys.publicKey.export({ type: 'spki', format: 'pem' }));
+const source = readFileSync(join(REPO, 'configs/samples/payments-api.yaml'), 'utf8');
+const compiled = await compilePolicy(source, 'configs/samples/payments-api.yaml');
+const signed = await signArtifact(new FileSigner('bench', keys.privateKey), compiled.wasm, {
+  policyId: 'pb-pay-v1',
+  version: '1.0.0',
+  environment: 'dev',
+  abiVersion: null,
+  compilerVersion: null,
+  sourceDigest: null,
+});
+const base = join(dir, 'artifacts', compiled.fileName);
+writeFileSync(base, compiled.wasm);
+writeFileSync(`${base}.sig`, signed.signatureFileContent);
+writeFileSync(`${base}.sigstore.json`, signed.bundleJson);
+
+// ---- 2. cold load -------------------------------------------------------------------
+const quiet: LoadObserver = { loaded() {}, rejected() {}, unsignedAccepted() {}, diskEntryRejected() {} };
+const store = await openArtifactSource(join(dir, 'artifacts'));
+const verifier = new SignatureVerifier(PublicKey.fromKeyObject(keys.publicKey));
+const ref = { policyId: 'pb-pay-v1', version: '1.0.0' };
+const runtimeFactory = policyHostRuntime(() => undefined);
+const loads: number[] = [];
+const raws: number[] = [];
+const der = Buffer.from(signed.signatureFileContent, 'base64');
+for (let i = 0; i < 300; i++) {
+  const loader = new PolicyLoader({
+    source: store,
+    keys: { description: 'bench', verifier: async () => verifier },
+    strict: true,
+    allowList: undefined,
+    runtimeFactory,
+    observer: quiet,
+    memoryCacheEntries: 4,
+    binding: { environment: 'dev', required: true },
+  });
+  const t0 = process.hrtime.bigint();
+  await loader.load(ref);
+  loads.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  const t1 = process.hrtime.bigint();
+  verify('sha256', compiled.wasm, keys.publicKey, der);
+  raws.push(Number(process.hrtime.bigint() - t1) / 1e6);
+}
+const coldMedian = median(loads.slice(20));
+console.log(`cold load of ${compiled.fileName} (${compiled.wasm.length} bytes) from the local store, 280 runs after warm-up:`);
+console.log(
+  `  median ${coldMedian.toFixed(3)} ms, p90 ${[...loads.slice(20)].sort((a, b) => a - b)[Math.floor(280 * 0.9)]?.toFixed(3)} ms (goal <= 2 ms: ${coldMedian <= 2 ? 'met' : 'NOT met'})`,
+);
+console.log(`  baseline: one raw ECDSA verify of the same bytes, median ${median(raws.slice(20)).toFixed(3)} ms`);
+
+// ---- 1. HTTP under load ---------------------------------------------------------------
+if (spawnSync('wrk', ['--version']).error) {
+  console.log('wrk not installed (apt-get install wrk): HTTP benchmark skipped');
+  process.exit(0);
+}
+const body = JSON.stringify({
+  policy: 'pb-pay-v1',
+  request: {
+    method: 'GET',
+    host: 'api.example.com',
+    path: '/v1/payments/123',
+    ip: '198.51.100.7',
+    headers: { 'x-api-key': 'demo-acme-prod-key' },
+  },
+});
+writeFileSync(
+  join(dir, 'post.lua'),
+  `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\nwrk.headers["Content-Type"] = "application/json"\n`,
+);
+
+const sampleDecision = JSON.stringify({
+  effect: 'allow',
+  status: 200,
+  reason: '',
+  route: 'payments',
+  rule: null,
+  identity: { kind: 'apiKey', id: 'acme-prod', tenant: 'acme', plan: 'pro' },
+  headers: { request: { set: { 'X-Policy-Version': '1.0.0' }, remove: ['x-debug'] }, response: { set: {}, remove: [] } },
+  rateLimits: [],
+  allow: true,
+  policy: 'pb-pay-v1@1.0.0',
+  digest: `sha256:${'0'.repeat(64)}`,
+});
+// The baseline reads and parses the body and answers the same JSON: the same work a
+// decision endpoint cannot avoid, without policy evaluation.
+const bare = `
+const http = require('node:http');
+const answer = ${JSON.stringify(sampleDecision)};
+http.createServer((req, res) => {
+  const chunks = [];
+  req.on('data', (c) => chunks.push(c));
+  req.on('end', () => {
+    JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer) });
+    res.end(answer);
+  });
+}).listen(Number(process.env.PORT), '127.0.0.1', () => console.log('ready'));
+`;
+
+async function startAndWait(child: ChildProcess, url: string, init?: RequestInit): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    try {
+      if ((await fetch(url, init)).status < 500) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  child.kill();
+  throw new Error(`server at ${url} did not start`);
+}
+
+function wrk(port: number): { rps: number; p99: string } {
+  const out = spawnSync(
+    'wrk',
+    ['-t2', '-c64', `-d${DURATION}`, '--latency', '-s', join(dir, 'post.lua'), `http://127.0.0.1:${port}/v1/decide`],
+    {
+      encoding: 'utf8',
+    },
+  ).stdout;
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0);
+  const p99 = /\s99%\s+(\S+)/.exec(out)?.[1] ?? '?';
+  return { rps, p99 };
+}
+
+const barePort = 18181;
+const workerPort = 18182;
+const bareChild = spawn(process.execPath, ['-e', bare], { env: { ...process.env, PORT: String(barePort) }, stdio: 'ignore' });
+await startAndWait(bareChild, `http://127.0.0.1:${barePort}/v1/decide`, { method: 'POST', body });
+const workerChild = spawn(process.execPath, [join(REPO, 'packages/cli/dist/main.js'), 'worker'], {
+  cwd: dir,
+  env: { ...process.env, APX_PORT: String(workerPort), APX_RELOAD_INTERVAL: '0' },
+  stdio: 'ignore',
+});
+await startAndWait(workerChild, `http://127.0.0.1:${workerPort}/readyz`);
+const check = await (await fetch(`http://127.0.0.1:${workerPort}/v1/decide`, { method: 'POST', body })).json();
+if ((check as { allow?: boolean }).allow !== true) throw new Error(`benchmark request is not allowed: ${JSON.stringify(check)}`);
+
+// Alternate runs so drift on the machine hits both.
+const bares: number[] = [];
+const workers: number[] = [];
+let bareP99 = '?';
+let workerP99 = '?';
+for (let round = 0; round < 2; round++) {
+  const b = wrk(barePort);
+  const w = wrk(workerPort);
+  bares.push(b.rps);
+  workers.push(w.rps);
+  bareP99 = b.p99;
+  workerP99 = w.p99;
+}
+bareChild.kill();
+workerChild.kill();
+const bareRps = Math.max(...bares);
+const workerRps = Math.max(...workers);
+console.log(`POST /v1/decide, wrk -t2 -c64 -d${DURATION}, best of 2 alternating runs (node ${process.version}):`);
+console.log(`  bare node:http  ${bareRps.toFixed(0)} req/s, p99 ${bareP99}`);
+console.log(`  apx worker      ${workerRps.toFixed(0)} req/s, p99 ${workerP99}`);
+console.log(`  ratio ${(workerRps / bareRps).toFixed(3)} (goal >= 0.8: ${workerRps / bareRps >= 0.8 ? 'met' : 'NOT met'})`);

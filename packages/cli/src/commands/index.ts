@@ -1,6 +1,9 @@
 import type { CommandSpec } from '../command.js';
+import { compileCommand } from './compile.js';
+import { evalCommand } from './eval.js';
 import { generateKeyPairCommand } from './generate-key-pair.js';
 import { importKeyPairCommand } from './import-key-pair.js';
+import { inspectCommand } from './inspect.js';
 import { publicKeyCommand } from './public-key.js';
 import { signCommand } from './sign.js';
 import { signBlobCommand } from './sign-blob.js';
@@ -9,6 +12,9 @@ import { workerCommand } from './worker.js';
 
 /** Every `apx` command, in the order --help lists them. */
 export const COMMANDS: readonly CommandSpec[] = [
+  compileCommand,
+  evalCommand,
+  inspectCommand,
   generateKeyPairCommand,
   importKeyPairCommand,
   publicKeyCommand,

@@ -2,6 +2,7 @@ import type { CommandSpec } from '../command.js';
 import { generateKeyPairCommand } from './generate-key-pair.js';
 import { importKeyPairCommand } from './import-key-pair.js';
 import { publicKeyCommand } from './public-key.js';
+import { publishCommand } from './publish.js';
 import { signBlobCommand } from './sign-blob.js';
 import { verifyBlobCommand } from './verify-blob.js';
 
@@ -12,4 +13,5 @@ export const COMMANDS: readonly CommandSpec[] = [
   publicKeyCommand,
   signBlobCommand,
   verifyBlobCommand,
+  publishCommand,
 ];

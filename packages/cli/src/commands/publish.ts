@@ -1,7 +1,6 @@
 import { DEFAULT_STORE_URL, openStore, type PublishResult, publishArtifactFiles } from '@apx/storage';
 import { type CommandSpec, flagString, UsageError } from '../command.js';
 import { type CliContext, info } from '../context.js';
-import { resolvePath } from '../io.js';
 
 export interface PublishOptions {
   /** Store URL; default APX_STORE, then ./artifacts. */
@@ -26,7 +25,7 @@ export async function publishToStore(
     ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
   });
   try {
-    const result = await publishArtifactFiles(store, resolvePath(ctx, artifactPath));
+    const result = await publishArtifactFiles(store, artifactPath, { cwd: ctx.cwd });
     info(
       ctx,
       result.outcome === 'created'

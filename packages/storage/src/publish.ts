@@ -108,8 +108,14 @@ export async function fetchArtifact(
   const parsed = parseArtifactRef(ref);
   const names = versionObjectNames(parsed);
   const signal = options.signal ? { signal: options.signal } : {};
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  if (store.getVersion) {
+    const limits = { artifact: maxBytes, signature: MAX_SIGNATURE_BYTES, bundle: MAX_BUNDLE_BYTES };
+    const version = await store.getVersion(formatArtifactRef(parsed), limits, signal);
+    return version && { ref: formatArtifactRef(parsed), ...version };
+  }
   // Artifact first: the publish order guarantees its signature is stored before it is.
-  const artifact = await store.get(names.artifact, { maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES, ...signal });
+  const artifact = await store.get(names.artifact, { maxBytes, ...signal });
   if (!artifact) return undefined;
   const [signature, bundle] = await Promise.all([
     store.get(names.signature, { maxBytes: MAX_SIGNATURE_BYTES, ...signal }),

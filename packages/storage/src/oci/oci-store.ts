@@ -1,9 +1,9 @@
 // OCI registries as artifact stores: one version = one manifest whose layers are the wasm,
 // its signature and its bundle, tagged with the version. Mapping: docs/storage.md.
 import { createHash } from 'node:crypto';
+import { conflict } from '../conflict.js';
 import { StorageError, StorageErrorCode } from '../error.js';
 import { tooLarge } from '../limits.js';
-import { conflict } from '../local.js';
 import {
   type ArtifactRef,
   checkListPrefix,

@@ -2,9 +2,9 @@
 // Node 22). Imported only when a gs:// URL is opened.
 import type { Readable } from 'node:stream';
 import { type Bucket, Storage, type StorageOptions } from '@google-cloud/storage';
+import { compareExisting } from './conflict.js';
 import { StorageError } from './error.js';
 import { deadline, readCapped, tooLarge } from './limits.js';
-import { compareExisting } from './local.js';
 import { checkListPrefix, checkObjectName } from './names.js';
 import { denied, isNetworkFailure, requestFailed, unreachable } from './net.js';
 import { bucketAndPrefix, type NetworkStoreSettings } from './open.js';

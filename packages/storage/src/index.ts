@@ -34,5 +34,7 @@ export {
   type ListOptions,
   type PutOptions,
   type PutOutcome,
+  type StoredVersion,
+  type VersionLimits,
   type VersionObjects,
 } from './store.js';

@@ -70,6 +70,6 @@ export function checkObjectName(name: string): string {
 
 /** List prefixes follow the same rules, but may be empty or end in a partial segment. */
 export function checkListPrefix(prefix: string): string {
-  if (prefix === '') return prefix;
-  return checkObjectName(prefix.endsWith('/') ? prefix.slice(0, -1) : prefix) === '' ? '' : prefix;
+  if (prefix !== '') checkObjectName(prefix.endsWith('/') ? prefix.slice(0, -1) : prefix);
+  return prefix;
 }

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { StorageError, StorageErrorCode } from './error.js';
 import { ARTIFACT_SUFFIX, formatArtifactRef, parseArtifactRef, versionObjectNames } from './names.js';
 import type { ArtifactStore, PutOutcome, VersionObjects } from './store.js';
@@ -55,8 +55,25 @@ export async function publishArtifact(store: ArtifactStore, request: PublishRequ
     // this exact artifact is already published, the re-run is a no-op (the stored
     // signature stays); otherwise the version belongs to someone else.
     if (err instanceof StorageError && err.code === StorageErrorCode.CONFLICT) {
-      const existing = await store.get(names.artifact, { maxBytes: request.artifact.byteLength }).catch(() => undefined);
+      let existing: Buffer | undefined;
+      try {
+        existing = await store.get(names.artifact, { maxBytes: request.artifact.byteLength });
+      } catch (e) {
+        if (!(e instanceof StorageError && e.code === StorageErrorCode.TOO_LARGE)) throw e;
+        throw err;
+      }
       if (existing?.equals(request.artifact)) return { ref: refText, names: written, outcome: 'unchanged' };
+      if (!existing) {
+        // Signature stored, artifact not: another publish is in flight, or one was interrupted.
+        throw new StorageError(
+          StorageErrorCode.CONFLICT,
+          `${err.message}, and ${names.artifact} is not published yet: another publish of ${refText} is in progress or was interrupted`,
+          {
+            hint: `if no publish is running, delete the leftover ${names.signature} and ${names.bundle} from ${store.url} and publish again`,
+            cause: err,
+          },
+        );
+      }
     }
     throw err;
   }
@@ -91,8 +108,14 @@ export async function fetchArtifact(
   const parsed = parseArtifactRef(ref);
   const names = versionObjectNames(parsed);
   const signal = options.signal ? { signal: options.signal } : {};
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  if (store.getVersion) {
+    const limits = { artifact: maxBytes, signature: MAX_SIGNATURE_BYTES, bundle: MAX_BUNDLE_BYTES };
+    const version = await store.getVersion(formatArtifactRef(parsed), limits, signal);
+    return version && { ref: formatArtifactRef(parsed), ...version };
+  }
   // Artifact first: the publish order guarantees its signature is stored before it is.
-  const artifact = await store.get(names.artifact, { maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES, ...signal });
+  const artifact = await store.get(names.artifact, { maxBytes, ...signal });
   if (!artifact) return undefined;
   const [signature, bundle] = await Promise.all([
     store.get(names.signature, { maxBytes: MAX_SIGNATURE_BYTES, ...signal }),
@@ -109,15 +132,16 @@ export interface ArtifactFiles extends VersionObjects {
  * Reads `<dir>/<ref>.wasm`, its `.sig` (required: strict, like the worker) and its
  * `.sigstore.json` (optional). The reference comes from the file name.
  */
-export async function readArtifactFiles(artifactPath: string): Promise<ArtifactFiles> {
+export async function readArtifactFiles(artifactPath: string, options: { cwd?: string } = {}): Promise<ArtifactFiles> {
   const file = basename(artifactPath);
+  const onDisk = resolve(options.cwd ?? process.cwd(), artifactPath);
   if (!file.endsWith(ARTIFACT_SUFFIX)) {
     throw new StorageError(StorageErrorCode.INVALID_NAME, `not an artifact file name: ${file}`, {
       hint: 'publish the compiled <policy-id>@<semver>.wasm, e.g. pb-pay-v1@1.0.0.wasm',
     });
   }
   const ref = formatArtifactRef(parseArtifactRef(file.slice(0, -ARTIFACT_SUFFIX.length)));
-  const artifact = await readOptional(artifactPath);
+  const artifact = await readOptional(onDisk);
   if (!artifact) {
     throw new StorageError(StorageErrorCode.NOT_FOUND, `artifact file not found: ${artifactPath}`, {
       hint: 'pass the path of the compiled .wasm (apx compile writes <policy-id>@<semver>.wasm)',
@@ -132,23 +156,26 @@ export async function readArtifactFiles(artifactPath: string): Promise<ArtifactF
       },
     );
   }
-  const signature = await readOptional(`${artifactPath}.sig`);
+  const signature = await readOptional(`${onDisk}.sig`);
   if (!signature) {
     throw new StorageError(StorageErrorCode.UNSIGNED, `signature file not found: ${file}.sig (strict mode enabled)`, {
       hint: `sign it first: apx sign-blob --key keys/cosign.key --output-signature ${artifactPath}.sig ${artifactPath}`,
     });
   }
-  const bundle = await readOptional(`${artifactPath}.sigstore.json`);
+  const bundle = await readOptional(`${onDisk}.sigstore.json`);
   return { ref, artifact, signature, ...(bundle ? { bundle } : {}) };
 }
 
-/** `apx publish` and `apx compile --publish`: read the files beside each other, publish them. */
+/**
+ * `apx publish` and `apx compile --publish`: read the files beside each other, publish them.
+ * Relative paths resolve against `cwd`; messages show the path as given.
+ */
 export async function publishArtifactFiles(
   store: ArtifactStore,
   artifactPath: string,
-  options: { signal?: AbortSignal } = {},
+  options: { signal?: AbortSignal; cwd?: string } = {},
 ): Promise<PublishResult> {
-  const files = await readArtifactFiles(artifactPath);
+  const files = await readArtifactFiles(artifactPath, options.cwd === undefined ? {} : { cwd: options.cwd });
   return publishArtifact(store, { ...files, ...(options.signal ? { signal: options.signal } : {}) });
 }
 

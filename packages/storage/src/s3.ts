@@ -10,9 +10,9 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
+import { compareExisting } from './conflict.js';
 import { StorageError } from './error.js';
 import { deadline, readCapped } from './limits.js';
-import { compareExisting } from './local.js';
 import { checkListPrefix, checkObjectName } from './names.js';
 import { denied, isNetworkFailure, requestFailed, unreachable } from './net.js';
 import { bucketAndPrefix, type NetworkStoreSettings } from './open.js';

@@ -40,6 +40,19 @@ export interface VersionObjects {
   bundle?: Uint8Array;
 }
 
+export interface VersionLimits {
+  artifact: number;
+  signature: number;
+  bundle: number;
+}
+
+/** One version as read back; signature and bundle are undefined when not stored. */
+export interface StoredVersion {
+  artifact: Buffer;
+  signature: Buffer | undefined;
+  bundle: Buffer | undefined;
+}
+
 /**
  * Where artifacts live. Names are relative to the store's URL prefix, e.g.
  * `pb-pay-v1@1.0.0.wasm`; `get` returns undefined for a name that does not exist.
@@ -57,6 +70,11 @@ export interface ArtifactStore {
    * order. Always create-only.
    */
   putVersion?(ref: string, objects: VersionObjects, options?: { signal?: AbortSignal }): Promise<PutOutcome>;
+  /**
+   * Stores that publish a version as one unit (OCI) read it as one unit too, so the three
+   * files always come from the same publish. Limits as in `fetchArtifact`.
+   */
+  getVersion?(ref: string, limits: VersionLimits, options?: { signal?: AbortSignal }): Promise<StoredVersion | undefined>;
   /** Releases sockets or child resources, if any. */
   close?(): Promise<void>;
 }

@@ -5,6 +5,7 @@ import { generateKeyPairCommand } from './generate-key-pair.js';
 import { importKeyPairCommand } from './import-key-pair.js';
 import { inspectCommand } from './inspect.js';
 import { publicKeyCommand } from './public-key.js';
+import { publishCommand } from './publish.js';
 import { signCommand } from './sign.js';
 import { signBlobCommand } from './sign-blob.js';
 import { verifyBlobCommand } from './verify-blob.js';
@@ -21,5 +22,6 @@ export const COMMANDS: readonly CommandSpec[] = [
   signCommand,
   signBlobCommand,
   verifyBlobCommand,
+  publishCommand,
   workerCommand,
 ];

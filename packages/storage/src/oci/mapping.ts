@@ -1,6 +1,6 @@
 // How one APX version maps onto an OCI registry (documented in docs/storage.md).
 import { StorageError, StorageErrorCode } from '../error.js';
-import { type ArtifactRef, formatArtifactRef, parseArtifactRef } from '../names.js';
+import type { ArtifactRef } from '../names.js';
 
 /** OCI image manifest (image-spec v1.1). */
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -86,15 +86,4 @@ export function layerMediaType(name: string): string {
 /** Layer order is fixed (wasm, signature, bundle) so equal content gives an equal manifest. */
 export function layerRank(d: Descriptor): number {
   return [WASM_LAYER, SIGNATURE_LAYER, BUNDLE_LAYER].indexOf(d.mediaType);
-}
-
-export function refOfManifest(m: Manifest): string | undefined {
-  const id = m.annotations?.[POLICY_ANNOTATION];
-  const version = m.annotations?.[VERSION_ANNOTATION];
-  if (!id || !version) return undefined;
-  try {
-    return formatArtifactRef(parseArtifactRef(`${id}@${version}`));
-  } catch {
-    return undefined;
-  }
 }

@@ -1,9 +1,9 @@
 // OCI registries as artifact stores: one version = one manifest whose layers are the wasm,
 // its signature and its bundle, tagged with the version. Mapping: docs/storage.md.
 import { createHash } from 'node:crypto';
+import { conflict } from '../conflict.js';
 import { StorageError, StorageErrorCode } from '../error.js';
 import { tooLarge } from '../limits.js';
-import { conflict } from '../local.js';
 import {
   type ArtifactRef,
   checkListPrefix,
@@ -13,7 +13,16 @@ import {
   versionObjectNames,
 } from '../names.js';
 import { invalidUrl, type NetworkStoreSettings } from '../open.js';
-import type { ArtifactStore, GetOptions, ListOptions, PutOptions, PutOutcome, VersionObjects } from '../store.js';
+import type {
+  ArtifactStore,
+  GetOptions,
+  ListOptions,
+  PutOptions,
+  PutOutcome,
+  StoredVersion,
+  VersionLimits,
+  VersionObjects,
+} from '../store.js';
 import { DEFAULT_MAX_BYTES } from '../store.js';
 import {
   checkRepoPrefix,
@@ -104,9 +113,39 @@ export class OciStore implements ArtifactStore {
   async get(name: string, options: GetOptions = {}): Promise<Buffer | undefined> {
     const { repository, tag } = this.#locate(name);
     const found = await this.#client.getManifest(repository, tag, options.signal);
-    const layer = found?.manifest.layers.find((l) => l.annotations?.[TITLE] === name);
+    if (!found) return undefined;
+    return this.#layer(repository, found.manifest, name, options.maxBytes ?? DEFAULT_MAX_BYTES, options.signal);
+  }
+
+  /** The three files from one manifest: never an artifact of one push with another's signature. */
+  async getVersion(
+    refText: string,
+    limits: VersionLimits,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<StoredVersion | undefined> {
+    const ref = parseArtifactRef(refText);
+    const { repository, tag } = repositoryAndTag(this.#prefix, ref);
+    const names = versionObjectNames(ref);
+    const found = await this.#client.getManifest(repository, tag, options.signal);
+    if (!found) return undefined;
+    const artifact = await this.#layer(repository, found.manifest, names.artifact, limits.artifact, options.signal);
+    if (!artifact) return undefined;
+    const [signature, bundle] = await Promise.all([
+      this.#layer(repository, found.manifest, names.signature, limits.signature, options.signal),
+      this.#layer(repository, found.manifest, names.bundle, limits.bundle, options.signal),
+    ]);
+    return { artifact, signature, bundle };
+  }
+
+  async #layer(
+    repository: string,
+    manifest: Manifest,
+    name: string,
+    max: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Buffer | undefined> {
+    const layer = manifest.layers.find((l) => l.annotations?.[TITLE] === name);
     if (!layer) return undefined;
-    const max = options.maxBytes ?? DEFAULT_MAX_BYTES;
     // The manifest announces the size: an oversized artifact costs no download.
     if (!Number.isSafeInteger(layer.size) || layer.size < 0) {
       throw new StorageError(StorageErrorCode.INTEGRITY, `manifest of ${name} in ${this.url} has an invalid layer size`, {
@@ -114,7 +153,7 @@ export class OciStore implements ArtifactStore {
       });
     }
     if (layer.size > max) throw tooLarge(this.url, name, layer.size, max);
-    return this.#client.getBlob(repository, layer, name, options.signal);
+    return this.#client.getBlob(repository, layer, name, signal);
   }
 
   /**

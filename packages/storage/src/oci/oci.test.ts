@@ -125,3 +125,41 @@ describe('OCI layout, checked with skopeo', { skip: missing || skopeoMissing() }
     assert.deepEqual(await store.list(''), await store.list('pb'));
   });
 });
+
+describe('OCI registry authentication', { skip: missing }, () => {
+  let registry: TestRegistry;
+  let proxy: Awaited<ReturnType<typeof startProxy>>;
+  const tokenAuth = { user: 'ci', password: 'pa55', token: 'tok-123', scopes: [] as string[] };
+  const files = { artifact: Buffer.from('0061736d01000000', 'hex'), signature: Buffer.from('c2ln') };
+
+  before(async () => {
+    registry = await startRegistry();
+    proxy = await startProxy(`http://${registry.host}`, { tokenAuth });
+  });
+  after(async () => {
+    await proxy?.close();
+    await registry?.stop();
+  });
+  const open = (env: Record<string, string>) => openStore(`oci+http://${proxy.url.slice('http://'.length)}/apx`, { env });
+
+  it('exchanges APX_OCI_USERNAME/APX_OCI_PASSWORD at the token service named by the challenge', async () => {
+    const store = await open({ APX_OCI_USERNAME: 'ci', APX_OCI_PASSWORD: 'pa55' });
+    assert.equal((await publishArtifact(store, { ref: 'auth@1.0.0', ...files })).outcome, 'created');
+    assert.deepEqual((await fetchArtifact(store, 'auth@1.0.0'))?.artifact, files.artifact);
+    assert.ok(tokenAuth.scopes.includes('repository:apx/auth:pull,push'), tokenAuth.scopes.join(' '));
+  });
+
+  it('uses APX_OCI_TOKEN as a bearer token', async () => {
+    assert.deepEqual((await fetchArtifact(await open({ APX_OCI_TOKEN: 'tok-123' }), 'auth@1.0.0'))?.signature, files.signature);
+  });
+
+  it('without or with wrong credentials: DENIED, and no secret in the message', async () => {
+    for (const env of [{}, { APX_OCI_USERNAME: 'ci', APX_OCI_PASSWORD: 'wrong-s3cret' }, { APX_OCI_TOKEN: 'bad-t0ken' }]) {
+      await assert.rejects(fetchArtifact(await open(env), 'auth@1.0.0'), (e: unknown) => {
+        assert.ok(e instanceof StorageError && e.code === StorageErrorCode.DENIED, String(e));
+        assert.doesNotMatch(`${e.message} ${e.hint}`, /s3cret|t0ken|pa55/);
+        return true;
+      });
+    }
+  });
+});

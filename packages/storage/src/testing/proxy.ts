@@ -14,6 +14,12 @@ export interface TestProxy {
 export interface TestProxyOptions {
   /** Emulate conditional creates (PUT with If-None-Match: *) with a per-path lock and a HEAD. */
   conditionalCreates?: boolean;
+  /**
+   * Emulate distribution's token authentication: requests need `Bearer <token>`, else 401
+   * with a Bearer challenge pointing at `/token`, which hands out the token for Basic
+   * `user:password`. Requested scopes are recorded in `scopes`.
+   */
+  tokenAuth?: { user: string; password: string; token: string; scopes: string[] };
 }
 
 export async function startProxy(upstream: string, options: TestProxyOptions = {}): Promise<TestProxy> {
@@ -43,6 +49,23 @@ export async function startProxy(upstream: string, options: TestProxyOptions = {
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks);
     const path = (req.url ?? '').split('?')[0] ?? '';
+    const auth = options.tokenAuth;
+    if (auth && path === '/token') {
+      const basic = `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString('base64')}`;
+      auth.scopes.push(new URL(req.url ?? '', 'http://x').searchParams.get('scope') ?? '');
+      if (req.headers.authorization !== basic) {
+        res.writeHead(401).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: auth.token }));
+      return;
+    }
+    if (auth && req.headers.authorization !== `Bearer ${auth.token}`) {
+      const realm = `http://${req.headers.host}/token`;
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm}",service="test-registry",scope="repository:x:pull"` });
+      res.end('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}');
+      return;
+    }
     try {
       if (options.conditionalCreates && req.method === 'PUT' && req.headers['if-none-match'] === '*') {
         const previous = locks.get(path) ?? Promise.resolve();

@@ -1,0 +1,61 @@
+// The cloud SDKs are optional and heavy: using the local store must not load them. A child
+// process runs with a module hook that refuses any module under @google-cloud/ or @aws-sdk/
+// (ESM resolution and CommonJS require alike); the s3:// run proves the hook catches them.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+
+const INDEX = pathToFileURL(join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'index.js')).href;
+const FORBIDDEN = String.raw`/node_modules\/(@google-cloud|@aws-sdk)\//`;
+
+const HOOKS = `export async function resolve(specifier, context, next) {
+  const r = await next(specifier, context);
+  if (${FORBIDDEN}.test(r.url)) throw new Error('FORBIDDEN MODULE ' + r.url);
+  return r;
+}`;
+const GUARD = `
+import Module, { register } from 'node:module';
+register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(HOOKS)}));
+const original = Module._resolveFilename;
+Module._resolveFilename = function (...args) {
+  const file = original.apply(this, args);
+  if (${FORBIDDEN}.test(file)) throw new Error('FORBIDDEN MODULE ' + file);
+  return file;
+};`;
+
+function run(scheme: 'file' | 's3' | 'gs') {
+  const dir = mkdtempSync(join(tmpdir(), 'apx-lazy-'));
+  const program = `
+import { openStore, publishArtifact, fetchArtifact } from ${JSON.stringify(INDEX)};
+const store = await openStore(${JSON.stringify(dir)});
+await publishArtifact(store, { ref: 'p@1.0.0', artifact: Buffer.from('\\0asm'), signature: Buffer.from('c2ln') });
+if (!(await fetchArtifact(store, 'p@1.0.0'))?.signature) throw new Error('no signature');
+if (${JSON.stringify(scheme)} === 's3') await openStore('s3://bucket/p?endpoint=http://127.0.0.1:9');
+if (${JSON.stringify(scheme)} === 'gs') await openStore('gs://bucket/p?endpoint=http://127.0.0.1:9');
+console.log('done');`;
+  return spawnSync(
+    process.execPath,
+    ['--import', `data:text/javascript,${encodeURIComponent(GUARD)}`, '--input-type=module', '-e', program],
+    {
+      encoding: 'utf8',
+    },
+  );
+}
+
+it('importing @apx/storage and using the local store loads neither @google-cloud/* nor @aws-sdk/*', () => {
+  const r = run('file');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout.trim(), 'done');
+});
+
+it('(control) opening s3:// or gs:// does load the SDK, and the guard sees it', () => {
+  for (const scheme of ['s3', 'gs'] as const) {
+    const r = run(scheme);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, scheme === 's3' ? /FORBIDDEN MODULE .*@aws-sdk/ : /FORBIDDEN MODULE .*@google-cloud/);
+  }
+});

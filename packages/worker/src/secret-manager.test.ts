@@ -7,10 +7,13 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CoreErrorCode, isApxError } from '@apx/core';
+import { resolveConfig } from './config.js';
 import { WorkerError, WorkerErrorCode } from './error.js';
 import { keyProviderFromRef } from './keys.js';
 import { crc32c, type SecretManagerKeyOptions, SecretManagerKeyProvider, type TrustedKeyInfo } from './secret-manager.js';
+import type { ArtifactSource } from './source.js';
 import { FakeSecretManager, grpc, permissionDenied } from './test-support/secret-manager-server.js';
+import { startWorker } from './worker.js';
 
 const SECRET = 'projects/apx-prod/secrets/apx-artifact-pubkey';
 const LATEST = `${SECRET}/versions/latest`;
@@ -330,5 +333,75 @@ describe('trusted key from GCP Secret Manager (official client, local gRPC serve
     });
     assert.equal(run.status, 0, run.stderr);
     assert.deepEqual(JSON.parse(run.stdout.trim().split('\n').pop() ?? ''), [false, false, false, true]);
+  });
+
+  describe('in the worker (APX_PUBLIC_KEY=projects/.../versions/latest)', () => {
+    // (module (func (export "f") (result i32) i32.const 42))
+    const WASM = Buffer.from('0061736d010000000105016000017f03020100070501016600000a06010400412a0b', 'hex');
+    const source = (signer = first.privateKey): ArtifactSource => ({
+      url: 'memory://secret-test',
+      fetch: async () => ({
+        artifact: WASM,
+        signature: Buffer.from(sign('sha256', WASM, signer).toString('base64')),
+        bundle: undefined,
+      }),
+      versions: async () => ['1.0.0'],
+      policies: async () => ['pb-test'],
+    });
+
+    async function run(signer = first.privateKey) {
+      const logs: Array<Record<string, unknown>> = [];
+      const { config, warnings } = resolveConfig({
+        APX_PORT: '0',
+        APX_RELOAD_INTERVAL: '0',
+        APX_POLICIES: 'pb-test@1.0.0',
+        APX_PUBLIC_KEY: LATEST,
+      });
+      const worker = await startWorker(config, warnings, {
+        openSource: async () => source(signer),
+        runtimeFactory: () => ({ decide: () => ({ allow: true, status: 200, reason: 'ok', rateLimits: [], detail: {} }) }),
+        env: {},
+        cwd: '/nonexistent',
+        retryMinMs: 60_000,
+        secretManager: { clientOptions: server.clientOptions(), now: () => clock },
+        logDestination: { write: (line: string) => logs.push(JSON.parse(line)) },
+      });
+      return { worker, logs };
+    }
+
+    it('verifies policies with the key from the secret and logs which key it trusts', async () => {
+      server.addVersion(SECRET, pem(first));
+      const { worker, logs } = await run();
+      try {
+        assert.ok(worker.policies.get('pb-test'), 'the signed policy is serving');
+        const line = logs.find((l) => String(l.message).startsWith('trusted public key loaded'));
+        assert.equal(line?.message, `trusted public key loaded from ${SECRET}/versions/1`);
+        assert.equal(line?.severity, 'INFO');
+        assert.match(String(line?.key_id), /^[0-9a-f]{64}$/);
+        assert.ok(!JSON.stringify(logs).includes('BEGIN PUBLIC KEY'), 'the key itself is not logged');
+      } finally {
+        await worker.stop();
+      }
+    });
+
+    it('refuses to load anything when the secret is denied, with the runbook message in the log', async () => {
+      server.addVersion(SECRET, pem(first));
+      server.failures.set(SECRET, permissionDenied(SECRET));
+      const { worker, logs } = await run();
+      try {
+        assert.equal(worker.policies.get('pb-test'), undefined);
+        const messages = logs.map((l) => String(l.message));
+        assert.ok(
+          messages.some((m) =>
+            m.includes(
+              'artifact verification failed for pb-test@1.0.0: failed to access secret: rpc error: code = PermissionDenied desc = ',
+            ),
+          ),
+          messages.join('\n'),
+        );
+      } finally {
+        await worker.stop();
+      }
+    });
   });
 });

@@ -115,7 +115,7 @@ function hintFor(ref: string, code: number | undefined): string {
       return 'the worker has no valid Google credentials: attach a service account (workload identity) or set GOOGLE_APPLICATION_CREDENTIALS';
     case 4:
     case 14:
-      return 'Secret Manager did not answer in time; check the network path to secretmanager.googleapis.com (the last good key stays in use)';
+      return 'Secret Manager did not answer in time; check the network path to secretmanager.googleapis.com';
     default:
       return `${name}; ${grant}`;
   }

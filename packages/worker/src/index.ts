@@ -10,5 +10,12 @@ export { createLogger } from './observability/logger.js';
 export { WorkerMetrics } from './observability/metrics.js';
 export { PolicySet } from './policy-set.js';
 export type { PolicyDecision, PolicyRuntime, RuntimeFactory } from './runtime.js';
+export {
+  SECRET_VERSION_REF,
+  type SecretManagerClientOptions,
+  type SecretManagerKeyOptions,
+  SecretManagerKeyProvider,
+  type TrustedKeyInfo,
+} from './secret-manager.js';
 export type { ArtifactMaterial, ArtifactSource } from './source.js';
 export { type RunningWorker, startWorker, type WorkerDeps } from './worker.js';

@@ -98,7 +98,7 @@ function replaceHint(ref: string): string {
   return `the secret must hold the PEM public key (cosign.pub): gcloud secrets versions add ${shortSecretId(ref)} --project=${project} --data-file=cosign.pub`;
 }
 
-function hintFor(ref: string, code: number | undefined): string {
+function hintFor(ref: string, code: number | undefined, reason: string): string {
   const secret = shortSecretId(ref);
   const project = ref.split('/')[1] ?? '';
   const grant =
@@ -106,6 +106,8 @@ function hintFor(ref: string, code: number | undefined): string {
     `gcloud secrets add-iam-policy-binding ${secret} --project=${project} ` +
     `--member=serviceAccount:apx-worker@${project}.iam.gserviceaccount.com --role=roles/secretmanager.secretAccessor`;
   const name = `check the secret name in APX_PUBLIC_KEY (${ref}): gcloud secrets versions list ${secret} --project=${project}`;
+  // No gRPC status: the client failed before the call, most often without credentials.
+  if (code === undefined && /credential/i.test(reason)) code = 16;
   switch (code) {
     case 7:
       return grant;
@@ -134,7 +136,7 @@ function accessFailure(ref: string, err: unknown): WorkerError {
     reason = err instanceof Error ? err.message : String(err);
   }
   return new WorkerError(WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE, `failed to access secret: ${reason}`, {
-    hint: hintFor(ref, code),
+    hint: hintFor(ref, code, reason),
     cause: err,
   });
 }

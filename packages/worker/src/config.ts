@@ -56,7 +56,8 @@ export const SETTINGS: readonly Setting[] = [
     env: 'APX_PUBLIC_KEY',
     flag: 'public-key',
     default: 'keys/cosign.pub',
-    description: 'The trusted public key: a PEM file or env://VAR.',
+    description:
+      'The trusted public key: a PEM file, env://VAR, or a GCP Secret Manager version projects/P/secrets/S/versions/V (re-read every 5 minutes).',
   },
   {
     key: 'strict',

@@ -11,6 +11,13 @@ export { WorkerMetrics } from './observability/metrics.js';
 export { policyHostRuntime, RequestShapeError, toPolicyRequest } from './policy-runtime.js';
 export { PolicySet } from './policy-set.js';
 export type { PolicyDecision, PolicyRuntime, RuntimeFactory } from './runtime.js';
+export {
+  SECRET_VERSION_REF,
+  type SecretManagerClientOptions,
+  type SecretManagerKeyOptions,
+  SecretManagerKeyProvider,
+  type TrustedKeyInfo,
+} from './secret-manager.js';
 export type { ArtifactMaterial, ArtifactSource } from './source.js';
 export { openArtifactSource } from './store-source.js';
 export { type RunningWorker, startWorker, type WorkerDeps } from './worker.js';

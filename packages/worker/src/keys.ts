@@ -2,30 +2,36 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { isApxError, PublicKey, SignatureVerifier } from '@apx/core';
 import { WorkerError, WorkerErrorCode } from './error.js';
+import { SECRET_VERSION_REF, type SecretManagerKeyOptions, SecretManagerKeyProvider } from './secret-manager.js';
 
 /** Where the worker gets the key it trusts; each call may refresh (rotation without restart). */
 export interface TrustedKeyProvider {
   /** Where it looks, for messages: `keys/cosign.pub`, `env://APX_PUBKEY`... */
   readonly description: string;
   verifier(): Promise<SignatureVerifier>;
+  /** Releases connections (a secret store's channel); the worker calls it on stop. */
+  close?(): Promise<void>;
 }
 
 function unavailable(where: string, why: string, cause?: unknown): WorkerError {
   return new WorkerError(WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE, `public key not available: ${where} (${why})`, {
-    hint: "set APX_PUBLIC_KEY to the signer's public key (a PEM file or env://VAR)",
+    hint: "set APX_PUBLIC_KEY to the signer's public key (a PEM file, env://VAR or projects/P/secrets/S/versions/V)",
     cause,
   });
 }
 
 /**
- * A key from a file or an environment variable. The parsed verifier is cached; a file is
- * re-read when it changes on disk (its mtime), so a rotated key file takes effect without
- * a restart and without re-parsing on every load.
+ * A key from a file, an environment variable or a GCP Secret Manager secret version
+ * (`projects/P/secrets/S/versions/V`, read with the official client, imported lazily). The
+ * parsed verifier is cached; a file is re-read when its content changes and a secret on a
+ * schedule, so a rotated key takes effect without a restart and without re-parsing on
+ * every load.
  */
 export function keyProviderFromRef(
   ref: string,
-  options: { env: Record<string, string | undefined>; cwd: string },
+  options: { env: Record<string, string | undefined>; cwd: string; secretManager?: SecretManagerKeyOptions },
 ): TrustedKeyProvider {
+  if (SECRET_VERSION_REF.test(ref)) return new SecretManagerKeyProvider(ref, options.secretManager);
   if (ref.startsWith('env://')) {
     const name = ref.slice('env://'.length);
     let cached: SignatureVerifier | undefined;

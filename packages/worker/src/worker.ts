@@ -12,6 +12,7 @@ import { policyHostRuntime } from './policy-runtime.js';
 import { PolicySet } from './policy-set.js';
 import { RateLimiter } from './rate-limit.js';
 import type { RuntimeFactory } from './runtime.js';
+import type { SecretManagerKeyOptions } from './secret-manager.js';
 import { createWorkerServer } from './server.js';
 import type { ArtifactSource } from './source.js';
 import { openArtifactSource } from './store-source.js';
@@ -26,6 +27,8 @@ export interface WorkerDeps {
   logDestination?: DestinationStream;
   /** Overrides APX_PUBLIC_KEY resolution (tests, KMS and secret stores). */
   keys?: TrustedKeyProvider;
+  /** For an APX_PUBLIC_KEY in Secret Manager: client options (endpoint...), intervals, clock. The worker adds its log hooks. */
+  secretManager?: Omit<SecretManagerKeyOptions, 'onKeyLoaded' | 'onRefreshError'>;
   retryMinMs?: number;
 }
 
@@ -57,9 +60,28 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
         `policy failed closed (deny): ${fault.message}`,
       ),
     );
+  const keys =
+    deps.keys ??
+    keyProviderFromRef(config.publicKey, {
+      env: deps.env,
+      cwd: deps.cwd,
+      secretManager: {
+        ...deps.secretManager,
+        onKeyLoaded: (key, previous) =>
+          log.info(
+            { key_source: key.ref, key_version: key.version, key_id: key.keyId, previous_key_id: previous?.keyId ?? null },
+            previous ? `trusted public key rotated: now ${key.version}` : `trusted public key loaded from ${key.version}`,
+          ),
+        onRefreshError: (err, kept) =>
+          log.warn(
+            { key_source: kept.ref, key_version: kept.version, key_id: kept.keyId, code: err.code, hint: err.hint ?? null },
+            `${err.message} (keeping the last good key)`,
+          ),
+      },
+    });
   const loader = new PolicyLoader({
     source,
-    keys: deps.keys ?? keyProviderFromRef(config.publicKey, { env: deps.env, cwd: deps.cwd }),
+    keys,
     strict: config.strict,
     allowList: config.allowList,
     runtimeFactory,
@@ -99,6 +121,7 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     async stop() {
       policies.stop();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (!deps.keys) await keys.close?.();
     },
   };
 }

@@ -1,0 +1,295 @@
+import { isApxError, PublicKey, SignatureVerifier } from '@apx/core';
+import type { protos, SecretManagerServiceClient } from '@google-cloud/secret-manager';
+import { WorkerError, WorkerErrorCode } from './error.js';
+import type { TrustedKeyProvider } from './keys.js';
+
+/** `APX_PUBLIC_KEY` values read from GCP Secret Manager: `projects/P/secrets/S/versions/V` (V may be `latest`). */
+export const SECRET_VERSION_REF = /^projects\/[^/]+\/secrets\/[^/]+\/versions\/[^/]+$/;
+
+/** What the official client's constructor accepts (endpoint, port, credentials, sslCreds...). */
+export type SecretManagerClientOptions = NonNullable<ConstructorParameters<typeof SecretManagerServiceClient>[0]>;
+
+/** The key now trusted, for logs: where it came from and its key id (never the key bytes). */
+export interface TrustedKeyInfo {
+  /** The reference configured (`.../versions/latest`). */
+  ref: string;
+  /** The version actually read (`.../versions/3`), as Secret Manager names it. */
+  version: string;
+  /** Lowercase hex SHA-256 of the key's SPKI DER. */
+  keyId: string;
+}
+
+export interface SecretManagerKeyOptions {
+  /** Re-read the secret when the key is older than this (rotation without restart). Default 5 minutes. */
+  refreshIntervalMs?: number;
+  /** After a failed refresh, keep the last good key and try again after this. Default min(30 s, refresh interval). */
+  retryIntervalMs?: number;
+  /** Deadline of one read of the secret, retries included. Default 10 s. */
+  timeoutMs?: number;
+  /** The clock (tests inject one). Default Date.now. */
+  now?: () => number;
+  /** Options for the official client: endpoint, port, credentials (default: Application Default Credentials). */
+  clientOptions?: SecretManagerClientOptions;
+  /** A refresh failed and the last good key is kept; the worker logs it. Never called when there is no key yet (that throws). */
+  onRefreshError?: (error: WorkerError, kept: TrustedKeyInfo) => void;
+  /** A key was read whose key id differs from the previous one (the first load included). */
+  onKeyLoaded?: (key: TrustedKeyInfo, previous: TrustedKeyInfo | undefined) => void;
+}
+
+export const DEFAULT_SECRET_REFRESH_MS = 5 * 60_000;
+export const DEFAULT_SECRET_TIMEOUT_MS = 10_000;
+const DEFAULT_RETRY_MS = 30_000;
+/** Our own deadline, a little after the client's: a backstop should the client not honour its timeout. */
+const GUARD_MS = 1000;
+
+/** gRPC status names as Go prints them (`rpc error: code = PermissionDenied desc = ...`), by status number. */
+const GRPC_CODE_NAMES = [
+  'OK',
+  'Canceled',
+  'Unknown',
+  'InvalidArgument',
+  'DeadlineExceeded',
+  'NotFound',
+  'AlreadyExists',
+  'PermissionDenied',
+  'ResourceExhausted',
+  'FailedPrecondition',
+  'Aborted',
+  'OutOfRange',
+  'Unimplemented',
+  'Internal',
+  'Unavailable',
+  'DataLoss',
+  'Unauthenticated',
+] as const;
+
+const CRC32C_TABLE = (() => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+})();
+
+/** CRC-32C (Castagnoli), the checksum Secret Manager returns as `payload.dataCrc32c`. */
+export function crc32c(data: Uint8Array): number {
+  let crc = 0xffffffff;
+  for (const byte of data) crc = (CRC32C_TABLE[(crc ^ byte) & 0xff] as number) ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+function secretName(ref: string): string {
+  return ref.slice(0, ref.indexOf('/versions/'));
+}
+
+function shortSecretId(ref: string): string {
+  return secretName(ref).split('/')[3] ?? ref;
+}
+
+/** `public key not available: <where it looked> (<why>)`, as keys.ts says it for files. */
+function unavailable(ref: string, why: string, cause: unknown, hint: string): WorkerError {
+  return new WorkerError(WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE, `public key not available: ${ref} (${why})`, { hint, cause });
+}
+
+function replaceHint(ref: string): string {
+  const project = ref.split('/')[1] ?? '';
+  return `the secret must hold the PEM public key (cosign.pub): gcloud secrets versions add ${shortSecretId(ref)} --project=${project} --data-file=cosign.pub`;
+}
+
+function hintFor(ref: string, code: number | undefined, reason: string): string {
+  const secret = shortSecretId(ref);
+  const project = ref.split('/')[1] ?? '';
+  const grant =
+    `grant roles/secretmanager.secretAccessor on the secret to the worker's service account: ` +
+    `gcloud secrets add-iam-policy-binding ${secret} --project=${project} ` +
+    `--member=serviceAccount:apx-worker@${project}.iam.gserviceaccount.com --role=roles/secretmanager.secretAccessor`;
+  const name = `check the secret name in APX_PUBLIC_KEY (${ref}): gcloud secrets versions list ${secret} --project=${project}`;
+  // No gRPC status: the client failed before the call, most often without credentials.
+  if (code === undefined && /credential/i.test(reason)) code = 16;
+  switch (code) {
+    case 7:
+      return grant;
+    case 5:
+      return `${name}; the version may also be disabled or destroyed`;
+    case 16:
+      return 'the worker has no valid Google credentials: attach a service account (workload identity) or set GOOGLE_APPLICATION_CREDENTIALS';
+    case 4:
+    case 14:
+      return 'Secret Manager did not answer in time; check the network path to secretmanager.googleapis.com';
+    default:
+      return `${name}; ${grant}`;
+  }
+}
+
+/** `failed to access secret: <the provider's reason>` (the runbook's words), PUBLIC_KEY_UNAVAILABLE. */
+function accessFailure(ref: string, err: unknown): WorkerError {
+  const e = err as { code?: unknown; details?: unknown; message?: unknown } | null | undefined;
+  const code = typeof e?.code === 'number' && Number.isInteger(e.code) ? e.code : undefined;
+  const name = code === undefined ? undefined : GRPC_CODE_NAMES[code];
+  let reason: string;
+  if (name !== undefined) {
+    const desc = typeof e?.details === 'string' && e.details !== '' ? e.details : typeof e?.message === 'string' ? e.message : '';
+    reason = `rpc error: code = ${name} desc = ${desc}`;
+  } else {
+    reason = err instanceof Error ? err.message : String(err);
+  }
+  return new WorkerError(WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE, `failed to access secret: ${reason}`, {
+    hint: hintFor(ref, code, reason),
+    cause: err,
+  });
+}
+
+function deadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = Object.assign(new Error(`no answer from Secret Manager within ${ms} ms`), { code: 4 });
+      reject(err);
+    }, ms);
+  });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The trusted key read from a Secret Manager secret version whose payload is the PEM public
+ * key (`gcloud secrets create apx-artifact-pubkey --data-file=cosign.pub`). The official
+ * client is imported on first use only (it is heavy). The verifier is cached and the secret
+ * re-read when older than the refresh interval, so rotating the key (adding a version, with
+ * `latest`) needs no restart; a failed refresh keeps the last good key and is reported to
+ * `onRefreshError`. Concurrent callers share one read.
+ */
+export class SecretManagerKeyProvider implements TrustedKeyProvider {
+  readonly description: string;
+  private readonly ref: string;
+  private readonly refreshMs: number;
+  private readonly retryMs: number;
+  private readonly timeoutMs: number;
+  private readonly now: () => number;
+  private readonly options: SecretManagerKeyOptions;
+  private current: { verifier: SignatureVerifier; info: TrustedKeyInfo } | undefined;
+  private nextReadAt = 0;
+  private inflight: Promise<SignatureVerifier> | undefined;
+  private client: Promise<SecretManagerServiceClient> | undefined;
+
+  constructor(ref: string, options: SecretManagerKeyOptions = {}) {
+    if (!SECRET_VERSION_REF.test(ref)) {
+      throw new WorkerError(WorkerErrorCode.CONFIG_INVALID, `invalid APX_PUBLIC_KEY="${ref}"`, {
+        hint: 'a Secret Manager reference is projects/PROJECT/secrets/SECRET/versions/VERSION (VERSION may be latest)',
+      });
+    }
+    this.ref = ref;
+    this.description = ref;
+    this.options = options;
+    this.refreshMs = options.refreshIntervalMs ?? DEFAULT_SECRET_REFRESH_MS;
+    this.retryMs = options.retryIntervalMs ?? Math.min(DEFAULT_RETRY_MS, this.refreshMs);
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_SECRET_TIMEOUT_MS;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** The key in use, if one was read (for logs and readiness). */
+  get key(): TrustedKeyInfo | undefined {
+    return this.current?.info;
+  }
+
+  async verifier(): Promise<SignatureVerifier> {
+    if (this.current && this.now() < this.nextReadAt) return this.current.verifier;
+    this.inflight ??= this.refresh().finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
+  }
+
+  /** Closes the client's channel; later calls open a new one. */
+  async close(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (client) await client.then((c) => c.close()).catch(() => undefined);
+  }
+
+  private async refresh(): Promise<SignatureVerifier> {
+    try {
+      const loaded = await this.read();
+      const previous = this.current?.info;
+      this.current = loaded;
+      this.nextReadAt = this.now() + this.refreshMs;
+      if (previous?.keyId !== loaded.info.keyId) this.report(() => this.options.onKeyLoaded?.(loaded.info, previous));
+      return loaded.verifier;
+    } catch (err) {
+      const error = err instanceof WorkerError ? err : accessFailure(this.ref, err);
+      const kept = this.current;
+      if (!kept) throw error;
+      this.nextReadAt = this.now() + this.retryMs;
+      this.report(() => this.options.onRefreshError?.(error, kept.info));
+      return kept.verifier;
+    }
+  }
+
+  /** A hook that throws must not take the key away. */
+  private report(hook: () => void): void {
+    try {
+      hook();
+    } catch {
+      // ignored on purpose
+    }
+  }
+
+  private connect(): Promise<SecretManagerServiceClient> {
+    this.client ??= import('@google-cloud/secret-manager').then(
+      (sdk) => new sdk.SecretManagerServiceClient(this.options.clientOptions),
+      (err: unknown) => {
+        this.client = undefined;
+        throw new WorkerError(
+          WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE,
+          `failed to access secret: cannot load @google-cloud/secret-manager (${(err as Error).message})`,
+          { hint: 'install the worker with its dependencies (npm install @google-cloud/secret-manager)', cause: err },
+        );
+      },
+    );
+    return this.client;
+  }
+
+  private async read(): Promise<{ verifier: SignatureVerifier; info: TrustedKeyInfo }> {
+    let response: protos.google.cloud.secretmanager.v1.IAccessSecretVersionResponse;
+    try {
+      const client = await this.connect();
+      [response] = await deadline(
+        client.accessSecretVersion({ name: this.ref }, { timeout: this.timeoutMs }),
+        this.timeoutMs + GUARD_MS,
+      );
+    } catch (err) {
+      if (err instanceof WorkerError) throw err;
+      throw accessFailure(this.ref, err);
+    }
+    const version = response.name || this.ref;
+    const raw = response.payload?.data;
+    const data = typeof raw === 'string' ? Buffer.from(raw, 'base64') : raw ? Buffer.from(raw) : Buffer.alloc(0);
+    try {
+      const expected = response.payload?.dataCrc32c;
+      if (expected !== undefined && expected !== null && String(expected) !== String(crc32c(data))) {
+        throw unavailable(
+          this.ref,
+          `the payload of ${version} does not match its CRC32C checksum`,
+          undefined,
+          replaceHint(this.ref),
+        );
+      }
+      let publicKey: PublicKey;
+      try {
+        publicKey = PublicKey.fromPem(data.toString('utf8'), `secret ${version}`);
+      } catch (err) {
+        // The reason names the PEM type at most, never the payload (it might be a private key).
+        const why = isApxError(err) ? err.message : 'not a PEM public key';
+        throw unavailable(this.ref, why, err, replaceHint(this.ref));
+      }
+      return {
+        verifier: new SignatureVerifier(publicKey),
+        info: { ref: this.ref, version, keyId: publicKey.keyId },
+      };
+    } finally {
+      data.fill(0); // the payload should be a public key; if someone stored a private key, do not keep it around
+      if (raw instanceof Uint8Array) raw.fill(0);
+    }
+  }
+}

@@ -1,26 +1,27 @@
 import { join } from 'node:path';
 import { sha256Hex } from '@apx/core';
 import { type CompiledPolicy, compilePolicy, PolicyCheckError, PolicyError, PolicyErrorCode } from '@apx/policy';
-import { type Signer, signBlob, writeFileAtomic } from '@apx/sign';
+import { type ArtifactSignature, type Signer, signArtifact, writeFileAtomic } from '@apx/sign';
 import { type CommandSpec, flagBool, flagString, UsageError } from '../command.js';
 import { type CliContext, info } from '../context.js';
+import { environmentFlag } from '../environment.js';
 import { readInput, resolvePath } from '../io.js';
 import { DEFAULT_PRIVATE_KEY, openSigner } from '../keyref.js';
-
-interface ArtifactSignature {
-  /** `.sig` content: base64 DER, no newline. */
-  signature: string;
-  /** `.sigstore.json` content. */
-  bundle: string;
-}
+import { publishToStore } from './publish.js';
 
 /**
- * The one place a compiled policy is signed. Today a message signature over the bytes; the
- * DSSE/in-toto statement binding name, version and environment replaces it here.
+ * The one place a compiled policy is signed: cosign's signature over the bytes, and the
+ * statement binding them to name, version, environment, ABI, compiler and source digest.
  */
-async function signPolicyArtifact(signer: Signer, compiled: CompiledPolicy): Promise<ArtifactSignature> {
-  const signed = await signBlob(signer, compiled.wasm);
-  return { signature: signed.signatureFileContent, bundle: signed.bundleJson };
+function signPolicyArtifact(signer: Signer, compiled: CompiledPolicy, environment: string): Promise<ArtifactSignature> {
+  return signArtifact(signer, compiled.wasm, {
+    policyId: compiled.meta.policy,
+    version: compiled.meta.version,
+    environment,
+    abiVersion: compiled.meta.abi,
+    compilerVersion: compiled.meta.compiler,
+    sourceDigest: `sha256:${compiled.meta.sourceSha256}`,
+  });
 }
 
 /** Compiles every source; prints every problem of every file, then fails once. */
@@ -88,6 +89,18 @@ SOURCE and exits 0 only when the bytes are identical. docs/policy-language.md, d
     { name: 'out', type: 'string', value: 'DIR', description: 'Directory for the artifacts (default: .).' },
     { name: 'key', type: 'string', value: 'KEY', description: `The private key to sign with (default: ${DEFAULT_PRIVATE_KEY}).` },
     { name: 'no-sign', type: 'boolean', description: 'Do not sign (local experiments only: workers in strict mode refuse it).' },
+    {
+      name: 'env',
+      type: 'string',
+      value: 'ENV',
+      description: 'Environment the signature binds the artifact to: dev, staging or production (default: dev).',
+    },
+    {
+      name: 'publish',
+      type: 'string',
+      value: 'URL',
+      description: 'Also publish each signed artifact to this store (directory, gs://, s3://, oci://).',
+    },
     { name: 'check', type: 'string', value: 'ARTIFACT', description: 'Rebuild SOURCE and compare with ARTIFACT byte for byte.' },
   ],
   positionals: { min: 1, max: 64, names: 'FILE (a policy YAML file)' },
@@ -104,18 +117,22 @@ SOURCE and exits 0 only when the bytes are identical. docs/policy-language.md, d
     const compiled = await compileAll(ctx, args.positionals);
     // Open the key before writing anything: a missing key must not leave unsigned artifacts.
     const signer = noSign ? undefined : await openSigner(ctx, keyRef ?? DEFAULT_PRIVATE_KEY);
+    const environment = environmentFlag(args);
+    const publishUrl = flagString(args, 'publish');
+    if (publishUrl && noSign) throw new UsageError('--publish needs signed artifacts; drop --no-sign');
     for (const c of compiled) {
       const wasmPath = join(outDir, c.fileName);
-      const signature = signer ? await signPolicyArtifact(signer, c) : undefined;
+      const signature = signer ? await signPolicyArtifact(signer, c, environment) : undefined;
+      // Signature and bundle first: a reader never finds this version's bytes unsigned.
+      if (signature) {
+        await writeFileAtomic(resolvePath(ctx, `${wasmPath}.sigstore.json`), signature.bundleJson, { overwrite: true });
+        await writeFileAtomic(resolvePath(ctx, `${wasmPath}.sig`), signature.signatureFileContent, { overwrite: true });
+      }
       await writeFileAtomic(resolvePath(ctx, wasmPath), c.wasm, { overwrite: true });
       ctx.stdout.write(`✓ Compiled: ${wasmPath}\n`);
-      if (signature) {
-        await writeFileAtomic(resolvePath(ctx, `${wasmPath}.sig`), signature.signature, { overwrite: true });
-        await writeFileAtomic(resolvePath(ctx, `${wasmPath}.sigstore.json`), signature.bundle, { overwrite: true });
-        ctx.stdout.write(`✓ Signed:    ${wasmPath}.sig\n`);
-      } else {
-        info(ctx, `WARNING: ${wasmPath} is not signed (--no-sign); workers in strict mode will refuse it`);
-      }
+      if (signature) ctx.stdout.write(`✓ Signed:    ${wasmPath}.sig\n`);
+      else info(ctx, `WARNING: ${wasmPath} is not signed (--no-sign); workers in strict mode will refuse it`);
+      if (publishUrl) await publishToStore(ctx, wasmPath, { store: publishUrl });
     }
     return 0;
   },

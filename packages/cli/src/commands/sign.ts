@@ -1,12 +1,12 @@
 import { basename } from 'node:path';
-import { isPolicyId, isSemver } from '@apx/core';
+import { isPolicyId, isSemver, type PolicyMeta, readPolicyMeta } from '@apx/core';
 import { signArtifact, writeFileAtomic } from '@apx/sign';
 import { type CommandSpec, flagString, UsageError } from '../command.js';
 import { info } from '../context.js';
+import { environmentFlag } from '../environment.js';
+import { CliError, CliErrorCode } from '../error.js';
 import { readInput, resolvePath } from '../io.js';
 import { DEFAULT_PRIVATE_KEY, openSigner } from '../keyref.js';
-
-const ENVIRONMENTS = ['dev', 'staging', 'production'];
 
 export const signCommand: CommandSpec = {
   name: 'sign',
@@ -45,20 +45,28 @@ reference and environment they load, so a renamed or promoted artifact is refuse
     if (!policyId) throw new UsageError('--policy-id is required (the file name does not say it)');
     if (!isPolicyId(policyId))
       throw new UsageError(`--policy-id ${policyId} is not a policy id (lowercase letters, digits, . _ -)`);
-    const environment = flagString(args, 'env') ?? 'dev';
-    if (!ENVIRONMENTS.includes(environment))
-      throw new UsageError(`--env ${environment} is not one of ${ENVIRONMENTS.join(', ')}`);
+    const environment = environmentFlag(args);
     const keyRef = flagString(args, 'key') ?? DEFAULT_PRIVATE_KEY;
 
     const artifact = await readInput(ctx, artifactPath, 'artifact', 'pass the path of the .wasm artifact to sign');
+    const meta = embeddedMeta(artifact, artifactPath);
+    if (meta && (meta.policy !== policyId || meta.version !== version)) {
+      throw new CliError(
+        CliErrorCode.INPUT_UNREADABLE,
+        `refusing to sign ${artifactPath} as ${policyId}@${version}: it was compiled as ${meta.policy}@${meta.version}`,
+        { hint: 'sign an artifact under the name and version it was compiled with' },
+      );
+    }
+    if (!meta)
+      info(ctx, `WARNING: ${artifactPath} carries no APX metadata; the binding will not name its ABI, compiler or source`);
     const signer = await openSigner(ctx, keyRef);
     const signed = await signArtifact(signer, artifact, {
       policyId,
       version,
       environment,
-      abiVersion: null,
-      compilerVersion: null,
-      sourceDigest: null,
+      abiVersion: meta?.abi ?? null,
+      compilerVersion: meta?.compiler ?? null,
+      sourceDigest: meta ? `sha256:${meta.sourceSha256}` : null,
     });
     await writeFileAtomic(resolvePath(ctx, `${artifactPath}.sigstore.json`), signed.bundleJson, { overwrite: true });
     await writeFileAtomic(resolvePath(ctx, `${artifactPath}.sig`), signed.signatureFileContent, { overwrite: true });
@@ -68,3 +76,20 @@ reference and environment they load, so a renamed or promoted artifact is refuse
     return 0;
   },
 };
+
+/** The metadata `apx compile` embeds, or undefined for a module without it; not WASM is an error. */
+function embeddedMeta(bytes: Buffer, path: string): PolicyMeta | undefined {
+  let module: WebAssembly.Module;
+  try {
+    module = new WebAssembly.Module(bytes);
+  } catch {
+    throw new CliError(CliErrorCode.INPUT_UNREADABLE, `invalid artifact: not a WASM file: ${path}`, {
+      hint: 'sign the .wasm that apx compile wrote',
+    });
+  }
+  try {
+    return readPolicyMeta(module);
+  } catch {
+    return undefined;
+  }
+}

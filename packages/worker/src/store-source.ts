@@ -6,8 +6,14 @@ import type { ArtifactSource } from './source.js';
 const ARTIFACT_NAME = /^(.+)@([^@/]+)\.wasm$/;
 
 /** The worker's read-only view of an ArtifactStore chosen by URL (APX_STORE). */
-export async function openArtifactSource(url: string): Promise<ArtifactSource> {
-  const store = await openStore(url);
+export async function openArtifactSource(
+  url: string,
+  options: { env?: Record<string, string | undefined>; cwd?: string } = {},
+): Promise<ArtifactSource> {
+  const store = await openStore(url, {
+    ...(options.env ? { env: options.env } : {}),
+    ...(options.cwd ? { cwd: options.cwd } : {}),
+  });
   const artifacts = async (prefix: string) =>
     (await store.list(prefix)).map((name) => ARTIFACT_NAME.exec(name)).filter((m): m is RegExpExecArray => m !== null);
   return {

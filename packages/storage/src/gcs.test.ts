@@ -37,3 +37,22 @@ it('the fake saw only requests it implements, and creates were conditional', () 
     fake.log.join('\n'),
   );
 });
+
+it('the fake also serves the client paths the store does not use today: resumable upload, download, delete', async () => {
+  const { Storage } = await import('@google-cloud/storage');
+  const own = await startFakeGcs(['b']);
+  try {
+    const file = new Storage({ apiEndpoint: own.url }).bucket('b').file('r/x@1.0.0.wasm');
+    const bytes = Buffer.alloc(70_000, 7);
+    const create = { resumable: true, validation: 'md5' as const, preconditionOpts: { ifGenerationMatch: 0 } };
+    await file.save(bytes, create);
+    assert.deepEqual((await file.download({ validation: false }))[0], bytes);
+    await assert.rejects(file.save(Buffer.from('other'), create), (e: unknown) => (e as { code?: unknown }).code === 412);
+    await file.delete();
+    assert.deepEqual((await file.exists())[0], false);
+    assert.deepEqual(own.unhandled, []);
+    assert.ok(own.log.some((l) => l.includes('uploadType=resumable&upload_id=')));
+  } finally {
+    await own.close();
+  }
+});

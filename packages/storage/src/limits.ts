@@ -61,6 +61,7 @@ export async function readCapped(
     for await (const chunk of body) {
       options.signal?.throwIfAborted();
       total += chunk.byteLength;
+      // Without an announced length the count so far is all we know: a lower bound.
       if (total > maxBytes) throw tooLarge(storeUrl, name, total, maxBytes);
       chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       arm();
@@ -76,7 +77,11 @@ export async function readCapped(
         { hint: 'the connection was cut or stalled mid-transfer; retry, and check the store if it persists', cause: err },
       );
     }
-    if (stalled || (options.signal?.aborted && (options.signal.reason as Error | undefined)?.name === 'TimeoutError')) {
+    // The request's own deadline (fetch's signal) or the caller's: either way, a timeout.
+    const timedOut =
+      (err as Error | undefined)?.name === 'TimeoutError' ||
+      (options.signal?.aborted === true && (options.signal.reason as Error | undefined)?.name === 'TimeoutError');
+    if (stalled || timedOut) {
       throw new StorageError(
         StorageErrorCode.UNREACHABLE,
         `download of ${name} from ${storeUrl} timed out after ${total} bytes`,

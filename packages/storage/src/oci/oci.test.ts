@@ -16,7 +16,7 @@ import { registryMissing, skopeoMissing, startRegistry, type TestRegistry } from
 import { BUNDLE_LAYER, SIGNATURE_LAYER, WASM_CONFIG, WASM_LAYER } from './mapping.js';
 
 const missing = registryMissing();
-if (missing) console.log(`# skipping OCI tests: ${missing}`);
+if (missing) console.log(`skipping OCI tests: ${missing}`);
 
 runStoreContract(
   'OCI (docker-registry 2.8)',

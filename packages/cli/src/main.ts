@@ -8,6 +8,15 @@ process.on('uncaughtException', (err) => {
   process.exit(1);
 });
 
+// The AWS SDK warns on every start under Node 20 about its releases after January 2027;
+// the lockfile pins a release that supports Node 20, so the notice is noise for users.
+const defaultWarning = process.listeners('warning');
+process.removeAllListeners('warning');
+process.on('warning', (warning) => {
+  if (warning.name === 'NodeVersionSupportWarning') return;
+  for (const listener of defaultWarning) listener(warning);
+});
+
 runCli(process.argv.slice(2), processContext()).then(
   (code) => {
     process.exitCode = code;

@@ -143,6 +143,13 @@ export class PolicyLoader {
     try {
       material = await source.fetch(ref, { maxBytes: this.maxBytes });
     } catch (err) {
+      // The store enforces the cap while streaming; report it under core's code, one label.
+      if (isApxError(err) && err.code === 'TOO_LARGE' && err.message.startsWith('artifact too large')) {
+        throw new LoadError(
+          ref,
+          new VerificationError(CoreErrorCode.ARTIFACT_TOO_LARGE, err.message, err.hint ? { hint: err.hint } : {}),
+        );
+      }
       if (isApxError(err)) throw new LoadError(ref, err);
       throw new LoadError(
         ref,

@@ -51,7 +51,9 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
   for (const w of warnings) log.warn({ setting: 'APX_STRICT_MODE' }, w);
   const metrics = new WorkerMetrics();
   const observers = createObservers(log, metrics);
-  const source = await (deps.openSource ?? ((url: string) => openArtifactSource(url, { env: deps.env, cwd: deps.cwd })))(config.store);
+  const source = await (deps.openSource ?? ((url: string) => openArtifactSource(url, { env: deps.env, cwd: deps.cwd })))(
+    config.store,
+  );
   const runtimeFactory =
     deps.runtimeFactory ??
     policyHostRuntime((fault) =>

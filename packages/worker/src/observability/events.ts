@@ -1,4 +1,5 @@
 import { CoreErrorCode } from '@apx/core';
+import { StorageErrorCode } from '@apx/storage';
 import { WorkerErrorCode } from '../error.js';
 import type { LoadError } from '../load-error.js';
 import type { LoadObserver } from '../loader.js';
@@ -21,6 +22,13 @@ const NOT_INTEGRITY = new Set<string>([
   WorkerErrorCode.STORE_UNAVAILABLE,
   WorkerErrorCode.ARTIFACT_NOT_FOUND,
   WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE,
+  StorageErrorCode.UNREACHABLE,
+  StorageErrorCode.NOT_FOUND,
+  StorageErrorCode.DENIED,
+  StorageErrorCode.REQUEST_FAILED,
+  StorageErrorCode.BACKEND_UNAVAILABLE,
+  StorageErrorCode.INVALID_URL,
+  StorageErrorCode.INVALID_NAME,
 ]);
 
 /**
@@ -31,6 +39,7 @@ const NOT_INTEGRITY = new Set<string>([
  */
 export function createObservers(log: WorkerLogger, metrics: WorkerMetrics): { load: LoadObserver; set: PolicySetObserver } {
   const reportRejection = (error: LoadError) => {
+    metrics.loadFailures.inc({ reason: error.code });
     if (error.code === CoreErrorCode.SIGNATURE_MISSING) metrics.unsignedBlocked.inc();
     else if (error.code === WorkerErrorCode.VERSION_NOT_ALLOWED) metrics.unknownVersions.inc();
     if (!NOT_INTEGRITY.has(error.code)) metrics.verificationFailures.inc({ reason: error.code });

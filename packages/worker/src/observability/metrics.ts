@@ -24,6 +24,12 @@ export class WorkerMetrics {
     help: 'Loads refused because the version is not in the allow-list (apx.artifacts.unknown_versions).',
     registers: [this.registry],
   });
+  readonly loadFailures = new Counter({
+    name: 'apx_policy_load_failures_total',
+    help: 'Failed policy load attempts, by reason code (integrity and availability alike).',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly loadDuration = new Histogram({
     name: 'apx_policy_load_duration_seconds',
     help: 'Time to load a policy: fetch, verify, validate, instantiate.',

@@ -1,0 +1,179 @@
+// Drives the real `apx` processes for end-to-end tests: the CLI as users run it, and the
+// worker as a child process whose JSON log lines and HTTP API the tests read.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+export const REPO = resolve(import.meta.dirname ?? dirname(new URL(import.meta.url).pathname), '..', '..', '..', '..');
+export const MAIN = join(REPO, 'packages', 'cli', 'dist', 'main.js');
+export const SHARED = resolve(process.env.APX_SHARED_DIR ?? resolve(REPO, '..', 'shared'));
+export const PASSWORD = 'e2e-password';
+
+export interface Run {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `apx ARGS` in `cwd` with COSIGN_PASSWORD set (and `env` on top). */
+export function apx(cwd: string, args: string[], env: Record<string, string> = {}): Run {
+  const r = spawnSync(process.execPath, [MAIN, ...args], {
+    cwd,
+    env: { ...process.env, COSIGN_PASSWORD: PASSWORD, ...env },
+    encoding: 'utf8',
+  });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/**
+ * The same, without blocking the event loop: needed whenever the test process itself hosts
+ * a server the command talks to (fake GCS, s3rver, proxies).
+ */
+export function apxAsync(cwd: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    cwd,
+    env: { ...process.env, COSIGN_PASSWORD: PASSWORD, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString('utf8');
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString('utf8');
+  });
+  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
+}
+
+export function ok(r: Run): Run {
+  assert.equal(r.status, 0, `apx failed: ${r.stderr}`);
+  return r;
+}
+
+/**
+ * A scratch workspace with a signing key and the payments sample compiled and signed into
+ * build/ (dev environment), plus variants on demand.
+ */
+export class Workspace {
+  readonly dir = mkdtempSync(join(tmpdir(), 'apx-e2e-'));
+
+  constructor() {
+    ok(apx(this.dir, ['generate-key-pair']));
+  }
+
+  path(...parts: string[]): string {
+    return join(this.dir, ...parts);
+  }
+
+  /** Compiles the payments sample (optionally as another version) into build/. */
+  compilePayments(version = '1.0.0', extra: string[] = []): string {
+    const source = readFileSync(join(REPO, 'configs/samples/payments-api.yaml'), 'utf8').replace(
+      /version: 1\.0\.0/,
+      `version: ${version}`,
+    );
+    const file = this.path(`payments-${version}.yaml`);
+    writeFileSync(file, source);
+    ok(apx(this.dir, ['compile', '--out', 'build', ...extra, file]));
+    return this.path('build', `pb-pay-v1@${version}.wasm`);
+  }
+
+  /** Copies an artifact (with whatever sits beside it) into a directory store. */
+  stage(store: string, artifact: string, parts: Array<'' | '.sig' | '.sigstore.json'> = ['', '.sig', '.sigstore.json']): string {
+    mkdirSync(store, { recursive: true });
+    const name = artifact.split('/').pop() as string;
+    for (const p of parts) copyFileSync(`${artifact}${p}`, join(store, `${name}${p}`));
+    return join(store, name);
+  }
+}
+
+export interface LogLine {
+  severity: string;
+  message: string;
+  [field: string]: unknown;
+}
+
+/** `apx worker` as a child process on a free port. */
+export class WorkerProcess {
+  readonly logs: LogLine[] = [];
+  url = '';
+  private readonly child: ChildProcess;
+  private readonly exited: Promise<number | null>;
+
+  private constructor(child: ChildProcess) {
+    this.child = child;
+    this.exited = new Promise((r) => child.on('exit', (code) => r(code)));
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (line) => {
+      try {
+        this.logs.push(JSON.parse(line) as LogLine);
+      } catch {
+        this.logs.push({ severity: 'RAW', message: line });
+      }
+    });
+  }
+
+  static async start(cwd: string, env: Record<string, string>): Promise<WorkerProcess> {
+    const child = spawn(process.execPath, [MAIN, 'worker'], {
+      cwd,
+      env: { ...process.env, APX_PORT: '0', APX_RELOAD_INTERVAL: '0', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const worker = new WorkerProcess(child);
+    const listening = await worker.waitFor((l) => l.message.startsWith('worker listening on '));
+    worker.url = listening.message.slice('worker listening on '.length);
+    return worker;
+  }
+
+  /** Waits (bounded: 15 s) for a log line; fails with the log so far. */
+  async waitFor(match: (line: LogLine) => boolean, what = 'log line'): Promise<LogLine> {
+    for (let i = 0; i < 300; i++) {
+      const found = this.logs.find(match);
+      if (found) return found;
+      if (this.child.exitCode !== null) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`no ${what} in worker output:\n${this.logs.map((l) => JSON.stringify(l)).join('\n')}`);
+  }
+
+  async get(path: string): Promise<{ status: number; body: unknown; text: string }> {
+    const res = await fetch(`${this.url}${path}`);
+    const text = await res.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // metrics are text
+    }
+    return { status: res.status, body, text };
+  }
+
+  async decide(policy: string, request: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
+    const res = await fetch(`${this.url}/v1/decide`, { method: 'POST', body: JSON.stringify({ policy, request }) });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  }
+
+  /** Sum of a metric's samples whose line starts with `prefix` (name plus labels). */
+  async metric(prefix: string): Promise<number> {
+    const { text } = await this.get('/metrics');
+    let total = 0;
+    for (const line of text.split('\n')) if (line.startsWith(prefix)) total += Number(line.split(' ').pop());
+    return total;
+  }
+
+  async stop(): Promise<void> {
+    this.child.kill('SIGTERM');
+    await this.exited;
+  }
+}
+
+/** An allowed request to the payments sample (API key acme-prod). */
+export const PAYMENTS_GET = {
+  method: 'GET',
+  host: 'api.example.com',
+  path: '/v1/payments/123',
+  ip: '198.51.100.7',
+  headers: { 'x-api-key': 'demo-acme-prod-key' },
+};

@@ -2,11 +2,9 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { checkBinding, parseBundle, readBinding, SignatureVerifier, verifyBundle } from '@apx/core';
-import { bundleFromJSON } from '@sigstore/bundle';
-import { PublicKeyDetails, TrustedRoot } from '@sigstore/protobuf-specs';
-import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
 import { signArtifact } from './artifact.js';
 import { FileSigner } from './signer/file-signer.js';
+import { sigstoreVerify } from './testing.js';
 
 const artifact = Buffer.from('\0asm\x01\0\0\0 payments policy');
 const claims = {
@@ -58,22 +56,6 @@ describe('signArtifact: signed binding of name, version and environment', async 
     const json = JSON.parse(signed.bundleJson);
     assert.equal(json.mediaType, 'application/vnd.dev.sigstore.bundle.v0.3+json');
     assert.equal(json.dsseEnvelope.payloadType, 'application/vnd.in-toto+json');
-    const root = TrustedRoot.fromJSON({
-      mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
-      tlogs: [],
-      certificateAuthorities: [],
-      ctlogs: [],
-      timestampAuthorities: [],
-    });
-    const trust = toTrustMaterial(root, {
-      [signed.keyId]: {
-        rawBytes: verifier.publicKey.spkiDer,
-        keyDetails: PublicKeyDetails.PKIX_ECDSA_P256_SHA_256,
-        validFor: { start: new Date(0) },
-      },
-    });
-    new Verifier(trust, { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 }).verify(
-      toSignedEntity(bundleFromJSON(json)),
-    );
+    sigstoreVerify(signed.bundleJson, verifier.publicKey);
   });
 });

@@ -2,11 +2,9 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { parseBundle, SignatureVerifier, verifyBundle } from '@apx/core';
-import { bundleFromJSON } from '@sigstore/bundle';
-import { PublicKeyDetails, TrustedRoot } from '@sigstore/protobuf-specs';
-import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
 import { signBlob } from './blob.js';
 import { FileSigner } from './signer/file-signer.js';
+import { sigstoreVerify } from './testing.js';
 
 const blob = Buffer.from('\0asm\x01\0\0\0 a policy');
 
@@ -30,28 +28,10 @@ describe('signBlob', () => {
 
   it('produces bundles that @sigstore/verify accepts given the public key (independent verifier)', async () => {
     const out = await signBlob(signer, blob);
-    const root = TrustedRoot.fromJSON({
-      mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1',
-      tlogs: [],
-      certificateAuthorities: [],
-      ctlogs: [],
-      timestampAuthorities: [],
-    });
-    const trust = toTrustMaterial(root, {
-      [out.publicKey.keyId]: {
-        rawBytes: out.publicKey.spkiDer,
-        keyDetails: PublicKeyDetails.PKIX_ECDSA_P256_SHA_256,
-        validFor: { start: new Date(0) },
-      },
-    });
-    const verifier = new Verifier(trust, { tlogThreshold: 0, ctlogThreshold: 0, timestampThreshold: 0 });
-    const signerInfo = verifier.verify(toSignedEntity(bundleFromJSON(JSON.parse(out.bundleJson)), blob));
-    assert.ok(signerInfo.key);
+    sigstoreVerify(out.bundleJson, out.publicKey, blob);
     const tampered = Buffer.from(blob);
     tampered[0] = 1;
-    assert.throws(() => verifier.verify(toSignedEntity(bundleFromJSON(JSON.parse(out.bundleJson)), tampered)), {
-      code: 'SIGNATURE_ERROR',
-    });
+    assert.throws(() => sigstoreVerify(out.bundleJson, out.publicKey, tampered), { code: 'SIGNATURE_ERROR' });
   });
 
   it('signs P-384 keys with SHA-384 and records SHA2_384 in the bundle, as cosign 2.6+', async () => {

@@ -1,35 +1,25 @@
+import { type ArtifactRef, formatArtifactRef, parseArtifactRef as parseCoreRef } from '@apx/core';
 import { StorageError, StorageErrorCode } from './error.js';
+
+export { type ArtifactRef, formatArtifactRef };
 
 /** File suffixes of one published version, as written beside each other on disk. */
 export const ARTIFACT_SUFFIX = '.wasm';
 export const SIGNATURE_SUFFIX = '.wasm.sig';
 export const BUNDLE_SUFFIX = '.wasm.sigstore.json';
 
-/** `<policy-id>@<semver>`, e.g. `pb-pay-v1@1.0.0`. */
-export interface ArtifactRef {
-  readonly policyId: string;
-  readonly version: string;
-}
-
-const POLICY_ID = /^[a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?$/;
-// semver.org 2.0.0, the official regular expression.
-const SEMVER =
-  /^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$/;
-
+/**
+ * Core's reference parsing, with the storage error code: a bad object name is a storage
+ * problem here (INVALID_NAME), not a verification verdict.
+ */
 export function parseArtifactRef(ref: string): ArtifactRef {
-  const at = ref.lastIndexOf('@');
-  const policyId = at > 0 ? ref.slice(0, at) : '';
-  const version = at > 0 ? ref.slice(at + 1) : '';
-  if (!POLICY_ID.test(policyId) || !SEMVER.test(version)) {
+  try {
+    return parseCoreRef(ref);
+  } catch {
     throw new StorageError(StorageErrorCode.INVALID_NAME, `invalid artifact reference: ${JSON.stringify(ref)}`, {
       hint: 'use <policy-id>@<semver>, e.g. pb-pay-v1@1.0.0 (policy id: lowercase letters, digits, ".", "_", "-")',
     });
   }
-  return { policyId, version };
-}
-
-export function formatArtifactRef(ref: ArtifactRef): string {
-  return `${ref.policyId}@${ref.version}`;
 }
 
 /** The three object names of one version: `<ref>.wasm`, `.wasm.sig`, `.wasm.sigstore.json`. */

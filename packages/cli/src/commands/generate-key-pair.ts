@@ -1,8 +1,7 @@
 import { generateKeyPair } from '@apx/sign';
 import { type CommandSpec, flagBool, flagString } from '../command.js';
-import { info } from '../context.js';
 import { passwordProvider } from '../password.js';
-import { writeKeyPairFiles } from './key-files.js';
+import { reportKeyPair, writeKeyPairFiles } from './key-files.js';
 
 export const generateKeyPairCommand: CommandSpec = {
   name: 'generate-key-pair',
@@ -27,9 +26,7 @@ COSIGN_PASSWORD when it is set (even empty), otherwise from a prompt (asked twic
     const password = await passwordProvider(ctx)({ keyPath: `${prefix}.key`, confirm: true });
     const pair = await generateKeyPair(password);
     await writeKeyPairFiles(ctx, prefix, pair, force);
-    info(ctx, `Private key written to ${prefix}.key`);
-    info(ctx, `Public key written to ${prefix}.pub`);
-    info(ctx, `Key id: ${pair.publicKey.keyId}`);
+    reportKeyPair(ctx, prefix, pair);
     return 0;
   },
 };

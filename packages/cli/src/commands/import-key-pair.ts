@@ -1,9 +1,8 @@
 import { encodeKeyPair, parseImportableKey } from '@apx/sign';
 import { type CommandSpec, flagBool, flagString, UsageError } from '../command.js';
-import { info } from '../context.js';
 import { readInput } from '../io.js';
 import { passwordProvider } from '../password.js';
-import { writeKeyPairFiles } from './key-files.js';
+import { reportKeyPair, writeKeyPairFiles } from './key-files.js';
 
 export const importKeyPairCommand: CommandSpec = {
   name: 'import-key-pair',
@@ -33,9 +32,7 @@ the COSIGN_PASSWORD / prompted password, mode 0600) and PREFIX.pub.`,
     const password = await passwordProvider(ctx)({ keyPath: `${prefix}.key`, confirm: true });
     const pair = await encodeKeyPair(key, password);
     await writeKeyPairFiles(ctx, prefix, pair, flagBool(args, 'force'));
-    info(ctx, `Private key written to ${prefix}.key`);
-    info(ctx, `Public key written to ${prefix}.pub`);
-    info(ctx, `Key id: ${pair.publicKey.keyId}`);
+    reportKeyPair(ctx, prefix, pair);
     return 0;
   },
 };

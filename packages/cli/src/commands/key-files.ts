@@ -1,6 +1,6 @@
 import { access, unlink } from 'node:fs/promises';
 import { type EncodedKeyPair, SignError, SignErrorCode, writeFileAtomic } from '@apx/sign';
-import type { CliContext } from '../context.js';
+import { type CliContext, info } from '../context.js';
 import { resolvePath } from '../io.js';
 
 /**
@@ -34,4 +34,11 @@ export async function writeKeyPairFiles(ctx: CliContext, prefix: string, pair: E
     if (!force) await unlink(keyPath).catch(() => undefined);
     throw err;
   }
+}
+
+/** What generate-key-pair and import-key-pair say when done: where the files are, the key id. */
+export function reportKeyPair(ctx: CliContext, prefix: string, pair: EncodedKeyPair): void {
+  info(ctx, `Private key written to ${prefix}.key`);
+  info(ctx, `Public key written to ${prefix}.pub`);
+  info(ctx, `Key id: ${pair.publicKey.keyId}`);
 }

@@ -23,6 +23,8 @@ export const CoreErrorCode = {
   ARTIFACT_NOT_WASM: 'ARTIFACT_NOT_WASM',
   /** An artifact with the magic bytes that WebAssembly.validate or compile rejects. */
   ARTIFACT_INVALID_WASM: 'ARTIFACT_INVALID_WASM',
+  /** A verified module whose imports, exports, memory or metadata do not match the policy ABI. */
+  ARTIFACT_ABI_MISMATCH: 'ARTIFACT_ABI_MISMATCH',
   /** A digest algorithm name APX does not know. */
   DIGEST_ALGORITHM_UNSUPPORTED: 'DIGEST_ALGORITHM_UNSUPPORTED',
 } as const;

@@ -25,3 +25,4 @@ export { decodeFirstPem, encodePem, type PemBlock } from './keys/pem.js';
 export { PublicKey } from './keys/public-key.js';
 export { decodeSignatureFile, ecdsaSignatureToDer } from './signature/encoding.js';
 export { SignatureVerifier, type SignatureVerifierOptions } from './signature/verifier.js';
+export * from './wasm/index.js';

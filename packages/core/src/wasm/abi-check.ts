@@ -1,0 +1,103 @@
+import { CoreErrorCode, VerificationError } from '../error.js';
+import {
+  ABI_VERSION,
+  DATA_OFFSET,
+  EXPORT_DECIDE,
+  IMPORT_MEMORY,
+  IMPORT_MODULE,
+  MAX_HEADER_SLOTS,
+  MAX_MEMORY_PAGES,
+  META_SECTION,
+  PAGE_BYTES,
+  type PolicyMeta,
+  type PolicyTables,
+  TABLES_SECTION,
+} from './abi.js';
+
+function mismatch(detail: string): VerificationError {
+  return new VerificationError(CoreErrorCode.ARTIFACT_ABI_MISMATCH, `invalid artifact: policy ABI mismatch: ${detail}`, {
+    hint: `the worker runs policy ABI v${ABI_VERSION}; recompile the policy with a matching apx compile`,
+  });
+}
+
+function readJsonSection(module: WebAssembly.Module, name: string): unknown {
+  const sections = WebAssembly.Module.customSections(module, name);
+  if (sections.length !== 1) throw mismatch(`expected one "${name}" custom section, found ${sections.length}`);
+  try {
+    return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(sections[0] as ArrayBuffer));
+  } catch {
+    throw mismatch(`"${name}" custom section is not UTF-8 JSON`);
+  }
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isStringArray = (v: unknown): v is string[] => Array.isArray(v) && v.every((s) => typeof s === 'string');
+
+/** Reads `apx.meta` without any other check: for inspecting an artifact, never for running it. */
+export function readPolicyMeta(module: WebAssembly.Module): PolicyMeta {
+  const meta = readJsonSection(module, META_SECTION);
+  if (
+    !isObject(meta) ||
+    typeof meta.policy !== 'string' ||
+    typeof meta.version !== 'string' ||
+    typeof meta.abi !== 'number' ||
+    typeof meta.compiler !== 'string' ||
+    typeof meta.sourceSha256 !== 'string'
+  ) {
+    throw mismatch(`"${META_SECTION}" lacks policy, version, abi, compiler or sourceSha256`);
+  }
+  return {
+    policy: meta.policy,
+    version: meta.version,
+    abi: meta.abi,
+    compiler: meta.compiler,
+    sourceSha256: meta.sourceSha256,
+  };
+}
+
+function checkTables(raw: unknown): PolicyTables {
+  // The tables come from a verified artifact; these checks keep a compiler bug from
+  // turning into an out-of-bounds read in the host, they are not a trust boundary.
+  if (!isObject(raw)) throw mismatch('tables are not an object');
+  const t = raw as unknown as PolicyTables;
+  const pages = t.memoryPages;
+  if (!Number.isInteger(pages) || pages < DATA_OFFSET / PAGE_BYTES || pages > MAX_MEMORY_PAGES) {
+    throw mismatch(`memory of ${String(pages)} pages outside 1..${MAX_MEMORY_PAGES}`);
+  }
+  if (!isStringArray(t.reasons) || t.reasons.length === 0) throw mismatch('reasons table missing');
+  if (!Array.isArray(t.routes) || !Array.isArray(t.rules) || !Array.isArray(t.apiKeys) || !Array.isArray(t.rateLimits)) {
+    throw mismatch('routes, rules, apiKeys or rateLimits table missing');
+  }
+  if (!isStringArray(t.headerSlots) || t.headerSlots.length > MAX_HEADER_SLOTS) {
+    throw mismatch(`header slots missing or more than ${MAX_HEADER_SLOTS}`);
+  }
+  if (!(t.apiKeyHeader === null || typeof t.apiKeyHeader === 'string') || typeof t.jwt !== 'boolean') {
+    throw mismatch('apiKeyHeader or jwt flag missing');
+  }
+  if (!isObject(t.headers)) throw mismatch('header mutations missing');
+  return t;
+}
+
+/**
+ * The ABI check of DESIGN.md §1 ("validate, ABI check"), run on a verified module before it
+ * is instantiated: exactly the one memory import and the one `decide` export of ABI v1,
+ * metadata for this ABI version, and a memory size within the cap. Anything else is refused
+ * so that no artifact can reach host functions or memory it was not designed for.
+ */
+export function checkAbi(module: WebAssembly.Module): { meta: PolicyMeta; tables: PolicyTables } {
+  const imports = WebAssembly.Module.imports(module);
+  const imp = imports[0];
+  if (imports.length !== 1 || !imp || imp.module !== IMPORT_MODULE || imp.name !== IMPORT_MEMORY || imp.kind !== 'memory') {
+    const list = imports.map((i) => `${i.module}.${i.name} (${i.kind})`).join(', ') || 'none';
+    throw mismatch(`imports must be exactly ${IMPORT_MODULE}.${IMPORT_MEMORY} (memory), found ${list}`);
+  }
+  const exports = WebAssembly.Module.exports(module);
+  const exp = exports[0];
+  if (exports.length !== 1 || !exp || exp.name !== EXPORT_DECIDE || exp.kind !== 'function') {
+    const list = exports.map((e) => `${e.name} (${e.kind})`).join(', ') || 'none';
+    throw mismatch(`exports must be exactly ${EXPORT_DECIDE} (function), found ${list}`);
+  }
+  const meta = readPolicyMeta(module);
+  if (meta.abi !== ABI_VERSION) throw mismatch(`artifact is ABI v${meta.abi}, this host runs v${ABI_VERSION}`);
+  return { meta, tables: checkTables(readJsonSection(module, TABLES_SECTION)) };
+}

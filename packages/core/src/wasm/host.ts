@@ -1,0 +1,295 @@
+import { createHash } from 'node:crypto';
+import type { VerifiedArtifact } from '../artifact/verified-artifact.js';
+import {
+  DECIDE_OK,
+  DECISION,
+  IdentityKind,
+  JwtState,
+  type PolicyMeta,
+  type PolicyTables,
+  REQUEST,
+  REQUEST_END,
+  REQUEST_VAR_OFFSET,
+} from './abi.js';
+import { checkAbi } from './abi-check.js';
+import { ANONYMOUS, type DecisionIdentity, NO_HEADER_MUTATIONS, type PolicyDecision, type RateLimitCharge } from './decision.js';
+import { type ParsedIp, parseIp } from './ip.js';
+import { clampBodySize, normalizeClaims, type PolicyRequest } from './request.js';
+
+export interface PolicyFault {
+  /** `trap` (the module trapped), `malformed` (bad decision record), `oversized` (request too big). */
+  kind: 'trap' | 'malformed' | 'oversized';
+  message: string;
+  policy: string;
+  digest: string;
+}
+
+export interface PolicyHostOptions {
+  /** Called for every fail-closed decision caused by the module or the request encoding. */
+  onFault?: (fault: PolicyFault) => void;
+}
+
+const CACHE_MAX = 1024;
+const encoder = new TextEncoder();
+
+/** Deny decisions the host itself makes when it cannot trust the module's answer. */
+function faultDecision(reason: string, status: number): PolicyDecision {
+  return {
+    effect: 'deny',
+    status,
+    reason,
+    route: null,
+    rule: null,
+    identity: ANONYMOUS,
+    headers: NO_HEADER_MUTATIONS,
+    rateLimits: [],
+  };
+}
+
+class RequestTooLarge extends Error {}
+
+/**
+ * Runs one verified policy module. Only a VerifiedArtifact can be loaded (its module was
+ * compiled from the bytes whose signature verified), the ABI is checked before instantiation,
+ * and every failure of the module (trap, malformed record) is a deny with status 500.
+ */
+export class PolicyHost {
+  readonly meta: PolicyMeta;
+  readonly tables: PolicyTables;
+  readonly digest: string;
+  private readonly decideFn: () => number;
+  private readonly u8: Uint8Array;
+  private readonly u32: Uint32Array;
+  private readonly i32: Int32Array;
+  private readonly onFault: ((fault: PolicyFault) => void) | undefined;
+  private readonly keyHashes = new Map<string, Buffer>();
+  private readonly ips = new Map<string, ParsedIp | null>();
+  private cursor = REQUEST_VAR_OFFSET;
+
+  private constructor(artifact: VerifiedArtifact, options: PolicyHostOptions) {
+    const { meta, tables } = checkAbi(artifact.module);
+    this.meta = meta;
+    this.tables = tables;
+    this.digest = artifact.digest;
+    this.onFault = options.onFault;
+    // The host owns the memory and fixes its maximum: the module cannot grow past it.
+    const memory = new WebAssembly.Memory({ initial: tables.memoryPages, maximum: tables.memoryPages });
+    const instance = new WebAssembly.Instance(artifact.module, { env: { memory } });
+    this.decideFn = instance.exports.decide as () => number;
+    this.u8 = new Uint8Array(memory.buffer);
+    this.u32 = new Uint32Array(memory.buffer);
+    this.i32 = new Int32Array(memory.buffer);
+  }
+
+  /** Checks the ABI of a verified artifact and instantiates it. Throws VerificationError. */
+  static load(artifact: VerifiedArtifact, options: PolicyHostOptions = {}): PolicyHost {
+    return new PolicyHost(artifact, options);
+  }
+
+  decide(request: PolicyRequest): PolicyDecision {
+    try {
+      this.encode(request);
+    } catch (err) {
+      if (err instanceof RequestTooLarge) {
+        this.fault('oversized', 'request attributes exceed the 64 KiB request area');
+        return faultDecision('request attributes too large', 431);
+      }
+      throw err;
+    }
+    let rc: number;
+    try {
+      rc = this.decideFn();
+    } catch (err) {
+      this.fault('trap', `policy trapped: ${(err as Error).message}`);
+      return faultDecision('policy evaluation failed', 500);
+    }
+    return this.readDecision(rc, request);
+  }
+
+  private fault(kind: PolicyFault['kind'], message: string): void {
+    this.onFault?.({ kind, message, policy: `${this.meta.policy}@${this.meta.version}`, digest: this.digest });
+  }
+
+  private encode(req: PolicyRequest): void {
+    const u32 = this.u32;
+    const t = this.tables;
+    this.cursor = REQUEST_VAR_OFFSET;
+    this.str(REQUEST.method, req.method);
+    this.str(REQUEST.host, req.host.toLowerCase());
+    this.str(REQUEST.path, req.path);
+    const ipText = req.ip ?? '';
+    this.str(REQUEST.ip, ipText);
+    const ip = this.parseIpCached(ipText);
+    u32[REQUEST.ipFamily >> 2] = ip ? ip.family : 0;
+    if (ip) this.u8.set(ip.bytes, REQUEST.ipBytes);
+    else this.u8.fill(0, REQUEST.ipBytes, REQUEST.ipBytes + 16);
+    u32[REQUEST.bodySize >> 2] = clampBodySize(req.bodySize);
+    const headers = req.headers;
+    const apiKey = t.apiKeyHeader !== null && headers ? headers[t.apiKeyHeader] : undefined;
+    if (apiKey === undefined) {
+      u32[REQUEST.apiKeyPresent >> 2] = 0;
+    } else {
+      u32[REQUEST.apiKeyPresent >> 2] = 1;
+      this.u8.set(this.hashKey(apiKey), REQUEST.apiKeySha256);
+    }
+    this.encodeJwt(req);
+    const slots = t.headerSlots;
+    for (let i = 0; i < slots.length; i++) {
+      const v = headers ? headers[slots[i] as string] : undefined;
+      const at = REQUEST.headerSlots + 8 * i;
+      if (v === undefined) u32[at >> 2] = 0;
+      else this.str(at, v);
+    }
+  }
+
+  private encodeJwt(req: PolicyRequest): void {
+    const u32 = this.u32;
+    const jwt = this.tables.jwt ? req.jwt : undefined;
+    if (jwt === undefined || !jwt.verified) {
+      u32[REQUEST.jwtState >> 2] = jwt === undefined ? JwtState.ABSENT : JwtState.REJECTED;
+      for (const at of [REQUEST.jwtIss, REQUEST.jwtSub, REQUEST.jwtTenant, REQUEST.jwtPlan]) u32[at >> 2] = 0;
+      u32[REQUEST.jwtAud >> 2] = 0;
+      u32[REQUEST.jwtScopes >> 2] = 0;
+      u32[REQUEST.jwtRoles >> 2] = 0;
+      return;
+    }
+    const c = normalizeClaims(jwt.claims);
+    u32[REQUEST.jwtState >> 2] = JwtState.VERIFIED;
+    this.str(REQUEST.jwtIss, c.iss);
+    this.str(REQUEST.jwtSub, c.sub);
+    this.str(REQUEST.jwtTenant, c.tenant);
+    this.str(REQUEST.jwtPlan, c.plan);
+    this.list(REQUEST.jwtAud, c.aud);
+    this.list(REQUEST.jwtScopes, c.scopes);
+    this.list(REQUEST.jwtRoles, c.roles);
+  }
+
+  /** Writes a (ptr, len) pair at `at` and the UTF-8 bytes at the cursor. ASCII takes a fast path. */
+  private str(at: number, s: string): void {
+    const u8 = this.u8;
+    let p = this.cursor;
+    const n = s.length;
+    if (p + n > REQUEST_END) throw new RequestTooLarge();
+    let ascii = true;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) {
+        ascii = false;
+        break;
+      }
+      u8[p + i] = c;
+    }
+    let len = n;
+    if (!ascii) {
+      const r = encoder.encodeInto(s, u8.subarray(p, REQUEST_END));
+      if (r.read !== n) throw new RequestTooLarge();
+      len = r.written;
+    }
+    this.u32[at >> 2] = p;
+    this.u32[(at >> 2) + 1] = len;
+    p += len;
+    this.cursor = (p + 3) & ~3;
+  }
+
+  private list(at: number, items: readonly string[]): void {
+    if (items.length === 0) {
+      this.u32[at >> 2] = 0;
+      return;
+    }
+    const base = this.cursor;
+    const bytes = 4 + 8 * items.length;
+    if (base + bytes > REQUEST_END) throw new RequestTooLarge();
+    this.cursor = base + bytes;
+    this.u32[base >> 2] = items.length;
+    for (let i = 0; i < items.length; i++) this.str(base + 4 + 8 * i, items[i] as string);
+    this.u32[at >> 2] = base;
+  }
+
+  private hashKey(key: string): Buffer {
+    let h = this.keyHashes.get(key);
+    if (h === undefined) {
+      h = createHash('sha256').update(key, 'utf8').digest();
+      if (this.keyHashes.size >= CACHE_MAX) this.keyHashes.clear();
+      this.keyHashes.set(key, h);
+    }
+    return h;
+  }
+
+  private parseIpCached(text: string): ParsedIp | undefined {
+    let ip = this.ips.get(text);
+    if (ip === undefined) {
+      ip = parseIp(text) ?? null;
+      if (this.ips.size >= CACHE_MAX) this.ips.clear();
+      this.ips.set(text, ip);
+    }
+    return ip ?? undefined;
+  }
+
+  private readDecision(rc: number, req: PolicyRequest): PolicyDecision {
+    const i32 = this.i32;
+    const t = this.tables;
+    const effect = i32[DECISION.effect >> 2] as number;
+    const status = i32[DECISION.status >> 2] as number;
+    const reason = i32[DECISION.reason >> 2] as number;
+    const route = i32[DECISION.route >> 2] as number;
+    const rule = i32[DECISION.rule >> 2] as number;
+    const kind = i32[DECISION.identityKind >> 2] as number;
+    const key = i32[DECISION.apiKey >> 2] as number;
+    const wellFormed =
+      rc === DECIDE_OK &&
+      (effect === 0 || effect === 1) &&
+      status >= 100 &&
+      status <= 599 &&
+      reason >= 0 &&
+      reason < t.reasons.length &&
+      route >= -1 &&
+      route < t.routes.length &&
+      rule >= -1 &&
+      rule < t.rules.length &&
+      (kind === IdentityKind.API_KEY
+        ? key >= 0 && key < t.apiKeys.length
+        : key === -1 && (kind === IdentityKind.NONE || kind === IdentityKind.JWT));
+    if (!wellFormed) {
+      this.fault('malformed', `malformed decision record (rc=${rc} effect=${effect} status=${status} reason=${reason})`);
+      return faultDecision('policy evaluation failed', 500);
+    }
+    const identity = this.identity(kind, key, req);
+    const allow = effect === 1;
+    return {
+      effect: allow ? 'allow' : 'deny',
+      status,
+      reason: t.reasons[reason] as string,
+      route: route < 0 ? null : (t.routes[route]?.name ?? null),
+      rule: rule < 0 ? null : (t.rules[rule]?.name ?? null),
+      identity,
+      headers: allow ? t.headers : NO_HEADER_MUTATIONS,
+      rateLimits: allow ? this.charges(route, identity, req) : [],
+    };
+  }
+
+  private identity(kind: number, key: number, req: PolicyRequest): DecisionIdentity {
+    if (kind === IdentityKind.API_KEY) {
+      const k = this.tables.apiKeys[key] as { id: string; tenant: string; plan: string };
+      return { kind: 'apiKey', id: k.id, tenant: k.tenant, plan: k.plan };
+    }
+    if (kind === IdentityKind.JWT && req.jwt?.verified) {
+      const c = normalizeClaims(req.jwt.claims);
+      return { kind: 'jwt', id: c.sub, tenant: c.tenant, plan: c.plan };
+    }
+    return ANONYMOUS;
+  }
+
+  private charges(route: number, identity: DecisionIdentity, req: PolicyRequest): RateLimitCharge[] {
+    const limits = this.tables.rateLimits;
+    if (limits.length === 0) return [];
+    const out: RateLimitCharge[] = [];
+    for (const l of limits) {
+      if (l.routes.length > 0 && !l.routes.includes(route)) continue;
+      const value = l.key === 'identity.tenant' ? identity.tenant : l.key === 'identity.id' ? identity.id : (req.ip ?? '');
+      // A bucket without a key value (anonymous caller, no address) cannot be charged.
+      if (value === '') continue;
+      out.push({ name: l.name, key: l.key, value, limit: l.limit, windowSeconds: l.windowSeconds, burst: l.burst });
+    }
+    return out;
+  }
+}

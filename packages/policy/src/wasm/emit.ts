@@ -1,0 +1,375 @@
+import {
+  DATA_OFFSET,
+  DECIDE_OK,
+  EXPORT_DECIDE,
+  IMPORT_MEMORY,
+  IMPORT_MODULE,
+  JwtState,
+  MAX_HEADER_SLOTS,
+  MAX_MEMORY_PAGES,
+  META_SECTION,
+  PAGE_BYTES,
+  type PolicyMeta,
+  type PolicyTables,
+  REQUEST,
+  TABLES_SECTION,
+} from '@apx/core';
+import { type CondExpr, headerNames, type IntExpr, type StrExpr } from '../cel/ir.js';
+import type { Policy } from '../model.js';
+import { DataImage } from './data.js';
+import { BUILTIN_REASONS, type BuiltinReason } from './reasons.js';
+import { RUNTIME_WAT } from './runtime.js';
+
+export class LimitError extends Error {}
+
+const AUTH_CODE = { none: 0, optional: 1, required: 2 } as const;
+
+/** WAT string literal of UTF-8 text (custom-section payloads). */
+function watString(s: string): string {
+  let out = '';
+  for (const b of new TextEncoder().encode(s)) {
+    out += b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c ? String.fromCharCode(b) : `\\${b.toString(16).padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** The decision procedure of docs/abi.md, as one WAT module. Deterministic: policy order only. */
+export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tables: PolicyTables } {
+  const data = new DataImage();
+  const reasons: string[] = [];
+  const reasonIndex = new Map<string, number>();
+  const reason = (text: string): number => {
+    let i = reasonIndex.get(text);
+    if (i === undefined) {
+      i = reasons.length;
+      reasons.push(text);
+      reasonIndex.set(text, i);
+    }
+    return i;
+  };
+  const builtin = (r: BuiltinReason): number => reason(BUILTIN_REASONS[r].text);
+  for (const r of Object.keys(BUILTIN_REASONS) as BuiltinReason[]) builtin(r);
+
+  // Header slots: every header a condition reads, in first-use order.
+  const slotSet = new Set<string>();
+  for (const r of policy.rules) headerNames(r.condition, slotSet);
+  const headerSlots = [...slotSet];
+  if (headerSlots.length > MAX_HEADER_SLOTS)
+    throw new LimitError(`conditions read ${headerSlots.length} headers; at most ${MAX_HEADER_SLOTS}`);
+  const slotOf = (name: string): number => REQUEST.headerSlots + 8 * headerSlots.indexOf(name);
+
+  const funcs: string[] = [];
+  const lit = (s: string): string => {
+    const r = data.string(s);
+    return `(i32.const ${r.ptr}) (i32.const ${r.len})`;
+  };
+  const out = (effect: number, status: number, reasonIdx: number, route: string, rule: string): string =>
+    `(return (call $out (i32.const ${effect}) (i32.const ${status}) (i32.const ${reasonIdx}) ${route} ${rule}))`;
+  const deny = (r: BuiltinReason, route = '(i32.const -1)'): string =>
+    out(0, BUILTIN_REASONS[r].status, builtin(r), route, '(i32.const -1)');
+
+  // Strings known to the module for identity.kind.
+  const kindNone = data.string('none');
+  const kindKey = data.string('apiKey');
+  const kindJwt = data.string('jwt');
+  const empty = data.string('');
+
+  // --- conditions -------------------------------------------------------------------
+  const strOperand = (s: StrExpr): { ptr: string; len: string; err: string | null } => {
+    switch (s.k) {
+      case 'lit': {
+        const r = data.string(s.value);
+        return { ptr: `(i32.const ${r.ptr})`, len: `(i32.const ${r.len})`, err: null };
+      }
+      case 'request': {
+        const at = REQUEST[s.field];
+        return { ptr: `(i32.load (i32.const ${at}))`, len: `(i32.load (i32.const ${at + 4}))`, err: null };
+      }
+      case 'identity': {
+        const g = { kind: 'kind', id: 'id', tenant: 'ten', plan: 'plan' }[s.field];
+        return { ptr: `(global.get $${g}_p)`, len: `(global.get $${g}_l)`, err: null };
+      }
+      case 'header': {
+        const at = slotOf(s.name);
+        return {
+          ptr: `(i32.load (i32.const ${at}))`,
+          len: `(i32.load (i32.const ${at + 4}))`,
+          err: `(i32.eqz (i32.load (i32.const ${at})))`,
+        };
+      }
+    }
+  };
+  const withErr = (value: string, ...errs: (string | null)[]): string => {
+    const e = errs.filter((x): x is string => x !== null);
+    if (e.length === 0) return value;
+    const any = e.reduce((a, b) => `(i32.or ${a} ${b})`);
+    return `(select (i32.const 2) ${value} ${any})`;
+  };
+  const intOperand = (i: IntExpr): string => {
+    switch (i.k) {
+      case 'lit':
+        return `(i64.const ${i.value.toString()})`;
+      case 'bodySize':
+        return `(i64.extend_i32_u (i32.load (i32.const ${REQUEST.bodySize})))`;
+      case 'size':
+        return `(i64.extend_i32_u (call $list_size (global.get $${i.list})))`;
+    }
+  };
+  const I64_OP = { '==': 'eq', '!=': 'ne', '<': 'lt_s', '<=': 'le_s', '>': 'gt_s', '>=': 'ge_s' } as const;
+  const STR_FN = { startsWith: 'starts', endsWith: 'ends', contains: 'contains' } as const;
+  const cond = (e: CondExpr): string => {
+    switch (e.k) {
+      case 'bool':
+        return `(i32.const ${e.value ? 1 : 0})`;
+      case 'authenticated':
+        return '(i32.ne (global.get $kind) (i32.const 0))';
+      case 'and':
+        return `(call $and3 ${cond(e.a)} ${cond(e.b)})`;
+      case 'or':
+        return `(call $or3 ${cond(e.a)} ${cond(e.b)})`;
+      case 'not':
+        return `(call $not3 ${cond(e.a)})`;
+      case 'boolEq':
+        return `(call $booleq3 ${cond(e.a)} ${cond(e.b)} (i32.const ${e.negate ? 1 : 0}))`;
+      case 'intCmp':
+        return `(i64.${I64_OP[e.op]} ${intOperand(e.a)} ${intOperand(e.b)})`;
+      case 'strEq': {
+        const a = strOperand(e.a);
+        const b = strOperand(e.b);
+        const eq = `(call $str_eq ${a.ptr} ${a.len} ${b.ptr} ${b.len})`;
+        return withErr(e.negate ? `(i32.eqz ${eq})` : eq, a.err, b.err);
+      }
+      case 'strOp': {
+        const a = strOperand(e.a);
+        const b = strOperand(e.b);
+        return withErr(`(call $${STR_FN[e.op]} ${a.ptr} ${a.len} ${b.ptr} ${b.len})`, a.err, b.err);
+      }
+      case 'inList': {
+        const a = strOperand(e.a);
+        return withErr(`(call $list_has (global.get $${e.list}) ${a.ptr} ${a.len})`, a.err);
+      }
+      case 'inStrings': {
+        const a = strOperand(e.a);
+        const tests = e.values.map((v) => `(call $str_eq ${a.ptr} ${a.len} ${lit(v)})`);
+        const any = tests.length === 0 ? '(i32.const 0)' : tests.reduce((x, y) => `(i32.or ${x} ${y})`);
+        return withErr(any, a.err);
+      }
+      case 'inInts': {
+        const a = intOperand(e.a);
+        const tests = e.values.map((v) => `(i64.eq ${a} (i64.const ${v.toString()}))`);
+        return tests.length === 0 ? '(i32.const 0)' : tests.reduce((x, y) => `(i32.or ${x} ${y})`);
+      }
+      case 'hasHeader':
+        return `(i32.ne (i32.load (i32.const ${slotOf(e.name)})) (i32.const 0))`;
+    }
+  };
+
+  // --- routes -------------------------------------------------------------------------
+  const routeAuth = data.raw(policy.routes.map((r) => AUTH_CODE[r.auth]));
+  policy.routes.forEach((route, i) => {
+    const body: string[] = [];
+    if (route.hosts.length > 0) {
+      const host = `(i32.load (i32.const ${REQUEST.host})) (i32.load (i32.const ${REQUEST.host + 4}))`;
+      const tests = route.hosts.map((h) => {
+        if (!h.startsWith('*.')) return `(call $str_eq ${host} ${lit(h)})`;
+        const suffix = h.slice(1);
+        const len = new TextEncoder().encode(suffix).length;
+        return `(i32.and (call $ends ${host} ${lit(suffix)}) (i32.gt_u (i32.load (i32.const ${REQUEST.host + 4})) (i32.const ${len})))`;
+      });
+      body.push(`(if (i32.eqz ${tests.reduce((a, b) => `(i32.or ${a} ${b})`)}) (then (return (i32.const 0))))`);
+    }
+    if (route.methods.length > 0) {
+      const m = `(i32.load (i32.const ${REQUEST.method})) (i32.load (i32.const ${REQUEST.method + 4}))`;
+      const tests = route.methods.map((x) => `(call $str_eq ${m} ${lit(x)})`);
+      body.push(`(if (i32.eqz ${tests.reduce((a, b) => `(i32.or ${a} ${b})`)}) (then (return (i32.const 0))))`);
+    }
+    route.paths.forEach((pattern, j) => {
+      const name = `$route${i}_path${j}`;
+      const segs = pattern === '/' ? [''] : pattern.slice(1).split('/');
+      const steps: string[] = ['(local.set $p (i32.const 0))'];
+      let open = false;
+      for (const seg of segs) {
+        if (seg === '**') {
+          open = true;
+          break;
+        }
+        steps.push(
+          seg === '*'
+            ? '(local.set $p (call $seg_star (local.get $p)))'
+            : `(local.set $p (call $seg_lit (local.get $p) ${lit(seg)}))`,
+        );
+        steps.push('(if (i32.lt_s (local.get $p) (i32.const 0)) (then (return (i32.const 0))))');
+      }
+      // A trailing ** accepts whatever follows: the cursor is at the end or at a "/".
+      steps.push(open ? '(i32.const 1)' : '(i32.eq (local.get $p) (global.get $path_l))');
+      funcs.push(`(func ${name} (result i32) (local $p i32)\n    ${steps.join('\n    ')})`);
+      body.push(`(if (call ${name}) (then (return (i32.const 1))))`);
+    });
+    body.push('(i32.const 0)');
+    funcs.push(`(func $route${i} (result i32)\n    ${body.join('\n    ')})`);
+  });
+
+  // --- IP lists -----------------------------------------------------------------------
+  const ipList = (name: string, cidrs: Policy['ip']['allow']): void => {
+    const tests = cidrs.map((c) => {
+      const net = data.raw(c.bytes);
+      return `(if (i32.and (i32.eq (local.get $fam) (i32.const ${c.family})) (call $cidr (i32.const ${net}) (i32.const ${c.bits}))) (then (return (i32.const 1))))`;
+    });
+    funcs.push(
+      `(func ${name} (result i32) (local $fam i32)\n    (local.set $fam (i32.load (i32.const ${REQUEST.ipFamily})))\n    ${tests.join('\n    ')}\n    (i32.const 0))`,
+    );
+  };
+  ipList('$ip_deny', policy.ip.deny);
+  ipList('$ip_allow', policy.ip.allow);
+
+  // --- API keys -----------------------------------------------------------------------
+  const keys = policy.apiKeys?.keys ?? [];
+  const hashes = data.raw(keys.flatMap((k) => [...Buffer.from(k.sha256, 'hex')]));
+  const records = data.words(
+    keys.flatMap((k) => {
+      const id = data.string(k.id);
+      const t = data.string(k.tenant);
+      const p = data.string(k.plan);
+      return [id.ptr, id.len, t.ptr, t.len, p.ptr, p.len, data.list(k.scopes), data.list(k.roles)];
+    }),
+  );
+  funcs.push(`(func $find_key (result i32) (local $i i32)
+    (block $done
+      (loop $next
+        (br_if $done (i32.ge_u (local.get $i) (i32.const ${keys.length})))
+        (if (call $memeq (i32.const ${REQUEST.apiKeySha256}) (i32.add (i32.const ${hashes}) (i32.shl (local.get $i) (i32.const 5))) (i32.const 32))
+          (then (return (local.get $i))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $next)))
+    (i32.const -1))`);
+  funcs.push(`(func $key_identity (local $r i32)
+    (local.set $r (i32.add (i32.const ${records}) (i32.shl (global.get $key) (i32.const 5))))
+    (global.set $kind (i32.const 1))
+    (global.set $kind_p (i32.const ${kindKey.ptr})) (global.set $kind_l (i32.const ${kindKey.len}))
+    (global.set $id_p (i32.load (local.get $r))) (global.set $id_l (i32.load offset=4 (local.get $r)))
+    (global.set $ten_p (i32.load offset=8 (local.get $r))) (global.set $ten_l (i32.load offset=12 (local.get $r)))
+    (global.set $plan_p (i32.load offset=16 (local.get $r))) (global.set $plan_l (i32.load offset=20 (local.get $r)))
+    (global.set $scopes (i32.load offset=24 (local.get $r))) (global.set $roles (i32.load offset=28 (local.get $r))))`);
+
+  // --- decide -------------------------------------------------------------------------
+  const route = '(local.get $route)';
+  const d: string[] = [];
+  d.push(
+    `(global.set $path_p (i32.load (i32.const ${REQUEST.path}))) (global.set $path_l (i32.load (i32.const ${REQUEST.path + 4})))`,
+  );
+  d.push(`(global.set $kind (i32.const 0)) (global.set $key (i32.const -1))`);
+  d.push(`(global.set $kind_p (i32.const ${kindNone.ptr})) (global.set $kind_l (i32.const ${kindNone.len}))`);
+  for (const g of ['id', 'ten', 'plan'])
+    d.push(`(global.set $${g}_p (i32.const ${empty.ptr})) (global.set $${g}_l (i32.const 0))`);
+  d.push('(global.set $scopes (i32.const 0)) (global.set $roles (i32.const 0))');
+  d.push('(local.set $route (i32.const -1))');
+  // 1. Request limits, 2. client address: before routing, so they hold for every route.
+  if (policy.maxBodyBytes !== null) {
+    d.push(
+      `(if (i32.gt_u (i32.load (i32.const ${REQUEST.bodySize})) (i32.const ${policy.maxBodyBytes})) (then ${deny('bodyTooLarge')}))`,
+    );
+  }
+  if (policy.ip.deny.length > 0) d.push(`(if (call $ip_deny) (then ${deny('ipDenied')}))`);
+  if (policy.ip.allow.length > 0) d.push(`(if (i32.eqz (call $ip_allow)) (then ${deny('ipNotAllowed')}))`);
+  // 3. First matching route.
+  d.push(
+    `(block $found\n      ${policy.routes.map((_, i) => `(if (call $route${i}) (then (local.set $route (i32.const ${i})) (br $found)))`).join('\n      ')}\n      ${deny('noRoute')})`,
+  );
+  // 4. Authentication, as the route asks.
+  const jwt = policy.jwt;
+  let jwtBlock = '';
+  if (jwt) {
+    const st = `(i32.load (i32.const ${REQUEST.jwtState}))`;
+    const checks = [
+      `(if (i32.ne ${st} (i32.const ${JwtState.VERIFIED})) (then ${deny('badToken', route)}))`,
+      `(if (i32.eqz (call $str_eq (i32.load (i32.const ${REQUEST.jwtIss})) (i32.load (i32.const ${REQUEST.jwtIss + 4})) ${lit(jwt.issuer)})) (then ${deny('badToken', route)}))`,
+    ];
+    if (jwt.audiences.length > 0) {
+      checks.push(
+        `(if (i32.eqz (call $lists_intersect (i32.load (i32.const ${REQUEST.jwtAud})) (i32.const ${data.list(jwt.audiences)}))) (then ${deny('badToken', route)}))`,
+      );
+    }
+    for (const s of jwt.requiredScopes) {
+      checks.push(
+        `(if (i32.eqz (call $list_has (i32.load (i32.const ${REQUEST.jwtScopes})) ${lit(s)})) (then ${deny('insufficientScope', route)}))`,
+      );
+    }
+    checks.push(
+      `(global.set $kind (i32.const 2)) (global.set $kind_p (i32.const ${kindJwt.ptr})) (global.set $kind_l (i32.const ${kindJwt.len}))`,
+      `(global.set $id_p (i32.load (i32.const ${REQUEST.jwtSub}))) (global.set $id_l (i32.load (i32.const ${REQUEST.jwtSub + 4})))`,
+      `(global.set $ten_p (i32.load (i32.const ${REQUEST.jwtTenant}))) (global.set $ten_l (i32.load (i32.const ${REQUEST.jwtTenant + 4})))`,
+      `(global.set $plan_p (i32.load (i32.const ${REQUEST.jwtPlan}))) (global.set $plan_l (i32.load (i32.const ${REQUEST.jwtPlan + 4})))`,
+      `(global.set $scopes (i32.load (i32.const ${REQUEST.jwtScopes}))) (global.set $roles (i32.load (i32.const ${REQUEST.jwtRoles})))`,
+    );
+    jwtBlock = `(if (i32.ne ${st} (i32.const ${JwtState.ABSENT})) (then\n        ${checks.join('\n        ')}))`;
+  }
+  let credentials = jwtBlock;
+  if (policy.apiKeys) {
+    credentials = `(if (i32.load (i32.const ${REQUEST.apiKeyPresent}))
+        (then
+          (global.set $key (call $find_key))
+          (if (i32.lt_s (global.get $key) (i32.const 0)) (then (global.set $key (i32.const -1)) ${deny('badApiKey', route)}))
+          (call $key_identity))
+        (else ${jwtBlock || 'nop'}))`;
+  }
+  d.push(`(local.set $auth (i32.load8_u (i32.add (i32.const ${routeAuth}) (local.get $route))))
+    (if (local.get $auth) (then
+      ${credentials || 'nop'}
+      (if (i32.and (i32.eq (local.get $auth) (i32.const 2)) (i32.eqz (global.get $kind))) (then ${deny('authRequired', route)}))))`);
+  // 5. Rules in order: the first whose condition is true decides; an error denies.
+  const routeIndex = new Map(policy.routes.map((r, i) => [r.name, i]));
+  policy.rules.forEach((rule, i) => {
+    funcs.push(`(func $rule${i} (result i32)\n    ${cond(rule.condition)})`);
+    const effect = rule.effect === 'allow' ? 1 : 0;
+    const decide = `(local.set $c (call $rule${i}))
+      (if (i32.eq (local.get $c) (i32.const 2)) (then ${out(0, BUILTIN_REASONS.conditionError.status, builtin('conditionError'), route, `(i32.const ${i})`)}))
+      (if (i32.eq (local.get $c) (i32.const 1)) (then ${out(effect, rule.status, reason(rule.reason), route, `(i32.const ${i})`)}))`;
+    if (rule.routes.length === 0) d.push(decide);
+    else {
+      const on = rule.routes
+        .map((n) => `(i32.eq (local.get $route) (i32.const ${routeIndex.get(n) ?? -1}))`)
+        .reduce((a, b) => `(i32.or ${a} ${b})`);
+      d.push(`(if ${on} (then\n      ${decide}))`);
+    }
+  });
+  // 6. The default effect.
+  const def = policy.defaultEffect === 'allow' ? 'defaultAllow' : 'defaultDeny';
+  d.push(out(policy.defaultEffect === 'allow' ? 1 : 0, BUILTIN_REASONS[def].status, builtin(def), route, '(i32.const -1)'));
+
+  funcs.push(
+    `(func $decide (result i32) (local $route i32) (local $auth i32) (local $c i32)\n    ${d.join('\n    ')}\n    (i32.const ${DECIDE_OK}))`,
+  );
+
+  const pages = 1 + Math.ceil(data.size / PAGE_BYTES);
+  if (pages > MAX_MEMORY_PAGES)
+    throw new LimitError(`static data of ${data.size} bytes exceeds the ABI's ${MAX_MEMORY_PAGES} pages`);
+  const tables: PolicyTables = {
+    reasons,
+    routes: policy.routes.map((r) => ({ name: r.name })),
+    rules: policy.rules.map((r) => ({ name: r.name })),
+    apiKeys: keys.map((k) => ({ id: k.id, tenant: k.tenant, plan: k.plan })),
+    apiKeyHeader: policy.apiKeys?.header ?? null,
+    jwt: policy.jwt !== null,
+    headerSlots,
+    headers: policy.headers,
+    rateLimits: policy.rateLimits.map((l) => ({
+      name: l.name,
+      key: l.key,
+      limit: l.limit,
+      windowSeconds: l.windowSeconds,
+      burst: l.burst,
+      routes: l.routes.map((n) => routeIndex.get(n) ?? -1),
+    })),
+    memoryPages: pages,
+  };
+  const wat = `(module
+  (@custom "${META_SECTION}" "${watString(JSON.stringify(meta))}")
+  (@custom "${TABLES_SECTION}" "${watString(JSON.stringify(tables))}")
+  (import "${IMPORT_MODULE}" "${IMPORT_MEMORY}" (memory ${pages} ${pages}))
+${RUNTIME_WAT}
+  ${funcs.join('\n  ')}
+  (export "${EXPORT_DECIDE}" (func $decide))
+  (data (i32.const ${DATA_OFFSET}) "${data.watLiteral()}"))
+`;
+  return { wat, tables };
+}

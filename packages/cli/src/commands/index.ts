@@ -1,6 +1,9 @@
 import type { CommandSpec } from '../command.js';
+import { compileCommand } from './compile.js';
+import { evalCommand } from './eval.js';
 import { generateKeyPairCommand } from './generate-key-pair.js';
 import { importKeyPairCommand } from './import-key-pair.js';
+import { inspectCommand } from './inspect.js';
 import { publicKeyCommand } from './public-key.js';
 import { signBlobCommand } from './sign-blob.js';
 import { verifyBlobCommand } from './verify-blob.js';
@@ -12,4 +15,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   publicKeyCommand,
   signBlobCommand,
   verifyBlobCommand,
+  compileCommand,
+  evalCommand,
+  inspectCommand,
 ];

@@ -1,0 +1,122 @@
+import { join } from 'node:path';
+import { sha256Hex } from '@apx/core';
+import { type CompiledPolicy, compilePolicy, PolicyCheckError, PolicyError, PolicyErrorCode } from '@apx/policy';
+import { type Signer, signBlob, writeFileAtomic } from '@apx/sign';
+import { type CommandSpec, flagBool, flagString, UsageError } from '../command.js';
+import { type CliContext, info } from '../context.js';
+import { readInput, resolvePath } from '../io.js';
+import { DEFAULT_PRIVATE_KEY, openSigner } from '../keyref.js';
+
+interface ArtifactSignature {
+  /** `.sig` content: base64 DER, no newline. */
+  signature: string;
+  /** `.sigstore.json` content. */
+  bundle: string;
+}
+
+/**
+ * The one place a compiled policy is signed. Today a message signature over the bytes; the
+ * DSSE/in-toto statement binding name, version and environment replaces it here.
+ */
+async function signPolicyArtifact(signer: Signer, compiled: CompiledPolicy): Promise<ArtifactSignature> {
+  const signed = await signBlob(signer, compiled.wasm);
+  return { signature: signed.signatureFileContent, bundle: signed.bundleJson };
+}
+
+/** Compiles every source; prints every problem of every file, then fails once. */
+async function compileAll(ctx: CliContext, files: string[]): Promise<CompiledPolicy[]> {
+  const compiled: CompiledPolicy[] = [];
+  let problems = 0;
+  let firstCode: PolicyErrorCode | undefined;
+  for (const file of files) {
+    const text = (await readInput(ctx, file, 'policy file', 'pass the path of an apx/v1 policy YAML file')).toString('utf8');
+    try {
+      compiled.push(await compilePolicy(text, file));
+    } catch (err) {
+      if (!(err instanceof PolicyError)) throw err;
+      for (const line of err.lines()) ctx.stderr.write(`${line}\n`);
+      problems += err.problems.length;
+      firstCode ??= err.code;
+    }
+  }
+  if (problems > 0) {
+    throw new PolicyCheckError(
+      firstCode ?? PolicyErrorCode.SCHEMA_VALUE,
+      `${problems} problem${problems === 1 ? '' : 's'}; no artifact written`,
+      {
+        hint: 'fix the policy source; docs/policy-language.md describes apx/v1',
+      },
+    );
+  }
+  const names = new Set<string>();
+  for (const c of compiled) {
+    if (names.has(c.fileName)) throw new UsageError(`two sources compile to ${c.fileName}`);
+    names.add(c.fileName);
+  }
+  return compiled;
+}
+
+async function check(ctx: CliContext, artifactPath: string, sourcePath: string): Promise<number> {
+  const artifact = await readInput(ctx, artifactPath, 'artifact', 'pass the .wasm file to compare');
+  const [rebuilt] = await compileAll(ctx, [sourcePath]);
+  if (!rebuilt) return 1;
+  const want = `sha256:${sha256Hex(artifact)}`;
+  const got = `sha256:${sha256Hex(rebuilt.wasm)}`;
+  if (want !== got) {
+    throw new PolicyCheckError(
+      PolicyErrorCode.ARTIFACT_MISMATCH,
+      `rebuild of ${sourcePath} differs from ${artifactPath}: ${got} != ${want}`,
+      {
+        hint: `the artifact was not built from this source with ${rebuilt.meta.compiler}; run apx inspect on it to see what it was built from`,
+      },
+    );
+  }
+  ctx.stdout.write(`✓ Identical: ${artifactPath} (${want})\n`);
+  return 0;
+}
+
+export const compileCommand: CommandSpec = {
+  name: 'compile',
+  summary: 'Compile apx/v1 policy YAML to signed WebAssembly artifacts (<name>@<version>.wasm).',
+  usage: '[--out DIR] [--key KEY | --no-sign] FILE...   |   --check ARTIFACT SOURCE',
+  details: `Writes <name>@<version>.wasm, its signature .wasm.sig (base64, as cosign sign-blob) and a
+Sigstore bundle .wasm.sigstore.json into DIR, each atomically. A policy with problems prints one
+line per problem (file:line:column path: message) and writes nothing. Output is deterministic:
+the same source and compiler version give the same bytes, so --check ARTIFACT SOURCE rebuilds
+SOURCE and exits 0 only when the bytes are identical. docs/policy-language.md, docs/abi.md.`,
+  flags: [
+    { name: 'out', type: 'string', value: 'DIR', description: 'Directory for the artifacts (default: .).' },
+    { name: 'key', type: 'string', value: 'KEY', description: `The private key to sign with (default: ${DEFAULT_PRIVATE_KEY}).` },
+    { name: 'no-sign', type: 'boolean', description: 'Do not sign (local experiments only: workers in strict mode refuse it).' },
+    { name: 'check', type: 'string', value: 'ARTIFACT', description: 'Rebuild SOURCE and compare with ARTIFACT byte for byte.' },
+  ],
+  positionals: { min: 1, max: 64, names: 'FILE (a policy YAML file)' },
+  async run(ctx, args) {
+    const checkPath = flagString(args, 'check');
+    if (checkPath) {
+      if (args.positionals.length !== 1) throw new UsageError('--check takes one SOURCE');
+      return check(ctx, checkPath, args.positionals[0] as string);
+    }
+    const noSign = flagBool(args, 'no-sign');
+    const keyRef = flagString(args, 'key');
+    if (noSign && keyRef) throw new UsageError('--key and --no-sign exclude each other');
+    const outDir = flagString(args, 'out') ?? '.';
+    const compiled = await compileAll(ctx, args.positionals);
+    // Open the key before writing anything: a missing key must not leave unsigned artifacts.
+    const signer = noSign ? undefined : await openSigner(ctx, keyRef ?? DEFAULT_PRIVATE_KEY);
+    for (const c of compiled) {
+      const wasmPath = join(outDir, c.fileName);
+      const signature = signer ? await signPolicyArtifact(signer, c) : undefined;
+      await writeFileAtomic(resolvePath(ctx, wasmPath), c.wasm, { overwrite: true });
+      ctx.stdout.write(`✓ Compiled: ${wasmPath}\n`);
+      if (signature) {
+        await writeFileAtomic(resolvePath(ctx, `${wasmPath}.sig`), signature.signature, { overwrite: true });
+        await writeFileAtomic(resolvePath(ctx, `${wasmPath}.sigstore.json`), signature.bundle, { overwrite: true });
+        ctx.stdout.write(`✓ Signed:    ${wasmPath}.sig\n`);
+      } else {
+        info(ctx, `WARNING: ${wasmPath} is not signed (--no-sign); workers in strict mode will refuse it`);
+      }
+    }
+    return 0;
+  },
+};

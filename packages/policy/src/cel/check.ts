@@ -127,11 +127,12 @@ export function checkCondition(source: string): { ir: CondExpr } | { problem: Ce
         }
         const found = table[field];
         if (!found) {
-          return fail(
-            x,
-            'CEL_UNKNOWN_IDENTIFIER',
-            `unknown field '${field}' of ${base.t}${didYouMean(field, Object.keys(table))}`,
-          );
+          // The parser positions a selection at its dot; point at the field name instead.
+          throw new Fail({
+            code: 'CEL_UNKNOWN_IDENTIFIER',
+            message: `unknown field '${field}' of ${base.t}${didYouMean(field, Object.keys(table))}`,
+            offset: at(x) + 1,
+          });
         }
         return found;
       }

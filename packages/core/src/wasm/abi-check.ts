@@ -14,7 +14,7 @@ import {
   TABLES_SECTION,
 } from './abi.js';
 
-function mismatch(detail: string): VerificationError {
+export function abiMismatch(detail: string): VerificationError {
   return new VerificationError(CoreErrorCode.ARTIFACT_ABI_MISMATCH, `invalid artifact: policy ABI mismatch: ${detail}`, {
     hint: `the worker runs policy ABI v${ABI_VERSION}; recompile the policy with a matching apx compile`,
   });
@@ -22,11 +22,11 @@ function mismatch(detail: string): VerificationError {
 
 function readJsonSection(module: WebAssembly.Module, name: string): unknown {
   const sections = WebAssembly.Module.customSections(module, name);
-  if (sections.length !== 1) throw mismatch(`expected one "${name}" custom section, found ${sections.length}`);
+  if (sections.length !== 1) throw abiMismatch(`expected one "${name}" custom section, found ${sections.length}`);
   try {
     return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(sections[0] as ArrayBuffer));
   } catch {
-    throw mismatch(`"${name}" custom section is not UTF-8 JSON`);
+    throw abiMismatch(`"${name}" custom section is not UTF-8 JSON`);
   }
 }
 
@@ -44,7 +44,7 @@ export function readPolicyMeta(module: WebAssembly.Module): PolicyMeta {
     typeof meta.compiler !== 'string' ||
     typeof meta.sourceSha256 !== 'string'
   ) {
-    throw mismatch(`"${META_SECTION}" lacks policy, version, abi, compiler or sourceSha256`);
+    throw abiMismatch(`"${META_SECTION}" lacks policy, version, abi, compiler or sourceSha256`);
   }
   return {
     policy: meta.policy,
@@ -58,23 +58,23 @@ export function readPolicyMeta(module: WebAssembly.Module): PolicyMeta {
 function checkTables(raw: unknown): PolicyTables {
   // The tables come from a verified artifact; these checks keep a compiler bug from
   // turning into an out-of-bounds read in the host, they are not a trust boundary.
-  if (!isObject(raw)) throw mismatch('tables are not an object');
+  if (!isObject(raw)) throw abiMismatch('tables are not an object');
   const t = raw as unknown as PolicyTables;
   const pages = t.memoryPages;
   if (!Number.isInteger(pages) || pages < DATA_OFFSET / PAGE_BYTES || pages > MAX_MEMORY_PAGES) {
-    throw mismatch(`memory of ${String(pages)} pages outside 1..${MAX_MEMORY_PAGES}`);
+    throw abiMismatch(`memory of ${String(pages)} pages outside 1..${MAX_MEMORY_PAGES}`);
   }
-  if (!isStringArray(t.reasons) || t.reasons.length === 0) throw mismatch('reasons table missing');
+  if (!isStringArray(t.reasons) || t.reasons.length === 0) throw abiMismatch('reasons table missing');
   if (!Array.isArray(t.routes) || !Array.isArray(t.rules) || !Array.isArray(t.apiKeys) || !Array.isArray(t.rateLimits)) {
-    throw mismatch('routes, rules, apiKeys or rateLimits table missing');
+    throw abiMismatch('routes, rules, apiKeys or rateLimits table missing');
   }
   if (!isStringArray(t.headerSlots) || t.headerSlots.length > MAX_HEADER_SLOTS) {
-    throw mismatch(`header slots missing or more than ${MAX_HEADER_SLOTS}`);
+    throw abiMismatch(`header slots missing or more than ${MAX_HEADER_SLOTS}`);
   }
   if (!(t.apiKeyHeader === null || typeof t.apiKeyHeader === 'string') || typeof t.jwt !== 'boolean') {
-    throw mismatch('apiKeyHeader or jwt flag missing');
+    throw abiMismatch('apiKeyHeader or jwt flag missing');
   }
-  if (!isObject(t.headers)) throw mismatch('header mutations missing');
+  if (!isObject(t.headers)) throw abiMismatch('header mutations missing');
   return t;
 }
 
@@ -89,15 +89,15 @@ export function checkAbi(module: WebAssembly.Module): { meta: PolicyMeta; tables
   const imp = imports[0];
   if (imports.length !== 1 || !imp || imp.module !== IMPORT_MODULE || imp.name !== IMPORT_MEMORY || imp.kind !== 'memory') {
     const list = imports.map((i) => `${i.module}.${i.name} (${i.kind})`).join(', ') || 'none';
-    throw mismatch(`imports must be exactly ${IMPORT_MODULE}.${IMPORT_MEMORY} (memory), found ${list}`);
+    throw abiMismatch(`imports must be exactly ${IMPORT_MODULE}.${IMPORT_MEMORY} (memory), found ${list}`);
   }
   const exports = WebAssembly.Module.exports(module);
   const exp = exports[0];
   if (exports.length !== 1 || !exp || exp.name !== EXPORT_DECIDE || exp.kind !== 'function') {
     const list = exports.map((e) => `${e.name} (${e.kind})`).join(', ') || 'none';
-    throw mismatch(`exports must be exactly ${EXPORT_DECIDE} (function), found ${list}`);
+    throw abiMismatch(`exports must be exactly ${EXPORT_DECIDE} (function), found ${list}`);
   }
   const meta = readPolicyMeta(module);
-  if (meta.abi !== ABI_VERSION) throw mismatch(`artifact is ABI v${meta.abi}, this host runs v${ABI_VERSION}`);
+  if (meta.abi !== ABI_VERSION) throw abiMismatch(`artifact is ABI v${meta.abi}, this host runs v${ABI_VERSION}`);
   return { meta, tables: checkTables(readJsonSection(module, TABLES_SECTION)) };
 }

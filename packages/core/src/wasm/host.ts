@@ -11,7 +11,7 @@ import {
   REQUEST_END,
   REQUEST_VAR_OFFSET,
 } from './abi.js';
-import { checkAbi } from './abi-check.js';
+import { abiMismatch, checkAbi } from './abi-check.js';
 import { ANONYMOUS, type DecisionIdentity, NO_HEADER_MUTATIONS, type PolicyDecision, type RateLimitCharge } from './decision.js';
 import { type ParsedIp, parseIp } from './ip.js';
 import { clampBodySize, normalizeClaims, type PolicyRequest } from './request.js';
@@ -74,7 +74,13 @@ export class PolicyHost {
     this.onFault = options.onFault;
     // The host owns the memory and fixes its maximum: the module cannot grow past it.
     const memory = new WebAssembly.Memory({ initial: tables.memoryPages, maximum: tables.memoryPages });
-    const instance = new WebAssembly.Instance(artifact.module, { env: { memory } });
+    let instance: WebAssembly.Instance;
+    try {
+      instance = new WebAssembly.Instance(artifact.module, { env: { memory } });
+    } catch (err) {
+      // A LinkError (memory limits that disagree with the tables) or a trap in a start function.
+      throw abiMismatch(`instantiation failed: ${(err as Error).message}`);
+    }
     this.decideFn = instance.exports.decide as () => number;
     this.u8 = new Uint8Array(memory.buffer);
     this.u32 = new Uint32Array(memory.buffer);

@@ -7,6 +7,7 @@ import {
   JwtState,
   type PolicyMeta,
   type PolicyTables,
+  type RateLimitDescriptor,
   REQUEST,
   REQUEST_END,
   REQUEST_VAR_OFFSET,
@@ -65,6 +66,9 @@ export class PolicyHost {
   private readonly keyHashes = new Map<string, Buffer>();
   private readonly ips = new Map<string, ParsedIp | null>();
   private cursor = REQUEST_VAR_OFFSET;
+  /** Precomputed at load so that a decision allocates as little as possible. */
+  private readonly keyIdentities: readonly DecisionIdentity[];
+  private readonly routeLimits: readonly (readonly RateLimitDescriptor[])[];
 
   private constructor(artifact: VerifiedArtifact, options: PolicyHostOptions) {
     const { meta, tables } = checkAbi(artifact.module);
@@ -72,6 +76,8 @@ export class PolicyHost {
     this.tables = tables;
     this.digest = artifact.digest;
     this.onFault = options.onFault;
+    this.keyIdentities = tables.apiKeys.map((k) => Object.freeze({ kind: 'apiKey' as const, id: k.id, tenant: k.tenant, plan: k.plan }));
+    this.routeLimits = tables.routes.map((_, i) => tables.rateLimits.filter((l) => l.routes.length === 0 || l.routes.includes(i)));
     // The host owns the memory and fixes its maximum: the module cannot grow past it.
     const memory = new WebAssembly.Memory({ initial: tables.memoryPages, maximum: tables.memoryPages });
     let instance: WebAssembly.Instance;
@@ -153,7 +159,10 @@ export class PolicyHost {
     const jwt = this.tables.jwt ? req.jwt : undefined;
     if (jwt === undefined || !jwt.verified) {
       u32[REQUEST.jwtState >> 2] = jwt === undefined ? JwtState.ABSENT : JwtState.REJECTED;
-      for (const at of [REQUEST.jwtIss, REQUEST.jwtSub, REQUEST.jwtTenant, REQUEST.jwtPlan]) u32[at >> 2] = 0;
+      u32[REQUEST.jwtIss >> 2] = 0;
+      u32[REQUEST.jwtSub >> 2] = 0;
+      u32[REQUEST.jwtTenant >> 2] = 0;
+      u32[REQUEST.jwtPlan >> 2] = 0;
       u32[REQUEST.jwtAud >> 2] = 0;
       u32[REQUEST.jwtScopes >> 2] = 0;
       u32[REQUEST.jwtRoles >> 2] = 0;
@@ -274,10 +283,7 @@ export class PolicyHost {
   }
 
   private identity(kind: number, key: number, req: PolicyRequest): DecisionIdentity {
-    if (kind === IdentityKind.API_KEY) {
-      const k = this.tables.apiKeys[key] as { id: string; tenant: string; plan: string };
-      return { kind: 'apiKey', id: k.id, tenant: k.tenant, plan: k.plan };
-    }
+    if (kind === IdentityKind.API_KEY) return this.keyIdentities[key] as DecisionIdentity;
     if (kind === IdentityKind.JWT && req.jwt?.verified) {
       const c = normalizeClaims(req.jwt.claims);
       return { kind: 'jwt', id: c.sub, tenant: c.tenant, plan: c.plan };
@@ -286,11 +292,10 @@ export class PolicyHost {
   }
 
   private charges(route: number, identity: DecisionIdentity, req: PolicyRequest): RateLimitCharge[] {
-    const limits = this.tables.rateLimits;
-    if (limits.length === 0) return [];
+    const limits = this.routeLimits[route];
+    if (limits === undefined || limits.length === 0) return [];
     const out: RateLimitCharge[] = [];
     for (const l of limits) {
-      if (l.routes.length > 0 && !l.routes.includes(route)) continue;
       const value = l.key === 'identity.tenant' ? identity.tenant : l.key === 'identity.id' ? identity.id : (req.ip ?? '');
       // A bucket without a key value (anonymous caller, no address) cannot be charged.
       if (value === '') continue;

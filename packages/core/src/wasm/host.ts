@@ -14,8 +14,8 @@ import {
 } from './abi.js';
 import { abiMismatch, checkAbi } from './abi-check.js';
 import { ANONYMOUS, type DecisionIdentity, NO_HEADER_MUTATIONS, type PolicyDecision, type RateLimitCharge } from './decision.js';
-import { type ParsedIp, parseIp } from './ip.js';
-import { clampBodySize, normalizeClaims, type PolicyRequest } from './request.js';
+import { parseIp } from './ip.js';
+import { clampBodySize, type NormalizedClaims, normalizeClaims, type PolicyRequest } from './request.js';
 
 export interface PolicyFault {
   /** `trap` (the module trapped), `malformed` (bad decision record), `oversized` (request too big). */
@@ -49,6 +49,13 @@ function faultDecision(reason: string, status: number): PolicyDecision {
 
 class RequestTooLarge extends Error {}
 
+/** A parsed address as the 4 words the request area holds (same byte order as memory). */
+interface CachedIp {
+  family: 4 | 6;
+  words: Uint32Array;
+}
+const ZERO_WORDS = new Uint32Array(4);
+
 /**
  * Runs one verified policy module. Only a VerifiedArtifact can be loaded (its module was
  * compiled from the bytes whose signature verified), the ABI is checked before instantiation,
@@ -63,12 +70,17 @@ export class PolicyHost {
   private readonly u32: Uint32Array;
   private readonly i32: Int32Array;
   private readonly onFault: ((fault: PolicyFault) => void) | undefined;
-  private readonly keyHashes = new Map<string, Buffer>();
-  private readonly ips = new Map<string, ParsedIp | null>();
+  private readonly keyHashes = new Map<string, Uint32Array>();
+  private readonly ips = new Map<string, CachedIp | null>();
   private cursor = REQUEST_VAR_OFFSET;
   /** Precomputed at load so that a decision allocates as little as possible. */
   private readonly keyIdentities: readonly DecisionIdentity[];
   private readonly routeLimits: readonly (readonly RateLimitDescriptor[])[];
+  /** Charges of API-key callers depend only on (route, key): computed once, shared, frozen. */
+  private readonly keyCharges = new Map<number, RateLimitCharge[]>();
+  /** The claims of the request being decided, normalized once. */
+  private claims: NormalizedClaims | undefined;
+  private readonly normalized = new WeakMap<object, NormalizedClaims>();
 
   private constructor(artifact: VerifiedArtifact, options: PolicyHostOptions) {
     const { meta, tables } = checkAbi(artifact.module);
@@ -76,8 +88,12 @@ export class PolicyHost {
     this.tables = tables;
     this.digest = artifact.digest;
     this.onFault = options.onFault;
-    this.keyIdentities = tables.apiKeys.map((k) => Object.freeze({ kind: 'apiKey' as const, id: k.id, tenant: k.tenant, plan: k.plan }));
-    this.routeLimits = tables.routes.map((_, i) => tables.rateLimits.filter((l) => l.routes.length === 0 || l.routes.includes(i)));
+    this.keyIdentities = tables.apiKeys.map((k) =>
+      Object.freeze({ kind: 'apiKey' as const, id: k.id, tenant: k.tenant, plan: k.plan }),
+    );
+    this.routeLimits = tables.routes.map((_, i) =>
+      tables.rateLimits.filter((l) => l.routes.length === 0 || l.routes.includes(i)),
+    );
     // The host owns the memory and fixes its maximum: the module cannot grow past it.
     const memory = new WebAssembly.Memory({ initial: tables.memoryPages, maximum: tables.memoryPages });
     let instance: WebAssembly.Instance;
@@ -132,9 +148,14 @@ export class PolicyHost {
     const ipText = req.ip ?? '';
     this.str(REQUEST.ip, ipText);
     const ip = this.parseIpCached(ipText);
+    // Word stores: cheaper than TypedArray#set for 16 bytes on the hot path.
+    const ipWords = ip ? ip.words : ZERO_WORDS;
+    const at = REQUEST.ipBytes >> 2;
     u32[REQUEST.ipFamily >> 2] = ip ? ip.family : 0;
-    if (ip) this.u8.set(ip.bytes, REQUEST.ipBytes);
-    else this.u8.fill(0, REQUEST.ipBytes, REQUEST.ipBytes + 16);
+    u32[at] = ipWords[0] as number;
+    u32[at + 1] = ipWords[1] as number;
+    u32[at + 2] = ipWords[2] as number;
+    u32[at + 3] = ipWords[3] as number;
     u32[REQUEST.bodySize >> 2] = clampBodySize(req.bodySize);
     const headers = req.headers;
     const apiKey = t.apiKeyHeader !== null && headers ? headers[t.apiKeyHeader] : undefined;
@@ -142,7 +163,9 @@ export class PolicyHost {
       u32[REQUEST.apiKeyPresent >> 2] = 0;
     } else {
       u32[REQUEST.apiKeyPresent >> 2] = 1;
-      this.u8.set(this.hashKey(apiKey), REQUEST.apiKeySha256);
+      const h = this.hashKey(apiKey);
+      const k = REQUEST.apiKeySha256 >> 2;
+      for (let i = 0; i < 8; i++) u32[k + i] = h[i] as number;
     }
     this.encodeJwt(req);
     const slots = t.headerSlots;
@@ -157,6 +180,7 @@ export class PolicyHost {
   private encodeJwt(req: PolicyRequest): void {
     const u32 = this.u32;
     const jwt = this.tables.jwt ? req.jwt : undefined;
+    this.claims = undefined;
     if (jwt === undefined || !jwt.verified) {
       u32[REQUEST.jwtState >> 2] = jwt === undefined ? JwtState.ABSENT : JwtState.REJECTED;
       u32[REQUEST.jwtIss >> 2] = 0;
@@ -168,7 +192,13 @@ export class PolicyHost {
       u32[REQUEST.jwtRoles >> 2] = 0;
       return;
     }
-    const c = normalizeClaims(jwt.claims);
+    // Workers cache verified tokens, so the same claims object comes back: normalize it once.
+    let c = this.normalized.get(jwt.claims);
+    if (c === undefined) {
+      c = normalizeClaims(jwt.claims);
+      this.normalized.set(jwt.claims, c);
+    }
+    this.claims = c;
     u32[REQUEST.jwtState >> 2] = JwtState.VERIFIED;
     this.str(REQUEST.jwtIss, c.iss);
     this.str(REQUEST.jwtSub, c.sub);
@@ -220,20 +250,28 @@ export class PolicyHost {
     this.u32[at >> 2] = base;
   }
 
-  private hashKey(key: string): Buffer {
+  /** SHA-256 of a presented key as 8 words in memory order, from a small bounded cache. */
+  private hashKey(key: string): Uint32Array {
     let h = this.keyHashes.get(key);
     if (h === undefined) {
-      h = createHash('sha256').update(key, 'utf8').digest();
+      const d = createHash('sha256').update(key, 'utf8').digest();
+      h = new Uint32Array(d.buffer.slice(d.byteOffset, d.byteOffset + 32));
       if (this.keyHashes.size >= CACHE_MAX) this.keyHashes.clear();
       this.keyHashes.set(key, h);
     }
     return h;
   }
 
-  private parseIpCached(text: string): ParsedIp | undefined {
+  private parseIpCached(text: string): CachedIp | undefined {
     let ip = this.ips.get(text);
     if (ip === undefined) {
-      ip = parseIp(text) ?? null;
+      const parsed = parseIp(text);
+      ip = parsed
+        ? {
+            family: parsed.family,
+            words: new Uint32Array(parsed.bytes.buffer.slice(parsed.bytes.byteOffset, parsed.bytes.byteOffset + 16)),
+          }
+        : null;
       if (this.ips.size >= CACHE_MAX) this.ips.clear();
       this.ips.set(text, ip);
     }
@@ -278,17 +316,37 @@ export class PolicyHost {
       rule: rule < 0 ? null : (t.rules[rule]?.name ?? null),
       identity,
       headers: allow ? t.headers : NO_HEADER_MUTATIONS,
-      rateLimits: allow ? this.charges(route, identity, req) : [],
+      rateLimits: allow ? this.chargesFor(route, kind, key, identity, req) : [],
     };
   }
 
   private identity(kind: number, key: number, req: PolicyRequest): DecisionIdentity {
     if (kind === IdentityKind.API_KEY) return this.keyIdentities[key] as DecisionIdentity;
-    if (kind === IdentityKind.JWT && req.jwt?.verified) {
-      const c = normalizeClaims(req.jwt.claims);
+    if (kind === IdentityKind.JWT && req.jwt?.verified && this.claims) {
+      const c = this.claims;
       return { kind: 'jwt', id: c.sub, tenant: c.tenant, plan: c.plan };
     }
     return ANONYMOUS;
+  }
+
+  private chargesFor(
+    route: number,
+    kind: number,
+    key: number,
+    identity: DecisionIdentity,
+    req: PolicyRequest,
+  ): RateLimitCharge[] {
+    const limits = this.routeLimits[route];
+    if (limits === undefined || limits.length === 0) return [];
+    // request.ip-keyed limits vary per request; only pure identity limits are cached.
+    if (kind !== IdentityKind.API_KEY || limits.some((l) => l.key === 'request.ip')) return this.charges(route, identity, req);
+    const slot = route * this.tables.apiKeys.length + key;
+    let charges = this.keyCharges.get(slot);
+    if (charges === undefined) {
+      charges = Object.freeze(this.charges(route, identity, req).map((c) => Object.freeze(c))) as RateLimitCharge[];
+      this.keyCharges.set(slot, charges);
+    }
+    return charges;
   }
 
   private charges(route: number, identity: DecisionIdentity, req: PolicyRequest): RateLimitCharge[] {

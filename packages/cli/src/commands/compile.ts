@@ -101,17 +101,25 @@ SOURCE and exits 0 only when the bytes are identical. docs/policy-language.md, d
     const keyRef = flagString(args, 'key');
     if (noSign && keyRef) throw new UsageError('--key and --no-sign exclude each other');
     const outDir = flagString(args, 'out') ?? '.';
+    // The key's scrypt runs on the thread pool while the main thread compiles.
+    const opening = noSign ? undefined : openSigner(ctx, keyRef ?? DEFAULT_PRIVATE_KEY);
+    opening?.catch(() => undefined);
     const compiled = await compileAll(ctx, args.positionals);
-    // Open the key before writing anything: a missing key must not leave unsigned artifacts.
-    const signer = noSign ? undefined : await openSigner(ctx, keyRef ?? DEFAULT_PRIVATE_KEY);
+    // Have the key before writing anything: a missing key must not leave unsigned artifacts.
+    const signer = await opening;
     for (const c of compiled) {
       const wasmPath = join(outDir, c.fileName);
       const signature = signer ? await signPolicyArtifact(signer, c) : undefined;
-      await writeFileAtomic(resolvePath(ctx, wasmPath), c.wasm, { overwrite: true });
+      const writes = [writeFileAtomic(resolvePath(ctx, wasmPath), c.wasm, { overwrite: true })];
+      if (signature) {
+        writes.push(
+          writeFileAtomic(resolvePath(ctx, `${wasmPath}.sig`), signature.signature, { overwrite: true }),
+          writeFileAtomic(resolvePath(ctx, `${wasmPath}.sigstore.json`), signature.bundle, { overwrite: true }),
+        );
+      }
+      await Promise.all(writes);
       ctx.stdout.write(`✓ Compiled: ${wasmPath}\n`);
       if (signature) {
-        await writeFileAtomic(resolvePath(ctx, `${wasmPath}.sig`), signature.signature, { overwrite: true });
-        await writeFileAtomic(resolvePath(ctx, `${wasmPath}.sigstore.json`), signature.bundle, { overwrite: true });
         ctx.stdout.write(`✓ Signed:    ${wasmPath}.sig\n`);
       } else {
         info(ctx, `WARNING: ${wasmPath} is not signed (--no-sign); workers in strict mode will refuse it`);

@@ -200,8 +200,11 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
         );
         steps.push('(if (i32.lt_s (local.get $p) (i32.const 0)) (then (return (i32.const 0))))');
       }
-      // A trailing ** accepts whatever follows: the cursor is at the end or at a "/".
-      steps.push(open ? '(i32.const 1)' : '(i32.eq (local.get $p) (global.get $path_l))');
+      // A trailing ** accepts whatever follows: after a segment the cursor is at the end or at
+      // a "/"; for the pattern "/**" alone the path itself must start with "/".
+      const startsWithSlash =
+        '(i32.and (i32.ne (global.get $path_l) (i32.const 0)) (i32.eq (i32.load8_u (global.get $path_p)) (i32.const 47)))';
+      steps.push(open ? (segs[0] === '**' ? startsWithSlash : '(i32.const 1)') : '(i32.eq (local.get $p) (global.get $path_l))');
       funcs.push(`(func ${name} (result i32) (local $p i32)\n    ${steps.join('\n    ')})`);
       body.push(`(if (call ${name}) (then (return (i32.const 1))))`);
     });

@@ -132,6 +132,14 @@ describe('policy host', () => {
     assert.equal(host.decide(REQ).effect, 'allow');
   });
 
+  it('fails closed on attributes of the wrong type', async () => {
+    const faults: PolicyFault[] = [];
+    const host = PolicyHost.load(await artifact(), { onFault: (f) => faults.push(f) });
+    const d = host.decide({ ...REQ, path: 42 as unknown as string });
+    assert.deepEqual([d.effect, d.status], ['deny', 400]);
+    assert.equal(faults[0]?.kind, 'invalid-request');
+  });
+
   it('writes the request where docs/abi.md says', async () => {
     // decide returns allow only if the path length at REQUEST.path+4 is 6 ("/hello").
     const body = `(if (i32.ne (i32.load (i32.const ${REQUEST.path + 4})) (i32.const 6)) (then (return (i32.const 0)))) ${ALLOW}`;

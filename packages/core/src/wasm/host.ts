@@ -18,8 +18,11 @@ import { parseIp } from './ip.js';
 import { clampBodySize, type NormalizedClaims, normalizeClaims, type PolicyRequest } from './request.js';
 
 export interface PolicyFault {
-  /** `trap` (the module trapped), `malformed` (bad decision record), `oversized` (request too big). */
-  kind: 'trap' | 'malformed' | 'oversized';
+  /**
+   * `trap` (the module trapped), `malformed` (bad decision record), `oversized` (request too
+   * big for the request area), `invalid-request` (attributes not of the documented types).
+   */
+  kind: 'trap' | 'malformed' | 'oversized' | 'invalid-request';
   message: string;
   policy: string;
   digest: string;
@@ -31,6 +34,10 @@ export interface PolicyHostOptions {
 }
 
 const CACHE_MAX = 1024;
+/** Longest API key whose hash is cached. */
+const MAX_CACHED_KEY = 512;
+/** Longest address text (IPv4-mapped IPv6 with all groups written out). */
+const MAX_IP_TEXT = 45;
 const encoder = new TextEncoder();
 
 /** Deny decisions the host itself makes when it cannot trust the module's answer. */
@@ -122,7 +129,10 @@ export class PolicyHost {
         this.fault('oversized', 'request attributes exceed the 64 KiB request area');
         return faultDecision('request attributes too large', 431);
       }
-      throw err;
+      // A request that does not have the documented shape (e.g. a header value that is not a
+      // string) is a bug in the caller; it still must not let anything through.
+      this.fault('invalid-request', `request attributes could not be encoded: ${(err as Error).message}`);
+      return faultDecision('invalid request attributes', 400);
     }
     let rc: number;
     try {
@@ -211,6 +221,7 @@ export class PolicyHost {
 
   /** Writes a (ptr, len) pair at `at` and the UTF-8 bytes at the cursor. ASCII takes a fast path. */
   private str(at: number, s: string): void {
+    if (typeof s !== 'string') throw new TypeError(`expected a string, got ${typeof s}`);
     const u8 = this.u8;
     let p = this.cursor;
     const n = s.length;
@@ -256,8 +267,11 @@ export class PolicyHost {
     if (h === undefined) {
       const d = createHash('sha256').update(key, 'utf8').digest();
       h = new Uint32Array(d.buffer.slice(d.byteOffset, d.byteOffset + 32));
-      if (this.keyHashes.size >= CACHE_MAX) this.keyHashes.clear();
-      this.keyHashes.set(key, h);
+      // Only plausible keys are cached, so hostile headers cannot grow memory.
+      if (key.length <= MAX_CACHED_KEY) {
+        if (this.keyHashes.size >= CACHE_MAX) this.keyHashes.clear();
+        this.keyHashes.set(key, h);
+      }
     }
     return h;
   }
@@ -272,8 +286,10 @@ export class PolicyHost {
             words: new Uint32Array(parsed.bytes.buffer.slice(parsed.bytes.byteOffset, parsed.bytes.byteOffset + 16)),
           }
         : null;
-      if (this.ips.size >= CACHE_MAX) this.ips.clear();
-      this.ips.set(text, ip);
+      if (text.length <= MAX_IP_TEXT) {
+        if (this.ips.size >= CACHE_MAX) this.ips.clear();
+        this.ips.set(text, ip);
+      }
     }
     return ip ?? undefined;
   }

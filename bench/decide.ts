@@ -5,7 +5,8 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { PolicyHost, type PolicyRequest, PublicKey, SignatureVerifier, verifyArtifact } from '@apx/core';
-import { compilePolicy, ReferenceEvaluator } from '@apx/policy';
+import { compilePolicy } from '@apx/policy';
+import { ReferenceEvaluator } from '@apx/policy/reference';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 400);

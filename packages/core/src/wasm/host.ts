@@ -56,6 +56,12 @@ function faultDecision(reason: string, status: number): PolicyDecision {
 
 class RequestTooLarge extends Error {}
 
+function deepFreeze(value: unknown): void {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const v of Object.values(value)) deepFreeze(v);
+}
+
 /** A parsed address as the 4 words the request area holds (same byte order as memory). */
 interface CachedIp {
   family: 4 | 6;
@@ -84,13 +90,15 @@ export class PolicyHost {
   private readonly keyIdentities: readonly DecisionIdentity[];
   private readonly routeLimits: readonly (readonly RateLimitDescriptor[])[];
   /** Charges of API-key callers depend only on (route, key): computed once, shared, frozen. */
-  private readonly keyCharges = new Map<number, RateLimitCharge[]>();
+  private readonly keyCharges = new Map<number, readonly RateLimitCharge[]>();
   /** The claims of the request being decided, normalized once. */
   private claims: NormalizedClaims | undefined;
   private readonly normalized = new WeakMap<object, NormalizedClaims>();
 
   private constructor(artifact: VerifiedArtifact, options: PolicyHostOptions) {
     const { meta, tables } = checkAbi(artifact.module);
+    // Decisions hand out parts of the tables (header mutations): nobody may change them.
+    deepFreeze(tables);
     this.meta = meta;
     this.tables = tables;
     this.digest = artifact.digest;
@@ -351,7 +359,7 @@ export class PolicyHost {
     key: number,
     identity: DecisionIdentity,
     req: PolicyRequest,
-  ): RateLimitCharge[] {
+  ): readonly RateLimitCharge[] {
     const limits = this.routeLimits[route];
     if (limits === undefined || limits.length === 0) return [];
     // request.ip-keyed limits vary per request; only pure identity limits are cached.
@@ -359,7 +367,7 @@ export class PolicyHost {
     const slot = route * this.tables.apiKeys.length + key;
     let charges = this.keyCharges.get(slot);
     if (charges === undefined) {
-      charges = Object.freeze(this.charges(route, identity, req).map((c) => Object.freeze(c))) as RateLimitCharge[];
+      charges = Object.freeze(this.charges(route, identity, req).map((c) => Object.freeze(c)));
       this.keyCharges.set(slot, charges);
     }
     return charges;

@@ -21,6 +21,8 @@ const CONDITIONS = [
   '!(request.headers["idempotency-key"] == "1") && "x-other" in request.headers',
   'request.bodySize > -1 && identity.id != "" && !(identity.tenant in [])',
   'request.path.contains("") && "" in identity.roles || request.method == "PATCH"',
+  // Header names that are also Object.prototype properties must not leak through.
+  '"constructor" in request.headers && request.headers["constructor"] == "1"',
 ];
 
 const policy = (condition: string) => `apiVersion: apx/v1

@@ -101,6 +101,15 @@ describe('policy host', () => {
     rejects({ imports: '(import "env" "memory" (memory 3 3))' }, /instantiation failed/),
   );
 
+  it('gives the module a memory it cannot grow', async () => {
+    // The module traps unless memory.grow fails: the host-created memory has maximum = initial.
+    const body = `(if (i32.ne (memory.grow (i32.const 1)) (i32.const -1)) (then unreachable)) ${ALLOW}`;
+    assert.equal(
+      PolicyHost.load(await artifact({ body, imports: '(import "env" "memory" (memory 2 16))' })).decide(REQ).effect,
+      'allow',
+    );
+  });
+
   it('fails closed on a trap and reports it', async () => {
     const faults: PolicyFault[] = [];
     const host = PolicyHost.load(await artifact({ body: 'unreachable' }), { onFault: (f) => faults.push(f) });

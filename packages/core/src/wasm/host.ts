@@ -56,6 +56,11 @@ function faultDecision(reason: string, status: number): PolicyDecision {
 
 class RequestTooLarge extends Error {}
 
+/** A header's value; never one inherited from Object.prototype (a header named "constructor"). */
+function ownHeader(headers: Readonly<Record<string, string>>, name: string): string | undefined {
+  return Object.hasOwn(headers, name) ? headers[name] : undefined;
+}
+
 function deepFreeze(value: unknown): void {
   if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
   Object.freeze(value);
@@ -176,7 +181,7 @@ export class PolicyHost {
     u32[at + 3] = ipWords[3] as number;
     u32[REQUEST.bodySize >> 2] = clampBodySize(req.bodySize);
     const headers = req.headers;
-    const apiKey = t.apiKeyHeader !== null && headers ? headers[t.apiKeyHeader] : undefined;
+    const apiKey = t.apiKeyHeader !== null && headers ? ownHeader(headers, t.apiKeyHeader) : undefined;
     if (apiKey === undefined) {
       u32[REQUEST.apiKeyPresent >> 2] = 0;
     } else {
@@ -188,7 +193,7 @@ export class PolicyHost {
     this.encodeJwt(req);
     const slots = t.headerSlots;
     for (let i = 0; i < slots.length; i++) {
-      const v = headers ? headers[slots[i] as string] : undefined;
+      const v = headers ? ownHeader(headers, slots[i] as string) : undefined;
       const at = REQUEST.headerSlots + 8 * i;
       if (v === undefined) u32[at >> 2] = 0;
       else this.str(at, v);

@@ -123,7 +123,7 @@ export function requestArbitrary(policy: Policy, knownKeys: readonly string[]): 
       nil: undefined,
     },
   );
-  const headerNames = ['idempotency-key', 'x-ticket-id', 'x-search-depth', 'x-other'];
+  const headerNames = ['idempotency-key', 'x-ticket-id', 'x-search-depth', 'x-other', 'constructor'];
   const headerValue = fc.constantFrom('', '1', '2', 'SUP-42', 'abc', 'ünï');
   const headers = fc.dictionary(fc.constantFrom(...headerNames), headerValue, { maxKeys: 3 });
   const bodySize = fc.option(

@@ -7,7 +7,17 @@ import type { DataImage } from './data.js';
  * 2 error. Only a header read can fail (the header is absent); the error travels up through
  * comparisons and is absorbed by && and || exactly as the CEL specification says.
  */
-export function emitCondition(root: CondExpr, data: DataImage, slotOf: (header: string) => number): string {
+export function emitCondition(
+  root: CondExpr,
+  data: DataImage,
+  slotOf: (header: string) => number,
+): { code: string; locals: number } {
+  let locals = 0;
+  /** `a` decides alone when it equals `decisive`; otherwise the helper combines a and b. */
+  const shortCircuit = (decisive: 0 | 1, helper: string, a: string, b: string): string => {
+    const t = `$t${locals++}`;
+    return `(if (result i32) (i32.eq (local.tee ${t} ${a}) (i32.const ${decisive})) (then (i32.const ${decisive})) (else (call ${helper} (local.get ${t}) ${b})))`;
+  };
   const lit = (s: string): string => {
     const r = data.string(s);
     return `(i32.const ${r.ptr}) (i32.const ${r.len})`;
@@ -61,9 +71,11 @@ export function emitCondition(root: CondExpr, data: DataImage, slotOf: (header: 
       case 'authenticated':
         return '(i32.ne (global.get $kind) (i32.const 0))';
       case 'and':
-        return `(call $and3 ${cond(e.a)} ${cond(e.b)})`;
+        // Short-circuit on a definite false; an error on the left still looks at the right
+        // (CEL: error && false is false).
+        return shortCircuit(0, '$and3', cond(e.a), cond(e.b));
       case 'or':
-        return `(call $or3 ${cond(e.a)} ${cond(e.b)})`;
+        return shortCircuit(1, '$or3', cond(e.a), cond(e.b));
       case 'not':
         return `(call $not3 ${cond(e.a)})`;
       case 'boolEq':
@@ -100,5 +112,6 @@ export function emitCondition(root: CondExpr, data: DataImage, slotOf: (header: 
         return `(i32.ne (i32.load (i32.const ${slotOf(e.name)})) (i32.const 0))`;
     }
   };
-  return cond(root);
+  const code = cond(root);
+  return { code, locals };
 }

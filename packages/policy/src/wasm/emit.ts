@@ -233,7 +233,9 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
   // 5. Rules in order: the first whose condition is true decides; an error denies.
   const routeIndex = new Map(policy.routes.map((r, i) => [r.name, i]));
   policy.rules.forEach((rule, i) => {
-    funcs.push(`(func $rule${i} (result i32)\n    ${emitCondition(rule.condition, data, slotOf)})`);
+    const c = emitCondition(rule.condition, data, slotOf);
+    const locals = Array.from({ length: c.locals }, (_, n) => `(local $t${n} i32)`).join(' ');
+    funcs.push(`(func $rule${i} (result i32) ${locals}\n    ${c.code})`);
     const effect = rule.effect === 'allow' ? 1 : 0;
     const decide = `(local.set $c (call $rule${i}))
       (if (i32.eq (local.get $c) (i32.const 2)) (then ${out(0, BUILTIN_REASONS.conditionError.status, builtin('conditionError'), route, `(i32.const ${i})`)}))

@@ -97,6 +97,10 @@ describe('policy host', () => {
   it('refuses another ABI version', rejects({ meta: { ...META, abi: ABI_VERSION + 1 } }, /ABI v2, this host runs v1/));
   it('refuses memory beyond the cap', rejects({ tables: { ...TABLES, memoryPages: 17 } }, /memory of 17 pages outside/));
   it(
+    'refuses malformed tables',
+    rejects({ tables: { ...TABLES, rateLimits: [{ name: 'x', key: 'request.ip' }] } }, /malformed rate limit/),
+  );
+  it(
     'refuses memory limits that disagree with the tables',
     rejects({ imports: '(import "env" "memory" (memory 3 3))' }, /instantiation failed/),
   );

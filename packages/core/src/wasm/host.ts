@@ -74,6 +74,11 @@ function deepFreeze(value: unknown): void {
   for (const v of Object.values(value)) deepFreeze(v);
 }
 
+interface TokenEntry {
+  claims: NormalizedClaims;
+  identity: DecisionIdentity;
+}
+
 /** A parsed address as the 4 words the request area holds (same byte order as memory). */
 interface CachedIp {
   family: 4 | 6;
@@ -103,9 +108,8 @@ export class PolicyHost {
   private readonly routeLimits: readonly (readonly RateLimitDescriptor[])[];
   /** Charges of API-key callers depend only on (route, key): computed once, shared, frozen. */
   private readonly keyCharges = new Map<number, readonly RateLimitCharge[]>();
-  /** The claims of the request being decided, normalized once. */
-  private claims: NormalizedClaims | undefined;
-  private readonly normalized = new WeakMap<object, NormalizedClaims>();
+  /** The verified token of the request being decided, normalized once. */
+  private token: TokenEntry | undefined;
 
   private constructor(artifact: VerifiedArtifact, options: PolicyHostOptions) {
     const { meta, tables } = checkAbi(artifact.module);
@@ -210,7 +214,7 @@ export class PolicyHost {
   private encodeJwt(req: PolicyRequest): void {
     const u32 = this.u32;
     const jwt = this.tables.jwt ? req.jwt : undefined;
-    this.claims = undefined;
+    this.token = undefined;
     if (jwt === undefined || !jwt.verified) {
       u32[REQUEST.jwtState >> 2] = jwt === undefined ? JwtState.ABSENT : JwtState.REJECTED;
       u32[REQUEST.jwtIss >> 2] = 0;
@@ -222,13 +226,9 @@ export class PolicyHost {
       u32[REQUEST.jwtRoles >> 2] = 0;
       return;
     }
-    // Workers cache verified tokens, so the same claims object comes back: normalize it once.
-    let c = this.normalized.get(jwt.claims);
-    if (c === undefined) {
-      c = normalizeClaims(jwt.claims);
-      this.normalized.set(jwt.claims, c);
-    }
-    this.claims = c;
+    // Normalized per request, never cached by object: a caller could mutate its claims object.
+    const c = normalizeClaims(jwt.claims);
+    this.token = { claims: c, identity: { kind: 'jwt', id: c.sub, tenant: c.tenant, plan: c.plan } };
     u32[REQUEST.jwtState >> 2] = JwtState.VERIFIED;
     this.str(REQUEST.jwtIss, c.iss);
     this.str(REQUEST.jwtSub, c.sub);
@@ -345,7 +345,7 @@ export class PolicyHost {
       this.fault('malformed', `malformed decision record (rc=${rc} effect=${effect} status=${status} reason=${reason})`);
       return faultDecision('policy evaluation failed', 500);
     }
-    const identity = this.identity(kind, key, req);
+    const identity = this.identity(kind, key);
     const allow = effect === 1;
     return {
       effect: allow ? 'allow' : 'deny',
@@ -359,12 +359,9 @@ export class PolicyHost {
     };
   }
 
-  private identity(kind: number, key: number, req: PolicyRequest): DecisionIdentity {
+  private identity(kind: number, key: number): DecisionIdentity {
     if (kind === IdentityKind.API_KEY) return this.keyIdentities[key] as DecisionIdentity;
-    if (kind === IdentityKind.JWT && req.jwt?.verified && this.claims) {
-      const c = this.claims;
-      return { kind: 'jwt', id: c.sub, tenant: c.tenant, plan: c.plan };
-    }
+    if (kind === IdentityKind.JWT && this.token) return this.token.identity;
     return ANONYMOUS;
   }
 
@@ -378,7 +375,8 @@ export class PolicyHost {
     const limits = this.routeLimits[route];
     if (limits === undefined || limits.length === 0) return [];
     // request.ip-keyed limits vary per request; only pure identity limits are cached.
-    if (kind !== IdentityKind.API_KEY || limits.some((l) => l.key === 'request.ip')) return this.charges(route, identity, req);
+    if (limits.some((l) => l.key === 'request.ip')) return this.charges(route, identity, req);
+    if (kind !== IdentityKind.API_KEY) return this.charges(route, identity, req);
     const slot = route * this.tables.apiKeys.length + key;
     let charges = this.keyCharges.get(slot);
     if (charges === undefined) {

@@ -13,7 +13,7 @@ const TABLES = {
   rules: [],
   apiKeys: [],
   apiKeyHeader: null,
-  jwt: false,
+  jwt: null,
   headerSlots: [],
   headers: { request: { set: {}, remove: [] }, response: { set: {}, remove: [] } },
   rateLimits: [],

@@ -71,8 +71,11 @@ function checkTables(raw: unknown): PolicyTables {
   if (!isStringArray(t.headerSlots) || t.headerSlots.length > MAX_HEADER_SLOTS) {
     throw abiMismatch(`header slots missing or more than ${MAX_HEADER_SLOTS}`);
   }
-  if (!(t.apiKeyHeader === null || typeof t.apiKeyHeader === 'string') || typeof t.jwt !== 'boolean') {
-    throw abiMismatch('apiKeyHeader or jwt flag missing');
+  const jwtOk =
+    t.jwt === null ||
+    (isObject(t.jwt) && typeof t.jwt.issuer === 'string' && typeof t.jwt.jwksUri === 'string' && isStringArray(t.jwt.audiences));
+  if (!(t.apiKeyHeader === null || typeof t.apiKeyHeader === 'string') || !jwtOk) {
+    throw abiMismatch('apiKeyHeader or jwt table missing');
   }
   const named = (x: unknown) => isObject(x) && typeof x.name === 'string';
   if (!t.routes.every(named) || !t.rules.every(named)) throw abiMismatch('routes and rules need names');

@@ -213,7 +213,7 @@ export class PolicyHost {
 
   private encodeJwt(req: PolicyRequest): void {
     const u32 = this.u32;
-    const jwt = this.tables.jwt ? req.jwt : undefined;
+    const jwt = this.tables.jwt !== null ? req.jwt : undefined;
     this.token = undefined;
     if (jwt === undefined || !jwt.verified) {
       u32[REQUEST.jwtState >> 2] = jwt === undefined ? JwtState.ABSENT : JwtState.REJECTED;

@@ -265,7 +265,7 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
     rules: policy.rules.map((r) => ({ name: r.name })),
     apiKeys: keys.map((k) => ({ id: k.id, tenant: k.tenant, plan: k.plan })),
     apiKeyHeader: policy.apiKeys?.header ?? null,
-    jwt: policy.jwt !== null,
+    jwt: policy.jwt && { issuer: policy.jwt.issuer, jwksUri: policy.jwt.jwksUri, audiences: policy.jwt.audiences },
     headerSlots,
     headers: policy.headers,
     rateLimits: policy.rateLimits.map((l) => ({

@@ -340,7 +340,7 @@ export class PolicyHost {
       rule < t.rules.length &&
       (kind === IdentityKind.API_KEY
         ? key >= 0 && key < t.apiKeys.length
-        : key === -1 && (kind === IdentityKind.NONE || kind === IdentityKind.JWT));
+        : key === -1 && (kind === IdentityKind.NONE || (kind === IdentityKind.JWT && this.token !== undefined)));
     if (!wellFormed) {
       this.fault('malformed', `malformed decision record (rc=${rc} effect=${effect} status=${status} reason=${reason})`);
       return faultDecision('policy evaluation failed', 500);

@@ -129,6 +129,12 @@ describe('policy host', () => {
     const d = PolicyHost.load(await artifact({ body }), { onFault: (f) => faults.push(f) }).decide(REQ);
     assert.deepEqual([d.effect, d.status], ['deny', 500]);
     assert.equal(faults[0]?.kind, 'malformed');
+    const noRoute = PolicyHost.load(
+      await artifact({
+        body: ALLOW.replace('(i32.store (i32.const 12) (i32.const 0))', '(i32.store (i32.const 12) (i32.const -1))'),
+      }),
+    ).decide(REQ);
+    assert.deepEqual([noRoute.effect, noRoute.status], ['deny', 500]);
     const wrongReturn = PolicyHost.load(await artifact({ body: ALLOW.replace(/\(i32\.const 1\)$/, '(i32.const 7)') })).decide(
       REQ,
     );

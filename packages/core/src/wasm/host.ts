@@ -334,7 +334,8 @@ export class PolicyHost {
       status <= 599 &&
       reason >= 0 &&
       reason < t.reasons.length &&
-      route >= -1 &&
+      // Only a request that matched a route can be allowed (docs/policy-language.md, order).
+      route >= (effect === 1 ? 0 : -1) &&
       route < t.routes.length &&
       rule >= -1 &&
       rule < t.rules.length &&

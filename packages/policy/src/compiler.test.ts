@@ -18,7 +18,14 @@ describe('compiler', () => {
     const c = await compileSample('payments-api.yaml');
     assert.equal(c.fileName, 'pb-pay-v1@1.0.0.wasm');
     const module = new WebAssembly.Module(c.wasm);
-    const { meta } = checkAbi(module);
+    const { meta, tables } = checkAbi(module);
+    // The worker learns from the artifact itself where to verify bearer tokens.
+    assert.deepEqual(tables.jwt, {
+      issuer: 'https://login.example.com/',
+      jwksUri: 'https://login.example.com/.well-known/jwks.json',
+      audiences: ['payments-api'],
+    });
+    assert.equal(tables.apiKeyHeader, 'x-api-key');
     assert.deepEqual(meta, {
       policy: 'pb-pay-v1',
       version: '1.0.0',

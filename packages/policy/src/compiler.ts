@@ -48,6 +48,9 @@ function sortProblems(problems: Problem[]): Problem[] {
 
 /** Compiles a policy source to a deterministic WebAssembly module (docs/abi.md). */
 export async function compilePolicy(text: string, file: string): Promise<CompiledPolicy> {
+  // Start loading the toolchain first: its WebAssembly compiles while the source is checked.
+  const toolchain = loadWabt();
+  toolchain.catch(() => undefined);
   const policy = parsePolicy(text, file);
   const meta: PolicyMeta = {
     policy: policy.name,
@@ -67,7 +70,7 @@ export async function compilePolicy(text: string, file: string): Promise<Compile
     }
     throw err;
   }
-  const wabt = await loadWabt();
+  const wabt = await toolchain;
   let wasm: Uint8Array;
   try {
     const mod = wabt.parseWat(`${policy.name}.wat`, wat, { annotations: true });

@@ -13,7 +13,7 @@ const TABLES = {
   rules: [],
   apiKeys: [],
   apiKeyHeader: null,
-  jwt: false,
+  jwt: null,
   headerSlots: [],
   headers: { request: { set: {}, remove: [] }, response: { set: {}, remove: [] } },
   rateLimits: [],
@@ -97,9 +97,22 @@ describe('policy host', () => {
   it('refuses another ABI version', rejects({ meta: { ...META, abi: ABI_VERSION + 1 } }, /ABI v2, this host runs v1/));
   it('refuses memory beyond the cap', rejects({ tables: { ...TABLES, memoryPages: 17 } }, /memory of 17 pages outside/));
   it(
+    'refuses malformed tables',
+    rejects({ tables: { ...TABLES, rateLimits: [{ name: 'x', key: 'request.ip' }] } }, /malformed rate limit/),
+  );
+  it(
     'refuses memory limits that disagree with the tables',
     rejects({ imports: '(import "env" "memory" (memory 3 3))' }, /instantiation failed/),
   );
+
+  it('gives the module a memory it cannot grow', async () => {
+    // The module traps unless memory.grow fails: the host-created memory has maximum = initial.
+    const body = `(if (i32.ne (memory.grow (i32.const 1)) (i32.const -1)) (then unreachable)) ${ALLOW}`;
+    assert.equal(
+      PolicyHost.load(await artifact({ body, imports: '(import "env" "memory" (memory 2 16))' })).decide(REQ).effect,
+      'allow',
+    );
+  });
 
   it('fails closed on a trap and reports it', async () => {
     const faults: PolicyFault[] = [];
@@ -116,6 +129,12 @@ describe('policy host', () => {
     const d = PolicyHost.load(await artifact({ body }), { onFault: (f) => faults.push(f) }).decide(REQ);
     assert.deepEqual([d.effect, d.status], ['deny', 500]);
     assert.equal(faults[0]?.kind, 'malformed');
+    const noRoute = PolicyHost.load(
+      await artifact({
+        body: ALLOW.replace('(i32.store (i32.const 12) (i32.const 0))', '(i32.store (i32.const 12) (i32.const -1))'),
+      }),
+    ).decide(REQ);
+    assert.deepEqual([noRoute.effect, noRoute.status], ['deny', 500]);
     const wrongReturn = PolicyHost.load(await artifact({ body: ALLOW.replace(/\(i32\.const 1\)$/, '(i32.const 7)') })).decide(
       REQ,
     );
@@ -130,6 +149,14 @@ describe('policy host', () => {
     assert.equal(faults[0]?.kind, 'oversized');
     // The next request is unaffected.
     assert.equal(host.decide(REQ).effect, 'allow');
+  });
+
+  it('fails closed on attributes of the wrong type', async () => {
+    const faults: PolicyFault[] = [];
+    const host = PolicyHost.load(await artifact(), { onFault: (f) => faults.push(f) });
+    const d = host.decide({ ...REQ, path: 42 as unknown as string });
+    assert.deepEqual([d.effect, d.status], ['deny', 400]);
+    assert.equal(faults[0]?.kind, 'invalid-request');
   });
 
   it('writes the request where docs/abi.md says', async () => {

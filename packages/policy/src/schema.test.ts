@@ -95,6 +95,11 @@ describe('policy validation', () => {
     });
   }
 
+  it('refuses a route that requires authentication when none is configured', () => {
+    const [p] = problems(VALID.replace('match: { paths: ["/x/**"] }', 'match: { paths: ["/x/**"] }\n      auth: required'));
+    assert.equal(p?.message, 'auth: required needs spec.auth.apiKeys or spec.auth.jwt');
+  });
+
   it('checks names, references, CIDRs, patterns and ranges', () => {
     const text = VALID.replace('paths: ["/x/**"]', 'paths: ["/x/**", "x", "/a*"], methods: [get]')
       .replace('effect: deny', 'effect: deny\n      status: 200\n      routes: [nowhere]')
@@ -111,6 +116,7 @@ describe('policy validation', () => {
       "spec.routes[0].match.paths[2]: invalid path pattern '/a*': * must be a whole segment",
       "spec.routes[0].match.methods[0]: invalid value 'get': expected an uppercase HTTP method such as GET",
       'spec.rules[0].status: 200 is out of range 400..599',
+      "spec.rules[0].routes[0]: unknown route 'nowhere'",
     ]) {
       assert.ok(msgs.includes(expected), `missing: ${expected}\n got: ${msgs.join('\n')}`);
     }

@@ -298,6 +298,17 @@ export function validatePolicy(source: ParsedSource, text: string): { policy: Po
   if (Array.isArray(spec.routes) && spec.routes.length === 0)
     c.add(PolicyErrorCode.SCHEMA_VALUE, ['spec', 'routes'], 'at least one route');
   const routeNames = new Set(routes.map((r) => r.name));
+  if (defaultAuth === 'none') {
+    routes.forEach((r, i) => {
+      if (r.auth !== 'none') {
+        c.add(
+          PolicyErrorCode.SCHEMA_VALUE,
+          ['spec', 'routes', i, 'auth'],
+          `auth: ${r.auth} needs spec.auth.apiKeys or spec.auth.jwt`,
+        );
+      }
+    });
+  }
 
   const ipSpec = spec.ip === undefined ? {} : (obj(c, spec.ip, ['spec', 'ip'], { allow: 'optional', deny: 'optional' }) ?? {});
   const ip = { allow: cidrs(c, ipSpec.allow, ['spec', 'ip', 'allow']), deny: cidrs(c, ipSpec.deny, ['spec', 'ip', 'deny']) };
@@ -305,10 +316,16 @@ export function validatePolicy(source: ParsedSource, text: string): { policy: Po
   const rules: Rule[] = [];
   (spec.rules === undefined ? [] : (list(c, spec.rules, ['spec', 'rules'], LIMITS.rules) ?? [])).forEach((r, i) => {
     const parsed = rule(c, r, ['spec', 'rules', i]);
-    if (parsed) {
-      rules.push(parsed);
-      checkRefs(c, routeNames, parsed.routes, ['spec', 'rules', i, 'routes']);
-    }
+    if (parsed) rules.push(parsed);
+    // References are checked even when the rule has other problems: report everything at once.
+    const refs = (r as { routes?: unknown } | null)?.routes;
+    if (Array.isArray(refs))
+      checkRefs(
+        c,
+        routeNames,
+        refs.filter((x): x is string => typeof x === 'string'),
+        ['spec', 'rules', i, 'routes'],
+      );
   });
   const rateLimits: RateLimit[] = [];
   (spec.rateLimits === undefined ? [] : (list(c, spec.rateLimits, ['spec', 'rateLimits'], LIMITS.rateLimits) ?? [])).forEach(

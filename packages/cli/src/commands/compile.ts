@@ -114,9 +114,12 @@ SOURCE and exits 0 only when the bytes are identical. docs/policy-language.md, d
     const keyRef = flagString(args, 'key');
     if (noSign && keyRef) throw new UsageError('--key and --no-sign exclude each other');
     const outDir = flagString(args, 'out') ?? '.';
+    // The key's scrypt runs on the thread pool while the main thread compiles.
+    const opening = noSign ? undefined : openSigner(ctx, keyRef ?? DEFAULT_PRIVATE_KEY);
+    opening?.catch(() => undefined);
     const compiled = await compileAll(ctx, args.positionals);
-    // Open the key before writing anything: a missing key must not leave unsigned artifacts.
-    const signer = noSign ? undefined : await openSigner(ctx, keyRef ?? DEFAULT_PRIVATE_KEY);
+    // Have the key before writing anything: a missing key must not leave unsigned artifacts.
+    const signer = await opening;
     const environment = environmentFlag(args);
     const publishUrl = flagString(args, 'publish');
     if (publishUrl && noSign) throw new UsageError('--publish needs signed artifacts; drop --no-sign');

@@ -1,4 +1,4 @@
-import { checkAbi, readPolicyMeta, SignatureVerifier, sha256Hex, verifyArtifact } from '@apx/core';
+import { checkAbi, MAX_ARTIFACT_BYTES, readPolicyMeta, SignatureVerifier, sha256Hex, verifyArtifact } from '@apx/core';
 import { type CommandSpec, flagString } from '../command.js';
 import { info } from '../context.js';
 import { CliError, CliErrorCode } from '../error.js';
@@ -34,6 +34,15 @@ verified first, as a worker would.`,
         `${JSON.stringify({ ...meta, digest, size: bytes.length, verified: true, keyId: verified.keyId, ...summary }, null, 2)}\n`,
       );
       return 0;
+    }
+    if (bytes.length > MAX_ARTIFACT_BYTES) {
+      throw new CliError(
+        CliErrorCode.INPUT_UNREADABLE,
+        `artifact too large: ${bytes.length} bytes (max: ${MAX_ARTIFACT_BYTES})`,
+        {
+          hint: 'policy artifacts are capped at 10 MiB',
+        },
+      );
     }
     let module: WebAssembly.Module;
     try {

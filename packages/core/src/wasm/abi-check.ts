@@ -71,10 +71,30 @@ function checkTables(raw: unknown): PolicyTables {
   if (!isStringArray(t.headerSlots) || t.headerSlots.length > MAX_HEADER_SLOTS) {
     throw abiMismatch(`header slots missing or more than ${MAX_HEADER_SLOTS}`);
   }
-  if (!(t.apiKeyHeader === null || typeof t.apiKeyHeader === 'string') || typeof t.jwt !== 'boolean') {
-    throw abiMismatch('apiKeyHeader or jwt flag missing');
+  const jwtOk =
+    t.jwt === null ||
+    (isObject(t.jwt) && typeof t.jwt.issuer === 'string' && typeof t.jwt.jwksUri === 'string' && isStringArray(t.jwt.audiences));
+  if (!(t.apiKeyHeader === null || typeof t.apiKeyHeader === 'string') || !jwtOk) {
+    throw abiMismatch('apiKeyHeader or jwt table missing');
   }
-  if (!isObject(t.headers)) throw abiMismatch('header mutations missing');
+  const named = (x: unknown) => isObject(x) && typeof x.name === 'string';
+  if (!t.routes.every(named) || !t.rules.every(named)) throw abiMismatch('routes and rules need names');
+  if (!t.apiKeys.every((k) => isObject(k) && ['id', 'tenant', 'plan'].every((f) => typeof k[f] === 'string'))) {
+    throw abiMismatch('API keys need id, tenant and plan');
+  }
+  const limitOk = (l: unknown) =>
+    isObject(l) &&
+    typeof l.name === 'string' &&
+    (l.key === 'identity.tenant' || l.key === 'identity.id' || l.key === 'request.ip') &&
+    ['limit', 'windowSeconds', 'burst'].every((f) => Number.isInteger(l[f])) &&
+    Array.isArray(l.routes) &&
+    l.routes.every((r) => Number.isInteger(r));
+  if (!t.rateLimits.every(limitOk)) throw abiMismatch('malformed rate limit');
+  const mutationsOk = (m: unknown) =>
+    isObject(m) && isObject(m.set) && Object.values(m.set).every((v) => typeof v === 'string') && isStringArray(m.remove);
+  if (!isObject(t.headers) || !mutationsOk(t.headers.request) || !mutationsOk(t.headers.response)) {
+    throw abiMismatch('header mutations missing');
+  }
   return t;
 }
 

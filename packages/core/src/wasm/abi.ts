@@ -110,6 +110,12 @@ export interface RateLimitDescriptor {
   routes: readonly number[];
 }
 
+export interface JwtTable {
+  issuer: string;
+  jwksUri: string;
+  audiences: readonly string[];
+}
+
 /** The `apx.tables` custom section. */
 export interface PolicyTables {
   reasons: readonly string[];
@@ -118,8 +124,11 @@ export interface PolicyTables {
   apiKeys: readonly { id: string; tenant: string; plan: string }[];
   /** Lowercase header carrying the API key, or null when the policy has no API keys. */
   apiKeyHeader: string | null;
-  /** Whether the policy reads JWT claims (the host passes them only then). */
-  jwt: boolean;
+  /**
+   * Where the host verifies bearer tokens for this policy (JWKS URL, expected issuer and
+   * audiences), or null when the policy does not use JWTs (the host then passes no claims).
+   */
+  jwt: JwtTable | null;
   /** Lowercase header names the policy reads, in slot order. */
   headerSlots: readonly string[];
   /** Header mutations of an allowed request. */

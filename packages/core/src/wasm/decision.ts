@@ -28,10 +28,10 @@ export interface PolicyDecision {
   route: string | null;
   rule: string | null;
   identity: DecisionIdentity;
-  /** Mutations to apply; empty unless allowed. */
+  /** Mutations to apply; empty unless allowed. Shared between decisions (frozen). */
   headers: HeaderMutationTable;
-  /** Buckets to charge; empty unless allowed. */
-  rateLimits: RateLimitCharge[];
+  /** Buckets to charge; empty unless allowed. Shared between decisions: do not mutate. */
+  rateLimits: readonly RateLimitCharge[];
 }
 
 export const NO_HEADER_MUTATIONS: HeaderMutationTable = Object.freeze({

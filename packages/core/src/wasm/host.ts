@@ -7,18 +7,22 @@ import {
   JwtState,
   type PolicyMeta,
   type PolicyTables,
+  type RateLimitDescriptor,
   REQUEST,
   REQUEST_END,
   REQUEST_VAR_OFFSET,
 } from './abi.js';
 import { abiMismatch, checkAbi } from './abi-check.js';
 import { ANONYMOUS, type DecisionIdentity, NO_HEADER_MUTATIONS, type PolicyDecision, type RateLimitCharge } from './decision.js';
-import { type ParsedIp, parseIp } from './ip.js';
-import { clampBodySize, normalizeClaims, type PolicyRequest } from './request.js';
+import { parseIp } from './ip.js';
+import { clampBodySize, type NormalizedClaims, normalizeClaims, type PolicyRequest } from './request.js';
 
 export interface PolicyFault {
-  /** `trap` (the module trapped), `malformed` (bad decision record), `oversized` (request too big). */
-  kind: 'trap' | 'malformed' | 'oversized';
+  /**
+   * `trap` (the module trapped), `malformed` (bad decision record), `oversized` (request too
+   * big for the request area), `invalid-request` (attributes not of the documented types).
+   */
+  kind: 'trap' | 'malformed' | 'oversized' | 'invalid-request';
   message: string;
   policy: string;
   digest: string;
@@ -30,6 +34,10 @@ export interface PolicyHostOptions {
 }
 
 const CACHE_MAX = 1024;
+/** Longest API key whose hash is cached. */
+const MAX_CACHED_KEY = 512;
+/** Longest address text (IPv4-mapped IPv6 with all groups written out). */
+const MAX_IP_TEXT = 45;
 const encoder = new TextEncoder();
 
 /** Deny decisions the host itself makes when it cannot trust the module's answer. */
@@ -49,6 +57,36 @@ function faultDecision(reason: string, status: number): PolicyDecision {
 class RequestTooLarge extends Error {}
 
 /**
+ * A header's value. What Object.prototype provides (a header named "constructor") is a
+ * function, never a string, so it reads as absent; any other non-string value is a caller bug
+ * and fails the decision closed. (Object.hasOwn would cost a fifth of the encoding time.)
+ */
+function ownHeader(headers: Readonly<Record<string, string>>, name: string): string | undefined {
+  const v: unknown = headers[name];
+  if (v === undefined || typeof v === 'string') return v;
+  if (typeof v === 'function') return undefined;
+  throw new TypeError(`header ${name} is not a string`);
+}
+
+function deepFreeze(value: unknown): void {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
+  Object.freeze(value);
+  for (const v of Object.values(value)) deepFreeze(v);
+}
+
+interface TokenEntry {
+  claims: NormalizedClaims;
+  identity: DecisionIdentity;
+}
+
+/** A parsed address as the 4 words the request area holds (same byte order as memory). */
+interface CachedIp {
+  family: 4 | 6;
+  words: Uint32Array;
+}
+const ZERO_WORDS = new Uint32Array(4);
+
+/**
  * Runs one verified policy module. Only a VerifiedArtifact can be loaded (its module was
  * compiled from the bytes whose signature verified), the ABI is checked before instantiation,
  * and every failure of the module (trap, malformed record) is a deny with status 500.
@@ -62,16 +100,31 @@ export class PolicyHost {
   private readonly u32: Uint32Array;
   private readonly i32: Int32Array;
   private readonly onFault: ((fault: PolicyFault) => void) | undefined;
-  private readonly keyHashes = new Map<string, Buffer>();
-  private readonly ips = new Map<string, ParsedIp | null>();
+  private readonly keyHashes = new Map<string, Uint32Array>();
+  private readonly ips = new Map<string, CachedIp | null>();
   private cursor = REQUEST_VAR_OFFSET;
+  /** Precomputed at load so that a decision allocates as little as possible. */
+  private readonly keyIdentities: readonly DecisionIdentity[];
+  private readonly routeLimits: readonly (readonly RateLimitDescriptor[])[];
+  /** Charges of API-key callers depend only on (route, key): computed once, shared, frozen. */
+  private readonly keyCharges = new Map<number, readonly RateLimitCharge[]>();
+  /** The verified token of the request being decided, normalized once. */
+  private token: TokenEntry | undefined;
 
   private constructor(artifact: VerifiedArtifact, options: PolicyHostOptions) {
     const { meta, tables } = checkAbi(artifact.module);
+    // Decisions hand out parts of the tables (header mutations): nobody may change them.
+    deepFreeze(tables);
     this.meta = meta;
     this.tables = tables;
     this.digest = artifact.digest;
     this.onFault = options.onFault;
+    this.keyIdentities = tables.apiKeys.map((k) =>
+      Object.freeze({ kind: 'apiKey' as const, id: k.id, tenant: k.tenant, plan: k.plan }),
+    );
+    this.routeLimits = tables.routes.map((_, i) =>
+      tables.rateLimits.filter((l) => l.routes.length === 0 || l.routes.includes(i)),
+    );
     // The host owns the memory and fixes its maximum: the module cannot grow past it.
     const memory = new WebAssembly.Memory({ initial: tables.memoryPages, maximum: tables.memoryPages });
     let instance: WebAssembly.Instance;
@@ -100,7 +153,10 @@ export class PolicyHost {
         this.fault('oversized', 'request attributes exceed the 64 KiB request area');
         return faultDecision('request attributes too large', 431);
       }
-      throw err;
+      // A request that does not have the documented shape (e.g. a header value that is not a
+      // string) is a bug in the caller; it still must not let anything through.
+      this.fault('invalid-request', `request attributes could not be encoded: ${(err as Error).message}`);
+      return faultDecision('invalid request attributes', 400);
     }
     let rc: number;
     try {
@@ -121,27 +177,34 @@ export class PolicyHost {
     const t = this.tables;
     this.cursor = REQUEST_VAR_OFFSET;
     this.str(REQUEST.method, req.method);
-    this.str(REQUEST.host, req.host.toLowerCase());
+    this.str(REQUEST.host, req.host, true);
     this.str(REQUEST.path, req.path);
     const ipText = req.ip ?? '';
     this.str(REQUEST.ip, ipText);
     const ip = this.parseIpCached(ipText);
+    // Word stores: cheaper than TypedArray#set for 16 bytes on the hot path.
+    const ipWords = ip ? ip.words : ZERO_WORDS;
+    const at = REQUEST.ipBytes >> 2;
     u32[REQUEST.ipFamily >> 2] = ip ? ip.family : 0;
-    if (ip) this.u8.set(ip.bytes, REQUEST.ipBytes);
-    else this.u8.fill(0, REQUEST.ipBytes, REQUEST.ipBytes + 16);
+    u32[at] = ipWords[0] as number;
+    u32[at + 1] = ipWords[1] as number;
+    u32[at + 2] = ipWords[2] as number;
+    u32[at + 3] = ipWords[3] as number;
     u32[REQUEST.bodySize >> 2] = clampBodySize(req.bodySize);
     const headers = req.headers;
-    const apiKey = t.apiKeyHeader !== null && headers ? headers[t.apiKeyHeader] : undefined;
+    const apiKey = t.apiKeyHeader !== null && headers ? ownHeader(headers, t.apiKeyHeader) : undefined;
     if (apiKey === undefined) {
       u32[REQUEST.apiKeyPresent >> 2] = 0;
     } else {
       u32[REQUEST.apiKeyPresent >> 2] = 1;
-      this.u8.set(this.hashKey(apiKey), REQUEST.apiKeySha256);
+      const h = this.hashKey(apiKey);
+      const k = REQUEST.apiKeySha256 >> 2;
+      for (let i = 0; i < 8; i++) u32[k + i] = h[i] as number;
     }
     this.encodeJwt(req);
     const slots = t.headerSlots;
     for (let i = 0; i < slots.length; i++) {
-      const v = headers ? headers[slots[i] as string] : undefined;
+      const v = headers ? ownHeader(headers, slots[i] as string) : undefined;
       const at = REQUEST.headerSlots + 8 * i;
       if (v === undefined) u32[at >> 2] = 0;
       else this.str(at, v);
@@ -150,16 +213,22 @@ export class PolicyHost {
 
   private encodeJwt(req: PolicyRequest): void {
     const u32 = this.u32;
-    const jwt = this.tables.jwt ? req.jwt : undefined;
+    const jwt = this.tables.jwt !== null ? req.jwt : undefined;
+    this.token = undefined;
     if (jwt === undefined || !jwt.verified) {
       u32[REQUEST.jwtState >> 2] = jwt === undefined ? JwtState.ABSENT : JwtState.REJECTED;
-      for (const at of [REQUEST.jwtIss, REQUEST.jwtSub, REQUEST.jwtTenant, REQUEST.jwtPlan]) u32[at >> 2] = 0;
+      u32[REQUEST.jwtIss >> 2] = 0;
+      u32[REQUEST.jwtSub >> 2] = 0;
+      u32[REQUEST.jwtTenant >> 2] = 0;
+      u32[REQUEST.jwtPlan >> 2] = 0;
       u32[REQUEST.jwtAud >> 2] = 0;
       u32[REQUEST.jwtScopes >> 2] = 0;
       u32[REQUEST.jwtRoles >> 2] = 0;
       return;
     }
+    // Normalized per request, never cached by object: a caller could mutate its claims object.
     const c = normalizeClaims(jwt.claims);
+    this.token = { claims: c, identity: { kind: 'jwt', id: c.sub, tenant: c.tenant, plan: c.plan } };
     u32[REQUEST.jwtState >> 2] = JwtState.VERIFIED;
     this.str(REQUEST.jwtIss, c.iss);
     this.str(REQUEST.jwtSub, c.sub);
@@ -171,24 +240,28 @@ export class PolicyHost {
   }
 
   /** Writes a (ptr, len) pair at `at` and the UTF-8 bytes at the cursor. ASCII takes a fast path. */
-  private str(at: number, s: string): void {
+  private str(at: number, s: string, lower = false): void {
+    if (typeof s !== 'string') throw new TypeError(`expected a string, got ${typeof s}`);
     const u8 = this.u8;
     let p = this.cursor;
     const n = s.length;
     if (p + n > REQUEST_END) throw new RequestTooLarge();
     let ascii = true;
     for (let i = 0; i < n; i++) {
-      const c = s.charCodeAt(i);
+      let c = s.charCodeAt(i);
       if (c > 0x7f) {
         ascii = false;
         break;
       }
+      // ASCII lowercasing in the copy saves a String#toLowerCase per request.
+      if (lower && c >= 0x41 && c <= 0x5a) c += 0x20;
       u8[p + i] = c;
     }
     let len = n;
     if (!ascii) {
-      const r = encoder.encodeInto(s, u8.subarray(p, REQUEST_END));
-      if (r.read !== n) throw new RequestTooLarge();
+      const text = lower ? s.toLowerCase() : s;
+      const r = encoder.encodeInto(text, u8.subarray(p, REQUEST_END));
+      if (r.read !== text.length) throw new RequestTooLarge();
       len = r.written;
     }
     this.u32[at >> 2] = p;
@@ -211,22 +284,35 @@ export class PolicyHost {
     this.u32[at >> 2] = base;
   }
 
-  private hashKey(key: string): Buffer {
+  /** SHA-256 of a presented key as 8 words in memory order, from a small bounded cache. */
+  private hashKey(key: string): Uint32Array {
     let h = this.keyHashes.get(key);
     if (h === undefined) {
-      h = createHash('sha256').update(key, 'utf8').digest();
-      if (this.keyHashes.size >= CACHE_MAX) this.keyHashes.clear();
-      this.keyHashes.set(key, h);
+      const d = createHash('sha256').update(key, 'utf8').digest();
+      h = new Uint32Array(d.buffer.slice(d.byteOffset, d.byteOffset + 32));
+      // Only plausible keys are cached, so hostile headers cannot grow memory.
+      if (key.length <= MAX_CACHED_KEY) {
+        if (this.keyHashes.size >= CACHE_MAX) this.keyHashes.clear();
+        this.keyHashes.set(key, h);
+      }
     }
     return h;
   }
 
-  private parseIpCached(text: string): ParsedIp | undefined {
+  private parseIpCached(text: string): CachedIp | undefined {
     let ip = this.ips.get(text);
     if (ip === undefined) {
-      ip = parseIp(text) ?? null;
-      if (this.ips.size >= CACHE_MAX) this.ips.clear();
-      this.ips.set(text, ip);
+      const parsed = parseIp(text);
+      ip = parsed
+        ? {
+            family: parsed.family,
+            words: new Uint32Array(parsed.bytes.buffer.slice(parsed.bytes.byteOffset, parsed.bytes.byteOffset + 16)),
+          }
+        : null;
+      if (text.length <= MAX_IP_TEXT) {
+        if (this.ips.size >= CACHE_MAX) this.ips.clear();
+        this.ips.set(text, ip);
+      }
     }
     return ip ?? undefined;
   }
@@ -248,18 +334,19 @@ export class PolicyHost {
       status <= 599 &&
       reason >= 0 &&
       reason < t.reasons.length &&
-      route >= -1 &&
+      // Only a request that matched a route can be allowed (docs/policy-language.md, order).
+      route >= (effect === 1 ? 0 : -1) &&
       route < t.routes.length &&
       rule >= -1 &&
       rule < t.rules.length &&
       (kind === IdentityKind.API_KEY
         ? key >= 0 && key < t.apiKeys.length
-        : key === -1 && (kind === IdentityKind.NONE || kind === IdentityKind.JWT));
+        : key === -1 && (kind === IdentityKind.NONE || (kind === IdentityKind.JWT && this.token !== undefined)));
     if (!wellFormed) {
       this.fault('malformed', `malformed decision record (rc=${rc} effect=${effect} status=${status} reason=${reason})`);
       return faultDecision('policy evaluation failed', 500);
     }
-    const identity = this.identity(kind, key, req);
+    const identity = this.identity(kind, key);
     const allow = effect === 1;
     return {
       effect: allow ? 'allow' : 'deny',
@@ -269,28 +356,42 @@ export class PolicyHost {
       rule: rule < 0 ? null : (t.rules[rule]?.name ?? null),
       identity,
       headers: allow ? t.headers : NO_HEADER_MUTATIONS,
-      rateLimits: allow ? this.charges(route, identity, req) : [],
+      rateLimits: allow ? this.chargesFor(route, kind, key, identity, req) : [],
     };
   }
 
-  private identity(kind: number, key: number, req: PolicyRequest): DecisionIdentity {
-    if (kind === IdentityKind.API_KEY) {
-      const k = this.tables.apiKeys[key] as { id: string; tenant: string; plan: string };
-      return { kind: 'apiKey', id: k.id, tenant: k.tenant, plan: k.plan };
-    }
-    if (kind === IdentityKind.JWT && req.jwt?.verified) {
-      const c = normalizeClaims(req.jwt.claims);
-      return { kind: 'jwt', id: c.sub, tenant: c.tenant, plan: c.plan };
-    }
+  private identity(kind: number, key: number): DecisionIdentity {
+    if (kind === IdentityKind.API_KEY) return this.keyIdentities[key] as DecisionIdentity;
+    if (kind === IdentityKind.JWT && this.token) return this.token.identity;
     return ANONYMOUS;
   }
 
+  private chargesFor(
+    route: number,
+    kind: number,
+    key: number,
+    identity: DecisionIdentity,
+    req: PolicyRequest,
+  ): readonly RateLimitCharge[] {
+    const limits = this.routeLimits[route];
+    if (limits === undefined || limits.length === 0) return [];
+    // request.ip-keyed limits vary per request; only pure identity limits are cached.
+    if (limits.some((l) => l.key === 'request.ip')) return this.charges(route, identity, req);
+    if (kind !== IdentityKind.API_KEY) return this.charges(route, identity, req);
+    const slot = route * this.tables.apiKeys.length + key;
+    let charges = this.keyCharges.get(slot);
+    if (charges === undefined) {
+      charges = Object.freeze(this.charges(route, identity, req).map((c) => Object.freeze(c)));
+      this.keyCharges.set(slot, charges);
+    }
+    return charges;
+  }
+
   private charges(route: number, identity: DecisionIdentity, req: PolicyRequest): RateLimitCharge[] {
-    const limits = this.tables.rateLimits;
-    if (limits.length === 0) return [];
+    const limits = this.routeLimits[route];
+    if (limits === undefined || limits.length === 0) return [];
     const out: RateLimitCharge[] = [];
     for (const l of limits) {
-      if (l.routes.length > 0 && !l.routes.includes(route)) continue;
       const value = l.key === 'identity.tenant' ? identity.tenant : l.key === 'identity.id' ? identity.id : (req.ip ?? '');
       // A bucket without a key value (anonymous caller, no address) cannot be charged.
       if (value === '') continue;

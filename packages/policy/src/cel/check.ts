@@ -1,4 +1,3 @@
-import { parse } from '@bufbuild/cel';
 import { didYouMean } from '../suggest.js';
 import type {
   CompareOp,
@@ -10,8 +9,9 @@ import type {
   StrExpr,
   StringOp,
 } from './ir.js';
+import { parseCel } from './parser.js';
 
-type Parsed = ReturnType<typeof parse>;
+type Parsed = ReturnType<typeof parseCel>;
 type Expr = Parsed['expr'];
 
 export interface CelProblem {
@@ -86,7 +86,7 @@ const typeName = (x: Typed): string =>
 export function checkCondition(source: string): { ir: CondExpr } | { problem: CelProblem } {
   let parsed: Parsed;
   try {
-    parsed = parse(source);
+    parsed = parseCel(source);
   } catch (err) {
     const e = err as { location?: { start?: { offset?: number } }; rawMessage?: string; message: string };
     const offset = e.location?.start?.offset ?? 0;

@@ -83,7 +83,8 @@ export class ReferenceEvaluator {
 
     let who: CelIdentity = { base: ANONYMOUS, scopes: [], roles: [] };
     if (route.auth !== 'none') {
-      const presented = p.apiKeys ? req.headers?.[p.apiKeys.header] : undefined;
+      const presented =
+        p.apiKeys && req.headers && Object.hasOwn(req.headers, p.apiKeys.header) ? req.headers[p.apiKeys.header] : undefined;
       if (p.apiKeys && presented !== undefined) {
         const index = this.keysByHash.get(createHash('sha256').update(presented, 'utf8').digest('hex'));
         const key = index === undefined ? undefined : p.apiKeys.keys[index];

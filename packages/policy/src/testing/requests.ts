@@ -62,6 +62,15 @@ export function requestArbitrary(policy: Policy, knownKeys: readonly string[]): 
         ? [
             { arbitrary: fromCidr, weight: 2 },
             { arbitrary: fromCidr.map((a) => (a.includes(':') ? a : `::ffff:${a}`)), weight: 1 },
+            {
+              // IPv4-mapped in hex form: ::ffff:0a01:0203 is 10.1.2.3.
+              arbitrary: fromCidr.map((a) => {
+                if (a.includes(':')) return a.toUpperCase();
+                const [b0 = 0, b1 = 0, b2 = 0, b3 = 0] = a.split('.').map(Number);
+                return `::FFFF:${((b0 << 8) | b1).toString(16)}:${((b2 << 8) | b3).toString(16)}`;
+              }),
+              weight: 1,
+            },
           ]
         : []),
       { arbitrary: fc.constantFrom('not-an-ip', '10.0.0.256', '::1', '127.0.0.1', '::', '1::'), weight: 1 },
@@ -114,7 +123,7 @@ export function requestArbitrary(policy: Policy, knownKeys: readonly string[]): 
       nil: undefined,
     },
   );
-  const headerNames = ['idempotency-key', 'x-ticket-id', 'x-search-depth', 'x-other'];
+  const headerNames = ['idempotency-key', 'x-ticket-id', 'x-search-depth', 'x-other', 'constructor'];
   const headerValue = fc.constantFrom('', '1', '2', 'SUP-42', 'abc', 'ünï');
   const headers = fc.dictionary(fc.constantFrom(...headerNames), headerValue, { maxKeys: 3 });
   const bodySize = fc.option(

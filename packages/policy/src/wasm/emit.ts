@@ -14,8 +14,9 @@ import {
   REQUEST,
   TABLES_SECTION,
 } from '@apx/core';
-import { type CondExpr, headerNames, type IntExpr, type StrExpr } from '../cel/ir.js';
+import { headerNames } from '../cel/ir.js';
 import type { Policy } from '../model.js';
+import { emitCondition } from './conditions.js';
 import { DataImage } from './data.js';
 import { BUILTIN_REASONS, type BuiltinReason } from './reasons.js';
 import { RUNTIME_WAT } from './runtime.js';
@@ -74,96 +75,6 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
   const kindJwt = data.string('jwt');
   const empty = data.string('');
 
-  // --- conditions -------------------------------------------------------------------
-  const strOperand = (s: StrExpr): { ptr: string; len: string; err: string | null } => {
-    switch (s.k) {
-      case 'lit': {
-        const r = data.string(s.value);
-        return { ptr: `(i32.const ${r.ptr})`, len: `(i32.const ${r.len})`, err: null };
-      }
-      case 'request': {
-        const at = REQUEST[s.field];
-        return { ptr: `(i32.load (i32.const ${at}))`, len: `(i32.load (i32.const ${at + 4}))`, err: null };
-      }
-      case 'identity': {
-        const g = { kind: 'kind', id: 'id', tenant: 'ten', plan: 'plan' }[s.field];
-        return { ptr: `(global.get $${g}_p)`, len: `(global.get $${g}_l)`, err: null };
-      }
-      case 'header': {
-        const at = slotOf(s.name);
-        return {
-          ptr: `(i32.load (i32.const ${at}))`,
-          len: `(i32.load (i32.const ${at + 4}))`,
-          err: `(i32.eqz (i32.load (i32.const ${at})))`,
-        };
-      }
-    }
-  };
-  const withErr = (value: string, ...errs: (string | null)[]): string => {
-    const e = errs.filter((x): x is string => x !== null);
-    if (e.length === 0) return value;
-    const any = e.reduce((a, b) => `(i32.or ${a} ${b})`);
-    return `(select (i32.const 2) ${value} ${any})`;
-  };
-  const intOperand = (i: IntExpr): string => {
-    switch (i.k) {
-      case 'lit':
-        return `(i64.const ${i.value.toString()})`;
-      case 'bodySize':
-        return `(i64.extend_i32_u (i32.load (i32.const ${REQUEST.bodySize})))`;
-      case 'size':
-        return `(i64.extend_i32_u (call $list_size (global.get $${i.list})))`;
-    }
-  };
-  const I64_OP = { '==': 'eq', '!=': 'ne', '<': 'lt_s', '<=': 'le_s', '>': 'gt_s', '>=': 'ge_s' } as const;
-  const STR_FN = { startsWith: 'starts', endsWith: 'ends', contains: 'contains' } as const;
-  const cond = (e: CondExpr): string => {
-    switch (e.k) {
-      case 'bool':
-        return `(i32.const ${e.value ? 1 : 0})`;
-      case 'authenticated':
-        return '(i32.ne (global.get $kind) (i32.const 0))';
-      case 'and':
-        return `(call $and3 ${cond(e.a)} ${cond(e.b)})`;
-      case 'or':
-        return `(call $or3 ${cond(e.a)} ${cond(e.b)})`;
-      case 'not':
-        return `(call $not3 ${cond(e.a)})`;
-      case 'boolEq':
-        return `(call $booleq3 ${cond(e.a)} ${cond(e.b)} (i32.const ${e.negate ? 1 : 0}))`;
-      case 'intCmp':
-        return `(i64.${I64_OP[e.op]} ${intOperand(e.a)} ${intOperand(e.b)})`;
-      case 'strEq': {
-        const a = strOperand(e.a);
-        const b = strOperand(e.b);
-        const eq = `(call $str_eq ${a.ptr} ${a.len} ${b.ptr} ${b.len})`;
-        return withErr(e.negate ? `(i32.eqz ${eq})` : eq, a.err, b.err);
-      }
-      case 'strOp': {
-        const a = strOperand(e.a);
-        const b = strOperand(e.b);
-        return withErr(`(call $${STR_FN[e.op]} ${a.ptr} ${a.len} ${b.ptr} ${b.len})`, a.err, b.err);
-      }
-      case 'inList': {
-        const a = strOperand(e.a);
-        return withErr(`(call $list_has (global.get $${e.list}) ${a.ptr} ${a.len})`, a.err);
-      }
-      case 'inStrings': {
-        const a = strOperand(e.a);
-        const tests = e.values.map((v) => `(call $str_eq ${a.ptr} ${a.len} ${lit(v)})`);
-        const any = tests.length === 0 ? '(i32.const 0)' : tests.reduce((x, y) => `(i32.or ${x} ${y})`);
-        return withErr(any, a.err);
-      }
-      case 'inInts': {
-        const a = intOperand(e.a);
-        const tests = e.values.map((v) => `(i64.eq ${a} (i64.const ${v.toString()}))`);
-        return tests.length === 0 ? '(i32.const 0)' : tests.reduce((x, y) => `(i32.or ${x} ${y})`);
-      }
-      case 'hasHeader':
-        return `(i32.ne (i32.load (i32.const ${slotOf(e.name)})) (i32.const 0))`;
-    }
-  };
-
   // --- routes -------------------------------------------------------------------------
   const routeAuth = data.raw(policy.routes.map((r) => AUTH_CODE[r.auth]));
   policy.routes.forEach((route, i) => {
@@ -200,8 +111,11 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
         );
         steps.push('(if (i32.lt_s (local.get $p) (i32.const 0)) (then (return (i32.const 0))))');
       }
-      // A trailing ** accepts whatever follows: the cursor is at the end or at a "/".
-      steps.push(open ? '(i32.const 1)' : '(i32.eq (local.get $p) (global.get $path_l))');
+      // A trailing ** accepts whatever follows: after a segment the cursor is at the end or at
+      // a "/"; for the pattern "/**" alone the path itself must start with "/".
+      const startsWithSlash =
+        '(i32.and (i32.ne (global.get $path_l) (i32.const 0)) (i32.eq (i32.load8_u (global.get $path_p)) (i32.const 47)))';
+      steps.push(open ? (segs[0] === '**' ? startsWithSlash : '(i32.const 1)') : '(i32.eq (local.get $p) (global.get $path_l))');
       funcs.push(`(func ${name} (result i32) (local $p i32)\n    ${steps.join('\n    ')})`);
       body.push(`(if (call ${name}) (then (return (i32.const 1))))`);
     });
@@ -319,7 +233,9 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
   // 5. Rules in order: the first whose condition is true decides; an error denies.
   const routeIndex = new Map(policy.routes.map((r, i) => [r.name, i]));
   policy.rules.forEach((rule, i) => {
-    funcs.push(`(func $rule${i} (result i32)\n    ${cond(rule.condition)})`);
+    const c = emitCondition(rule.condition, data, slotOf);
+    const locals = Array.from({ length: c.locals }, (_, n) => `(local $t${n} i32)`).join(' ');
+    funcs.push(`(func $rule${i} (result i32) ${locals}\n    ${c.code})`);
     const effect = rule.effect === 'allow' ? 1 : 0;
     const decide = `(local.set $c (call $rule${i}))
       (if (i32.eq (local.get $c) (i32.const 2)) (then ${out(0, BUILTIN_REASONS.conditionError.status, builtin('conditionError'), route, `(i32.const ${i})`)}))
@@ -349,7 +265,7 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
     rules: policy.rules.map((r) => ({ name: r.name })),
     apiKeys: keys.map((k) => ({ id: k.id, tenant: k.tenant, plan: k.plan })),
     apiKeyHeader: policy.apiKeys?.header ?? null,
-    jwt: policy.jwt !== null,
+    jwt: policy.jwt && { issuer: policy.jwt.issuer, jwksUri: policy.jwt.jwksUri, audiences: policy.jwt.audiences },
     headerSlots,
     headers: policy.headers,
     rateLimits: policy.rateLimits.map((l) => ({

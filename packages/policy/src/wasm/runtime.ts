@@ -22,6 +22,15 @@ export const RUNTIME_WAT = `
   (global $roles (mut i32) (i32.const 0))
 
   (func $memeq (param $a i32) (param $b i32) (param $n i32) (result i32)
+    ;; Four bytes at a time while possible (unaligned loads are valid in WebAssembly), then bytes.
+    (block $words
+      (loop $word
+        (br_if $words (i32.lt_u (local.get $n) (i32.const 4)))
+        (if (i32.ne (i32.load align=1 (local.get $a)) (i32.load align=1 (local.get $b))) (then (return (i32.const 0))))
+        (local.set $a (i32.add (local.get $a) (i32.const 4)))
+        (local.set $b (i32.add (local.get $b) (i32.const 4)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 4)))
+        (br $word)))
     (block $no
       (loop $next
         (if (i32.eqz (local.get $n)) (then (return (i32.const 1))))

@@ -78,37 +78,22 @@ if (spawnSync('wrk', ['--version']).error) {
   console.log('wrk not installed (apt-get install wrk): HTTP benchmark skipped');
   process.exit(0);
 }
+// An allowed request with the full decision (route, identity, header mutations). A request
+// with an API key would be charged to the tenant's 200 rps bucket and measure 429s instead.
 const body = JSON.stringify({
   policy: 'pb-pay-v1',
-  request: {
-    method: 'GET',
-    host: 'api.example.com',
-    path: '/v1/payments/123',
-    ip: '198.51.100.7',
-    headers: { 'x-api-key': 'demo-acme-prod-key' },
-  },
+  request: { method: 'GET', host: 'api.example.com', path: '/healthz', ip: '198.51.100.7', headers: { 'x-request-id': 'bench' } },
 });
 writeFileSync(
   join(dir, 'post.lua'),
   `wrk.method = "POST"\nwrk.body = ${JSON.stringify(body)}\nwrk.headers["Content-Type"] = "application/json"\n`,
 );
 
-const sampleDecision = JSON.stringify({
-  effect: 'allow',
-  status: 200,
-  reason: '',
-  route: 'payments',
-  rule: null,
-  identity: { kind: 'apiKey', id: 'acme-prod', tenant: 'acme', plan: 'pro' },
-  headers: { request: { set: { 'X-Policy-Version': '1.0.0' }, remove: ['x-debug'] }, response: { set: {}, remove: [] } },
-  rateLimits: [],
-  allow: true,
-  policy: 'pb-pay-v1@1.0.0',
-  digest: `sha256:${'0'.repeat(64)}`,
-});
+// The bare server answers with the worker's own answer to this request, byte for byte.
+let sampleDecision = '';
 // The baseline reads and parses the body and answers the same JSON: the same work a
 // decision endpoint cannot avoid, without policy evaluation.
-const bare = `
+const bare = () => `
 const http = require('node:http');
 const answer = ${JSON.stringify(sampleDecision)};
 http.createServer((req, res) => {
@@ -150,16 +135,17 @@ function wrk(port: number): { rps: number; p99: string } {
 
 const barePort = 18181;
 const workerPort = 18182;
-const bareChild = spawn(process.execPath, ['-e', bare], { env: { ...process.env, PORT: String(barePort) }, stdio: 'ignore' });
-await startAndWait(bareChild, `http://127.0.0.1:${barePort}/v1/decide`, { method: 'POST', body });
 const workerChild = spawn(process.execPath, [join(REPO, 'packages/cli/dist/main.js'), 'worker'], {
   cwd: dir,
   env: { ...process.env, APX_PORT: String(workerPort), APX_RELOAD_INTERVAL: '0' },
   stdio: 'ignore',
 });
 await startAndWait(workerChild, `http://127.0.0.1:${workerPort}/readyz`);
-const check = await (await fetch(`http://127.0.0.1:${workerPort}/v1/decide`, { method: 'POST', body })).json();
-if ((check as { allow?: boolean }).allow !== true) throw new Error(`benchmark request is not allowed: ${JSON.stringify(check)}`);
+sampleDecision = await (await fetch(`http://127.0.0.1:${workerPort}/v1/decide`, { method: 'POST', body })).text();
+if ((JSON.parse(sampleDecision) as { allow?: boolean }).allow !== true)
+  throw new Error(`benchmark request is not allowed: ${sampleDecision}`);
+const bareChild = spawn(process.execPath, ['-e', bare()], { env: { ...process.env, PORT: String(barePort) }, stdio: 'ignore' });
+await startAndWait(bareChild, `http://127.0.0.1:${barePort}/v1/decide`, { method: 'POST', body });
 
 // Alternate runs so drift on the machine hits both.
 const bares: number[] = [];

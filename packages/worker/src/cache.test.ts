@@ -28,7 +28,9 @@ function loaderWith(dir: string, source: ArtifactSource, events: string[]): Poli
     keys: { description: 'k', verifier: async () => new SignatureVerifier(PublicKey.fromKeyObject(publicKey)) },
     strict: true,
     allowList: undefined,
-    runtimeFactory: () => ({ decide: () => ({ allow: true, status: 200, reason: '', rateLimits: [], detail: {} }) }),
+    runtimeFactory: () => ({
+      decide: () => ({ allow: true, status: 200, reason: '', rateLimits: [], json: '{"allow":true,"status":200,"reason":""}' }),
+    }),
     observer,
     memoryCacheEntries: 4,
     binding: { environment: 'dev', required: false },

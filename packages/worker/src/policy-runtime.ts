@@ -1,10 +1,12 @@
-import { type JwtInput, type PolicyFault, PolicyHost, type PolicyRequest } from '@apx/core';
+import { type PolicyDecision as HostDecision, type JwtInput, type PolicyFault, PolicyHost, type PolicyRequest } from '@apx/core';
 import type { PolicyRuntime, RuntimeFactory } from './runtime.js';
 
 /** A bad request body: answered 400, never decided. */
 export class RequestShapeError extends Error {
   override readonly name = 'RequestShapeError';
 }
+
+const UPPER = /^[A-Z]+$/;
 
 const str = (v: unknown, field: string, required: boolean): string | undefined => {
   if (v === undefined && !required) return undefined;
@@ -20,9 +22,13 @@ const str = (v: unknown, field: string, required: boolean): string | undefined =
 export function toPolicyRequest(input: unknown): PolicyRequest {
   if (typeof input !== 'object' || input === null) throw new RequestShapeError('request must be an object');
   const r = input as Record<string, unknown>;
-  const host = (str(r.host, 'host', true) as string).replace(/:\d+$/, '');
-  const path = (str(r.path, 'path', true) as string).split('?')[0] as string;
-  const out: PolicyRequest = { method: (str(r.method, 'method', true) as string).toUpperCase(), host, path };
+  const rawHost = str(r.host, 'host', true) as string;
+  const rawPath = str(r.path, 'path', true) as string;
+  const method = str(r.method, 'method', true) as string;
+  // Cheap checks first: most requests carry no port, no query and an upper-case method.
+  const host = rawHost.includes(':') ? rawHost.replace(/:\d+$/, '') : rawHost;
+  const path = rawPath.includes('?') ? (rawPath.split('?')[0] as string) : rawPath;
+  const out: PolicyRequest = { method: UPPER.test(method) ? method : method.toUpperCase(), host, path };
   const ip = str(r.ip, 'ip', false);
   if (ip !== undefined) out.ip = ip;
   if (r.headers !== undefined) {
@@ -72,10 +78,34 @@ export function policyHostRuntime(onFault: (fault: PolicyFault) => void): Runtim
             rps: c.limit / Math.max(c.windowSeconds, 1e-9),
             burst: c.burst > 0 ? c.burst : c.limit,
           })),
-          detail: d as unknown as Record<string, unknown>,
+          json: decisionJson(d),
         };
       },
     };
     return runtime;
   };
+}
+
+/**
+ * The decision as JSON, built by hand: it is on every response, and JSON.stringify over the
+ * host's frozen, shared table objects (header mutations, the anonymous identity) costs
+ * microseconds per call. Those parts are serialized once per object and reused.
+ */
+const frozenJson = new WeakMap<object, string>();
+function cachedJson(value: object): string {
+  let text = frozenJson.get(value);
+  if (text === undefined) {
+    text = JSON.stringify(value);
+    if (Object.isFrozen(value)) frozenJson.set(value, text);
+  }
+  return text;
+}
+
+function decisionJson(d: HostDecision): string {
+  const str = (v: string | null) => (v === null ? 'null' : JSON.stringify(v));
+  return (
+    `{"effect":"${d.effect}","status":${d.status},"reason":${str(d.reason)},"route":${str(d.route)},"rule":${str(d.rule)},` +
+    `"identity":${cachedJson(d.identity)},"headers":${cachedJson(d.headers)},` +
+    `"rateLimits":${d.rateLimits.length === 0 ? '[]' : JSON.stringify(d.rateLimits)},"allow":${d.effect === 'allow'}}`
+  );
 }

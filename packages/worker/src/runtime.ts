@@ -5,14 +5,15 @@ export interface PolicyRuntime {
   decide(request: unknown): PolicyDecision;
 }
 
-/** The decision record the worker serves; the host's full decision rides along as `detail`. */
+/** The decision record the worker serves; the host's full decision rides along as `json`. */
 export interface PolicyDecision {
   allow: boolean;
   status: number;
   reason: string;
   /** Rate-limit buckets this request charges (the worker keeps the counters). */
   rateLimits: Array<{ name: string; key: string; rps: number; burst: number }>;
-  detail: Record<string, unknown>;
+  /** The runtime's full decision as a JSON object text (it includes allow, status and reason). */
+  json: string;
 }
 
 /** Turns a verified artifact into a runtime; only verified artifacts can be instantiated. */

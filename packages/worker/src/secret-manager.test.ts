@@ -359,7 +359,15 @@ describe('trusted key from GCP Secret Manager (official client, local gRPC serve
       });
       const worker = await startWorker(config, warnings, {
         openSource: async () => source(signer),
-        runtimeFactory: () => ({ decide: () => ({ allow: true, status: 200, reason: 'ok', rateLimits: [], detail: {} }) }),
+        runtimeFactory: () => ({
+          decide: () => ({
+            allow: true,
+            status: 200,
+            reason: 'ok',
+            rateLimits: [],
+            json: '{"allow":true,"status":200,"reason":"ok"}',
+          }),
+        }),
         env: {},
         cwd: '/nonexistent',
         retryMinMs: 60_000,

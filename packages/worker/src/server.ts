@@ -17,27 +17,31 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(json);
 }
 
-function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? 0);
-    if (declared > MAX_DECIDE_BODY) {
-      resolve(undefined);
-      req.resume();
+/**
+ * Collects a request body up to the cap and hands it to `done` (undefined: over the cap),
+ * with plain callbacks: this is on every decision, and a promise per request costs.
+ */
+function readBody(req: IncomingMessage, done: (body: Buffer | undefined) => void): void {
+  if (Number(req.headers['content-length'] ?? 0) > MAX_DECIDE_BODY) {
+    req.resume();
+    done(undefined);
+    return;
+  }
+  let first: Buffer | undefined;
+  let more: Buffer[] | undefined;
+  let size = 0;
+  req.on('data', (c: Buffer) => {
+    size += c.length;
+    if (size > MAX_DECIDE_BODY) {
+      req.destroy();
+      done(undefined);
       return;
     }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_DECIDE_BODY) {
-        resolve(undefined);
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)));
-    req.on('error', reject);
+    if (first === undefined) first = c;
+    else (more ??= [first]).push(c);
+  });
+  req.on('end', () => {
+    if (size <= MAX_DECIDE_BODY) done(more ? Buffer.concat(more) : (first ?? Buffer.alloc(0)));
   });
 }
 
@@ -49,8 +53,7 @@ function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
 export function createWorkerServer(deps: ServerDeps): Server {
   const { policies, metrics, limiter } = deps;
 
-  async function decide(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const body = await readBody(req);
+  function decide(res: ServerResponse, body: Buffer | undefined): void {
     if (!body) return send(res, 413, { error: `request body over ${MAX_DECIDE_BODY} bytes` });
     let input: { policy?: unknown; request?: unknown };
     try {
@@ -87,26 +90,46 @@ export function createWorkerServer(deps: ServerDeps): Server {
       const refused = limiter.take(loaded.refText, decision.rateLimits);
       if (refused) {
         counter(policyId, 'rate_limited').inc();
+        // Refusals under load must stay cheap: a small fixed body, no re-serialized decision.
         return send(
           res,
           429,
-          { ...decision.detail, allow: false, status: 429, reason: `rate limit exceeded: ${refused.limit}`, ...meta },
+          { allow: false, status: 429, reason: `rate limit exceeded: ${refused.limit}`, rateLimit: refused.limit, ...meta },
           { 'retry-after': String(refused.retryAfter) },
         );
       }
     }
     counter(policyId, decision.allow ? 'allow' : 'deny').inc();
-    send(res, 200, { ...decision.detail, allow: decision.allow, status: decision.status, reason: decision.reason, ...meta });
+    // The hot path: the runtime's JSON with the deciding reference appended, no re-serializing.
+    const json = decision.json.slice(0, -1) + referenceSuffix(loaded);
+    res.writeHead(200, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(json))]);
+    res.end(json);
+  }
+
+  /** `,"policy":"<ref>","digest":"<digest>"}` for a loaded version, built once. */
+  const suffixes = new WeakMap<object, string>();
+  function referenceSuffix(loaded: { refText: string; artifact: { digest: string } }): string {
+    let suffix = suffixes.get(loaded);
+    if (suffix === undefined) {
+      suffix = `,"policy":${JSON.stringify(loaded.refText)},"digest":"${loaded.artifact.digest}"}`;
+      suffixes.set(loaded, suffix);
+    }
+    return suffix;
   }
 
   /** prom-client resolves label sets by hashing on every inc(); resolve each once. */
-  const counters = new Map<string, ReturnType<typeof metrics.decisions.labels>>();
-  function counter(policy: string, outcome: string): ReturnType<typeof metrics.decisions.labels> {
-    const key = `${policy}\u0000${outcome}`;
-    let c = counters.get(key);
+  type LabelledCounter = ReturnType<typeof metrics.decisions.labels>;
+  const counters = new Map<string, Record<string, LabelledCounter>>();
+  function counter(policy: string, outcome: string): LabelledCounter {
+    let byOutcome = counters.get(policy);
+    if (!byOutcome) {
+      byOutcome = {};
+      counters.set(policy, byOutcome);
+    }
+    let c = byOutcome[outcome];
     if (!c) {
       c = metrics.decisions.labels({ policy, outcome });
-      counters.set(key, c);
+      byOutcome[outcome] = c;
     }
     return c;
   }
@@ -128,15 +151,23 @@ export function createWorkerServer(deps: ServerDeps): Server {
   }
 
   return createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    const route = `${req.method} ${path}`;
+    const url = req.url ?? '/';
+    const path = url.includes('?') ? (url.split('?')[0] as string) : url;
     const fail = (err: unknown) => {
       if (!res.headersSent) send(res, 500, { error: (err as Error).message });
     };
+    if (path === '/v1/decide' && req.method === 'POST') {
+      readBody(req, (body) => {
+        try {
+          decide(res, body);
+        } catch (err) {
+          fail(err);
+        }
+      });
+      return;
+    }
+    const route = `${req.method} ${path}`;
     switch (route) {
-      case 'POST /v1/decide':
-        decide(req, res).catch(fail);
-        return;
       case 'GET /v1/policies':
         return listPolicies(res);
       case 'GET /healthz':

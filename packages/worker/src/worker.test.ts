@@ -59,7 +59,11 @@ const runtimeFactory: RuntimeFactory = (artifact) => {
         status: r.deny ? 403 : 200,
         reason: r.deny ? 'denied by test' : 'ok',
         rateLimits: r.limit ? [{ name: 'per-test', key: 'k', rps: 1, burst: 2 }] : [],
-        detail: {},
+        json: JSON.stringify({
+          allow: f() === 42 && !r.deny,
+          status: r.deny ? 403 : 200,
+          reason: r.deny ? 'denied by test' : 'ok',
+        }),
       };
     },
   };

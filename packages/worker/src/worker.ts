@@ -122,7 +122,13 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     log,
     async stop() {
       policies.stop();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Finish requests in flight, drop idle keep-alive connections, then force the rest.
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const force = setTimeout(() => server.closeAllConnections(), 5000);
+      force.unref();
+      await closed;
+      clearTimeout(force);
       if (!deps.keys) await keys.close?.();
     },
   };

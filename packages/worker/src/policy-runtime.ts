@@ -66,6 +66,7 @@ export function policyHostRuntime(onFault: (fault: PolicyFault) => void): Runtim
   return (artifact) => {
     const host = PolicyHost.load(artifact, { onFault });
     const runtime: PolicyRuntime = {
+      jwt: host.tables.jwt,
       decide(request) {
         const d = host.decide(toPolicyRequest(request));
         return {

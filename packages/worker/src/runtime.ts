@@ -1,8 +1,10 @@
-import type { VerifiedArtifact } from '@apx/core';
+import type { JwtTable, VerifiedArtifact } from '@apx/core';
 
 /** An instantiated policy: decides one request at a time, synchronously. */
 export interface PolicyRuntime {
   decide(request: unknown): PolicyDecision;
+  /** Where and how to verify bearer tokens, when the policy authenticates with JWTs. */
+  readonly jwt?: JwtTable | null;
 }
 
 /** The decision record the worker serves; the host's full decision rides along as `json`. */

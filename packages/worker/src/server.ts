@@ -1,4 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { JwtTable } from '@apx/core';
+import { bearerToken, createJwtVerifier, type JwtVerifierOptions, type JwtVerify } from './jwt.js';
+import type { LoadedPolicy } from './loader.js';
 import type { WorkerMetrics } from './observability/metrics.js';
 import type { PolicySet } from './policy-set.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -9,6 +12,8 @@ export interface ServerDeps {
   policies: PolicySet;
   metrics: WorkerMetrics;
   limiter: RateLimiter;
+  /** Options of the JWKS fetches (tests point fetch at a local server). */
+  jwt?: JwtVerifierOptions;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -38,7 +43,10 @@ function readBody(req: IncomingMessage, done: (body: Buffer | undefined) => void
       return;
     }
     if (first === undefined) first = c;
-    else (more ??= [first]).push(c);
+    else {
+      more ??= [first];
+      more.push(c);
+    }
   });
   req.on('end', () => {
     if (size <= MAX_DECIDE_BODY) done(more ? Buffer.concat(more) : (first ?? Buffer.alloc(0)));
@@ -53,7 +61,7 @@ function readBody(req: IncomingMessage, done: (body: Buffer | undefined) => void
 export function createWorkerServer(deps: ServerDeps): Server {
   const { policies, metrics, limiter } = deps;
 
-  function decide(res: ServerResponse, body: Buffer | undefined): void {
+  function decide(res: ServerResponse, body: Buffer | undefined) {
     if (!body) return send(res, 413, { error: `request body over ${MAX_DECIDE_BODY} bytes` });
     let input: { policy?: unknown; request?: unknown };
     try {
@@ -78,9 +86,38 @@ export function createWorkerServer(deps: ServerDeps): Server {
         error: known ? `policy ${policyId} is not loaded yet` : `unknown policy ${policyId}`,
       });
     }
+    const request = input.request as Record<string, unknown>;
+    if (request.jwt !== undefined) {
+      return send(res, 400, {
+        error: 'request.jwt is set by the worker; send the token as request.headers.authorization: "Bearer <token>"',
+      });
+    }
+    const token = loaded.runtime.jwt ? bearerToken(request.headers) : undefined;
+    if (token === undefined) return answer(res, loaded, policyId, request);
+    // Only token-bearing requests go asynchronous: the JWKS may need fetching.
+    jwtVerifierFor(loaded)
+      .then((verify) => verify(token))
+      .then(
+        (jwt) => answer(res, loaded, policyId as string, { ...request, jwt }),
+        (err: unknown) => send(res, 500, { error: `token verification failed: ${(err as Error).message}` }),
+      );
+  }
+
+  /** One JWT verifier per loaded version (its JWKS cache lives as long as the version serves). */
+  const verifiers = new WeakMap<LoadedPolicy, Promise<JwtVerify>>();
+  function jwtVerifierFor(loaded: LoadedPolicy): Promise<JwtVerify> {
+    let v = verifiers.get(loaded);
+    if (!v) {
+      v = createJwtVerifier(loaded.runtime.jwt as JwtTable, deps.jwt ?? {});
+      verifiers.set(loaded, v);
+    }
+    return v;
+  }
+
+  function answer(res: ServerResponse, loaded: LoadedPolicy, policyId: string, request: unknown) {
     let decision: ReturnType<typeof loaded.runtime.decide>;
     try {
-      decision = loaded.runtime.decide(input.request);
+      decision = loaded.runtime.decide(request);
     } catch (err) {
       counter(policyId, 'error').inc();
       return send(res, 400, { error: (err as Error).message, policy: loaded.refText });

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { DestinationStream } from 'pino';
 import { DiskCache } from './cache.js';
 import type { WorkerConfig } from './config.js';
+import type { JwtVerifierOptions } from './jwt.js';
 import { keyProviderFromRef, type TrustedKeyProvider } from './keys.js';
 import { PolicyLoader } from './loader.js';
 import { createObservers } from './observability/events.js';
@@ -30,6 +31,8 @@ export interface WorkerDeps {
   /** For an APX_PUBLIC_KEY in Secret Manager: client options (endpoint...), intervals, clock. The worker adds its log hooks. */
   secretManager?: Omit<SecretManagerKeyOptions, 'onKeyLoaded' | 'onRefreshError'>;
   retryMinMs?: number;
+  /** JWKS fetch options (tests). */
+  jwt?: JwtVerifierOptions;
 }
 
 export interface RunningWorker {
@@ -101,7 +104,7 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     observer: observers.set,
     ...(deps.retryMinMs === undefined ? {} : { retryMinMs: deps.retryMinMs }),
   });
-  const server = createWorkerServer({ policies, metrics, limiter: new RateLimiter() });
+  const server = createWorkerServer({ policies, metrics, limiter: new RateLimiter(), ...(deps.jwt ? { jwt: deps.jwt } : {}) });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());

@@ -16,6 +16,8 @@ export const WorkerErrorCode = {
   STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
   /** The artifact's digest was blocked after it failed signature verification. */
   DIGEST_BLOCKED: 'DIGEST_BLOCKED',
+  /** A version lower than the highest this worker verified for the policy, not named explicitly. */
+  ROLLBACK_REFUSED: 'ROLLBACK_REFUSED',
   /** The module could not be instantiated for the ABI. */
   INSTANTIATION_FAILED: 'INSTANTIATION_FAILED',
 } as const;

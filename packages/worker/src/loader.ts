@@ -16,6 +16,7 @@ import {
   verifyArtifact,
   verifyBundle,
 } from '@apx/core';
+import semver from 'semver';
 import type { AllowList } from './allow-list.js';
 import { type DiskCache, MemoryCache } from './cache.js';
 import { WorkerError, WorkerErrorCode } from './error.js';
@@ -78,6 +79,8 @@ export class PolicyLoader {
   private readonly options: PolicyLoaderOptions;
   private readonly memory: MemoryCache<LoadedPolicy>;
   private readonly inflight = new Map<string, Promise<LoadedPolicy>>();
+  /** Highest version verified per policy (rollback protection; per process). */
+  private readonly highest = new Map<string, string>();
   /** Digests that failed signature verification: refused on sight, never retried silently. */
   private readonly blocked = new Set<string>();
 
@@ -177,6 +180,18 @@ export class PolicyLoader {
       throw new LoadError(ref, err, digest);
     };
     if (allowList && !allowList.admits(ref.policyId, ref.version)) fail(allowList.rejection(ref.policyId, ref.version));
+    // Rollback protection: never below the highest version verified for this policy, unless
+    // the allow-list names this exact version (a deliberate rollback, not a replayed old artifact).
+    const highest = this.highest.get(ref.policyId);
+    if (highest !== undefined && semver.lt(ref.version, highest) && !allowList?.namesExplicitly(ref.policyId, ref.version)) {
+      fail(
+        new WorkerError(
+          WorkerErrorCode.ROLLBACK_REFUSED,
+          `rollback refused: ${ref.policyId}@${ref.version} is older than ${highest}, the highest version verified for ${ref.policyId}`,
+          { hint: `to roll back on purpose, name ${ref.policyId}@${ref.version} in ALLOWED_POLICY_VERSIONS` },
+        ),
+      );
+    }
     if (!material.signature) {
       if (strict) {
         fail(
@@ -277,6 +292,8 @@ export class PolicyLoader {
       );
     }
     const loaded: LoadedPolicy = { ref, refText, artifact, runtime, loadedAt: new Date() };
+    const highest = this.highest.get(ref.policyId);
+    if (highest === undefined || semver.gt(ref.version, highest)) this.highest.set(ref.policyId, ref.version);
     this.memory.set(refText, loaded);
     this.options.observer.loaded(loaded, source, seconds());
     return loaded;

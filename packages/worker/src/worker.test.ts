@@ -297,6 +297,18 @@ describe('worker: serving', () => {
     assert.equal(await metric(h.worker, 'apx_policy_reloads_total{policy="pb-test",result="rejected"}'), 1);
   });
 
+  it('refuses to roll back below the highest verified version unless the allow-list names it', async () => {
+    const loader = (h.worker.policies as unknown as { options: { loader: { load(r: ArtifactRef): Promise<unknown> } } }).options
+      .loader;
+    h.source.put('pb-test@0.9.0', { artifact: WASM, signature: sigFile(WASM) });
+    await assert.rejects(loader.load({ policyId: 'pb-test', version: '0.9.0' }), {
+      code: 'ROLLBACK_REFUSED',
+      message:
+        'artifact verification failed for pb-test@0.9.0: rollback refused: pb-test@0.9.0 is older than 1.1.0, the highest version verified for pb-test',
+    });
+    assert.equal(await metric(h.worker, 'apx_artifacts_verification_failures_total{reason="ROLLBACK_REFUSED"}'), 1);
+  });
+
   it('shares one download between concurrent loads of one reference', async () => {
     h.source.put('pb-other@1.0.0', { artifact: WASM, signature: sigFile(WASM) });
     const loader = (h.worker.policies as unknown as { options: { loader: { load(r: ArtifactRef): Promise<unknown> } } }).options

@@ -77,8 +77,10 @@ export class Workspace {
     );
     const file = this.path(`payments-${version}.yaml`);
     writeFileSync(file, source);
-    ok(apx(this.dir, ['compile', '--out', 'build', ...extra, file]));
-    return this.path('build', `pb-pay-v1@${version}.wasm`);
+    // Variants built with other flags go to their own folder, never over the plain build.
+    const out = extra.length === 0 ? 'build' : `build${extra.join('').replace(/\W+/g, '-')}`;
+    ok(apx(this.dir, ['compile', '--out', out, ...extra, file]));
+    return this.path(out, `pb-pay-v1@${version}.wasm`);
   }
 
   /** Copies an artifact (with whatever sits beside it) into a directory store. */

@@ -2,7 +2,7 @@
 // the worker loads and decides; then every rejection scenario of the runbook, each with
 // its exact message, metric and log line, and nothing loaded.
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -210,6 +210,51 @@ const SCENARIOS: Scenario[] = [
       /^artifact verification failed for pb-pay-v1@1\.0\.0: download of pb-pay-v1@1\.0\.0\.wasm from s3:\/\/apx-artifacts\/policies\S* was cut after \d+ bytes$/,
     metric: 'apx_artifacts_verification_failures_total{reason="INTEGRITY"}',
     severity: 'ERROR',
+  },
+  {
+    name: 'a staging artifact in production (signed binding)',
+    async prepare(ws) {
+      const staging = ws.compilePayments('1.0.0', ['--env', 'staging']);
+      ws.stage(ws.path('s-staging'), staging);
+      return { url: ws.path('s-staging'), env: { APX_ENV: 'production', ALLOWED_POLICY_VERSIONS: '1.0.0' } };
+    },
+    message:
+      'artifact verification failed for pb-pay-v1@1.0.0: signed binding mismatch: artifact is signed for environment staging, this worker runs production',
+    metric: 'apx_artifacts_verification_failures_total{reason="BINDING_MISMATCH"}',
+    severity: 'ERROR',
+  },
+  {
+    name: 'a signed 1.0.0 renamed into 1.1.0 (signed binding)',
+    async prepare(ws) {
+      const staging = ws.compilePayments('1.0.0', ['--env', 'staging']);
+      const dir = ws.path('s-rename');
+      ws.stage(dir, staging);
+      for (const suffix of ['', '.sig', '.sigstore.json']) {
+        renameSync(join(dir, `pb-pay-v1@1.0.0.wasm${suffix}`), join(dir, `pb-pay-v1@1.1.0.wasm${suffix}`));
+      }
+      return { url: dir, env: { APX_ENV: 'staging' } };
+    },
+    ref: 'pb-pay-v1@1.1.0',
+    message:
+      'artifact verification failed for pb-pay-v1@1.1.0: signed binding mismatch: artifact is signed as pb-pay-v1@1.0.0, loaded as pb-pay-v1@1.1.0',
+    metric: 'apx_artifacts_verification_failures_total{reason="BINDING_MISMATCH"}',
+    severity: 'ERROR',
+  },
+  {
+    name: 'an artifact with the signature of another version (mix and match)',
+    async prepare(ws) {
+      const dir = ws.path('s-mix');
+      ws.stage(dir, ws.compilePayments('1.1.0'), ['']);
+      const other = ws.compilePayments('1.0.0');
+      copyFileSync(`${other}.sig`, join(dir, 'pb-pay-v1@1.1.0.wasm.sig'));
+      return { url: dir };
+    },
+    ref: 'pb-pay-v1@1.1.0',
+    message:
+      'artifact verification failed for pb-pay-v1@1.1.0: signature verification failed: ECDSA signature verification failed',
+    metric: 'apx_artifacts_verification_failures_total{reason="SIGNATURE_INVALID"}',
+    severity: 'ERROR',
+    tampering: true,
   },
   {
     name: 'an unreachable store',

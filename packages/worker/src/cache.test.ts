@@ -79,4 +79,13 @@ describe('on-disk cache (APX_CACHE_DIR)', () => {
     assert.equal(store.calls, 1);
     assert.deepEqual(events, ['loaded:store', 'disk-rejected:SIGNATURE_INVALID', 'loaded:store']);
   });
+
+  it('keeps rollback state across restarts', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'apx-cache-'));
+    const events: string[] = [];
+    await loaderWith(dir, storeWith(true), events).load({ policyId: 'pb-test', version: '1.0.0' });
+    const restarted = loaderWith(dir, storeWith(true), events);
+    await restarted.restore();
+    await assert.rejects(restarted.load({ policyId: 'pb-test', version: '0.9.0' }), { code: 'ROLLBACK_REFUSED' });
+  });
 });

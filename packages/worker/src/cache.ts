@@ -94,6 +94,21 @@ export class DiskCache {
     await this.put(this.refPath(ref), digest); // last: the index never points at a partial entry
   }
 
+  /** Highest verified version per policy, kept across restarts (rollback protection). */
+  async readHighest(): Promise<Record<string, string>> {
+    try {
+      const parsed = JSON.parse(await readFile(join(this.dir, 'state', 'highest.json'), 'utf8')) as unknown;
+      if (typeof parsed !== 'object' || parsed === null) return {};
+      return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === 'string'));
+    } catch {
+      return {};
+    }
+  }
+
+  async writeHighest(highest: Record<string, string>): Promise<void> {
+    await this.put(join(this.dir, 'state', 'highest.json'), JSON.stringify(highest));
+  }
+
   async remove(ref: string): Promise<void> {
     await rm(this.refPath(ref), { force: true });
   }

@@ -79,7 +79,7 @@ export class PolicyLoader {
   private readonly options: PolicyLoaderOptions;
   private readonly memory: MemoryCache<LoadedPolicy>;
   private readonly inflight = new Map<string, Promise<LoadedPolicy>>();
-  /** Highest version verified per policy (rollback protection; per process). */
+  /** Highest version verified per policy (rollback protection; saved in APX_CACHE_DIR when set). */
   private readonly highest = new Map<string, string>();
   /** Digests that failed signature verification: refused on sight, never retried silently. */
   private readonly blocked = new Set<string>();
@@ -87,6 +87,15 @@ export class PolicyLoader {
   constructor(options: PolicyLoaderOptions) {
     this.options = options;
     this.memory = new MemoryCache(options.memoryCacheEntries);
+  }
+
+  /** Restores rollback state saved in the disk cache by an earlier run. */
+  async restore(): Promise<void> {
+    const saved = (await this.options.diskCache?.readHighest()) ?? {};
+    for (const [policyId, version] of Object.entries(saved)) {
+      const known = this.highest.get(policyId);
+      if (semver.valid(version) && (known === undefined || semver.gt(version, known))) this.highest.set(policyId, version);
+    }
   }
 
   get maxBytes(): number {
@@ -293,7 +302,10 @@ export class PolicyLoader {
     }
     const loaded: LoadedPolicy = { ref, refText, artifact, runtime, loadedAt: new Date() };
     const highest = this.highest.get(ref.policyId);
-    if (highest === undefined || semver.gt(ref.version, highest)) this.highest.set(ref.policyId, ref.version);
+    if (highest === undefined || semver.gt(ref.version, highest)) {
+      this.highest.set(ref.policyId, ref.version);
+      void this.options.diskCache?.writeHighest(Object.fromEntries(this.highest)).catch(() => undefined);
+    }
     this.memory.set(refText, loaded);
     this.options.observer.loaded(loaded, source, seconds());
     return loaded;

@@ -95,6 +95,7 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     binding: { environment: config.env, required: config.requireBinding },
     diskCache: config.cacheDir ? new DiskCache(config.cacheDir) : undefined,
   });
+  await loader.restore();
   const policies = new PolicySet({
     loader,
     source,

@@ -46,4 +46,13 @@ describe('verifyArtifact', () => {
     const broken = Buffer.concat([WASM.subarray(0, 8), Buffer.from([0x01, 0xff])]);
     assert.throws(() => verifyArtifact(broken, sigOf(broken), verifier), { code: CoreErrorCode.ARTIFACT_INVALID_WASM });
   });
+
+  it('refuses a signed, valid module that has a start function', () => {
+    // (module (func $s) (start $s))
+    const withStart = Buffer.from('0061736d01000000010401600000030201000801000a040102000b', 'hex');
+    assert.throws(() => verifyArtifact(withStart, sigOf(withStart), verifier), {
+      code: CoreErrorCode.ARTIFACT_INVALID_WASM,
+      message: 'invalid artifact: the module has a start function',
+    });
+  });
 });

@@ -1,6 +1,7 @@
 import { sha256Hex } from '../digest.js';
 import { CoreErrorCode, VerificationError } from '../error.js';
 import type { SignatureVerifier } from '../signature/verifier.js';
+import { START_SECTION, wasmSectionIds } from './wasm-sections.js';
 
 /** The runbook's cap: artifacts larger than 10 MiB are rejected. */
 export const MAX_ARTIFACT_BYTES = 10 * 1024 * 1024;
@@ -98,6 +99,13 @@ function compileChecked(
         cause: err,
       },
     );
+  }
+  // A start function would run code at instantiation, before the host's ABI checks and
+  // outside any decision; APX modules have none, so a module that has one is refused.
+  if (wasmSectionIds(bytes).includes(START_SECTION)) {
+    throw new VerificationError(CoreErrorCode.ARTIFACT_INVALID_WASM, 'invalid artifact: the module has a start function', {
+      hint: 'policy modules must not run code on instantiation; recompile the policy with apx compile',
+    });
   }
   return {
     [verifiedBrand]: true,

@@ -42,4 +42,5 @@ export { decodeFirstPem, encodePem, type PemBlock } from './keys/pem.js';
 export { PublicKey } from './keys/public-key.js';
 export { decodeSignatureFile, ecdsaSignatureToDer } from './signature/encoding.js';
 export { SignatureVerifier, type SignatureVerifierOptions } from './signature/verifier.js';
+export { ENVIRONMENTS, type Environment, Keyring, type KeyringEntry, type KeyStatus } from './trust/keyring.js';
 export * from './wasm/index.js';

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { isApxError, PublicKey, SignatureVerifier } from '@apx/core';
+import { isApxError, Keyring, type KeyringEntry, PublicKey, SignatureVerifier } from '@apx/core';
 import { WorkerError, WorkerErrorCode } from './error.js';
 import { SECRET_VERSION_REF, type SecretManagerKeyOptions, SecretManagerKeyProvider } from './secret-manager.js';
 
@@ -9,6 +9,8 @@ export interface TrustedKeyProvider {
   /** Where it looks, for messages: `keys/cosign.pub`, `env://APX_PUBKEY`... */
   readonly description: string;
   verifier(): Promise<SignatureVerifier>;
+  /** Several keys with environments, statuses and validity (a keyring file); default: verifier()'s key alone. */
+  keyring?(): Promise<Keyring>;
   /** Releases connections (a secret store's channel); the worker calls it on stop. */
   close?(): Promise<void>;
 }
@@ -51,25 +53,46 @@ export function keyProviderFromRef(
     };
   }
   const path = resolve(options.cwd, ref);
-  let cached: { verifier: SignatureVerifier; pem: string } | undefined;
+  // The file is a PEM public key (one key, every environment) or a keyring (JSON). It is
+  // re-read when its content changes, so rotating the file needs no restart.
+  let cached: { keyring: Keyring; text: string } | undefined;
+  const load = async (): Promise<Keyring> => {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (err) {
+      if (cached) return cached.keyring; // keep the last good keys if the file vanishes mid-rotation
+      const code = (err as NodeJS.ErrnoException).code;
+      throw unavailable(ref, code === 'ENOENT' ? 'file not found' : (err as Error).message, err);
+    }
+    if (cached && cached.text === text) return cached.keyring;
+    try {
+      const keyring = text.trimStart().startsWith('{') ? Keyring.parse(text, ref) : Keyring.single(PublicKey.fromPem(text, ref));
+      cached = { keyring, text };
+      return keyring;
+    } catch (err) {
+      throw unavailable(ref, isApxError(err) ? err.message : 'not a PEM public key or keyring', err);
+    }
+  };
   return {
     description: ref,
+    keyring: load,
     async verifier() {
-      let pem: string;
-      try {
-        pem = await readFile(path, 'utf8');
-      } catch (err) {
-        if (cached) return cached.verifier; // keep the last good key if the file vanishes mid-rotation
-        const code = (err as NodeJS.ErrnoException).code;
-        throw unavailable(ref, code === 'ENOENT' ? 'file not found' : (err as Error).message, err);
-      }
-      if (cached && cached.pem === pem) return cached.verifier;
-      try {
-        cached = { verifier: new SignatureVerifier(PublicKey.fromPem(pem, ref)), pem };
-      } catch (err) {
-        throw unavailable(ref, isApxError(err) ? err.message : 'not a PEM public key', err);
-      }
-      return cached.verifier;
+      return ((await load()).entries[0] as KeyringEntry).verifier;
     },
   };
+}
+
+const singles = new WeakMap<SignatureVerifier, Keyring>();
+
+/** The keyring a provider stands for: its own, or its one key trusted for every environment. */
+export async function keyringOf(provider: TrustedKeyProvider): Promise<Keyring> {
+  if (provider.keyring) return provider.keyring();
+  const verifier = await provider.verifier();
+  let keyring = singles.get(verifier);
+  if (!keyring) {
+    keyring = Keyring.single(verifier.publicKey, verifier);
+    singles.set(verifier, keyring);
+  }
+  return keyring;
 }

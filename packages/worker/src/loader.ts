@@ -6,7 +6,10 @@ import {
   checkBinding,
   formatArtifactRef,
   isApxError,
+  Keyring,
+  type KeyringEntry,
   MAX_ARTIFACT_BYTES,
+  type ParsedBundle,
   parseBundle,
   readBinding,
   type SignatureVerifier,
@@ -20,7 +23,7 @@ import semver from 'semver';
 import type { AllowList } from './allow-list.js';
 import { type DiskCache, MemoryCache } from './cache.js';
 import { WorkerError, WorkerErrorCode } from './error.js';
-import type { TrustedKeyProvider } from './keys.js';
+import { keyringOf, type TrustedKeyProvider } from './keys.js';
 import { LoadError } from './load-error.js';
 import type { PolicyRuntime, RuntimeFactory } from './runtime.js';
 import type { ArtifactMaterial, ArtifactSource } from './source.js';
@@ -226,16 +229,38 @@ export class PolicyLoader {
         }),
       );
     }
-    let verifier: Awaited<ReturnType<TrustedKeyProvider['verifier']>>;
+    let keyring: Keyring;
+    let bundle: ParsedBundle | undefined;
     try {
-      verifier = await keys.verifier();
+      keyring = await keyringOf(keys);
+      bundle = material.bundle
+        ? parseBundle(material.bundle.toString('utf8'), `${artifactFileName(ref)}.sigstore.json`)
+        : undefined;
     } catch (err) {
       return fail(err);
     }
     try {
-      const artifact = verifyArtifact(material.artifact, material.signature, verifier, { maxBytes: this.maxBytes });
-      this.checkBinding(ref, material, verifier);
-      return artifact;
+      // The bundle's hint names the key; without one every trusted key is tried.
+      const hint = bundle?.format === 'sigstore' ? bundle.keyHint : undefined;
+      let verified: { artifact: VerifiedArtifact; entry: KeyringEntry } | undefined;
+      let firstFailure: unknown;
+      for (const entry of keyring.candidates(hint)) {
+        try {
+          verified = {
+            artifact: verifyArtifact(material.artifact, material.signature, entry.verifier, { maxBytes: this.maxBytes }),
+            entry,
+          };
+          break;
+        } catch (err) {
+          if (!(isApxError(err) && err.code === CoreErrorCode.SIGNATURE_INVALID)) throw err;
+          firstFailure ??= err;
+        }
+      }
+      if (!verified) throw firstFailure;
+      const signedAt = this.checkBinding(ref, material, bundle, verified.entry.verifier);
+      // The keyring's verdict on this key: compromised, wrong environment, outside validity.
+      Keyring.admit(verified.entry, this.options.binding.environment, signedAt, new Date());
+      return verified.artifact;
     } catch (err) {
       if (isApxError(err) && BLOCKING.has(err.code)) this.blocked.add(digest);
       return fail(err);
@@ -245,24 +270,26 @@ export class PolicyLoader {
   /**
    * Issue 5's signed binding: the bundle's DSSE statement, signed by the same trusted key,
    * must name this artifact's digest, reference, size and (when required) environment.
+   * Returns the signing time the statement records, for the keyring's validity check.
    */
-  private checkBinding(ref: ArtifactRef, material: ArtifactMaterial, verifier: SignatureVerifier): void {
+  private checkBinding(
+    ref: ArtifactRef,
+    material: ArtifactMaterial,
+    bundle: ParsedBundle | undefined,
+    verifier: SignatureVerifier,
+  ): Date | undefined {
     const { environment, required } = this.options.binding;
-    if (!material.bundle) {
-      if (!required) return;
+    if (!bundle) {
+      if (!required) return undefined;
       throw new VerificationError(
         CoreErrorCode.BINDING_MISSING,
         `signed binding not found: ${artifactFileName(ref)}.sigstore.json (required in ${environment})`,
         { hint: `sign the artifact with apx sign --env ${environment} and publish its bundle` },
       );
     }
-    const result = verifyBundle(
-      parseBundle(material.bundle.toString('utf8'), `${artifactFileName(ref)}.sigstore.json`),
-      material.artifact,
-      verifier,
-    );
+    const result = verifyBundle(bundle, material.artifact, verifier);
     if (!result.statement) {
-      if (!required) return;
+      if (!required) return undefined;
       throw new VerificationError(
         CoreErrorCode.BINDING_MISSING,
         `signed binding not found: the bundle of ${artifactFileName(ref)} has no statement`,
@@ -271,12 +298,14 @@ export class PolicyLoader {
         },
       );
     }
-    checkBinding(readBinding(result.statement), {
+    const binding = readBinding(result.statement);
+    checkBinding(binding, {
       policyId: ref.policyId,
       version: ref.version,
       environment: required ? environment : undefined,
       size: material.artifact.byteLength,
     });
+    return new Date(binding.signedAt);
   }
 
   private finish(

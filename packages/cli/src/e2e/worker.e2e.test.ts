@@ -7,6 +7,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { PublicKey } from '@apx/core';
 import { startFakeGcs } from '@apx/storage/testing/gcs-fake';
 import { closedPort, startProxy, type TestProxy } from '@apx/storage/testing/proxy';
 import { registryMissing, startRegistry } from '@apx/storage/testing/registry';
@@ -112,7 +113,22 @@ interface Scenario {
   message: string | RegExp;
   metric: string;
   severity: 'ERROR' | 'WARNING';
-  tampering?: boolean;
+  /** The `security_event` the log line carries, if any. */
+  securityEvent?: string;
+}
+
+/** A keyring holding the workspace's key with these attributes (and every environment by default). */
+function writeKeyring(ws: Workspace, file: string, attributes: Record<string, unknown>): void {
+  const key = PublicKey.fromPem(readFileSync(ws.path('keys/cosign.pub'), 'utf8'));
+  const entry = {
+    keyId: key.keyId,
+    publicKey: key.toPem(),
+    environments: ['dev', 'staging', 'production'],
+    status: 'active',
+    validFrom: '2026-01-01T00:00:00Z',
+    ...attributes,
+  };
+  writeFileSync(ws.path(file), JSON.stringify({ apiVersion: 'apx/v1', kind: 'Keyring', version: 1, keys: [entry] }));
 }
 
 function signBlobWith(ws: Workspace, file: string, key = 'keys/cosign.key'): Run {
@@ -133,7 +149,7 @@ const SCENARIOS: Scenario[] = [
       'artifact verification failed for pb-pay-v1@1.0.0: signature verification failed: ECDSA signature verification failed',
     metric: 'apx_artifacts_verification_failures_total{reason="SIGNATURE_INVALID"}',
     severity: 'ERROR',
-    tampering: true,
+    securityEvent: 'artifact_tampering',
   },
   {
     name: 'a missing signature (strict mode)',
@@ -195,7 +211,7 @@ const SCENARIOS: Scenario[] = [
       'artifact verification failed for pb-pay-v1@1.0.0: signature verification failed: ECDSA signature verification failed',
     metric: 'apx_artifacts_verification_failures_total{reason="SIGNATURE_INVALID"}',
     severity: 'ERROR',
-    tampering: true,
+    securityEvent: 'artifact_tampering',
   },
   {
     name: 'a truncated download (S3 connection cut mid-body)',
@@ -222,6 +238,7 @@ const SCENARIOS: Scenario[] = [
       'artifact verification failed for pb-pay-v1@1.0.0: signed binding mismatch: artifact is signed for environment staging, this worker runs production',
     metric: 'apx_artifacts_verification_failures_total{reason="BINDING_MISMATCH"}',
     severity: 'ERROR',
+    securityEvent: 'artifact_substitution',
   },
   {
     name: 'a signed 1.0.0 renamed into 1.1.0 (signed binding)',
@@ -239,6 +256,7 @@ const SCENARIOS: Scenario[] = [
       'artifact verification failed for pb-pay-v1@1.1.0: signed binding mismatch: artifact is signed as pb-pay-v1@1.0.0, loaded as pb-pay-v1@1.1.0',
     metric: 'apx_artifacts_verification_failures_total{reason="BINDING_MISMATCH"}',
     severity: 'ERROR',
+    securityEvent: 'artifact_substitution',
   },
   {
     name: 'an artifact with the signature of another version (mix and match)',
@@ -254,7 +272,36 @@ const SCENARIOS: Scenario[] = [
       'artifact verification failed for pb-pay-v1@1.1.0: signature verification failed: ECDSA signature verification failed',
     metric: 'apx_artifacts_verification_failures_total{reason="SIGNATURE_INVALID"}',
     severity: 'ERROR',
-    tampering: true,
+    securityEvent: 'artifact_tampering',
+  },
+  {
+    name: 'a development key in production (keyring)',
+    async prepare(ws) {
+      ws.stage(ws.path('s-devkey'), ws.compilePayments('1.0.0', ['--env', 'production']));
+      writeKeyring(ws, 'devkey.json', { environments: ['dev'] });
+      return {
+        url: ws.path('s-devkey'),
+        env: { APX_ENV: 'production', ALLOWED_POLICY_VERSIONS: '1.0.0', APX_PUBLIC_KEY: 'devkey.json' },
+      };
+    },
+    message:
+      /^artifact verification failed for pb-pay-v1@1\.0\.0: key [0-9a-f]{12} may not sign for production \(it signs for: dev\)$/,
+    metric: 'apx_artifacts_verification_failures_total{reason="KEY_ENVIRONMENT"}',
+    severity: 'ERROR',
+    securityEvent: 'key_environment_violation',
+  },
+  {
+    name: 'an artifact signed by a compromised key (keyring)',
+    async prepare(ws, artifact) {
+      ws.stage(ws.path('s-compromised'), artifact);
+      writeKeyring(ws, 'compromised.json', { status: 'compromised', compromisedAt: '2026-01-02T00:00:00Z' });
+      return { url: ws.path('s-compromised'), env: { APX_PUBLIC_KEY: 'compromised.json' } };
+    },
+    message:
+      /^artifact verification failed for pb-pay-v1@1\.0\.0: key [0-9a-f]{12} is compromised \(since 2026-01-02T00:00:00\.000Z\): its signatures are no longer trusted$/,
+    metric: 'apx_artifacts_verification_failures_total{reason="KEY_COMPROMISED"}',
+    severity: 'ERROR',
+    securityEvent: 'compromised_key',
   },
   {
     name: 'an unreachable store',
@@ -266,6 +313,20 @@ const SCENARIOS: Scenario[] = [
     severity: 'ERROR',
   },
 ];
+
+describe('e2e: keyring with a retired key', () => {
+  it('keeps loading artifacts the retired key signed while it was valid', async () => {
+    const ws = new Workspace();
+    ws.stage(ws.path('store'), ws.compilePayments());
+    writeKeyring(ws, 'retired.json', { status: 'retired', validUntil: '2099-01-01T00:00:00Z' });
+    const worker = await WorkerProcess.start(ws.dir, { APX_STORE: ws.path('store'), APX_PUBLIC_KEY: 'retired.json' });
+    try {
+      await worker.waitFor((l) => l.message === 'policy loaded: pb-pay-v1@1.0.0', 'load');
+    } finally {
+      await worker.stop();
+    }
+  });
+});
 
 describe('e2e: each runbook rejection has its message, metric and log line, and nothing loads', () => {
   const ws = new Workspace();
@@ -281,7 +342,7 @@ describe('e2e: each runbook rejection has its message, metric and log line, and 
         const line = await worker.waitFor((l) => matches(l.message), `rejection ${String(s.message)}`);
         assert.equal(line.severity, s.severity);
         assert.equal(line.policy_ref, ref);
-        assert.equal(line.security_event, s.tampering ? 'artifact_tampering' : undefined);
+        assert.equal(line.security_event, s.securityEvent);
         assert.ok((await worker.metric(s.metric)) >= 1, `${s.metric} counted`);
         const policies = (await worker.get('/v1/policies')).body as Array<{ ref: string | null; status: string }>;
         assert.deepEqual(

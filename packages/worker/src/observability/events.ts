@@ -7,13 +7,21 @@ import type { PolicySetObserver } from '../policy-set.js';
 import type { WorkerLogger } from './logger.js';
 import type { WorkerMetrics } from './metrics.js';
 
-/** Codes that mean someone changed bytes or signatures: a security event, not an outage. */
-const TAMPERING = new Set<string>([
-  CoreErrorCode.SIGNATURE_INVALID,
-  CoreErrorCode.SIGNATURE_MALFORMED,
-  CoreErrorCode.BUNDLE_DIGEST_MISMATCH,
-  WorkerErrorCode.DIGEST_BLOCKED,
-]);
+/**
+ * Rejections that are attacks, not outages, and the security event each is logged with:
+ * changed bytes or signatures are `artifact_tampering` (the runbook's query), the others
+ * name the trust rule that stopped them.
+ */
+const SECURITY_EVENTS: Record<string, string> = {
+  [CoreErrorCode.SIGNATURE_INVALID]: 'artifact_tampering',
+  [CoreErrorCode.SIGNATURE_MALFORMED]: 'artifact_tampering',
+  [CoreErrorCode.BUNDLE_DIGEST_MISMATCH]: 'artifact_tampering',
+  [WorkerErrorCode.DIGEST_BLOCKED]: 'artifact_tampering',
+  [CoreErrorCode.BINDING_MISMATCH]: 'artifact_substitution',
+  [WorkerErrorCode.ROLLBACK_REFUSED]: 'rollback_attempt',
+  [CoreErrorCode.KEY_COMPROMISED]: 'compromised_key',
+  [CoreErrorCode.KEY_ENVIRONMENT]: 'key_environment_violation',
+};
 
 /** Codes that are availability problems, not verdicts on an artifact. */
 const NOT_INTEGRITY = new Set<string>([
@@ -45,7 +53,8 @@ export function createObservers(log: WorkerLogger, metrics: WorkerMetrics): { lo
     if (!NOT_INTEGRITY.has(error.code)) metrics.verificationFailures.inc({ reason: error.code });
     const fields: Record<string, unknown> = { policy_ref: error.ref, reason: error.code };
     if (error.digest) fields.digest = error.digest;
-    if (TAMPERING.has(error.code)) fields.security_event = 'artifact_tampering';
+    const securityEvent = SECURITY_EVENTS[error.code];
+    if (securityEvent) fields.security_event = securityEvent;
     if (error.code === CoreErrorCode.SIGNATURE_MISSING) log.warn(fields, error.message);
     else log.error(fields, error.message);
   };

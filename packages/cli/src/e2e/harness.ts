@@ -117,8 +117,8 @@ export class WorkerProcess {
     });
   }
 
-  static async start(cwd: string, env: Record<string, string>): Promise<WorkerProcess> {
-    const child = spawn(process.execPath, [MAIN, 'worker'], {
+  static async start(cwd: string, env: Record<string, string>, command: string[] = [MAIN, 'worker']): Promise<WorkerProcess> {
+    const child = spawn(process.execPath, command, {
       cwd,
       env: { ...process.env, APX_PORT: '0', APX_RELOAD_INTERVAL: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VerifiedArtifact } from '@apx/core';
+import { LocalStore } from '@apx/storage';
 import type { ArtifactMaterial } from './source.js';
 
 /**
@@ -57,47 +57,44 @@ export class MemoryCache<T extends { artifact: VerifiedArtifact }> {
  */
 export class DiskCache {
   private readonly dir: string;
+  /** A local artifact store does the file work: capped reads, atomic writes. */
+  private readonly files: LocalStore;
 
   constructor(dir: string) {
     this.dir = dir;
-  }
-
-  private refPath(ref: string): string {
-    return join(this.dir, 'refs', ref);
-  }
-
-  private blobPath(hex: string, suffix: string): string {
-    return join(this.dir, 'blobs', `${hex}${suffix}`);
+    this.files = new LocalStore({ root: dir });
   }
 
   async read(ref: string): Promise<ArtifactMaterial | undefined> {
     try {
-      const digest = (await readFile(this.refPath(ref), 'utf8')).trim();
+      const digest = (await this.files.get(`refs/${ref}`, { maxBytes: 1024 }))?.toString('utf8').trim() ?? '';
       const hex = digest.replace(/^sha256:/, '');
       if (!/^[0-9a-f]{64}$/.test(hex)) return undefined;
-      const optional = (suffix: string) => readFile(this.blobPath(hex, suffix)).catch(() => undefined);
+      const artifact = await this.files.get(`blobs/${hex}.wasm`);
+      if (!artifact) return undefined;
       return {
-        artifact: await readFile(this.blobPath(hex, '.wasm')),
-        signature: await optional('.wasm.sig'),
-        bundle: await optional('.wasm.sigstore.json'),
+        artifact,
+        signature: await this.files.get(`blobs/${hex}.wasm.sig`, { maxBytes: 64 * 1024 }),
+        bundle: await this.files.get(`blobs/${hex}.wasm.sigstore.json`, { maxBytes: 1024 * 1024 }),
       };
     } catch {
-      return undefined;
+      return undefined; // an unreadable entry is a cache miss, never an error
     }
   }
 
   async write(ref: string, digest: string, material: ArtifactMaterial): Promise<void> {
     const hex = digest.replace(/^sha256:/, '');
-    await this.put(this.blobPath(hex, '.wasm'), material.artifact);
-    if (material.signature) await this.put(this.blobPath(hex, '.wasm.sig'), material.signature);
-    if (material.bundle) await this.put(this.blobPath(hex, '.wasm.sigstore.json'), material.bundle);
-    await this.put(this.refPath(ref), digest); // last: the index never points at a partial entry
+    await this.files.put(`blobs/${hex}.wasm`, material.artifact);
+    if (material.signature) await this.files.put(`blobs/${hex}.wasm.sig`, material.signature);
+    if (material.bundle) await this.files.put(`blobs/${hex}.wasm.sigstore.json`, material.bundle);
+    await this.files.put(`refs/${ref}`, Buffer.from(digest)); // last: the index never points at a partial entry
   }
 
   /** Highest verified version per policy, kept across restarts (rollback protection). */
   async readHighest(): Promise<Record<string, string>> {
     try {
-      const parsed = JSON.parse(await readFile(join(this.dir, 'state', 'highest.json'), 'utf8')) as unknown;
+      const text = (await this.files.get('state/highest.json', { maxBytes: 1024 * 1024 }))?.toString('utf8') ?? '{}';
+      const parsed = JSON.parse(text) as unknown;
       if (typeof parsed !== 'object' || parsed === null) return {};
       return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === 'string'));
     } catch {
@@ -106,21 +103,10 @@ export class DiskCache {
   }
 
   async writeHighest(highest: Record<string, string>): Promise<void> {
-    await this.put(join(this.dir, 'state', 'highest.json'), JSON.stringify(highest));
+    await this.files.put('state/highest.json', Buffer.from(JSON.stringify(highest)));
   }
 
   async remove(ref: string): Promise<void> {
-    await rm(this.refPath(ref), { force: true });
-  }
-
-  private async put(path: string, data: string | Buffer): Promise<void> {
-    await mkdir(join(path, '..'), { recursive: true });
-    const temp = `${path}.${randomBytes(6).toString('hex')}.tmp`;
-    try {
-      await writeFile(temp, data);
-      await rename(temp, path);
-    } finally {
-      await rm(temp, { force: true });
-    }
+    await rm(join(this.dir, 'refs', ref), { force: true });
   }
 }

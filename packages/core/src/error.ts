@@ -31,6 +31,10 @@ export const CoreErrorCode = {
   KEY_ENVIRONMENT: 'KEY_ENVIRONMENT',
   /** The signature was made outside the key's validity window (or a retired key without a signing time). */
   KEY_NOT_VALID: 'KEY_NOT_VALID',
+  /** A revocation list that is malformed, unsigned by a trusted key, or older than the one held. */
+  REVOCATION_LIST_INVALID: 'REVOCATION_LIST_INVALID',
+  /** The artifact (by reference or digest) or its signing key is revoked. */
+  REVOKED: 'REVOKED',
   /** A policy reference that is not `<policy-id>@<semver>`. */
   REF_INVALID: 'REF_INVALID',
   /** An artifact over the size cap (10 MiB by default). */

@@ -52,6 +52,9 @@ const storeWith = (available: boolean): ArtifactSource & { calls: number } => ({
   async policies() {
     return ['pb-test'];
   },
+  async getObject() {
+    return undefined;
+  },
 });
 
 describe('on-disk cache (APX_CACHE_DIR)', () => {

@@ -25,6 +25,8 @@ export interface WorkerConfig {
   memoryCacheEntries: number;
   /** Require a signed binding (name, version, environment) for every artifact. */
   requireBinding: boolean;
+  /** Where the signed revocation list is: a file path, or `store` for revocations.json in the store. */
+  revocations: string | undefined;
 }
 
 /** One setting: its environment name (DESIGN.md §6), its flag, default and meaning. */
@@ -88,6 +90,13 @@ export const SETTINGS: readonly Setting[] = [
     default: undefined,
     description:
       'Require a signed binding naming policy, version and this environment (default: true in staging and production; cannot be false in production).',
+  },
+  {
+    key: 'revocations',
+    env: 'APX_REVOCATIONS',
+    flag: 'revocations',
+    default: undefined,
+    description: 'Signed revocation list to poll: a file path, or "store" for revocations.json in the store.',
   },
   {
     key: 'cacheDir',
@@ -198,6 +207,7 @@ export function resolveConfig(
     port: parseInteger(setting('port'), text('port') as string, 0, 65535),
     reloadIntervalMs: parseInteger(setting('reloadIntervalMs'), text('reloadIntervalMs') as string, 0, 86400) * 1000,
     memoryCacheEntries: parseInteger(setting('memoryCacheEntries'), text('memoryCacheEntries') as string, 1, 100000),
+    revocations: text('revocations'),
     requireBinding: (() => {
       const v = text('requireBinding');
       return v === undefined ? environment !== 'dev' : parseBool(setting('requireBinding'), v);

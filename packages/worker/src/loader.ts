@@ -11,6 +11,7 @@ import {
   MAX_ARTIFACT_BYTES,
   type ParsedBundle,
   parseBundle,
+  RevocationList,
   readBinding,
   type SignatureVerifier,
   sha256Hex,
@@ -69,6 +70,8 @@ export interface PolicyLoaderOptions {
    * too when required); when required and absent, the load fails.
    */
   binding: { environment: string; required: boolean };
+  /** The revocation list in force (APX_REVOCATIONS); none when absent. */
+  revocations?: () => RevocationList;
 }
 
 /**
@@ -215,6 +218,7 @@ export class PolicyLoader {
         );
       }
       try {
+        this.checkRevoked(ref, digest, null);
         const artifact = acceptUnsignedArtifact(material.artifact, { maxBytes: this.maxBytes });
         this.options.observer.unsignedAccepted(formatArtifactRef(ref), artifact.digest);
         return artifact;
@@ -257,6 +261,7 @@ export class PolicyLoader {
         }
       }
       if (!verified) throw firstFailure;
+      this.checkRevoked(ref, verified.artifact.digest, verified.entry.keyId);
       const signedAt = this.checkBinding(ref, material, bundle, verified.entry.verifier);
       // The keyring's verdict on this key: compromised, wrong environment, outside validity.
       Keyring.admit(verified.entry, this.options.binding.environment, signedAt, new Date());
@@ -265,6 +270,11 @@ export class PolicyLoader {
       if (isApxError(err) && BLOCKING.has(err.code)) this.blocked.add(digest);
       return fail(err);
     }
+  }
+
+  private checkRevoked(ref: ArtifactRef, digest: string, keyId: string | null): void {
+    const entry = this.options.revocations?.().find(formatArtifactRef(ref), digest, keyId);
+    if (entry) throw RevocationList.refusal(entry);
   }
 
   /**

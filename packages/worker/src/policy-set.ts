@@ -1,4 +1,4 @@
-import { type ArtifactRef, formatArtifactRef } from '@apx/core';
+import { type ArtifactRef, formatArtifactRef, RevocationList } from '@apx/core';
 import semver from 'semver';
 import type { AllowList } from './allow-list.js';
 import type { PolicySelector } from './config.js';
@@ -17,6 +17,8 @@ export interface PolicyState {
 }
 
 export interface PolicySetObserver {
+  /** A serving version was unloaded because the revocation list names it. */
+  revoked(state: PolicyState, unloaded: LoadedPolicy, error: LoadError): void;
   swapped(state: PolicyState, previous: LoadedPolicy | undefined): void;
   reloadRejected(state: PolicyState, error: LoadError): void;
   retryScheduled(state: PolicyState, delayMs: number): void;
@@ -189,6 +191,25 @@ export class PolicySet {
         state.lastError = error;
         this.options.observer.reloadRejected(state, error);
       }
+    }
+  }
+
+  /**
+   * Unloads every serving version the list revokes. The policy becomes not ready and is
+   * retried: the loader refuses the revoked version, so only another admitted version can
+   * take its place.
+   */
+  applyRevocations(list: RevocationList): void {
+    for (const state of this.states.values()) {
+      const current = state.current;
+      if (!current) continue;
+      const entry = list.find(current.refText, current.artifact.digest, current.artifact.keyId);
+      if (!entry) continue;
+      state.current = undefined;
+      state.lastError = new LoadError(current.ref, RevocationList.refusal(entry), current.artifact.digest);
+      this.options.loader.forget(current.artifact.digest);
+      this.options.observer.revoked(state, current, state.lastError);
+      this.scheduleRetry(state);
     }
   }
 

@@ -340,6 +340,7 @@ describe('trusted key from GCP Secret Manager (official client, local gRPC serve
     const WASM = Buffer.from('0061736d010000000105016000017f03020100070501016600000a06010400412a0b', 'hex');
     const source = (signer = first.privateKey): ArtifactSource => ({
       url: 'memory://secret-test',
+      getObject: async () => undefined,
       fetch: async () => ({
         artifact: WASM,
         signature: Buffer.from(sign('sha256', WASM, signer).toString('base64')),

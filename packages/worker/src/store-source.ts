@@ -28,6 +28,9 @@ export async function openArtifactSource(
     async versions(policyId: string) {
       return (await artifacts(`${policyId}@`)).filter((m) => m[1] === policyId).map((m) => m[2] as string);
     },
+    getObject(name: string, maxBytes: number) {
+      return store.get(name, { maxBytes });
+    },
     async policies() {
       return [...new Set((await artifacts('')).map((m) => m[1] as string))].sort();
     },

@@ -46,6 +46,9 @@ class MemorySource implements ArtifactSource {
   async policies() {
     return [...new Set([...this.objects.keys()].map((k) => k.split('@')[0] as string))];
   }
+  async getObject() {
+    return undefined;
+  }
 }
 
 const runtimeFactory: RuntimeFactory = (artifact) => {

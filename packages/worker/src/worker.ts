@@ -1,6 +1,10 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { RevocationList } from '@apx/core';
 import type { DestinationStream } from 'pino';
+
+const EMPTY_REVOCATIONS = RevocationList.empty();
+
 import { DiskCache } from './cache.js';
 import type { WorkerConfig } from './config.js';
 import type { JwtVerifierOptions } from './jwt.js';
@@ -12,6 +16,7 @@ import { WorkerMetrics } from './observability/metrics.js';
 import { policyHostRuntime } from './policy-runtime.js';
 import { PolicySet } from './policy-set.js';
 import { RateLimiter } from './rate-limit.js';
+import { RevocationWatcher } from './revocations.js';
 import type { RuntimeFactory } from './runtime.js';
 import type { SecretManagerKeyOptions } from './secret-manager.js';
 import { createWorkerServer } from './server.js';
@@ -37,6 +42,8 @@ export interface WorkerDeps {
 
 export interface RunningWorker {
   url: string;
+  /** Polls the revocation list now (it is also polled every APX_RELOAD_INTERVAL). */
+  refreshRevocations(): Promise<void>;
   server: Server;
   policies: PolicySet;
   metrics: WorkerMetrics;
@@ -93,9 +100,33 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     observer: observers.load,
     memoryCacheEntries: config.memoryCacheEntries,
     binding: { environment: config.env, required: config.requireBinding },
+    revocations: () => revocations?.list ?? EMPTY_REVOCATIONS,
     diskCache: config.cacheDir ? new DiskCache(config.cacheDir) : undefined,
   });
   await loader.restore();
+  const revocations = config.revocations
+    ? new RevocationWatcher({
+        location: config.revocations,
+        source,
+        keys,
+        cwd: deps.cwd,
+        onApplied: (list) => {
+          metrics.revocationListVersion.set(list.version);
+          log.info(
+            { revocation_list_version: list.version, entries: list.entries.length },
+            `revocation list version ${list.version} in force`,
+          );
+          policies.applyRevocations(list);
+        },
+        onRejected: (err) => {
+          metrics.revocationListRejected.inc();
+          log.error(
+            { reason: 'REVOCATION_LIST_INVALID' },
+            `revocation list refused, keeping version ${revocations?.list.version ?? 0}: ${(err as Error).message}`,
+          );
+        },
+      })
+    : undefined;
   const policies = new PolicySet({
     loader,
     source,
@@ -117,14 +148,25 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     { env: config.env, store: source.url, strict: config.strict, allowed_versions: config.allowList?.toString() ?? null, url },
     `worker listening on ${url}`,
   );
+  // Revocations first: nothing revoked is loaded even once.
+  await revocations?.refresh();
   await policies.start();
+  let revocationTimer: NodeJS.Timeout | undefined;
+  if (revocations && config.reloadIntervalMs > 0) {
+    revocationTimer = setInterval(() => void revocations.refresh(), config.reloadIntervalMs);
+    revocationTimer.unref();
+  }
   return {
     url,
     server,
     policies,
     metrics,
     log,
+    refreshRevocations: async () => {
+      await revocations?.refresh();
+    },
     async stop() {
+      if (revocationTimer) clearInterval(revocationTimer);
       policies.stop();
       // Finish requests in flight, drop idle keep-alive connections, then force the rest.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));

@@ -6,6 +6,7 @@ import { importKeyPairCommand } from './import-key-pair.js';
 import { inspectCommand } from './inspect.js';
 import { publicKeyCommand } from './public-key.js';
 import { publishCommand } from './publish.js';
+import { revokeCommand } from './revoke.js';
 import { signCommand } from './sign.js';
 import { signBlobCommand } from './sign-blob.js';
 import { verifyBlobCommand } from './verify-blob.js';
@@ -23,5 +24,6 @@ export const COMMANDS: readonly CommandSpec[] = [
   signBlobCommand,
   verifyBlobCommand,
   publishCommand,
+  revokeCommand,
   workerCommand,
 ];

@@ -52,6 +52,12 @@ Logs are JSON lines on stdout (severity, message, time, policy_ref, digest, secu
       description: '[APX_REQUIRE_BINDING] require signed name/version/environment (default: true outside dev).',
     },
     {
+      name: 'revocations',
+      type: 'string',
+      value: 'WHERE',
+      description: '[APX_REVOCATIONS] signed revocation list to poll: a file, or "store" for revocations.json in the store.',
+    },
+    {
       name: 'cache-dir',
       type: 'string',
       value: 'DIR',

@@ -21,6 +21,7 @@ const SECURITY_EVENTS: Record<string, string> = {
   [WorkerErrorCode.ROLLBACK_REFUSED]: 'rollback_attempt',
   [CoreErrorCode.KEY_COMPROMISED]: 'compromised_key',
   [CoreErrorCode.KEY_ENVIRONMENT]: 'key_environment_violation',
+  [CoreErrorCode.REVOKED]: 'revoked_artifact',
 };
 
 /** Codes that are availability problems, not verdicts on an artifact. */
@@ -50,6 +51,7 @@ export function createObservers(log: WorkerLogger, metrics: WorkerMetrics): { lo
     metrics.loadFailures.inc({ reason: error.code });
     if (error.code === CoreErrorCode.SIGNATURE_MISSING) metrics.unsignedBlocked.inc();
     else if (error.code === WorkerErrorCode.VERSION_NOT_ALLOWED) metrics.unknownVersions.inc();
+    else if (error.code === CoreErrorCode.REVOKED) metrics.revokedBlocked.inc();
     if (!NOT_INTEGRITY.has(error.code)) metrics.verificationFailures.inc({ reason: error.code });
     const fields: Record<string, unknown> = { policy_ref: error.ref, reason: error.code };
     if (error.digest) fields.digest = error.digest;
@@ -90,6 +92,19 @@ export function createObservers(log: WorkerLogger, metrics: WorkerMetrics): { lo
     },
   };
   const set: PolicySetObserver = {
+    revoked(state, unloaded, error) {
+      metrics.revokedBlocked.inc();
+      metrics.policyReady.set({ policy: state.policyId }, 0);
+      log.error(
+        {
+          policy_ref: unloaded.refText,
+          digest: unloaded.artifact.digest,
+          reason: error.code,
+          security_event: 'revoked_artifact',
+        },
+        `policy unloaded: ${error.message}`,
+      );
+    },
     swapped(state, previous) {
       if (!state.current) return;
       metrics.policyReady.set({ policy: state.policyId }, 1);

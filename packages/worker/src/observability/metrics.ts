@@ -24,6 +24,21 @@ export class WorkerMetrics {
     help: 'Loads refused because the version is not in the allow-list (apx.artifacts.unknown_versions).',
     registers: [this.registry],
   });
+  readonly revokedBlocked = new Counter({
+    name: 'apx_artifacts_revoked_blocked_total',
+    help: 'Revoked artifacts unloaded or refused (by reference, digest or signing key).',
+    registers: [this.registry],
+  });
+  readonly revocationListVersion = new Gauge({
+    name: 'apx_revocation_list_version',
+    help: 'Version of the revocation list in force (0: none).',
+    registers: [this.registry],
+  });
+  readonly revocationListRejected = new Counter({
+    name: 'apx_revocation_list_rejected_total',
+    help: 'Revocation lists refused: unsigned, badly signed, malformed or older than the one held.',
+    registers: [this.registry],
+  });
   readonly loadFailures = new Counter({
     name: 'apx_policy_load_failures_total',
     help: 'Failed policy load attempts, by reason code (integrity and availability alike).',

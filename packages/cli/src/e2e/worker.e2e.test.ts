@@ -2,7 +2,7 @@
 // the worker loads and decides; then every rejection scenario of the runbook, each with
 // its exact message, metric and log line, and nothing loaded.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -313,6 +313,50 @@ const SCENARIOS: Scenario[] = [
     severity: 'ERROR',
   },
 ];
+
+describe('e2e: rollback protection', () => {
+  it('keeps serving 1.1.0 and refuses 1.0.0 once 1.1.0 was verified, unless the allow-list names it', async () => {
+    const ws = new Workspace();
+    const store = ws.path('store');
+    ws.stage(store, ws.compilePayments('1.1.0'));
+    const worker = await WorkerProcess.start(ws.dir, { APX_STORE: store, APX_CACHE_DIR: ws.path('cache') });
+    try {
+      await worker.waitFor((l) => l.message === 'policy loaded: pb-pay-v1@1.1.0', 'load 1.1.0');
+    } finally {
+      await worker.stop();
+    }
+    // An attacker replaces the store's content with the older signed version; the worker restarts.
+    rmSync(store, { recursive: true });
+    ws.stage(store, ws.compilePayments('1.0.0'));
+    const restarted = await WorkerProcess.start(ws.dir, {
+      APX_STORE: store,
+      APX_CACHE_DIR: ws.path('cache'),
+      APX_POLICIES: 'pb-pay-v1@1.0.0',
+    });
+    try {
+      const line = await restarted.waitFor((l) => l.message.includes('rollback refused'), 'rollback refusal');
+      assert.equal(
+        line.message,
+        'artifact verification failed for pb-pay-v1@1.0.0: rollback refused: pb-pay-v1@1.0.0 is older than 1.1.0, the highest version verified for pb-pay-v1',
+      );
+      assert.equal(line.security_event, 'rollback_attempt');
+      assert.ok((await restarted.metric('apx_artifacts_verification_failures_total{reason="ROLLBACK_REFUSED"}')) >= 1);
+    } finally {
+      await restarted.stop();
+    }
+    const deliberate = await WorkerProcess.start(ws.dir, {
+      APX_STORE: store,
+      APX_CACHE_DIR: ws.path('cache'),
+      APX_POLICIES: 'pb-pay-v1@1.0.0',
+      ALLOWED_POLICY_VERSIONS: 'pb-pay-v1@1.0.0',
+    });
+    try {
+      await deliberate.waitFor((l) => l.message === 'policy loaded: pb-pay-v1@1.0.0', 'deliberate rollback');
+    } finally {
+      await deliberate.stop();
+    }
+  });
+});
 
 describe('e2e: keyring with a retired key', () => {
   it('keeps loading artifacts the retired key signed while it was valid', async () => {

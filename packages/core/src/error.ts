@@ -33,6 +33,8 @@ export const CoreErrorCode = {
   KEY_NOT_VALID: 'KEY_NOT_VALID',
   /** A revocation list that is malformed, unsigned by a trusted key, or older than the one held. */
   REVOCATION_LIST_INVALID: 'REVOCATION_LIST_INVALID',
+  /** A policy index that is malformed, not signed by a trusted key, or older than the one held. */
+  POLICY_INDEX_INVALID: 'POLICY_INDEX_INVALID',
   /** The artifact (by reference or digest) or its signing key is revoked. */
   REVOKED: 'REVOKED',
   /** A policy reference that is not `<policy-id>@<semver>`. */

@@ -43,5 +43,6 @@ export { PublicKey } from './keys/public-key.js';
 export { decodeSignatureFile, ecdsaSignatureToDer } from './signature/encoding.js';
 export { SignatureVerifier, type SignatureVerifierOptions } from './signature/verifier.js';
 export { ENVIRONMENTS, type Environment, Keyring, type KeyringEntry, type KeyStatus } from './trust/keyring.js';
+export { PolicyIndex } from './trust/policy-index.js';
 export { type Revocation, RevocationList, revocationTarget } from './trust/revocations.js';
 export * from './wasm/index.js';

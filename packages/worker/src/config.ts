@@ -27,6 +27,10 @@ export interface WorkerConfig {
   requireBinding: boolean;
   /** Where the signed revocation list is: a file path, or `store` for revocations.json in the store. */
   revocations: string | undefined;
+  /** Where the signed policy index is (freshness): a file path, or `store` for index.json. */
+  index: string | undefined;
+  /** How long an expired index still lets loaded policies serve. */
+  indexGraceMs: number;
 }
 
 /** One setting: its environment name (DESIGN.md §6), its flag, default and meaning. */
@@ -97,6 +101,21 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'revocations',
     default: undefined,
     description: 'Signed revocation list to poll: a file path, or "store" for revocations.json in the store.',
+  },
+  {
+    key: 'index',
+    env: 'APX_INDEX',
+    flag: 'index',
+    default: undefined,
+    description:
+      'Signed policy index (freshness): a file path, or "store" for index.json in the store. New loads stop when it expires.',
+  },
+  {
+    key: 'indexGraceMs',
+    env: 'APX_INDEX_GRACE',
+    flag: 'index-grace',
+    default: '3600',
+    description: 'Seconds an expired index still lets loaded policies serve before they are unloaded.',
   },
   {
     key: 'cacheDir',
@@ -208,6 +227,8 @@ export function resolveConfig(
     reloadIntervalMs: parseInteger(setting('reloadIntervalMs'), text('reloadIntervalMs') as string, 0, 86400) * 1000,
     memoryCacheEntries: parseInteger(setting('memoryCacheEntries'), text('memoryCacheEntries') as string, 1, 100000),
     revocations: text('revocations'),
+    index: text('index'),
+    indexGraceMs: parseInteger(setting('indexGraceMs'), text('indexGraceMs') as string, 0, 30 * 86400) * 1000,
     requireBinding: (() => {
       const v = text('requireBinding');
       return v === undefined ? environment !== 'dev' : parseBool(setting('requireBinding'), v);

@@ -18,6 +18,8 @@ export const WorkerErrorCode = {
   DIGEST_BLOCKED: 'DIGEST_BLOCKED',
   /** A version lower than the highest this worker verified for the policy, not named explicitly. */
   ROLLBACK_REFUSED: 'ROLLBACK_REFUSED',
+  /** The signed policy index is missing or expired: new loads are refused. */
+  INDEX_EXPIRED: 'INDEX_EXPIRED',
   /** The module could not be instantiated for the ABI. */
   INSTANTIATION_FAILED: 'INSTANTIATION_FAILED',
 } as const;

@@ -72,6 +72,8 @@ export interface PolicyLoaderOptions {
   binding: { environment: string; required: boolean };
   /** The revocation list in force (APX_REVOCATIONS); none when absent. */
   revocations?: () => RevocationList;
+  /** Freshness (APX_INDEX): undefined when new loads may proceed, else why not. */
+  freshness?: () => string | undefined;
 }
 
 /**
@@ -129,6 +131,14 @@ export class PolicyLoader {
   }
 
   private async loadUncached(ref: ArtifactRef, refText: string, seconds: () => number): Promise<LoadedPolicy> {
+    // Freshness gates every new load (disk and store alike); what is loaded keeps serving.
+    const stale = this.options.freshness?.();
+    if (stale) {
+      const hint = { hint: 'publish a fresh policy index (apx index)' };
+      const error = new LoadError(ref, new WorkerError(WorkerErrorCode.INDEX_EXPIRED, stale, hint));
+      this.options.observer.rejected(error, seconds());
+      throw error;
+    }
     const disk = this.options.diskCache;
     if (disk) {
       const material = await disk.read(refText);

@@ -2,6 +2,7 @@ import { type ArtifactRef, formatArtifactRef, RevocationList } from '@apx/core';
 import semver from 'semver';
 import type { AllowList } from './allow-list.js';
 import type { PolicySelector } from './config.js';
+import { WorkerError, WorkerErrorCode } from './error.js';
 import { LoadError } from './load-error.js';
 import type { LoadedPolicy, PolicyLoader } from './loader.js';
 import type { ArtifactSource } from './source.js';
@@ -32,6 +33,8 @@ export interface PolicySetOptions {
   allowList: AllowList | undefined;
   reloadIntervalMs: number;
   observer: PolicySetObserver;
+  /** The version a signed index names for a policy (freshness); followed policies load exactly it. */
+  targetVersion?: (policyId: string) => string | undefined;
   /** Backoff bounds for retrying a policy that has no version serving. */
   retryMinMs?: number;
   retryMaxMs?: number;
@@ -107,6 +110,11 @@ export class PolicySet {
   /** Candidate references, best first: the pinned one, or admitted versions high to low. */
   private async candidates(state: PolicyState): Promise<ArtifactRef[]> {
     if (state.pinned) return [{ policyId: state.policyId, version: state.pinned }];
+    if (this.options.targetVersion) {
+      // With a policy index, the index says which version is current; the store listing does not.
+      const target = this.options.targetVersion(state.policyId);
+      return target ? [{ policyId: state.policyId, version: target }] : [];
+    }
     const versions = (await this.options.source.versions(state.policyId)).filter((v) => semver.valid(v) === v);
     const { allowList } = this.options;
     // Versions outside the allow-list are still tried last, so their rejection is reported
@@ -211,6 +219,23 @@ export class PolicySet {
       this.options.observer.revoked(state, current, state.lastError);
       this.scheduleRetry(state);
     }
+  }
+
+  /** Stops serving everything (the policy index is past its grace); returns how many were unloaded. */
+  unloadAll(reason: string): number {
+    let unloaded = 0;
+    for (const state of this.states.values()) {
+      if (!state.current) continue;
+      state.lastError = new LoadError(
+        state.current.ref,
+        new WorkerError(WorkerErrorCode.INDEX_EXPIRED, reason, { hint: 'publish a fresh policy index (apx index)' }),
+        state.current.artifact.digest,
+      );
+      state.current = undefined;
+      unloaded++;
+      this.scheduleRetry(state);
+    }
+    return unloaded;
   }
 
   describe(state: PolicyState): string {

@@ -1,12 +1,13 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { RevocationList } from '@apx/core';
+import { PolicyIndex, RevocationList } from '@apx/core';
 import type { DestinationStream } from 'pino';
 
 const EMPTY_REVOCATIONS = RevocationList.empty();
 
 import { DiskCache } from './cache.js';
 import type { WorkerConfig } from './config.js';
+import { Freshness } from './freshness.js';
 import type { JwtVerifierOptions } from './jwt.js';
 import { keyProviderFromRef, type TrustedKeyProvider } from './keys.js';
 import { PolicyLoader } from './loader.js';
@@ -16,12 +17,12 @@ import { WorkerMetrics } from './observability/metrics.js';
 import { policyHostRuntime } from './policy-runtime.js';
 import { PolicySet } from './policy-set.js';
 import { RateLimiter } from './rate-limit.js';
-import { RevocationWatcher } from './revocations.js';
 import type { RuntimeFactory } from './runtime.js';
 import type { SecretManagerKeyOptions } from './secret-manager.js';
 import { createWorkerServer } from './server.js';
 import type { ArtifactSource } from './source.js';
 import { openArtifactSource } from './store-source.js';
+import { TrustDocumentWatcher } from './trust-documents.js';
 
 export interface WorkerDeps {
   /** Opens the store named by APX_STORE (default: @apx/storage by URL scheme). */
@@ -42,7 +43,7 @@ export interface WorkerDeps {
 
 export interface RunningWorker {
   url: string;
-  /** Polls the revocation list now (it is also polled every APX_RELOAD_INTERVAL). */
+  /** Polls the revocation list and policy index now (also done every APX_RELOAD_INTERVAL). */
   refreshRevocations(): Promise<void>;
   server: Server;
   policies: PolicySet;
@@ -91,25 +92,15 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
           ),
       },
     });
-  const loader = new PolicyLoader({
-    source,
-    keys,
-    strict: config.strict,
-    allowList: config.allowList,
-    runtimeFactory,
-    observer: observers.load,
-    memoryCacheEntries: config.memoryCacheEntries,
-    binding: { environment: config.env, required: config.requireBinding },
-    revocations: () => revocations?.list ?? EMPTY_REVOCATIONS,
-    diskCache: config.cacheDir ? new DiskCache(config.cacheDir) : undefined,
-  });
-  await loader.restore();
   const revocations = config.revocations
-    ? new RevocationWatcher({
+    ? new TrustDocumentWatcher<RevocationList>({
+        object: 'revocations.json',
         location: config.revocations,
         source,
         keys,
         cwd: deps.cwd,
+        verify: (text, sig, keyring, held, where) => RevocationList.verify(text, sig, keyring, held ?? EMPTY_REVOCATIONS, where),
+        version: (list) => list.version,
         onApplied: (list) => {
           metrics.revocationListVersion.set(list.version);
           log.info(
@@ -122,11 +113,50 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
           metrics.revocationListRejected.inc();
           log.error(
             { reason: 'REVOCATION_LIST_INVALID' },
-            `revocation list refused, keeping version ${revocations?.list.version ?? 0}: ${(err as Error).message}`,
+            `revocation list refused, keeping version ${revocations?.current?.version ?? 0}: ${(err as Error).message}`,
           );
         },
       })
     : undefined;
+  const freshness = config.index
+    ? new Freshness(
+        new TrustDocumentWatcher<PolicyIndex>({
+          object: 'index.json',
+          location: config.index,
+          source,
+          keys,
+          cwd: deps.cwd,
+          verify: (text, sig, keyring, held, where) => PolicyIndex.verify(text, sig, keyring, held, where),
+          version: (index) => index.version,
+          onApplied: (index) => {
+            metrics.policyIndexVersion.set(index.version);
+            log.info(
+              { policy_index_version: index.version, expires: index.expires.toISOString() },
+              `policy index version ${index.version} in force until ${index.expires.toISOString()}`,
+            );
+          },
+          onRejected: (err) => {
+            metrics.policyIndexRejected.inc();
+            log.error({ reason: 'POLICY_INDEX_INVALID' }, `policy index refused: ${(err as Error).message}`);
+          },
+        }),
+        config.indexGraceMs,
+      )
+    : undefined;
+  const loader = new PolicyLoader({
+    source,
+    keys,
+    strict: config.strict,
+    allowList: config.allowList,
+    runtimeFactory,
+    observer: observers.load,
+    memoryCacheEntries: config.memoryCacheEntries,
+    binding: { environment: config.env, required: config.requireBinding },
+    revocations: () => revocations?.current ?? EMPTY_REVOCATIONS,
+    ...(freshness ? { freshness: () => freshness.check(new Date()) } : {}),
+    diskCache: config.cacheDir ? new DiskCache(config.cacheDir) : undefined,
+  });
+  await loader.restore();
   const policies = new PolicySet({
     loader,
     source,
@@ -134,6 +164,7 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     allowList: config.allowList,
     reloadIntervalMs: config.reloadIntervalMs,
     observer: observers.set,
+    ...(freshness ? { targetVersion: (policyId: string) => freshness.target(policyId) } : {}),
     ...(deps.retryMinMs === undefined ? {} : { retryMinMs: deps.retryMinMs }),
   });
   const server = createWorkerServer({ policies, metrics, limiter: new RateLimiter(), ...(deps.jwt ? { jwt: deps.jwt } : {}) });
@@ -148,12 +179,33 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     { env: config.env, store: source.url, strict: config.strict, allowed_versions: config.allowList?.toString() ?? null, url },
     `worker listening on ${url}`,
   );
-  // Revocations first: nothing revoked is loaded even once.
-  await revocations?.refresh();
+  // Trust documents first: nothing revoked is loaded even once, nothing without a fresh index.
+  const refreshTrust = async () => {
+    await revocations?.refresh();
+    if (!freshness) return;
+    await freshness.watcher.refresh();
+    const state = freshness.state(new Date());
+    metrics.policyIndexExpired.set(state === 'fresh' ? 0 : 1);
+    if (state === 'expired') {
+      log.warn(
+        { reason: 'POLICY_INDEX_EXPIRED' },
+        `${freshness.describe()}: refusing new loads, serving what is loaded until ${freshness.graceEnd()}`,
+      );
+    } else if (state === 'past-grace') {
+      const unloaded = policies.unloadAll(`${freshness.describe()} and the grace period is over`);
+      if (unloaded > 0) {
+        log.error(
+          { reason: 'POLICY_INDEX_EXPIRED' },
+          `${freshness.describe()}: grace period over, ${unloaded} serving version(s) unloaded`,
+        );
+      }
+    }
+  };
+  await refreshTrust();
   await policies.start();
   let revocationTimer: NodeJS.Timeout | undefined;
-  if (revocations && config.reloadIntervalMs > 0) {
-    revocationTimer = setInterval(() => void revocations.refresh(), config.reloadIntervalMs);
+  if ((revocations || freshness) && config.reloadIntervalMs > 0) {
+    revocationTimer = setInterval(() => void refreshTrust(), config.reloadIntervalMs);
     revocationTimer.unref();
   }
   return {
@@ -162,9 +214,7 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     policies,
     metrics,
     log,
-    refreshRevocations: async () => {
-      await revocations?.refresh();
-    },
+    refreshRevocations: refreshTrust,
     async stop() {
       if (revocationTimer) clearInterval(revocationTimer);
       policies.stop();

@@ -3,6 +3,7 @@ import { compileCommand } from './compile.js';
 import { evalCommand } from './eval.js';
 import { generateKeyPairCommand } from './generate-key-pair.js';
 import { importKeyPairCommand } from './import-key-pair.js';
+import { indexCommand } from './index-cmd.js';
 import { inspectCommand } from './inspect.js';
 import { publicKeyCommand } from './public-key.js';
 import { publishCommand } from './publish.js';
@@ -25,5 +26,6 @@ export const COMMANDS: readonly CommandSpec[] = [
   verifyBlobCommand,
   publishCommand,
   revokeCommand,
+  indexCommand,
   workerCommand,
 ];

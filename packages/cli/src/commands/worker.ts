@@ -58,6 +58,18 @@ Logs are JSON lines on stdout (severity, message, time, policy_ref, digest, secu
       description: '[APX_REVOCATIONS] signed revocation list to poll: a file, or "store" for revocations.json in the store.',
     },
     {
+      name: 'index',
+      type: 'string',
+      value: 'WHERE',
+      description: '[APX_INDEX] signed policy index (freshness): a file, or "store" for index.json in the store.',
+    },
+    {
+      name: 'index-grace',
+      type: 'string',
+      value: 'SECONDS',
+      description: '[APX_INDEX_GRACE] how long an expired index still lets loaded policies serve (default: 3600).',
+    },
+    {
       name: 'cache-dir',
       type: 'string',
       value: 'DIR',

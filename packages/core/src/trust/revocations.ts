@@ -1,5 +1,6 @@
 import { CoreErrorCode, VerificationError } from '../error.js';
 import type { Keyring } from './keyring.js';
+import { documentSigner } from './signed-document.js';
 
 /** One revoked thing: exactly one of a reference, an artifact digest or a key id. */
 export interface Revocation {
@@ -116,16 +117,8 @@ export class RevocationList {
    * not older than the list held. Returns the parsed list.
    */
   static verify(text: Buffer, signature: Buffer, keyring: Keyring, held: RevocationList, source: string): RevocationList {
-    const signer = keyring.entries.find((k) => {
-      if (k.status !== 'active') return false;
-      try {
-        k.verifier.verify(text, signature);
-        return true;
-      } catch {
-        return false;
-      }
-    });
-    if (!signer) throw invalid(source, 'its signature does not verify with an active key of the keyring');
+    if (!documentSigner(text, signature, keyring))
+      throw invalid(source, 'its signature does not verify with an active key of the keyring');
     const list = RevocationList.parse(text.toString('utf8'), source);
     if (list.version < held.version) {
       throw invalid(

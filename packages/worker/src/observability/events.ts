@@ -31,6 +31,7 @@ const NOT_INTEGRITY = new Set<string>([
   WorkerErrorCode.STORE_UNAVAILABLE,
   WorkerErrorCode.ARTIFACT_NOT_FOUND,
   WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE,
+  WorkerErrorCode.INDEX_EXPIRED,
   StorageErrorCode.UNREACHABLE,
   StorageErrorCode.NOT_FOUND,
   StorageErrorCode.DENIED,

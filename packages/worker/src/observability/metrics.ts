@@ -39,6 +39,21 @@ export class WorkerMetrics {
     help: 'Revocation lists refused: unsigned, badly signed, malformed or older than the one held.',
     registers: [this.registry],
   });
+  readonly policyIndexVersion = new Gauge({
+    name: 'apx_policy_index_version',
+    help: 'Version of the signed policy index in force (0: none).',
+    registers: [this.registry],
+  });
+  readonly policyIndexExpired = new Gauge({
+    name: 'apx_policy_index_expired',
+    help: '1 while the policy index is expired or missing (new loads refused), else 0.',
+    registers: [this.registry],
+  });
+  readonly policyIndexRejected = new Counter({
+    name: 'apx_policy_index_rejected_total',
+    help: 'Policy indexes refused: unsigned, badly signed, malformed or older than the one held.',
+    registers: [this.registry],
+  });
   readonly loadFailures = new Counter({
     name: 'apx_policy_load_failures_total',
     help: 'Failed policy load attempts, by reason code (integrity and availability alike).',

@@ -27,6 +27,8 @@ export interface WorkerConfig {
   requireBinding: boolean;
   /** Where the signed revocation list is: a file path, or `store` for revocations.json in the store. */
   revocations: string | undefined;
+  /** Where rotated keyrings are published: a file path, or `store` for keyring.json. */
+  keyring: string | undefined;
   /** Where the signed policy index is (freshness): a file path, or `store` for index.json. */
   index: string | undefined;
   /** How long an expired index still lets loaded policies serve. */
@@ -101,6 +103,13 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'revocations',
     default: undefined,
     description: 'Signed revocation list to poll: a file path, or "store" for revocations.json in the store.',
+  },
+  {
+    key: 'keyring',
+    env: 'APX_KEYRING',
+    flag: 'keyring',
+    default: undefined,
+    description: 'Rotated keyrings to poll (apx keys rotate): a file path, or "store" for keyring.json in the store.',
   },
   {
     key: 'index',
@@ -227,6 +236,7 @@ export function resolveConfig(
     reloadIntervalMs: parseInteger(setting('reloadIntervalMs'), text('reloadIntervalMs') as string, 0, 86400) * 1000,
     memoryCacheEntries: parseInteger(setting('memoryCacheEntries'), text('memoryCacheEntries') as string, 1, 100000),
     revocations: text('revocations'),
+    keyring: text('keyring'),
     index: text('index'),
     indexGraceMs: parseInteger(setting('indexGraceMs'), text('indexGraceMs') as string, 0, 30 * 86400) * 1000,
     requireBinding: (() => {

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { PolicyIndex, RevocationList } from '@apx/core';
+import { Keyring, PolicyIndex, RevocationList } from '@apx/core';
 import type { DestinationStream } from 'pino';
 
 const EMPTY_REVOCATIONS = RevocationList.empty();
@@ -9,7 +9,7 @@ import { DiskCache } from './cache.js';
 import type { WorkerConfig } from './config.js';
 import { Freshness } from './freshness.js';
 import type { JwtVerifierOptions } from './jwt.js';
-import { keyProviderFromRef, type TrustedKeyProvider } from './keys.js';
+import { keyProviderFromRef, keyringOf, type TrustedKeyProvider } from './keys.js';
 import { PolicyLoader } from './loader.js';
 import { createObservers } from './observability/events.js';
 import { createLogger, type WorkerLogger } from './observability/logger.js';
@@ -92,12 +92,49 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
           ),
       },
     });
+  // Key rotation: the keyring in force starts as APX_PUBLIC_KEY's and advances only along a
+  // chain, each next keyring signed by an active key of the one before (APX_KEYRING).
+  const keyringWatcher = config.keyring
+    ? new TrustDocumentWatcher<Keyring>({
+        object: 'keyring.json',
+        location: config.keyring,
+        source,
+        keys,
+        cwd: deps.cwd,
+        verify: (text, sig, base, held, where) => Keyring.verifyNext(text, sig, held ?? base, where),
+        version: (ring) => ring.version,
+        onApplied: (ring) => {
+          metrics.keyringVersion.set(ring.version);
+          log.info(
+            {
+              keyring_version: ring.version,
+              active_key_ids: ring.entries.filter((e) => e.status === 'active').map((e) => e.keyId),
+            },
+            `keyring version ${ring.version} in force`,
+          );
+        },
+        onRejected: (err) => {
+          metrics.keyringRejected.inc();
+          log.error(
+            { reason: 'KEYRING_INVALID' },
+            `keyring refused, keeping version ${keyringWatcher?.current?.version ?? 0}: ${(err as Error).message}`,
+          );
+        },
+      })
+    : undefined;
+  const trustKeys: TrustedKeyProvider = keyringWatcher
+    ? {
+        description: keys.description,
+        verifier: () => keys.verifier(),
+        keyring: async () => keyringWatcher.current ?? keyringOf(keys),
+      }
+    : keys;
   const revocations = config.revocations
     ? new TrustDocumentWatcher<RevocationList>({
         object: 'revocations.json',
         location: config.revocations,
         source,
-        keys,
+        keys: trustKeys,
         cwd: deps.cwd,
         verify: (text, sig, keyring, held, where) => RevocationList.verify(text, sig, keyring, held ?? EMPTY_REVOCATIONS, where),
         version: (list) => list.version,
@@ -124,7 +161,7 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
           object: 'index.json',
           location: config.index,
           source,
-          keys,
+          keys: trustKeys,
           cwd: deps.cwd,
           verify: (text, sig, keyring, held, where) => PolicyIndex.verify(text, sig, keyring, held, where),
           version: (index) => index.version,
@@ -145,7 +182,7 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     : undefined;
   const loader = new PolicyLoader({
     source,
-    keys,
+    keys: trustKeys,
     strict: config.strict,
     allowList: config.allowList,
     runtimeFactory,
@@ -181,6 +218,7 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
   );
   // Trust documents first: nothing revoked is loaded even once, nothing without a fresh index.
   const refreshTrust = async () => {
+    await keyringWatcher?.refresh();
     await revocations?.refresh();
     if (!freshness) return;
     await freshness.watcher.refresh();
@@ -204,7 +242,7 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
   await refreshTrust();
   await policies.start();
   let revocationTimer: NodeJS.Timeout | undefined;
-  if ((revocations || freshness) && config.reloadIntervalMs > 0) {
+  if ((keyringWatcher || revocations || freshness) && config.reloadIntervalMs > 0) {
     revocationTimer = setInterval(() => void refreshTrust(), config.reloadIntervalMs);
     revocationTimer.unref();
   }

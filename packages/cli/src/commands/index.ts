@@ -5,6 +5,7 @@ import { generateKeyPairCommand } from './generate-key-pair.js';
 import { importKeyPairCommand } from './import-key-pair.js';
 import { indexCommand } from './index-cmd.js';
 import { inspectCommand } from './inspect.js';
+import { keysCommand } from './keys.js';
 import { publicKeyCommand } from './public-key.js';
 import { publishCommand } from './publish.js';
 import { revokeCommand } from './revoke.js';
@@ -27,5 +28,6 @@ export const COMMANDS: readonly CommandSpec[] = [
   publishCommand,
   revokeCommand,
   indexCommand,
+  keysCommand,
   workerCommand,
 ];

@@ -58,6 +58,12 @@ Logs are JSON lines on stdout (severity, message, time, policy_ref, digest, secu
       description: '[APX_REVOCATIONS] signed revocation list to poll: a file, or "store" for revocations.json in the store.',
     },
     {
+      name: 'keyring',
+      type: 'string',
+      value: 'WHERE',
+      description: '[APX_KEYRING] rotated keyrings to poll (apx keys rotate): a file, or "store" for keyring.json in the store.',
+    },
+    {
       name: 'index',
       type: 'string',
       value: 'WHERE',

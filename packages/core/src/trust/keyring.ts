@@ -1,6 +1,7 @@
 import { CoreErrorCode, VerificationError } from '../error.js';
 import { PublicKey } from '../keys/public-key.js';
 import { SignatureVerifier } from '../signature/verifier.js';
+import { documentSigner } from './signed-document.js';
 
 export const ENVIRONMENTS = ['dev', 'staging', 'production'] as const;
 export type Environment = (typeof ENVIRONMENTS)[number];
@@ -120,6 +121,58 @@ export class Keyring {
       } satisfies KeyringEntry;
     });
     return new Keyring(d.version, entries);
+  }
+
+  /** The keyring document, as apx keys rotate writes it. */
+  toJSON(): Record<string, unknown> {
+    return {
+      apiVersion: 'apx/v1',
+      kind: 'Keyring',
+      version: this.version,
+      keys: this.entries.map((e) => ({
+        keyId: e.keyId,
+        publicKey: e.verifier.publicKey.toPem(),
+        environments: e.environments,
+        status: e.status,
+        validFrom: e.validFrom.toISOString(),
+        ...(e.validUntil ? { validUntil: e.validUntil.toISOString() } : {}),
+        ...(e.compromisedAt ? { compromisedAt: e.compromisedAt.toISOString() } : {}),
+      })),
+    };
+  }
+
+  /**
+   * The next keyring of a rotation: `next` becomes the active key for `environments`, the
+   * keys it replaces (active for those environments) retire now, so what they signed until
+   * now keeps verifying and nothing they sign later does. Keys stay listed as history.
+   */
+  rotate(next: PublicKey, environments: readonly Environment[], now: Date): Keyring {
+    const replaced = (e: KeyringEntry) => e.status === 'active' && e.environments.some((env) => environments.includes(env));
+    const entries: KeyringEntry[] = this.entries.map((e) => (replaced(e) ? { ...e, status: 'retired', validUntil: now } : e));
+    entries.push({
+      keyId: next.keyId,
+      verifier: new SignatureVerifier(next),
+      environments,
+      status: 'active',
+      validFrom: now,
+      validUntil: undefined,
+      compromisedAt: undefined,
+    });
+    return new Keyring(this.version + 1, entries);
+  }
+
+  /**
+   * Accepts the next keyring of a chain (like TUF's root rotation): it must be signed by an
+   * active key of the keyring held now, and be newer. Returns it parsed.
+   */
+  static verifyNext(text: Buffer, signature: Buffer, held: Keyring, source: string): Keyring {
+    if (!documentSigner(text, signature, held)) {
+      throw invalid(source, 'it is not signed by an active key of the keyring in force');
+    }
+    const next = Keyring.parse(text.toString('utf8'), source);
+    if (next.version < held.version)
+      throw invalid(source, `version ${next.version} is older than the keyring in force (version ${held.version})`);
+    return next;
   }
 
   /** The key a bundle's hint names (hex key id, or cosign's base64 form), else every key. */

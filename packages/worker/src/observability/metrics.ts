@@ -39,6 +39,16 @@ export class WorkerMetrics {
     help: 'Revocation lists refused: unsigned, badly signed, malformed or older than the one held.',
     registers: [this.registry],
   });
+  readonly keyringVersion = new Gauge({
+    name: 'apx_keyring_version',
+    help: 'Version of the keyring in force (0: the APX_PUBLIC_KEY keyring).',
+    registers: [this.registry],
+  });
+  readonly keyringRejected = new Counter({
+    name: 'apx_keyring_rejected_total',
+    help: 'Keyrings refused: not signed by an active key of the keyring in force, malformed, or older.',
+    registers: [this.registry],
+  });
   readonly policyIndexVersion = new Gauge({
     name: 'apx_policy_index_version',
     help: 'Version of the signed policy index in force (0: none).',

@@ -84,3 +84,27 @@ describe('Keyring', () => {
     });
   });
 });
+
+describe('docs/schemas/keyring.schema.json', () => {
+  it('accepts what Keyring writes and refuses what Keyring.parse refuses', async () => {
+    const { readFileSync } = await import('node:fs');
+    // ajv is CommonJS with a default export: load it as such.
+    const require = (await import('node:module')).createRequire(import.meta.url);
+    type Validator = ((doc: unknown) => boolean) & { errors?: unknown };
+    type AjvLike = { compile(schema: unknown): Validator };
+    const Ajv = (require('ajv/dist/2020') as { default: new (o: object) => AjvLike }).default;
+    const addFormats = (require('ajv-formats') as { default: (ajv: AjvLike) => void }).default;
+    const ajv = new Ajv({ allErrors: true });
+    addFormats(ajv);
+    const validate = ajv.compile(JSON.parse(readFileSync('docs/schemas/keyring.schema.json', 'utf8')));
+    const a = key();
+    const b = key();
+    const rotated = Keyring.single(a).rotate(b, ['staging', 'production'], new Date('2026-11-24T00:00:00Z'));
+    assert.ok(validate(rotated.toJSON()), JSON.stringify(validate.errors));
+    assert.equal(Keyring.parse(JSON.stringify(rotated.toJSON())).version, 1);
+    const retiredWithoutEnd = { ...(rotated.toJSON() as { keys: Array<Record<string, unknown>> }) };
+    retiredWithoutEnd.keys = retiredWithoutEnd.keys.map((k) => (k.status === 'retired' ? { ...k, validUntil: undefined } : k));
+    assert.equal(validate(JSON.parse(JSON.stringify(retiredWithoutEnd))), false);
+    assert.throws(() => Keyring.parse(JSON.stringify(retiredWithoutEnd)), { code: 'KEYRING_INVALID' });
+  });
+});

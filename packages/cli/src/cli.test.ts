@@ -309,3 +309,49 @@ describe('apx sign and tools/cli/sign_artifact.sh (signed binding)', () => {
     assert.match(help.stdout, /--policy-id ID/);
   });
 });
+
+describe('audit trail of signing operations', () => {
+  it('appends one JSON line per signature, with key id, key reference, digest and context, and no secret', () => {
+    const dir = workdir();
+    apx(dir, ['generate-key-pair']);
+    writeFileSync(join(dir, 'blob'), 'audited');
+    assert.equal(apx(dir, ['sign-blob', '--output-signature', 'blob.sig', 'blob']).status, 0);
+    writeFileSync(join(dir, 'pb-audit@2.0.0.wasm'), Buffer.from('\0asm\x01\0\0\0'));
+    assert.equal(apx(dir, ['sign', 'pb-audit@2.0.0.wasm', '--version', '2.0.0', '--env', 'staging']).status, 0);
+    const text = readFileSync(join(dir, 'keys/audit.log'), 'utf8');
+    const lines = text
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    assert.equal(lines.length, 2);
+    assert.deepEqual(Object.keys(lines[0] ?? {}), [
+      'time',
+      'host',
+      'operation',
+      'key_id',
+      'key_ref',
+      'digest',
+      'reference',
+      'environment',
+    ]);
+    assert.equal(lines[0]?.operation, 'sign-blob');
+    assert.equal(lines[0]?.key_ref, 'keys/cosign.key');
+    assert.match(String(lines[0]?.digest), /^sha256:[0-9a-f]{64}$/);
+    assert.deepEqual([lines[1]?.operation, lines[1]?.reference, lines[1]?.environment], ['sign', 'pb-audit@2.0.0', 'staging']);
+    assert.doesNotMatch(text, /test-pw/);
+    assert.equal(statSync(join(dir, 'keys/audit.log')).mode & 0o777, 0o600);
+  });
+
+  it('writes to APX_AUDIT_LOG when set, and redacts PINs in key references', async () => {
+    const { redactKeyRef } = await import('@apx/sign');
+    assert.equal(
+      redactKeyRef('pkcs11:token=t;object=o?module-path=/m.so&pin-value=1234'),
+      'pkcs11:token=t;object=o?module-path=/m.so&pin-value=[REDACTED]',
+    );
+    const dir = workdir();
+    apx(dir, ['generate-key-pair']);
+    writeFileSync(join(dir, 'blob'), 'x');
+    assert.equal(apx(dir, ['sign-blob', 'blob'], { COSIGN_PASSWORD: 'test-pw', APX_AUDIT_LOG: 'audit/signing.log' }).status, 0);
+    assert.match(readFileSync(join(dir, 'audit/signing.log'), 'utf8'), /"operation":"sign-blob"/);
+  });
+});

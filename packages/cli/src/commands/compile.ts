@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { sha256Hex } from '@apx/core';
 import { type CompiledPolicy, compilePolicy, PolicyCheckError, PolicyError, PolicyErrorCode } from '@apx/policy';
 import { type ArtifactSignature, type Signer, signArtifact, writeFileAtomic } from '@apx/sign';
+import { auditSigning } from '../audit.js';
 import { type CommandSpec, flagBool, flagString, UsageError } from '../command.js';
 import { type CliContext, info } from '../context.js';
 import { environmentFlag } from '../environment.js';
@@ -126,6 +127,8 @@ SOURCE and exits 0 only when the bytes are identical. docs/policy-language.md, d
     for (const c of compiled) {
       const wasmPath = join(outDir, c.fileName);
       const signature = signer ? await signPolicyArtifact(signer, c, environment) : undefined;
+      if (signer)
+        await auditSigning(ctx, signer, 'compile', c.wasm, { reference: c.fileName.slice(0, -'.wasm'.length), environment });
       // Signature and bundle first: a reader never finds this version's bytes unsigned.
       if (signature) {
         await writeFileAtomic(resolvePath(ctx, `${wasmPath}.sigstore.json`), signature.bundleJson, { overwrite: true });

@@ -1,6 +1,7 @@
 import { PolicyIndex } from '@apx/core';
 import { openStore } from '@apx/storage';
 import semver from 'semver';
+import { auditSigning } from '../audit.js';
 import { type CommandSpec, flagString, UsageError } from '../command.js';
 import { info } from '../context.js';
 import { DEFAULT_PRIVATE_KEY, openSigner } from '../keyref.js';
@@ -63,6 +64,7 @@ Publish a new index on a schedule shorter than --expires.`,
       const index = new PolicyIndex(previous + 1, now, new Date(now.getTime() + validity), policies);
       const text = Buffer.from(`${JSON.stringify(index.toJSON(), null, 2)}\n`);
       const signature = Buffer.from((await signer.sign(text)).signature.toString('base64'));
+      await auditSigning(ctx, signer, 'index', text);
       // Signature first: a reader that sees the new index with the old signature refuses it.
       await store.put(`${INDEX_OBJECT}.sig`, signature);
       await store.put(INDEX_OBJECT, text);

@@ -2,6 +2,7 @@ import { access, readFile } from 'node:fs/promises';
 import { ENVIRONMENTS, type Environment, Keyring } from '@apx/core';
 import { generateKeyPair, writeFileAtomic } from '@apx/sign';
 import { openStore } from '@apx/storage';
+import { auditSigning } from '../audit.js';
 import { type CommandSpec, flagString, UsageError } from '../command.js';
 import { info } from '../context.js';
 import { resolvePath } from '../io.js';
@@ -78,6 +79,7 @@ new key (--key PREFIX.key).`,
     const next = keyring.rotate(pair.publicKey, environments as Environment[], now);
     const text = Buffer.from(`${JSON.stringify(next.toJSON(), null, 2)}\n`);
     const signature = Buffer.from((await current.sign(text)).signature.toString('base64'));
+    await auditSigning(ctx, current, 'keys rotate', text, { reference: `keyring version ${next.version}` });
     // Signature first: a reader that sees the new keyring with the old signature refuses it.
     await writeFileAtomic(resolvePath(ctx, `${keyringPath}.sig`), signature, { overwrite: true });
     await writeFileAtomic(resolvePath(ctx, keyringPath), text, { overwrite: true });

@@ -2,6 +2,7 @@ import { access, readFile } from 'node:fs/promises';
 import { RevocationList, revocationTarget } from '@apx/core';
 import { writeFileAtomic } from '@apx/sign';
 import { openStore } from '@apx/storage';
+import { auditSigning } from '../audit.js';
 import { type CommandSpec, flagString, UsageError } from '../command.js';
 import { info } from '../context.js';
 import { resolvePath } from '../io.js';
@@ -53,6 +54,7 @@ revokes, refuse to load it again, and refuse a list older than the one they hold
     const text = Buffer.from(`${JSON.stringify(next.toJSON(), null, 2)}\n`);
     const signer = await openSigner(ctx, flagString(args, 'key') ?? DEFAULT_PRIVATE_KEY);
     const signature = (await signer.sign(text)).signature.toString('base64');
+    await auditSigning(ctx, signer, 'revoke', text, { reference: targetText });
     // Signature first: a reader that sees the new list with the old signature refuses it and
     // keeps the list it holds, which is the safe side.
     await writeFileAtomic(`${onDisk}.sig`, signature, { overwrite: true });

@@ -1,4 +1,5 @@
 import { signBlob, writeFileAtomic } from '@apx/sign';
+import { auditSigning } from '../audit.js';
 import { type CommandSpec, flagString } from '../command.js';
 import { info } from '../context.js';
 import { readInput, resolvePath } from '../io.js';
@@ -34,6 +35,7 @@ BLOB may be - for stdin.`,
     const blob = await readInput(ctx, blobPath, 'file', 'pass the path of the file to sign');
     const signer = await openSigner(ctx, keyRef);
     const signed = await signBlob(signer, blob);
+    await auditSigning(ctx, signer, 'sign-blob', blob);
     info(ctx, `Signed with key id ${signed.publicKey.keyId}`);
     if (outSig) {
       await writeFileAtomic(resolvePath(ctx, outSig), signed.signatureFileContent, { overwrite: true });

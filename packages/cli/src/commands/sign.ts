@@ -1,6 +1,7 @@
 import { basename } from 'node:path';
 import { isPolicyId, isSemver, type PolicyMeta, readPolicyMeta } from '@apx/core';
 import { signArtifact, writeFileAtomic } from '@apx/sign';
+import { auditSigning } from '../audit.js';
 import { type CommandSpec, flagString, UsageError } from '../command.js';
 import { info } from '../context.js';
 import { environmentFlag } from '../environment.js';
@@ -68,6 +69,7 @@ reference and environment they load, so a renamed or promoted artifact is refuse
       compilerVersion: meta?.compiler ?? null,
       sourceDigest: meta ? `sha256:${meta.sourceSha256}` : null,
     });
+    await auditSigning(ctx, signer, 'sign', artifact, { reference: `${policyId}@${version}`, environment });
     await writeFileAtomic(resolvePath(ctx, `${artifactPath}.sigstore.json`), signed.bundleJson, { overwrite: true });
     await writeFileAtomic(resolvePath(ctx, `${artifactPath}.sig`), signed.signatureFileContent, { overwrite: true });
     info(ctx, `✓ Signed:    ${basename(artifactPath)}.sig`);

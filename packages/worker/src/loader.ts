@@ -144,7 +144,7 @@ export class PolicyLoader {
       const material = await disk.read(refText);
       if (material) {
         try {
-          return this.finish(ref, refText, await this.verify(ref, material), 'disk', seconds);
+          return await this.finish(ref, refText, await this.verify(ref, material), 'disk', seconds);
         } catch (err) {
           // A bad disk entry is reported and dropped; the store is the source of truth.
           this.options.observer.diskEntryRejected(err instanceof LoadError ? err : new LoadError(ref, err));
@@ -155,8 +155,10 @@ export class PolicyLoader {
     let material: ArtifactMaterial | undefined;
     try {
       material = await this.download(ref);
-      const loaded = this.finish(ref, refText, await this.verify(ref, material), 'store', seconds);
-      if (disk) await disk.write(refText, loaded.artifact.digest, material).catch(() => undefined);
+      const fetched = material;
+      const loaded = await this.finish(ref, refText, await this.verify(ref, fetched), 'store', seconds, async (digest) => {
+        await disk?.write(refText, digest, fetched).catch(() => undefined);
+      });
       return loaded;
     } catch (err) {
       const error = err instanceof LoadError ? err : new LoadError(ref, err);
@@ -328,13 +330,14 @@ export class PolicyLoader {
     return new Date(binding.signedAt);
   }
 
-  private finish(
+  private async finish(
     ref: ArtifactRef,
     refText: string,
     artifact: VerifiedArtifact,
     source: LoadSource,
     seconds: () => number,
-  ): LoadedPolicy {
+    persist?: (digest: string) => Promise<void>,
+  ): Promise<LoadedPolicy> {
     let runtime: PolicyRuntime;
     try {
       runtime = this.options.runtimeFactory(artifact);
@@ -353,8 +356,10 @@ export class PolicyLoader {
     const highest = this.highest.get(ref.policyId);
     if (highest === undefined || semver.gt(ref.version, highest)) {
       this.highest.set(ref.policyId, ref.version);
-      void this.options.diskCache?.writeHighest(Object.fromEntries(this.highest)).catch(() => undefined);
+      // Saved before the load is reported: a restart right after must still know the floor.
+      await this.options.diskCache?.writeHighest(Object.fromEntries(this.highest)).catch(() => undefined);
     }
+    await persist?.(artifact.digest);
     this.memory.set(refText, loaded);
     this.options.observer.loaded(loaded, source, seconds());
     return loaded;

@@ -1,10 +1,9 @@
 import { PolicyIndex } from '@apx/core';
-import { openStore } from '@apx/storage';
 import semver from 'semver';
-import { auditSigning } from '../audit.js';
 import { type CommandSpec, flagString, UsageError } from '../command.js';
 import { info } from '../context.js';
 import { DEFAULT_PRIVATE_KEY, openSigner } from '../keyref.js';
+import { putDocument, signDocument, withStore } from '../trust-document.js';
 
 export const INDEX_OBJECT = 'index.json';
 const ARTIFACT_NAME = /^(.+)@([^@/]+)\.wasm$/;
@@ -47,8 +46,7 @@ Publish a new index on a schedule shorter than --expires.`,
     if (!url) throw new UsageError('--store is required');
     const validity = parseDuration(flagString(args, 'expires') ?? '24h');
     const signer = await openSigner(ctx, flagString(args, 'key') ?? DEFAULT_PRIVATE_KEY);
-    const store = await openStore(url, { cwd: ctx.cwd, env: ctx.env });
-    try {
+    await withStore(ctx, url, async (store) => {
       const policies: Record<string, string> = {};
       for (const name of await store.list('')) {
         const m = ARTIFACT_NAME.exec(name);
@@ -62,20 +60,13 @@ Publish a new index on a schedule shorter than --expires.`,
       if (existing) previous = PolicyIndex.parse(existing.toString('utf8'), `${store.url}/${INDEX_OBJECT}`).version;
       const now = new Date();
       const index = new PolicyIndex(previous + 1, now, new Date(now.getTime() + validity), policies);
-      const text = Buffer.from(`${JSON.stringify(index.toJSON(), null, 2)}\n`);
-      const signature = Buffer.from((await signer.sign(text)).signature.toString('base64'));
-      await auditSigning(ctx, signer, 'index', text);
-      // Signature first: a reader that sees the new index with the old signature refuses it.
-      await store.put(`${INDEX_OBJECT}.sig`, signature);
-      await store.put(INDEX_OBJECT, text);
+      await putDocument(store, INDEX_OBJECT, await signDocument(ctx, signer, 'index', index.toJSON()));
       const listed = Object.entries(policies).map(([id, v]) => `${id}@${v}`);
       info(
         ctx,
         `✓ Indexed:   ${listed.length} polic${listed.length === 1 ? 'y' : 'ies'} (${listed.join(', ')}), version ${index.version}, expires ${index.expires.toISOString()}, in ${store.url}`,
       );
-    } finally {
-      await store.close?.();
-    }
+    });
     return 0;
   },
 };

@@ -1,13 +1,12 @@
 import { access, readFile } from 'node:fs/promises';
 import { ENVIRONMENTS, type Environment, Keyring } from '@apx/core';
-import { generateKeyPair, writeFileAtomic } from '@apx/sign';
-import { openStore } from '@apx/storage';
-import { auditSigning } from '../audit.js';
+import { generateKeyPair } from '@apx/sign';
 import { type CommandSpec, flagString, UsageError } from '../command.js';
 import { info } from '../context.js';
 import { resolvePath } from '../io.js';
 import { DEFAULT_PRIVATE_KEY, openSigner } from '../keyref.js';
 import { passwordProvider } from '../password.js';
+import { putDocument, signDocument, withStore, writeDocumentFile } from '../trust-document.js';
 import { writeKeyPairFiles } from './key-files.js';
 
 export const KEYRING_OBJECT = 'keyring.json';
@@ -77,24 +76,17 @@ new key (--key PREFIX.key).`,
     const pair = await generateKeyPair(await passwordProvider(ctx)({ keyPath: `${prefix}.key`, confirm: true }));
     await writeKeyPairFiles(ctx, prefix, pair, false);
     const next = keyring.rotate(pair.publicKey, environments as Environment[], now);
-    const text = Buffer.from(`${JSON.stringify(next.toJSON(), null, 2)}\n`);
-    const signature = Buffer.from((await current.sign(text)).signature.toString('base64'));
-    await auditSigning(ctx, current, 'keys rotate', text, { reference: `keyring version ${next.version}` });
-    // Signature first: a reader that sees the new keyring with the old signature refuses it.
-    await writeFileAtomic(resolvePath(ctx, `${keyringPath}.sig`), signature, { overwrite: true });
-    await writeFileAtomic(resolvePath(ctx, keyringPath), text, { overwrite: true });
+    const doc = await signDocument(ctx, current, 'keys rotate', next.toJSON(), `keyring version ${next.version}`);
+    await writeDocumentFile(ctx, keyringPath, doc);
     info(ctx, `✓ Rotated:   new key ${prefix}.key (key id ${pair.publicKey.keyId}) active for ${environments.join(', ')}`);
     info(ctx, `✓ Keyring:   ${keyringPath} version ${next.version}, signed by ${currentKey.keyId}`);
     const url = flagString(args, 'publish');
     if (url) {
-      const store = await openStore(url, { cwd: ctx.cwd, env: ctx.env });
-      try {
-        await store.put(`${KEYRING_OBJECT}.sig`, signature);
-        await store.put(KEYRING_OBJECT, text);
-      } finally {
-        await store.close?.();
-      }
-      info(ctx, `✓ Published: ${KEYRING_OBJECT} version ${next.version} to ${store.url}`);
+      const where = await withStore(ctx, url, async (store) => {
+        await putDocument(store, KEYRING_OBJECT, doc);
+        return store.url;
+      });
+      info(ctx, `✓ Published: ${KEYRING_OBJECT} version ${next.version} to ${where}`);
     }
     return 0;
   },

@@ -1,12 +1,10 @@
 import { access, readFile } from 'node:fs/promises';
 import { RevocationList, revocationTarget } from '@apx/core';
-import { writeFileAtomic } from '@apx/sign';
-import { openStore } from '@apx/storage';
-import { auditSigning } from '../audit.js';
 import { type CommandSpec, flagString, UsageError } from '../command.js';
 import { info } from '../context.js';
 import { resolvePath } from '../io.js';
 import { DEFAULT_PRIVATE_KEY, openSigner } from '../keyref.js';
+import { putDocument, signDocument, withStore, writeDocumentFile } from '../trust-document.js';
 
 export const REVOCATIONS_FILE = 'revocations.json';
 
@@ -51,25 +49,17 @@ revokes, refuse to load it again, and refuse a list older than the one they hold
     const held = exists ? RevocationList.parse(await readFile(onDisk, 'utf8'), listPath) : RevocationList.empty();
     const now = new Date();
     const next = held.add({ ...target, reason, revokedAt: now.toISOString() }, now);
-    const text = Buffer.from(`${JSON.stringify(next.toJSON(), null, 2)}\n`);
     const signer = await openSigner(ctx, flagString(args, 'key') ?? DEFAULT_PRIVATE_KEY);
-    const signature = (await signer.sign(text)).signature.toString('base64');
-    await auditSigning(ctx, signer, 'revoke', text, { reference: targetText });
-    // Signature first: a reader that sees the new list with the old signature refuses it and
-    // keeps the list it holds, which is the safe side.
-    await writeFileAtomic(`${onDisk}.sig`, signature, { overwrite: true });
-    await writeFileAtomic(onDisk, text, { overwrite: true });
+    const doc = await signDocument(ctx, signer, 'revoke', next.toJSON(), targetText);
+    await writeDocumentFile(ctx, listPath, doc);
     info(ctx, `✓ Revoked:   ${targetText} (revocation list ${listPath}, version ${next.version})`);
     const url = flagString(args, 'publish');
     if (url) {
-      const store = await openStore(url, { cwd: ctx.cwd, env: ctx.env });
-      try {
-        await store.put(`${REVOCATIONS_FILE}.sig`, Buffer.from(signature));
-        await store.put(REVOCATIONS_FILE, text);
-      } finally {
-        await store.close?.();
-      }
-      info(ctx, `✓ Published: ${REVOCATIONS_FILE} version ${next.version} to ${store.url}`);
+      const where = await withStore(ctx, url, async (store) => {
+        await putDocument(store, REVOCATIONS_FILE, doc);
+        return store.url;
+      });
+      info(ctx, `✓ Published: ${REVOCATIONS_FILE} version ${next.version} to ${where}`);
     }
     return 0;
   },

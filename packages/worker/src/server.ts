@@ -38,7 +38,10 @@ function readBody(req: IncomingMessage, done: (body: Buffer | undefined) => void
       return;
     }
     if (first === undefined) first = c;
-    else (more ??= [first]).push(c);
+    else {
+      more ??= [first];
+      more.push(c);
+    }
   });
   req.on('end', () => {
     if (size <= MAX_DECIDE_BODY) done(more ? Buffer.concat(more) : (first ?? Buffer.alloc(0)));
@@ -53,7 +56,8 @@ function readBody(req: IncomingMessage, done: (body: Buffer | undefined) => void
 export function createWorkerServer(deps: ServerDeps): Server {
   const { policies, metrics, limiter } = deps;
 
-  function decide(res: ServerResponse, body: Buffer | undefined): void {
+  // Each early answer is `return send(...)`; send returns nothing, so neither does this.
+  function decide(res: ServerResponse, body: Buffer | undefined) {
     if (!body) return send(res, 413, { error: `request body over ${MAX_DECIDE_BODY} bytes` });
     let input: { policy?: unknown; request?: unknown };
     try {

@@ -18,6 +18,7 @@ import { headerNames } from '../cel/ir.js';
 import type { Policy } from '../model.js';
 import { emitCondition } from './conditions.js';
 import { DataImage } from './data.js';
+import { bytesEqualAt, endsWithLiteral, equalsLiteral } from './literals.js';
 import { BUILTIN_REASONS, type BuiltinReason } from './reasons.js';
 import { RUNTIME_WAT } from './runtime.js';
 
@@ -80,18 +81,20 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
   policy.routes.forEach((route, i) => {
     const body: string[] = [];
     if (route.hosts.length > 0) {
-      const host = `(i32.load (i32.const ${REQUEST.host})) (i32.load (i32.const ${REQUEST.host + 4}))`;
+      const hostP = `(i32.load (i32.const ${REQUEST.host}))`;
+      const hostL = `(i32.load (i32.const ${REQUEST.host + 4}))`;
       const tests = route.hosts.map((h) => {
-        if (!h.startsWith('*.')) return `(call $str_eq ${host} ${lit(h)})`;
+        if (!h.startsWith('*.')) return equalsLiteral(hostP, hostL, h);
         const suffix = h.slice(1);
         const len = new TextEncoder().encode(suffix).length;
-        return `(i32.and (call $ends ${host} ${lit(suffix)}) (i32.gt_u (i32.load (i32.const ${REQUEST.host + 4})) (i32.const ${len})))`;
+        return `(i32.and ${endsWithLiteral(hostP, hostL, suffix)} (i32.gt_u ${hostL} (i32.const ${len})))`;
       });
       body.push(`(if (i32.eqz ${tests.reduce((a, b) => `(i32.or ${a} ${b})`)}) (then (return (i32.const 0))))`);
     }
     if (route.methods.length > 0) {
-      const m = `(i32.load (i32.const ${REQUEST.method})) (i32.load (i32.const ${REQUEST.method + 4}))`;
-      const tests = route.methods.map((x) => `(call $str_eq ${m} ${lit(x)})`);
+      const mP = `(i32.load (i32.const ${REQUEST.method}))`;
+      const mL = `(i32.load (i32.const ${REQUEST.method + 4}))`;
+      const tests = route.methods.map((x) => equalsLiteral(mP, mL, x));
       body.push(`(if (i32.eqz ${tests.reduce((a, b) => `(i32.or ${a} ${b})`)}) (then (return (i32.const 0))))`);
     }
     route.paths.forEach((pattern, j) => {
@@ -104,19 +107,27 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
           open = true;
           break;
         }
+        if (seg === '*') {
+          steps.push('(local.set $p (call $seg_star (local.get $p)))');
+          steps.push('(if (i32.lt_s (local.get $p) (i32.const 0)) (then (return (i32.const 0))))');
+          continue;
+        }
+        // "/" + literal at $p, then the end of the path or another "/"; inline (see literals.ts).
+        const bytes = new TextEncoder().encode(`/${seg}`);
         steps.push(
-          seg === '*'
-            ? '(local.set $p (call $seg_star (local.get $p)))'
-            : `(local.set $p (call $seg_lit (local.get $p) ${lit(seg)}))`,
+          `(local.set $e (i32.add (local.get $p) (i32.const ${bytes.length})))`,
+          '(if (i32.gt_u (local.get $e) (global.get $path_l)) (then (return (i32.const 0))))',
+          `(if (i32.eqz ${bytesEqualAt('(i32.add (global.get $path_p) (local.get $p))', bytes)}) (then (return (i32.const 0))))`,
+          '(if (i32.lt_u (local.get $e) (global.get $path_l)) (then (if (i32.ne (i32.load8_u (i32.add (global.get $path_p) (local.get $e))) (i32.const 47)) (then (return (i32.const 0))))))',
+          '(local.set $p (local.get $e))',
         );
-        steps.push('(if (i32.lt_s (local.get $p) (i32.const 0)) (then (return (i32.const 0))))');
       }
       // A trailing ** accepts whatever follows: after a segment the cursor is at the end or at
       // a "/"; for the pattern "/**" alone the path itself must start with "/".
       const startsWithSlash =
         '(i32.and (i32.ne (global.get $path_l) (i32.const 0)) (i32.eq (i32.load8_u (global.get $path_p)) (i32.const 47)))';
       steps.push(open ? (segs[0] === '**' ? startsWithSlash : '(i32.const 1)') : '(i32.eq (local.get $p) (global.get $path_l))');
-      funcs.push(`(func ${name} (result i32) (local $p i32)\n    ${steps.join('\n    ')})`);
+      funcs.push(`(func ${name} (result i32) (local $p i32) (local $e i32)\n    ${steps.join('\n    ')})`);
       body.push(`(if (call ${name}) (then (return (i32.const 1))))`);
     });
     body.push('(i32.const 0)');
@@ -196,7 +207,7 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
     const st = `(i32.load (i32.const ${REQUEST.jwtState}))`;
     const checks = [
       `(if (i32.ne ${st} (i32.const ${JwtState.VERIFIED})) (then ${deny('badToken', route)}))`,
-      `(if (i32.eqz (call $str_eq (i32.load (i32.const ${REQUEST.jwtIss})) (i32.load (i32.const ${REQUEST.jwtIss + 4})) ${lit(jwt.issuer)})) (then ${deny('badToken', route)}))`,
+      `(if (i32.eqz ${equalsLiteral(`(i32.load (i32.const ${REQUEST.jwtIss}))`, `(i32.load (i32.const ${REQUEST.jwtIss + 4}))`, jwt.issuer)}) (then ${deny('badToken', route)}))`,
     ];
     if (jwt.audiences.length > 0) {
       checks.push(

@@ -110,19 +110,6 @@ export const RUNTIME_WAT = `
       (i32.and (i32.load8_u (i32.add (i32.const ${REQUEST.ipBytes}) (local.get $n))) (local.get $mask))
       (i32.load8_u (i32.add (local.get $net) (local.get $n)))))
 
-  ;; Path segment "/<literal>" at $pos, ending at the end or before "/": new position or -1.
-  (func $seg_lit (param $pos i32) (param $lp i32) (param $ll i32) (result i32)
-    (local $end i32)
-    (if (i32.ge_u (local.get $pos) (global.get $path_l)) (then (return (i32.const -1))))
-    (if (i32.ne (i32.load8_u (i32.add (global.get $path_p) (local.get $pos))) (i32.const 47)) (then (return (i32.const -1))))
-    (local.set $end (i32.add (i32.add (local.get $pos) (i32.const 1)) (local.get $ll)))
-    (if (i32.gt_u (local.get $end) (global.get $path_l)) (then (return (i32.const -1))))
-    (if (i32.eqz (call $memeq (i32.add (i32.add (global.get $path_p) (local.get $pos)) (i32.const 1)) (local.get $lp) (local.get $ll)))
-      (then (return (i32.const -1))))
-    (if (i32.lt_u (local.get $end) (global.get $path_l))
-      (then (if (i32.ne (i32.load8_u (i32.add (global.get $path_p) (local.get $end))) (i32.const 47)) (then (return (i32.const -1))))))
-    (local.get $end))
-
   ;; Path segment "/<one or more non-slash bytes>" at $pos: new position or -1.
   (func $seg_star (param $pos i32) (result i32)
     (local $end i32)

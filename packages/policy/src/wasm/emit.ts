@@ -35,6 +35,30 @@ function watString(s: string): string {
   return out;
 }
 
+/**
+ * i32 expression: does the request address (16 bytes at ipBytes) start with the first `bits`
+ * bits of `net`? Inline: the address as two i64 words, masked and compared with constants
+ * (the validated CIDR has its host bits zero, so the masked network is the network).
+ */
+function prefixTest(net: Uint8Array, bits: number): string {
+  const tests: string[] = [];
+  for (let off = 0; off < 16; off += 8) {
+    let mask = 0n;
+    let value = 0n;
+    for (let i = off + 7; i >= off; i--) {
+      const b = Math.min(8, Math.max(0, bits - 8 * i));
+      const m = (0xff << (8 - b)) & 0xff;
+      mask = (mask << 8n) | BigInt(m);
+      value = (value << 8n) | BigInt((net[i] as number) & m);
+    }
+    if (mask === 0n) continue;
+    tests.push(
+      `(i64.eq (i64.and (i64.load offset=${off} align=4 (i32.const ${REQUEST.ipBytes})) (i64.const ${BigInt.asIntN(64, mask)})) (i64.const ${BigInt.asIntN(64, value)}))`,
+    );
+  }
+  return tests.length === 0 ? '(i32.const 1)' : tests.reduce((a, b) => `(i32.and ${a} ${b})`);
+}
+
 /** The decision procedure of docs/abi.md, as one WAT module. Deterministic: policy order only. */
 export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tables: PolicyTables } {
   const data = new DataImage();
@@ -136,10 +160,10 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
 
   // --- IP lists -----------------------------------------------------------------------
   const ipList = (name: string, cidrs: Policy['ip']['allow']): void => {
-    const tests = cidrs.map((c) => {
-      const net = data.raw(c.bytes);
-      return `(if (i32.and (i32.eq (local.get $fam) (i32.const ${c.family})) (call $cidr (i32.const ${net}) (i32.const ${c.bits}))) (then (return (i32.const 1))))`;
-    });
+    const tests = cidrs.map(
+      (c) =>
+        `(if (i32.and (i32.eq (local.get $fam) (i32.const ${c.family})) ${prefixTest(c.bytes, c.bits)}) (then (return (i32.const 1))))`,
+    );
     funcs.push(
       `(func ${name} (result i32) (local $fam i32)\n    (local.set $fam (i32.load (i32.const ${REQUEST.ipFamily})))\n    ${tests.join('\n    ')}\n    (i32.const 0))`,
     );

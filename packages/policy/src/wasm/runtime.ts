@@ -1,4 +1,4 @@
-import { DECISION, REQUEST } from '@apx/core';
+import { DECISION } from '@apx/core';
 
 /**
  * Helper functions every policy module contains, in WebAssembly text. Strings are (ptr, len)
@@ -97,18 +97,6 @@ export const RUNTIME_WAT = `
         (local.set $n (i32.sub (local.get $n) (i32.const 1)))
         (br $next)))
     (i32.const 0))
-
-  ;; Does the request address (16 bytes at ipBytes) start with the first $bits bits of $net?
-  (func $cidr (param $net i32) (param $bits i32) (result i32)
-    (local $n i32) (local $rem i32) (local $mask i32)
-    (local.set $n (i32.shr_u (local.get $bits) (i32.const 3)))
-    (local.set $rem (i32.and (local.get $bits) (i32.const 7)))
-    (if (i32.eqz (call $memeq (i32.const ${REQUEST.ipBytes}) (local.get $net) (local.get $n))) (then (return (i32.const 0))))
-    (if (i32.eqz (local.get $rem)) (then (return (i32.const 1))))
-    (local.set $mask (i32.and (i32.shl (i32.const 0xff) (i32.sub (i32.const 8) (local.get $rem))) (i32.const 0xff)))
-    (i32.eq
-      (i32.and (i32.load8_u (i32.add (i32.const ${REQUEST.ipBytes}) (local.get $n))) (local.get $mask))
-      (i32.load8_u (i32.add (local.get $net) (local.get $n)))))
 
   ;; Path segment "/<one or more non-slash bytes>" at $pos: new position or -1.
   (func $seg_star (param $pos i32) (result i32)

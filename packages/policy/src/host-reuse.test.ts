@@ -111,6 +111,31 @@ describe('host reuse between requests', () => {
     assert.deepEqual(faults, []);
   });
 
+  it('charges each JWT caller by its own claims when callers interleave', async () => {
+    const { check, faults } = await payments();
+    const token = (sub: string, tenant: string, scope: string) => ({
+      verified: true as const,
+      claims: { iss: 'https://login.example.com/', sub, aud: 'payments-api', scope, tenant, plan: 'pro' },
+    });
+    const callers = [
+      token('u-1', 'acme', 'payments:read'),
+      token('u-2', 'globex', 'payments:read payments:write'),
+      token('u-1', 'acme', 'payments:read'),
+      token('u-3', 'acme', 'payments:read  refunds:write'),
+    ];
+    for (let i = 0; i < 12; i++) {
+      const jwt = callers[i % callers.length] as (typeof callers)[number];
+      check({
+        ...base,
+        method: i % 2 ? 'GET' : 'POST',
+        path: i % 3 ? '/v1/payments' : '/v1/refunds',
+        jwt,
+        headers: { 'idempotency-key': 'k' },
+      });
+    }
+    assert.deepEqual(faults, []);
+  });
+
   it('hands out the same frozen decision for a repeated static outcome', async () => {
     const { host } = await payments();
     const req = { ...base, method: 'GET', path: '/v1/payments/p', headers: { 'x-api-key': 'demo-acme-prod-key' } };

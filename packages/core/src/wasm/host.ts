@@ -116,6 +116,8 @@ export class PolicyHost {
   private readonly routeIpKeyed: readonly boolean[];
   /** Shared, frozen decisions of static outcomes, by (route, rule, key); see readDecision. */
   private readonly decisions = new Map<number, PolicyDecision>();
+  /** The same for the JWT caller of lastJwtIdentity. */
+  private readonly jwtDecisions = new Map<number, PolicyDecision>();
   /** Identity of the verified token of the request being decided (undefined without one). */
   private jwtIdentity: DecisionIdentity | undefined;
   /**
@@ -127,6 +129,9 @@ export class PolicyHost {
    */
   private readonly interned = new Map<string, number>();
   private readonly internedLower = new Map<string, number>();
+  /** Interned lists by claim value: `scope` strings split on spaces, and string `aud`s. */
+  private readonly scopeLists = new Map<string, number>();
+  private readonly audLists = new Map<string, number>();
   private internLow = REQUEST_END;
   private internFull = false;
   private interning = true;
@@ -230,6 +235,8 @@ export class PolicyHost {
   private dropInterned(): void {
     this.interned.clear();
     this.internedLower.clear();
+    this.scopeLists.clear();
+    this.audLists.clear();
     this.internLow = REQUEST_END;
     this.internFull = false;
   }
@@ -308,16 +315,20 @@ export class PolicyHost {
     this.field(REQUEST.jwtTenant, tenant, false);
     this.field(REQUEST.jwtPlan, plan, false);
     const aud = c.aud;
-    if (typeof aud === 'string') this.single(REQUEST.jwtAud, aud);
-    else this.list(REQUEST.jwtAud, aud ?? EMPTY_LIST);
-    if (typeof c.scope === 'string') this.spaceList(REQUEST.jwtScopes, c.scope);
-    else this.list(REQUEST.jwtScopes, c.scp ?? EMPTY_LIST);
+    if (typeof aud === 'string') {
+      if (!this.internList(REQUEST.jwtAud, aud, false)) this.single(REQUEST.jwtAud, aud);
+    } else this.list(REQUEST.jwtAud, aud ?? EMPTY_LIST);
+    const scope = c.scope;
+    if (typeof scope === 'string') {
+      if (!this.internList(REQUEST.jwtScopes, scope, true)) this.spaceList(REQUEST.jwtScopes, scope);
+    } else this.list(REQUEST.jwtScopes, c.scp ?? EMPTY_LIST);
     this.list(REQUEST.jwtRoles, c.roles ?? EMPTY_LIST);
     // Consecutive requests of one caller share one identity object (compared by value).
     let identity = this.lastJwtIdentity;
     if (identity === undefined || identity.id !== sub || identity.tenant !== tenant || identity.plan !== plan) {
       identity = Object.freeze<DecisionIdentity>({ kind: 'jwt', id: sub, tenant, plan });
       this.lastJwtIdentity = identity;
+      this.jwtDecisions.clear();
     }
     this.jwtIdentity = identity;
   }
@@ -400,6 +411,64 @@ export class PolicyHost {
     this.u32[(at >> 2) + 1] = len;
     p += len;
     this.cursor = (p + 3) & ~3;
+  }
+
+  /**
+   * A list made from one claim string, interned like `field` does for strings: the whole
+   * string's bytes once, the list's pairs pointing into them. `split` makes the list of the
+   * string's non-empty space-separated parts (`scope`), else a one-element list (`aud`).
+   * False when it could not be interned (the caller then writes it per request).
+   */
+  private internList(at: number, s: string, split: boolean): boolean {
+    const map = split ? this.scopeLists : this.audLists;
+    const u32 = this.u32;
+    const hit = map.get(s);
+    if (hit !== undefined) {
+      u32[at >> 2] = hit;
+      return true;
+    }
+    const n = s.length;
+    if (!this.interning || n > MAX_INTERNED) return false;
+    let count = split ? 0 : 1;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) return false;
+      if (split && c !== 0x20 && (i === 0 || s.charCodeAt(i - 1) === 0x20)) count++;
+    }
+    if (count === 0) {
+      u32[at >> 2] = 0;
+      return true;
+    }
+    const q = (this.internLow - (4 + 8 * count + n)) & ~3;
+    if (q < this.cursor || q < REQUEST_END - INTERN_BYTES) {
+      this.internFull = true;
+      return false;
+    }
+    const text = q + 4 + 8 * count;
+    const u8 = this.u8;
+    for (let i = 0; i < n; i++) u8[text + i] = s.charCodeAt(i);
+    u32[q >> 2] = count;
+    if (split) {
+      let e = (q >> 2) + 1;
+      let from = -1;
+      for (let i = 0; i <= n; i++) {
+        const space = i === n || s.charCodeAt(i) === 0x20;
+        if (!space && from < 0) from = i;
+        else if (space && from >= 0) {
+          u32[e++] = text + from;
+          u32[e++] = i - from;
+          from = -1;
+        }
+      }
+    } else {
+      u32[(q >> 2) + 1] = text;
+      u32[(q >> 2) + 2] = n;
+    }
+    this.internLow = q;
+    this.limit = q;
+    map.set(s, q);
+    u32[at >> 2] = q;
+    return true;
   }
 
   /** A one-element list (a string `aud`). */
@@ -517,14 +586,16 @@ export class PolicyHost {
       return faultDecision('policy evaluation failed', 500);
     }
     const allow = effect === 1;
-    // Most outcomes are static: everything in them comes from the tables (API-key or anonymous
-    // identity, charges that do not carry the client address). Those are built once per
-    // (route, rule, key) and shared, frozen; the cached one is reused only while the record's
-    // effect, status and reason still match it, so the cache cannot change an answer.
-    const cacheable = kind !== IdentityKind.JWT && (!allow || !this.routeIpKeyed[route]);
-    if (cacheable) {
+    // Most outcomes are static: everything in them comes from the tables and the identity
+    // (charges that do not carry the client address). Those are built once per (route, rule,
+    // key) and shared, frozen: API-key and anonymous callers in one cache, the current JWT
+    // caller in another that is emptied whenever a token with another identity arrives. The
+    // cached decision is reused only while the record's effect, status and reason still match
+    // it, so the cache cannot change an answer.
+    if (!allow || !this.routeIpKeyed[route]) {
+      const cache = kind === IdentityKind.JWT ? this.jwtDecisions : this.decisions;
       const slot = ((route + 1) * (t.rules.length + 1) + rule + 1) * (t.apiKeys.length + 1) + key + 1;
-      const cached = this.decisions.get(slot);
+      const cached = cache.get(slot);
       if (
         cached !== undefined &&
         cached.status === status &&
@@ -533,9 +604,14 @@ export class PolicyHost {
       ) {
         return cached;
       }
-      const d = Object.freeze(this.build(allow, status, reason, route, rule, kind, key, req));
-      if (this.decisions.size >= CACHE_MAX) this.decisions.clear();
-      this.decisions.set(slot, d);
+      const d = this.build(allow, status, reason, route, rule, kind, key, req);
+      if (!Object.isFrozen(d.rateLimits)) {
+        for (const c of d.rateLimits) Object.freeze(c);
+        Object.freeze(d.rateLimits);
+      }
+      Object.freeze(d);
+      if (cache.size >= CACHE_MAX) cache.clear();
+      cache.set(slot, d);
       return d;
     }
     return this.build(allow, status, reason, route, rule, kind, key, req);

@@ -15,9 +15,14 @@ export function emitCondition(
 ): { code: string; locals: number } {
   let locals = 0;
   /** `a` decides alone when it equals `decisive`; otherwise the helper combines a and b. */
-  const shortCircuit = (decisive: 0 | 1, helper: string, a: string, b: string): string => {
+  const shortCircuit = (decisive: 0 | 1, a: string, b: string): string => {
     const t = `$t${locals++}`;
-    return `(if (result i32) (i32.eq (local.tee ${t} ${a}) (i32.const ${decisive})) (then (i32.const ${decisive})) (else (call ${helper} (local.get ${t}) ${b})))`;
+    const u = `$t${locals++}`;
+    // CEL's three-valued && and ||, inline: when `a` is not decisive it is 1 or 2 for &&
+    // (0 or 2 for ||); then a decisive `b` decides, and otherwise the result is the larger
+    // of the two (2, error, wins over the neutral value).
+    const rest = `(select (local.get ${t}) (local.get ${u}) (i32.gt_u (local.get ${t}) (local.get ${u})))`;
+    return `(if (result i32) (i32.eq (local.tee ${t} ${a}) (i32.const ${decisive})) (then (i32.const ${decisive})) (else (if (result i32) (i32.eq (local.tee ${u} ${b}) (i32.const ${decisive})) (then (i32.const ${decisive})) (else ${rest}))))`;
   };
   const strOperand = (s: StrExpr): { ptr: string; len: string; err: string | null } => {
     switch (s.k) {
@@ -70,11 +75,14 @@ export function emitCondition(
       case 'and':
         // Short-circuit on a definite false; an error on the left still looks at the right
         // (CEL: error && false is false).
-        return shortCircuit(0, '$and3', cond(e.a), cond(e.b));
+        return shortCircuit(0, cond(e.a), cond(e.b));
       case 'or':
-        return shortCircuit(1, '$or3', cond(e.a), cond(e.b));
-      case 'not':
-        return `(call $not3 ${cond(e.a)})`;
+        return shortCircuit(1, cond(e.a), cond(e.b));
+      case 'not': {
+        // Error stays error, else the negation.
+        const t = `$t${locals++}`;
+        return `(if (result i32) (i32.eq (local.tee ${t} ${cond(e.a)}) (i32.const 2)) (then (i32.const 2)) (else (i32.eqz (local.get ${t}))))`;
+      }
       case 'boolEq':
         return `(call $booleq3 ${cond(e.a)} ${cond(e.b)} (i32.const ${e.negate ? 1 : 0}))`;
       case 'intCmp':

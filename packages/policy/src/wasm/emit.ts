@@ -182,11 +182,19 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
       return [id.ptr, id.len, t.ptr, t.len, p.ptr, p.len, data.list(k.scopes), data.list(k.roles)];
     }),
   );
-  funcs.push(`(func $find_key (result i32) (local $i i32)
+  // The presented hash against each key's: four inline 64-bit compares, no call.
+  const keyHashEquals = [0, 8, 16, 24]
+    .map(
+      (o) =>
+        `(i64.eq (i64.load offset=${o} align=4 (i32.const ${REQUEST.apiKeySha256})) (i64.load offset=${o} align=4 (local.get $h)))`,
+    )
+    .reduce((a, b) => `(i32.and ${a} ${b})`);
+  funcs.push(`(func $find_key (result i32) (local $i i32) (local $h i32)
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $i) (i32.const ${keys.length})))
-        (if (call $memeq (i32.const ${REQUEST.apiKeySha256}) (i32.add (i32.const ${hashes}) (i32.shl (local.get $i) (i32.const 5))) (i32.const 32))
+        (local.set $h (i32.add (i32.const ${hashes}) (i32.shl (local.get $i) (i32.const 5))))
+        (if ${keyHashEquals}
           (then (return (local.get $i))))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $next)))

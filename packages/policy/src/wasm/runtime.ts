@@ -76,8 +76,9 @@ export const RUNTIME_WAT = `
     (block $done
       (loop $next
         (br_if $done (i32.eqz (local.get $n)))
-        (if (call $str_eq (i32.load (local.get $e)) (i32.load offset=4 (local.get $e)) (local.get $p) (local.get $l))
-          (then (return (i32.const 1))))
+        ;; Lengths first, inline: most elements differ in length, and a call costs more.
+        (if (i32.eq (i32.load offset=4 (local.get $e)) (local.get $l))
+          (then (if (call $memeq (i32.load (local.get $e)) (local.get $p) (local.get $l)) (then (return (i32.const 1))))))
         (local.set $e (i32.add (local.get $e) (i32.const 8)))
         (local.set $n (i32.sub (local.get $n) (i32.const 1)))
         (br $next)))
@@ -113,19 +114,6 @@ export const RUNTIME_WAT = `
     (if (result i32) (i32.eq (local.get $end) (i32.add (local.get $pos) (i32.const 1)))
       (then (i32.const -1))
       (else (local.get $end))))
-
-  (func $and3 (param $a i32) (param $b i32) (result i32)
-    (if (i32.or (i32.eqz (local.get $a)) (i32.eqz (local.get $b))) (then (return (i32.const 0))))
-    (if (i32.or (i32.eq (local.get $a) (i32.const 2)) (i32.eq (local.get $b) (i32.const 2))) (then (return (i32.const 2))))
-    (i32.const 1))
-
-  (func $or3 (param $a i32) (param $b i32) (result i32)
-    (if (i32.or (i32.eq (local.get $a) (i32.const 1)) (i32.eq (local.get $b) (i32.const 1))) (then (return (i32.const 1))))
-    (if (i32.or (i32.eq (local.get $a) (i32.const 2)) (i32.eq (local.get $b) (i32.const 2))) (then (return (i32.const 2))))
-    (i32.const 0))
-
-  (func $not3 (param $a i32) (result i32)
-    (if (result i32) (i32.eq (local.get $a) (i32.const 2)) (then (i32.const 2)) (else (i32.eqz (local.get $a)))))
 
   (func $booleq3 (param $a i32) (param $b i32) (param $negate i32) (result i32)
     (if (i32.or (i32.eq (local.get $a) (i32.const 2)) (i32.eq (local.get $b) (i32.const 2))) (then (return (i32.const 2))))

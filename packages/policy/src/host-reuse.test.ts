@@ -79,6 +79,27 @@ describe('host reuse between requests', () => {
     check(req);
     req.jwt = { verified: false };
     check(req);
+    // Back and forth between the same values: what is skipped must still be in place.
+    const token = { verified: true as const, claims: { ...claims } };
+    req.jwt = token;
+    check(req);
+    delete req.jwt;
+    check(req);
+    req.jwt = token;
+    check(req);
+    req.jwt = { verified: false };
+    check(req);
+    delete req.jwt;
+    check(req);
+    // A header the rules read (an authenticated POST), present, absent, present again.
+    headers['x-api-key'] = 'demo-acme-prod-key';
+    req.path = '/v1/payments';
+    headers['idempotency-key'] = 'k';
+    check(req);
+    delete headers['idempotency-key'];
+    check(req);
+    headers['idempotency-key'] = 'k';
+    check(req);
     assert.deepEqual(faults, []);
   });
 

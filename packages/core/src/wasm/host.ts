@@ -136,9 +136,16 @@ export class PolicyHost {
   private internFull = false;
   private interning = true;
   private limit = REQUEST_END;
+  /**
+   * By slot (address >> 2): the interned string the slot's (ptr, len) points at, so that a
+   * value the previous request also had costs one comparison and no store.
+   */
+  private readonly slotInterned: (string | undefined)[] = new Array(REQUEST_VAR_OFFSET >> 2).fill(undefined);
   /** Address text whose parse sits in ipFamily/ipBytes; API key whose hash sits in apiKeySha256. */
   private lastIpText: string | undefined;
   private lastApiKey: string | undefined;
+  /** The JwtState whose cleared claims the JWT slots hold, or -1 (claims written, or unknown). */
+  private jwtCleared = -1;
   private lastJwtIdentity: DecisionIdentity | undefined;
 
   private constructor(artifact: VerifiedArtifact, options: PolicyHostOptions) {
@@ -206,6 +213,8 @@ export class PolicyHost {
   }
 
   private forget(): void {
+    this.slotInterned.fill(undefined);
+    this.jwtCleared = -1;
     this.lastIpText = undefined;
     this.lastApiKey = undefined;
   }
@@ -239,6 +248,7 @@ export class PolicyHost {
     this.audLists.clear();
     this.internLow = REQUEST_END;
     this.internFull = false;
+    this.slotInterned.fill(undefined);
   }
 
   private encodeAll(req: PolicyRequest): void {
@@ -281,8 +291,10 @@ export class PolicyHost {
     for (let i = 0; i < slots.length; i++) {
       const v = headers ? ownHeader(headers, slots[i] as string) : undefined;
       const at = REQUEST.headerSlots + 8 * i;
-      if (v === undefined) u32[at >> 2] = 0;
-      else this.field(at, v, false);
+      if (v === undefined) {
+        u32[at >> 2] = 0;
+        this.slotInterned[at >> 2] = undefined;
+      } else this.field(at, v, false);
     }
   }
 
@@ -295,7 +307,10 @@ export class PolicyHost {
     const jwt = this.tables.jwt !== null ? req.jwt : undefined;
     this.jwtIdentity = undefined;
     if (jwt === undefined || !jwt.verified) {
-      u32[REQUEST.jwtState >> 2] = jwt === undefined ? JwtState.ABSENT : JwtState.REJECTED;
+      const state = jwt === undefined ? JwtState.ABSENT : JwtState.REJECTED;
+      // Most requests of a row carry no token: the cleared claims are then already there.
+      if (this.jwtCleared === state) return;
+      u32[REQUEST.jwtState >> 2] = state;
       u32[REQUEST.jwtIss >> 2] = 0;
       u32[REQUEST.jwtSub >> 2] = 0;
       u32[REQUEST.jwtTenant >> 2] = 0;
@@ -303,8 +318,12 @@ export class PolicyHost {
       u32[REQUEST.jwtAud >> 2] = 0;
       u32[REQUEST.jwtScopes >> 2] = 0;
       u32[REQUEST.jwtRoles >> 2] = 0;
+      const si = this.slotInterned;
+      si[REQUEST.jwtIss >> 2] = si[REQUEST.jwtSub >> 2] = si[REQUEST.jwtTenant >> 2] = si[REQUEST.jwtPlan >> 2] = undefined;
+      this.jwtCleared = state;
       return;
     }
+    this.jwtCleared = -1;
     const c: JwtClaims = jwt.claims;
     const sub = c.sub ?? '';
     const tenant = c.tenant ?? '';
@@ -338,12 +357,17 @@ export class PolicyHost {
    * ASCII and there is room, else written at the cursor like any per-request data.
    */
   private field(at: number, s: string, lower: boolean): void {
+    const slot = at >> 2;
+    const si = this.slotInterned;
+    if (s === si[slot]) return;
+    si[slot] = undefined;
     const map = lower ? this.internedLower : this.interned;
     const hit = map.get(s);
     const u32 = this.u32;
     if (hit !== undefined) {
-      u32[at >> 2] = hit & 0xffff;
-      u32[(at >> 2) + 1] = hit >>> 16;
+      u32[slot] = hit & 0xffff;
+      u32[slot + 1] = hit >>> 16;
+      si[slot] = s;
       return;
     }
     const n = typeof s === 'string' ? s.length : 0;
@@ -373,8 +397,9 @@ export class PolicyHost {
     this.internLow = p;
     this.limit = p;
     map.set(s, p | (n << 16));
-    u32[at >> 2] = p;
-    u32[(at >> 2) + 1] = n;
+    u32[slot] = p;
+    u32[slot + 1] = n;
+    si[slot] = s;
   }
 
   /** Per-request data reached the limit: too large, or too large next to the intern region. */

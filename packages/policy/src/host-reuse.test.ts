@@ -157,6 +157,20 @@ describe('host reuse between requests', () => {
     assert.deepEqual(faults, []);
   });
 
+  it('still refuses a missing attribute after requests that had it', async () => {
+    const { host, faults } = await payments();
+    const req = { ...base, method: 'GET', path: '/healthz', host: 'lb.internal.example.com' };
+    assert.equal(host.decide(req).effect, 'allow');
+    // 70 characters: written per request, not interned.
+    const long = { ...req, path: `/healthz${'x'.repeat(70)}` };
+    for (const field of ['method', 'host', 'path'] as const) {
+      assert.equal(host.decide(long).status, 404);
+      const broken = { ...req, [field]: undefined } as unknown as PolicyRequest;
+      assert.deepEqual([host.decide(broken).status, faults.at(-1)?.kind], [400, 'invalid-request']);
+      assert.equal(host.decide(req).effect, 'allow');
+    }
+  });
+
   it('hands out the same frozen decision for a repeated static outcome', async () => {
     const { host } = await payments();
     const req = { ...base, method: 'GET', path: '/v1/payments/p', headers: { 'x-api-key': 'demo-acme-prod-key' } };

@@ -359,7 +359,8 @@ export class PolicyHost {
   private field(at: number, s: string, lower: boolean): void {
     const slot = at >> 2;
     const si = this.slotInterned;
-    if (s === si[slot]) return;
+    // (undefined marks "not interned": an undefined attribute must go on to fail in str.)
+    if (s === si[slot] && s !== undefined) return;
     si[slot] = undefined;
     const map = lower ? this.internedLower : this.interned;
     const hit = map.get(s);

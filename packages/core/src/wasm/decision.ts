@@ -21,6 +21,10 @@ export interface RateLimitCharge {
   burst: number;
 }
 
+/**
+ * A decision. The host may hand out the same frozen object for every request with the same
+ * static outcome (API-key and anonymous callers): treat it as read-only.
+ */
 export interface PolicyDecision {
   effect: 'allow' | 'deny';
   status: number;

@@ -15,7 +15,7 @@ import {
 import { abiMismatch, checkAbi } from './abi-check.js';
 import { ANONYMOUS, type DecisionIdentity, NO_HEADER_MUTATIONS, type PolicyDecision, type RateLimitCharge } from './decision.js';
 import { parseIp } from './ip.js';
-import { clampBodySize, type NormalizedClaims, normalizeClaims, type PolicyRequest } from './request.js';
+import { clampBodySize, type JwtClaims, type PolicyRequest } from './request.js';
 
 export interface PolicyFault {
   /**
@@ -74,10 +74,13 @@ function deepFreeze(value: unknown): void {
   for (const v of Object.values(value)) deepFreeze(v);
 }
 
-interface TokenEntry {
-  claims: NormalizedClaims;
-  identity: DecisionIdentity;
-}
+/** Longest string (UTF-16 units) kept in the intern region. */
+const MAX_INTERNED = 64;
+/** Most bytes of the request area the intern region may take (it never limits a request). */
+const INTERN_BYTES = 8192;
+/** The request did not fit below the intern region: it is encoded again without interning. */
+class NeedRoom extends Error {}
+const EMPTY_LIST: readonly string[] = Object.freeze([]);
 
 /** A parsed address as the 4 words the request area holds (same byte order as memory). */
 interface CachedIp {
@@ -85,6 +88,7 @@ interface CachedIp {
   words: Uint32Array;
 }
 const ZERO_WORDS = new Uint32Array(4);
+const NO_CHARGES: readonly RateLimitCharge[] = Object.freeze([]);
 
 /**
  * Runs one verified policy module. Only a VerifiedArtifact can be loaded (its module was
@@ -108,8 +112,41 @@ export class PolicyHost {
   private readonly routeLimits: readonly (readonly RateLimitDescriptor[])[];
   /** Charges of API-key callers depend only on (route, key): computed once, shared, frozen. */
   private readonly keyCharges = new Map<number, readonly RateLimitCharge[]>();
-  /** The verified token of the request being decided, normalized once. */
-  private token: TokenEntry | undefined;
+  /** Per route: does one of its limits charge the client address (so an allow varies per request)? */
+  private readonly routeIpKeyed: readonly boolean[];
+  /** Shared, frozen decisions of static outcomes, by (route, rule, key); see readDecision. */
+  private readonly decisions = new Map<number, PolicyDecision>();
+  /** The same for the JWT caller of lastJwtIdentity. */
+  private readonly jwtDecisions = new Map<number, PolicyDecision>();
+  /** Identity of the verified token of the request being decided (undefined without one). */
+  private jwtIdentity: DecisionIdentity | undefined;
+  /**
+   * Intern region: short strings seen before keep their bytes at the top of the request area,
+   * [internLow, REQUEST_END), and are found by value (ptr | len << 16); `interned` holds them
+   * as written, `internedLower` ASCII-lowercased (host names). Per-request data is written
+   * below `limit` (internLow while interning). A request too large for the space left is
+   * encoded again with the cache dropped and the whole area, exactly as without interning.
+   */
+  private readonly interned = new Map<string, number>();
+  private readonly internedLower = new Map<string, number>();
+  /** Interned lists by claim value: `scope` strings split on spaces, and string `aud`s. */
+  private readonly scopeLists = new Map<string, number>();
+  private readonly audLists = new Map<string, number>();
+  private internLow = REQUEST_END;
+  private internFull = false;
+  private interning = true;
+  private limit = REQUEST_END;
+  /**
+   * By slot (address >> 2): the interned string the slot's (ptr, len) points at, so that a
+   * value the previous request also had costs one comparison and no store.
+   */
+  private readonly slotInterned: (string | undefined)[] = new Array(REQUEST_VAR_OFFSET >> 2).fill(undefined);
+  /** Address text whose parse sits in ipFamily/ipBytes; API key whose hash sits in apiKeySha256. */
+  private lastIpText: string | undefined;
+  private lastApiKey: string | undefined;
+  /** The JwtState whose cleared claims the JWT slots hold, or -1 (claims written, or unknown). */
+  private jwtCleared = -1;
+  private lastJwtIdentity: DecisionIdentity | undefined;
 
   private constructor(artifact: VerifiedArtifact, options: PolicyHostOptions) {
     const { meta, tables } = checkAbi(artifact.module);
@@ -125,6 +162,7 @@ export class PolicyHost {
     this.routeLimits = tables.routes.map((_, i) =>
       tables.rateLimits.filter((l) => l.routes.length === 0 || l.routes.includes(i)),
     );
+    this.routeIpKeyed = this.routeLimits.map((ls) => ls.some((l) => l.key === 'request.ip'));
     // The host owns the memory and fixes its maximum: the module cannot grow past it.
     const memory = new WebAssembly.Memory({ initial: tables.memoryPages, maximum: tables.memoryPages });
     let instance: WebAssembly.Instance;
@@ -149,6 +187,8 @@ export class PolicyHost {
     try {
       this.encode(request);
     } catch (err) {
+      // The request area is half-written: nothing in it may be reused.
+      this.forget();
       if (err instanceof RequestTooLarge) {
         this.fault('oversized', 'request attributes exceed the 64 KiB request area');
         return faultDecision('request attributes too large', 431);
@@ -172,51 +212,105 @@ export class PolicyHost {
     this.onFault?.({ kind, message, policy: `${this.meta.policy}@${this.meta.version}`, digest: this.digest });
   }
 
+  private forget(): void {
+    this.slotInterned.fill(undefined);
+    this.jwtCleared = -1;
+    this.lastIpText = undefined;
+    this.lastApiKey = undefined;
+  }
+
+  /**
+   * Writes the request area. Work already done for an earlier request is reused when it is
+   * still in memory (the module never writes the request area, docs/abi.md): interned strings,
+   * the parsed address and the key hash. Every reuse is decided by comparing string values,
+   * so a caller reusing and mutating its request objects still gets every change encoded.
+   */
   private encode(req: PolicyRequest): void {
+    if (this.internFull) this.dropInterned();
+    try {
+      this.encodeAll(req);
+    } catch (err) {
+      if (!(err instanceof NeedRoom)) throw err;
+      this.dropInterned();
+      this.interning = false;
+      try {
+        this.encodeAll(req);
+      } finally {
+        this.interning = true;
+      }
+    }
+  }
+
+  private dropInterned(): void {
+    this.interned.clear();
+    this.internedLower.clear();
+    this.scopeLists.clear();
+    this.audLists.clear();
+    this.internLow = REQUEST_END;
+    this.internFull = false;
+    this.slotInterned.fill(undefined);
+  }
+
+  private encodeAll(req: PolicyRequest): void {
     const u32 = this.u32;
     const t = this.tables;
     this.cursor = REQUEST_VAR_OFFSET;
-    this.str(REQUEST.method, req.method);
-    this.str(REQUEST.host, req.host, true);
-    this.str(REQUEST.path, req.path);
+    this.limit = this.interning ? this.internLow : REQUEST_END;
+    this.field(REQUEST.method, req.method, false);
+    this.field(REQUEST.host, req.host, true);
+    this.field(REQUEST.path, req.path, false);
     const ipText = req.ip ?? '';
-    this.str(REQUEST.ip, ipText);
-    const ip = this.parseIpCached(ipText);
-    // Word stores: cheaper than TypedArray#set for 16 bytes on the hot path.
-    const ipWords = ip ? ip.words : ZERO_WORDS;
-    const at = REQUEST.ipBytes >> 2;
-    u32[REQUEST.ipFamily >> 2] = ip ? ip.family : 0;
-    u32[at] = ipWords[0] as number;
-    u32[at + 1] = ipWords[1] as number;
-    u32[at + 2] = ipWords[2] as number;
-    u32[at + 3] = ipWords[3] as number;
+    this.field(REQUEST.ip, ipText, false);
+    if (ipText !== this.lastIpText) {
+      const ip = this.parseIpCached(ipText);
+      // Word stores: cheaper than TypedArray#set for 16 bytes on the hot path.
+      const ipWords = ip ? ip.words : ZERO_WORDS;
+      const at = REQUEST.ipBytes >> 2;
+      u32[REQUEST.ipFamily >> 2] = ip ? ip.family : 0;
+      u32[at] = ipWords[0] as number;
+      u32[at + 1] = ipWords[1] as number;
+      u32[at + 2] = ipWords[2] as number;
+      u32[at + 3] = ipWords[3] as number;
+      this.lastIpText = ipText;
+    }
     u32[REQUEST.bodySize >> 2] = clampBodySize(req.bodySize);
     const headers = req.headers;
     const apiKey = t.apiKeyHeader !== null && headers ? ownHeader(headers, t.apiKeyHeader) : undefined;
     if (apiKey === undefined) {
       u32[REQUEST.apiKeyPresent >> 2] = 0;
-    } else {
+      this.lastApiKey = undefined;
+    } else if (apiKey !== this.lastApiKey) {
       u32[REQUEST.apiKeyPresent >> 2] = 1;
       const h = this.hashKey(apiKey);
       const k = REQUEST.apiKeySha256 >> 2;
       for (let i = 0; i < 8; i++) u32[k + i] = h[i] as number;
+      this.lastApiKey = apiKey;
     }
     this.encodeJwt(req);
     const slots = t.headerSlots;
     for (let i = 0; i < slots.length; i++) {
       const v = headers ? ownHeader(headers, slots[i] as string) : undefined;
       const at = REQUEST.headerSlots + 8 * i;
-      if (v === undefined) u32[at >> 2] = 0;
-      else this.str(at, v);
+      if (v === undefined) {
+        u32[at >> 2] = 0;
+        this.slotInterned[at >> 2] = undefined;
+      } else this.field(at, v, false);
     }
   }
 
+  /**
+   * The claims a policy sees, encoded straight from the claims object with the normalization
+   * of normalizeClaims (request.ts), which the reference evaluator uses: no intermediate arrays.
+   */
   private encodeJwt(req: PolicyRequest): void {
     const u32 = this.u32;
     const jwt = this.tables.jwt !== null ? req.jwt : undefined;
-    this.token = undefined;
+    this.jwtIdentity = undefined;
     if (jwt === undefined || !jwt.verified) {
-      u32[REQUEST.jwtState >> 2] = jwt === undefined ? JwtState.ABSENT : JwtState.REJECTED;
+      const state = jwt === undefined ? JwtState.ABSENT : JwtState.REJECTED;
+      // Most requests of a row carry no token: the cleared claims are then already there.
+      if (this.jwtCleared === state) return;
+      u32[REQUEST.jwtState >> 2] = state;
       u32[REQUEST.jwtIss >> 2] = 0;
       u32[REQUEST.jwtSub >> 2] = 0;
       u32[REQUEST.jwtTenant >> 2] = 0;
@@ -224,19 +318,94 @@ export class PolicyHost {
       u32[REQUEST.jwtAud >> 2] = 0;
       u32[REQUEST.jwtScopes >> 2] = 0;
       u32[REQUEST.jwtRoles >> 2] = 0;
+      const si = this.slotInterned;
+      si[REQUEST.jwtIss >> 2] = si[REQUEST.jwtSub >> 2] = si[REQUEST.jwtTenant >> 2] = si[REQUEST.jwtPlan >> 2] = undefined;
+      this.jwtCleared = state;
       return;
     }
-    // Normalized per request, never cached by object: a caller could mutate its claims object.
-    const c = normalizeClaims(jwt.claims);
-    this.token = { claims: c, identity: { kind: 'jwt', id: c.sub, tenant: c.tenant, plan: c.plan } };
+    this.jwtCleared = -1;
+    const c: JwtClaims = jwt.claims;
+    const sub = c.sub ?? '';
+    const tenant = c.tenant ?? '';
+    const plan = c.plan ?? '';
     u32[REQUEST.jwtState >> 2] = JwtState.VERIFIED;
-    this.str(REQUEST.jwtIss, c.iss);
-    this.str(REQUEST.jwtSub, c.sub);
-    this.str(REQUEST.jwtTenant, c.tenant);
-    this.str(REQUEST.jwtPlan, c.plan);
-    this.list(REQUEST.jwtAud, c.aud);
-    this.list(REQUEST.jwtScopes, c.scopes);
-    this.list(REQUEST.jwtRoles, c.roles);
+    this.field(REQUEST.jwtIss, c.iss ?? '', false);
+    this.field(REQUEST.jwtSub, sub, false);
+    this.field(REQUEST.jwtTenant, tenant, false);
+    this.field(REQUEST.jwtPlan, plan, false);
+    const aud = c.aud;
+    if (typeof aud === 'string') {
+      if (!this.internList(REQUEST.jwtAud, aud, false)) this.single(REQUEST.jwtAud, aud);
+    } else this.list(REQUEST.jwtAud, aud ?? EMPTY_LIST);
+    const scope = c.scope;
+    if (typeof scope === 'string') {
+      if (!this.internList(REQUEST.jwtScopes, scope, true)) this.spaceList(REQUEST.jwtScopes, scope);
+    } else this.list(REQUEST.jwtScopes, c.scp ?? EMPTY_LIST);
+    this.list(REQUEST.jwtRoles, c.roles ?? EMPTY_LIST);
+    // Consecutive requests of one caller share one identity object (compared by value).
+    let identity = this.lastJwtIdentity;
+    if (identity === undefined || identity.id !== sub || identity.tenant !== tenant || identity.plan !== plan) {
+      identity = Object.freeze<DecisionIdentity>({ kind: 'jwt', id: sub, tenant, plan });
+      this.lastJwtIdentity = identity;
+      this.jwtDecisions.clear();
+    }
+    this.jwtIdentity = identity;
+  }
+
+  /**
+   * A string attribute: from the intern region when seen before, else interned when short and
+   * ASCII and there is room, else written at the cursor like any per-request data.
+   */
+  private field(at: number, s: string, lower: boolean): void {
+    const slot = at >> 2;
+    const si = this.slotInterned;
+    // (undefined marks "not interned": an undefined attribute must go on to fail in str.)
+    if (s === si[slot] && s !== undefined) return;
+    si[slot] = undefined;
+    const map = lower ? this.internedLower : this.interned;
+    const hit = map.get(s);
+    const u32 = this.u32;
+    if (hit !== undefined) {
+      u32[slot] = hit & 0xffff;
+      u32[slot + 1] = hit >>> 16;
+      si[slot] = s;
+      return;
+    }
+    const n = typeof s === 'string' ? s.length : 0;
+    // (An empty string is not interned: its pointer could be the end of memory, 65536.)
+    if (!this.interning || n === 0 || n > MAX_INTERNED || typeof s !== 'string') {
+      this.str(at, s, lower);
+      return;
+    }
+    // Top-down, word-aligned, never below what this request has written nor past the cap.
+    const p = (this.internLow - n) & ~3;
+    if (p < this.cursor || p < REQUEST_END - INTERN_BYTES) {
+      this.internFull = true;
+      this.str(at, s, lower);
+      return;
+    }
+    const u8 = this.u8;
+    for (let i = 0; i < n; i++) {
+      let c = s.charCodeAt(i);
+      if (c > 0x7f) {
+        // Non-ASCII is rare: it takes the general path (the bytes written here are unused).
+        this.str(at, s, lower);
+        return;
+      }
+      if (lower && c >= 0x41 && c <= 0x5a) c += 0x20;
+      u8[p + i] = c;
+    }
+    this.internLow = p;
+    this.limit = p;
+    map.set(s, p | (n << 16));
+    u32[slot] = p;
+    u32[slot + 1] = n;
+    si[slot] = s;
+  }
+
+  /** Per-request data reached the limit: too large, or too large next to the intern region. */
+  private overflow(): never {
+    throw this.limit < REQUEST_END ? new NeedRoom() : new RequestTooLarge();
   }
 
   /** Writes a (ptr, len) pair at `at` and the UTF-8 bytes at the cursor. ASCII takes a fast path. */
@@ -245,7 +414,7 @@ export class PolicyHost {
     const u8 = this.u8;
     let p = this.cursor;
     const n = s.length;
-    if (p + n > REQUEST_END) throw new RequestTooLarge();
+    if (p + n > this.limit) this.overflow();
     let ascii = true;
     for (let i = 0; i < n; i++) {
       let c = s.charCodeAt(i);
@@ -260,14 +429,110 @@ export class PolicyHost {
     let len = n;
     if (!ascii) {
       const text = lower ? s.toLowerCase() : s;
-      const r = encoder.encodeInto(text, u8.subarray(p, REQUEST_END));
-      if (r.read !== text.length) throw new RequestTooLarge();
+      const r = encoder.encodeInto(text, u8.subarray(p, this.limit));
+      if (r.read !== text.length) this.overflow();
       len = r.written;
     }
     this.u32[at >> 2] = p;
     this.u32[(at >> 2) + 1] = len;
     p += len;
     this.cursor = (p + 3) & ~3;
+  }
+
+  /**
+   * A list made from one claim string, interned like `field` does for strings: the whole
+   * string's bytes once, the list's pairs pointing into them. `split` makes the list of the
+   * string's non-empty space-separated parts (`scope`), else a one-element list (`aud`).
+   * False when it could not be interned (the caller then writes it per request).
+   */
+  private internList(at: number, s: string, split: boolean): boolean {
+    const map = split ? this.scopeLists : this.audLists;
+    const u32 = this.u32;
+    const hit = map.get(s);
+    if (hit !== undefined) {
+      u32[at >> 2] = hit;
+      return true;
+    }
+    const n = s.length;
+    if (!this.interning || n > MAX_INTERNED) return false;
+    let count = split ? 0 : 1;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0x7f) return false;
+      if (split && c !== 0x20 && (i === 0 || s.charCodeAt(i - 1) === 0x20)) count++;
+    }
+    if (count === 0) {
+      u32[at >> 2] = 0;
+      return true;
+    }
+    const q = (this.internLow - (4 + 8 * count + n)) & ~3;
+    if (q < this.cursor || q < REQUEST_END - INTERN_BYTES) {
+      this.internFull = true;
+      return false;
+    }
+    const text = q + 4 + 8 * count;
+    const u8 = this.u8;
+    for (let i = 0; i < n; i++) u8[text + i] = s.charCodeAt(i);
+    u32[q >> 2] = count;
+    if (split) {
+      let e = (q >> 2) + 1;
+      let from = -1;
+      for (let i = 0; i <= n; i++) {
+        const space = i === n || s.charCodeAt(i) === 0x20;
+        if (!space && from < 0) from = i;
+        else if (space && from >= 0) {
+          u32[e++] = text + from;
+          u32[e++] = i - from;
+          from = -1;
+        }
+      }
+    } else {
+      u32[(q >> 2) + 1] = text;
+      u32[(q >> 2) + 2] = n;
+    }
+    this.internLow = q;
+    this.limit = q;
+    map.set(s, q);
+    u32[at >> 2] = q;
+    return true;
+  }
+
+  /** A one-element list (a string `aud`). */
+  private single(at: number, item: string): void {
+    const base = this.cursor;
+    if (base + 12 > this.limit) this.overflow();
+    this.cursor = base + 12;
+    this.u32[base >> 2] = 1;
+    this.str(base + 4, item);
+    this.u32[at >> 2] = base;
+  }
+
+  /** The non-empty space-separated parts of an OAuth `scope` claim, as a list. */
+  private spaceList(at: number, s: string): void {
+    let count = 0;
+    for (let i = 0; i < s.length; i++) {
+      if (s.charCodeAt(i) !== 0x20 && (i === 0 || s.charCodeAt(i - 1) === 0x20)) count++;
+    }
+    if (count === 0) {
+      this.u32[at >> 2] = 0;
+      return;
+    }
+    const base = this.cursor;
+    const bytes = 4 + 8 * count;
+    if (base + bytes > this.limit) this.overflow();
+    this.cursor = base + bytes;
+    this.u32[base >> 2] = count;
+    let n = 0;
+    let from = -1;
+    for (let i = 0; i <= s.length; i++) {
+      const space = i === s.length || s.charCodeAt(i) === 0x20;
+      if (!space && from < 0) from = i;
+      else if (space && from >= 0) {
+        this.str(base + 4 + 8 * n++, s.slice(from, i));
+        from = -1;
+      }
+    }
+    this.u32[at >> 2] = base;
   }
 
   private list(at: number, items: readonly string[]): void {
@@ -277,7 +542,7 @@ export class PolicyHost {
     }
     const base = this.cursor;
     const bytes = 4 + 8 * items.length;
-    if (base + bytes > REQUEST_END) throw new RequestTooLarge();
+    if (base + bytes > this.limit) this.overflow();
     this.cursor = base + bytes;
     this.u32[base >> 2] = items.length;
     for (let i = 0; i < items.length; i++) this.str(base + 4 + 8 * i, items[i] as string);
@@ -341,13 +606,55 @@ export class PolicyHost {
       rule < t.rules.length &&
       (kind === IdentityKind.API_KEY
         ? key >= 0 && key < t.apiKeys.length
-        : key === -1 && (kind === IdentityKind.NONE || (kind === IdentityKind.JWT && this.token !== undefined)));
+        : key === -1 && (kind === IdentityKind.NONE || (kind === IdentityKind.JWT && this.jwtIdentity !== undefined)));
     if (!wellFormed) {
       this.fault('malformed', `malformed decision record (rc=${rc} effect=${effect} status=${status} reason=${reason})`);
       return faultDecision('policy evaluation failed', 500);
     }
-    const identity = this.identity(kind, key);
     const allow = effect === 1;
+    // Most outcomes are static: everything in them comes from the tables and the identity
+    // (charges that do not carry the client address). Those are built once per (route, rule,
+    // key) and shared, frozen: API-key and anonymous callers in one cache, the current JWT
+    // caller in another that is emptied whenever a token with another identity arrives. The
+    // cached decision is reused only while the record's effect, status and reason still match
+    // it, so the cache cannot change an answer.
+    if (!allow || !this.routeIpKeyed[route]) {
+      const cache = kind === IdentityKind.JWT ? this.jwtDecisions : this.decisions;
+      const slot = ((route + 1) * (t.rules.length + 1) + rule + 1) * (t.apiKeys.length + 1) + key + 1;
+      const cached = cache.get(slot);
+      if (
+        cached !== undefined &&
+        cached.status === status &&
+        cached.reason === t.reasons[reason] &&
+        (cached.effect === 'allow') === allow
+      ) {
+        return cached;
+      }
+      const d = this.build(allow, status, reason, route, rule, kind, key, req);
+      if (!Object.isFrozen(d.rateLimits)) {
+        for (const c of d.rateLimits) Object.freeze(c);
+        Object.freeze(d.rateLimits);
+      }
+      Object.freeze(d);
+      if (cache.size >= CACHE_MAX) cache.clear();
+      cache.set(slot, d);
+      return d;
+    }
+    return this.build(allow, status, reason, route, rule, kind, key, req);
+  }
+
+  private build(
+    allow: boolean,
+    status: number,
+    reason: number,
+    route: number,
+    rule: number,
+    kind: number,
+    key: number,
+    req: PolicyRequest,
+  ): PolicyDecision {
+    const t = this.tables;
+    const identity = this.identity(kind, key);
     return {
       effect: allow ? 'allow' : 'deny',
       status,
@@ -356,13 +663,13 @@ export class PolicyHost {
       rule: rule < 0 ? null : (t.rules[rule]?.name ?? null),
       identity,
       headers: allow ? t.headers : NO_HEADER_MUTATIONS,
-      rateLimits: allow ? this.chargesFor(route, kind, key, identity, req) : [],
+      rateLimits: allow ? this.chargesFor(route, kind, key, identity, req) : NO_CHARGES,
     };
   }
 
   private identity(kind: number, key: number): DecisionIdentity {
     if (kind === IdentityKind.API_KEY) return this.keyIdentities[key] as DecisionIdentity;
-    if (kind === IdentityKind.JWT && this.token) return this.token.identity;
+    if (kind === IdentityKind.JWT && this.jwtIdentity) return this.jwtIdentity;
     return ANONYMOUS;
   }
 
@@ -374,9 +681,9 @@ export class PolicyHost {
     req: PolicyRequest,
   ): readonly RateLimitCharge[] {
     const limits = this.routeLimits[route];
-    if (limits === undefined || limits.length === 0) return [];
+    if (limits === undefined || limits.length === 0) return NO_CHARGES;
     // request.ip-keyed limits vary per request; only pure identity limits are cached.
-    if (limits.some((l) => l.key === 'request.ip')) return this.charges(route, identity, req);
+    if (this.routeIpKeyed[route]) return this.charges(route, identity, req);
     if (kind !== IdentityKind.API_KEY) return this.charges(route, identity, req);
     const slot = route * this.tables.apiKeys.length + key;
     let charges = this.keyCharges.get(slot);
@@ -387,9 +694,9 @@ export class PolicyHost {
     return charges;
   }
 
-  private charges(route: number, identity: DecisionIdentity, req: PolicyRequest): RateLimitCharge[] {
+  private charges(route: number, identity: DecisionIdentity, req: PolicyRequest): readonly RateLimitCharge[] {
     const limits = this.routeLimits[route];
-    if (limits === undefined || limits.length === 0) return [];
+    if (limits === undefined || limits.length === 0) return NO_CHARGES;
     const out: RateLimitCharge[] = [];
     for (const l of limits) {
       const value = l.key === 'identity.tenant' ? identity.tenant : l.key === 'identity.id' ? identity.id : (req.ip ?? '');
@@ -397,6 +704,6 @@ export class PolicyHost {
       if (value === '') continue;
       out.push({ name: l.name, key: l.key, value, limit: l.limit, windowSeconds: l.windowSeconds, burst: l.burst });
     }
-    return out;
+    return out.length === 0 ? NO_CHARGES : out;
   }
 }

@@ -1,6 +1,7 @@
 import { REQUEST } from '@apx/core';
 import type { CondExpr, IntExpr, StrExpr } from '../cel/ir.js';
 import type { DataImage } from './data.js';
+import { endsWithLiteral, equalsLiteral, startsWithLiteral } from './literals.js';
 
 /**
  * A condition as a WAT expression of type i32 with CEL's three values: 0 false, 1 true,
@@ -14,13 +15,14 @@ export function emitCondition(
 ): { code: string; locals: number } {
   let locals = 0;
   /** `a` decides alone when it equals `decisive`; otherwise the helper combines a and b. */
-  const shortCircuit = (decisive: 0 | 1, helper: string, a: string, b: string): string => {
+  const shortCircuit = (decisive: 0 | 1, a: string, b: string): string => {
     const t = `$t${locals++}`;
-    return `(if (result i32) (i32.eq (local.tee ${t} ${a}) (i32.const ${decisive})) (then (i32.const ${decisive})) (else (call ${helper} (local.get ${t}) ${b})))`;
-  };
-  const lit = (s: string): string => {
-    const r = data.string(s);
-    return `(i32.const ${r.ptr}) (i32.const ${r.len})`;
+    const u = `$t${locals++}`;
+    // CEL's three-valued && and ||, inline: when `a` is not decisive it is 1 or 2 for &&
+    // (0 or 2 for ||); then a decisive `b` decides, and otherwise the result is the larger
+    // of the two (2, error, wins over the neutral value).
+    const rest = `(select (local.get ${t}) (local.get ${u}) (i32.gt_u (local.get ${t}) (local.get ${u})))`;
+    return `(if (result i32) (i32.eq (local.tee ${t} ${a}) (i32.const ${decisive})) (then (i32.const ${decisive})) (else (if (result i32) (i32.eq (local.tee ${u} ${b}) (i32.const ${decisive})) (then (i32.const ${decisive})) (else ${rest}))))`;
   };
   const strOperand = (s: StrExpr): { ptr: string; len: string; err: string | null } => {
     switch (s.k) {
@@ -73,11 +75,14 @@ export function emitCondition(
       case 'and':
         // Short-circuit on a definite false; an error on the left still looks at the right
         // (CEL: error && false is false).
-        return shortCircuit(0, '$and3', cond(e.a), cond(e.b));
+        return shortCircuit(0, cond(e.a), cond(e.b));
       case 'or':
-        return shortCircuit(1, '$or3', cond(e.a), cond(e.b));
-      case 'not':
-        return `(call $not3 ${cond(e.a)})`;
+        return shortCircuit(1, cond(e.a), cond(e.b));
+      case 'not': {
+        // Error stays error, else the negation.
+        const t = `$t${locals++}`;
+        return `(if (result i32) (i32.eq (local.tee ${t} ${cond(e.a)}) (i32.const 2)) (then (i32.const 2)) (else (i32.eqz (local.get ${t}))))`;
+      }
       case 'boolEq':
         return `(call $booleq3 ${cond(e.a)} ${cond(e.b)} (i32.const ${e.negate ? 1 : 0}))`;
       case 'intCmp':
@@ -85,12 +90,21 @@ export function emitCondition(
       case 'strEq': {
         const a = strOperand(e.a);
         const b = strOperand(e.b);
-        const eq = `(call $str_eq ${a.ptr} ${a.len} ${b.ptr} ${b.len})`;
+        const eq =
+          e.b.k === 'lit'
+            ? equalsLiteral(a.ptr, a.len, e.b.value)
+            : e.a.k === 'lit'
+              ? equalsLiteral(b.ptr, b.len, e.a.value)
+              : `(call $str_eq ${a.ptr} ${a.len} ${b.ptr} ${b.len})`;
         return withErr(e.negate ? `(i32.eqz ${eq})` : eq, a.err, b.err);
       }
       case 'strOp': {
         const a = strOperand(e.a);
         const b = strOperand(e.b);
+        if (e.b.k === 'lit' && e.op !== 'contains') {
+          const test = e.op === 'startsWith' ? startsWithLiteral : endsWithLiteral;
+          return withErr(test(a.ptr, a.len, e.b.value), a.err);
+        }
         return withErr(`(call $${STR_FN[e.op]} ${a.ptr} ${a.len} ${b.ptr} ${b.len})`, a.err, b.err);
       }
       case 'inList': {
@@ -99,7 +113,7 @@ export function emitCondition(
       }
       case 'inStrings': {
         const a = strOperand(e.a);
-        const tests = e.values.map((v) => `(call $str_eq ${a.ptr} ${a.len} ${lit(v)})`);
+        const tests = e.values.map((v) => equalsLiteral(a.ptr, a.len, v));
         const any = tests.length === 0 ? '(i32.const 0)' : tests.reduce((x, y) => `(i32.or ${x} ${y})`);
         return withErr(any, a.err);
       }

@@ -18,6 +18,7 @@ import { headerNames } from '../cel/ir.js';
 import type { Policy } from '../model.js';
 import { emitCondition } from './conditions.js';
 import { DataImage } from './data.js';
+import { bytesEqualAt, endsWithLiteral, equalsLiteral } from './literals.js';
 import { BUILTIN_REASONS, type BuiltinReason } from './reasons.js';
 import { RUNTIME_WAT } from './runtime.js';
 
@@ -32,6 +33,30 @@ function watString(s: string): string {
     out += b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c ? String.fromCharCode(b) : `\\${b.toString(16).padStart(2, '0')}`;
   }
   return out;
+}
+
+/**
+ * i32 expression: does the request address (16 bytes at ipBytes) start with the first `bits`
+ * bits of `net`? Inline: the address as two i64 words, masked and compared with constants
+ * (the validated CIDR has its host bits zero, so the masked network is the network).
+ */
+function prefixTest(net: Uint8Array, bits: number): string {
+  const tests: string[] = [];
+  for (let off = 0; off < 16; off += 8) {
+    let mask = 0n;
+    let value = 0n;
+    for (let i = off + 7; i >= off; i--) {
+      const b = Math.min(8, Math.max(0, bits - 8 * i));
+      const m = (0xff << (8 - b)) & 0xff;
+      mask = (mask << 8n) | BigInt(m);
+      value = (value << 8n) | BigInt((net[i] as number) & m);
+    }
+    if (mask === 0n) continue;
+    tests.push(
+      `(i64.eq (i64.and (i64.load offset=${off} align=4 (i32.const ${REQUEST.ipBytes})) (i64.const ${BigInt.asIntN(64, mask)})) (i64.const ${BigInt.asIntN(64, value)}))`,
+    );
+  }
+  return tests.length === 0 ? '(i32.const 1)' : tests.reduce((a, b) => `(i32.and ${a} ${b})`);
 }
 
 /** The decision procedure of docs/abi.md, as one WAT module. Deterministic: policy order only. */
@@ -80,18 +105,20 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
   policy.routes.forEach((route, i) => {
     const body: string[] = [];
     if (route.hosts.length > 0) {
-      const host = `(i32.load (i32.const ${REQUEST.host})) (i32.load (i32.const ${REQUEST.host + 4}))`;
+      const hostP = `(i32.load (i32.const ${REQUEST.host}))`;
+      const hostL = `(i32.load (i32.const ${REQUEST.host + 4}))`;
       const tests = route.hosts.map((h) => {
-        if (!h.startsWith('*.')) return `(call $str_eq ${host} ${lit(h)})`;
+        if (!h.startsWith('*.')) return equalsLiteral(hostP, hostL, h);
         const suffix = h.slice(1);
         const len = new TextEncoder().encode(suffix).length;
-        return `(i32.and (call $ends ${host} ${lit(suffix)}) (i32.gt_u (i32.load (i32.const ${REQUEST.host + 4})) (i32.const ${len})))`;
+        return `(i32.and ${endsWithLiteral(hostP, hostL, suffix)} (i32.gt_u ${hostL} (i32.const ${len})))`;
       });
       body.push(`(if (i32.eqz ${tests.reduce((a, b) => `(i32.or ${a} ${b})`)}) (then (return (i32.const 0))))`);
     }
     if (route.methods.length > 0) {
-      const m = `(i32.load (i32.const ${REQUEST.method})) (i32.load (i32.const ${REQUEST.method + 4}))`;
-      const tests = route.methods.map((x) => `(call $str_eq ${m} ${lit(x)})`);
+      const mP = `(i32.load (i32.const ${REQUEST.method}))`;
+      const mL = `(i32.load (i32.const ${REQUEST.method + 4}))`;
+      const tests = route.methods.map((x) => equalsLiteral(mP, mL, x));
       body.push(`(if (i32.eqz ${tests.reduce((a, b) => `(i32.or ${a} ${b})`)}) (then (return (i32.const 0))))`);
     }
     route.paths.forEach((pattern, j) => {
@@ -104,19 +131,27 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
           open = true;
           break;
         }
+        if (seg === '*') {
+          steps.push('(local.set $p (call $seg_star (local.get $p)))');
+          steps.push('(if (i32.lt_s (local.get $p) (i32.const 0)) (then (return (i32.const 0))))');
+          continue;
+        }
+        // "/" + literal at $p, then the end of the path or another "/"; inline (see literals.ts).
+        const bytes = new TextEncoder().encode(`/${seg}`);
         steps.push(
-          seg === '*'
-            ? '(local.set $p (call $seg_star (local.get $p)))'
-            : `(local.set $p (call $seg_lit (local.get $p) ${lit(seg)}))`,
+          `(local.set $e (i32.add (local.get $p) (i32.const ${bytes.length})))`,
+          '(if (i32.gt_u (local.get $e) (global.get $path_l)) (then (return (i32.const 0))))',
+          `(if (i32.eqz ${bytesEqualAt('(i32.add (global.get $path_p) (local.get $p))', bytes)}) (then (return (i32.const 0))))`,
+          '(if (i32.lt_u (local.get $e) (global.get $path_l)) (then (if (i32.ne (i32.load8_u (i32.add (global.get $path_p) (local.get $e))) (i32.const 47)) (then (return (i32.const 0))))))',
+          '(local.set $p (local.get $e))',
         );
-        steps.push('(if (i32.lt_s (local.get $p) (i32.const 0)) (then (return (i32.const 0))))');
       }
       // A trailing ** accepts whatever follows: after a segment the cursor is at the end or at
       // a "/"; for the pattern "/**" alone the path itself must start with "/".
       const startsWithSlash =
         '(i32.and (i32.ne (global.get $path_l) (i32.const 0)) (i32.eq (i32.load8_u (global.get $path_p)) (i32.const 47)))';
       steps.push(open ? (segs[0] === '**' ? startsWithSlash : '(i32.const 1)') : '(i32.eq (local.get $p) (global.get $path_l))');
-      funcs.push(`(func ${name} (result i32) (local $p i32)\n    ${steps.join('\n    ')})`);
+      funcs.push(`(func ${name} (result i32) (local $p i32) (local $e i32)\n    ${steps.join('\n    ')})`);
       body.push(`(if (call ${name}) (then (return (i32.const 1))))`);
     });
     body.push('(i32.const 0)');
@@ -125,10 +160,10 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
 
   // --- IP lists -----------------------------------------------------------------------
   const ipList = (name: string, cidrs: Policy['ip']['allow']): void => {
-    const tests = cidrs.map((c) => {
-      const net = data.raw(c.bytes);
-      return `(if (i32.and (i32.eq (local.get $fam) (i32.const ${c.family})) (call $cidr (i32.const ${net}) (i32.const ${c.bits}))) (then (return (i32.const 1))))`;
-    });
+    const tests = cidrs.map(
+      (c) =>
+        `(if (i32.and (i32.eq (local.get $fam) (i32.const ${c.family})) ${prefixTest(c.bytes, c.bits)}) (then (return (i32.const 1))))`,
+    );
     funcs.push(
       `(func ${name} (result i32) (local $fam i32)\n    (local.set $fam (i32.load (i32.const ${REQUEST.ipFamily})))\n    ${tests.join('\n    ')}\n    (i32.const 0))`,
     );
@@ -147,11 +182,19 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
       return [id.ptr, id.len, t.ptr, t.len, p.ptr, p.len, data.list(k.scopes), data.list(k.roles)];
     }),
   );
-  funcs.push(`(func $find_key (result i32) (local $i i32)
+  // The presented hash against each key's: four inline 64-bit compares, no call.
+  const keyHashEquals = [0, 8, 16, 24]
+    .map(
+      (o) =>
+        `(i64.eq (i64.load offset=${o} align=4 (i32.const ${REQUEST.apiKeySha256})) (i64.load offset=${o} align=4 (local.get $h)))`,
+    )
+    .reduce((a, b) => `(i32.and ${a} ${b})`);
+  funcs.push(`(func $find_key (result i32) (local $i i32) (local $h i32)
     (block $done
       (loop $next
         (br_if $done (i32.ge_u (local.get $i) (i32.const ${keys.length})))
-        (if (call $memeq (i32.const ${REQUEST.apiKeySha256}) (i32.add (i32.const ${hashes}) (i32.shl (local.get $i) (i32.const 5))) (i32.const 32))
+        (local.set $h (i32.add (i32.const ${hashes}) (i32.shl (local.get $i) (i32.const 5))))
+        (if ${keyHashEquals}
           (then (return (local.get $i))))
         (local.set $i (i32.add (local.get $i) (i32.const 1)))
         (br $next)))
@@ -196,7 +239,7 @@ export function emitModule(policy: Policy, meta: PolicyMeta): { wat: string; tab
     const st = `(i32.load (i32.const ${REQUEST.jwtState}))`;
     const checks = [
       `(if (i32.ne ${st} (i32.const ${JwtState.VERIFIED})) (then ${deny('badToken', route)}))`,
-      `(if (i32.eqz (call $str_eq (i32.load (i32.const ${REQUEST.jwtIss})) (i32.load (i32.const ${REQUEST.jwtIss + 4})) ${lit(jwt.issuer)})) (then ${deny('badToken', route)}))`,
+      `(if (i32.eqz ${equalsLiteral(`(i32.load (i32.const ${REQUEST.jwtIss}))`, `(i32.load (i32.const ${REQUEST.jwtIss + 4}))`, jwt.issuer)}) (then ${deny('badToken', route)}))`,
     ];
     if (jwt.audiences.length > 0) {
       checks.push(

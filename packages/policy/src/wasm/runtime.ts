@@ -1,4 +1,4 @@
-import { DECISION, REQUEST } from '@apx/core';
+import { DECISION } from '@apx/core';
 
 /**
  * Helper functions every policy module contains, in WebAssembly text. Strings are (ptr, len)
@@ -76,8 +76,9 @@ export const RUNTIME_WAT = `
     (block $done
       (loop $next
         (br_if $done (i32.eqz (local.get $n)))
-        (if (call $str_eq (i32.load (local.get $e)) (i32.load offset=4 (local.get $e)) (local.get $p) (local.get $l))
-          (then (return (i32.const 1))))
+        ;; Lengths first, inline: most elements differ in length, and a call costs more.
+        (if (i32.eq (i32.load offset=4 (local.get $e)) (local.get $l))
+          (then (if (call $memeq (i32.load (local.get $e)) (local.get $p) (local.get $l)) (then (return (i32.const 1))))))
         (local.set $e (i32.add (local.get $e) (i32.const 8)))
         (local.set $n (i32.sub (local.get $n) (i32.const 1)))
         (br $next)))
@@ -98,31 +99,6 @@ export const RUNTIME_WAT = `
         (br $next)))
     (i32.const 0))
 
-  ;; Does the request address (16 bytes at ipBytes) start with the first $bits bits of $net?
-  (func $cidr (param $net i32) (param $bits i32) (result i32)
-    (local $n i32) (local $rem i32) (local $mask i32)
-    (local.set $n (i32.shr_u (local.get $bits) (i32.const 3)))
-    (local.set $rem (i32.and (local.get $bits) (i32.const 7)))
-    (if (i32.eqz (call $memeq (i32.const ${REQUEST.ipBytes}) (local.get $net) (local.get $n))) (then (return (i32.const 0))))
-    (if (i32.eqz (local.get $rem)) (then (return (i32.const 1))))
-    (local.set $mask (i32.and (i32.shl (i32.const 0xff) (i32.sub (i32.const 8) (local.get $rem))) (i32.const 0xff)))
-    (i32.eq
-      (i32.and (i32.load8_u (i32.add (i32.const ${REQUEST.ipBytes}) (local.get $n))) (local.get $mask))
-      (i32.load8_u (i32.add (local.get $net) (local.get $n)))))
-
-  ;; Path segment "/<literal>" at $pos, ending at the end or before "/": new position or -1.
-  (func $seg_lit (param $pos i32) (param $lp i32) (param $ll i32) (result i32)
-    (local $end i32)
-    (if (i32.ge_u (local.get $pos) (global.get $path_l)) (then (return (i32.const -1))))
-    (if (i32.ne (i32.load8_u (i32.add (global.get $path_p) (local.get $pos))) (i32.const 47)) (then (return (i32.const -1))))
-    (local.set $end (i32.add (i32.add (local.get $pos) (i32.const 1)) (local.get $ll)))
-    (if (i32.gt_u (local.get $end) (global.get $path_l)) (then (return (i32.const -1))))
-    (if (i32.eqz (call $memeq (i32.add (i32.add (global.get $path_p) (local.get $pos)) (i32.const 1)) (local.get $lp) (local.get $ll)))
-      (then (return (i32.const -1))))
-    (if (i32.lt_u (local.get $end) (global.get $path_l))
-      (then (if (i32.ne (i32.load8_u (i32.add (global.get $path_p) (local.get $end))) (i32.const 47)) (then (return (i32.const -1))))))
-    (local.get $end))
-
   ;; Path segment "/<one or more non-slash bytes>" at $pos: new position or -1.
   (func $seg_star (param $pos i32) (result i32)
     (local $end i32)
@@ -138,19 +114,6 @@ export const RUNTIME_WAT = `
     (if (result i32) (i32.eq (local.get $end) (i32.add (local.get $pos) (i32.const 1)))
       (then (i32.const -1))
       (else (local.get $end))))
-
-  (func $and3 (param $a i32) (param $b i32) (result i32)
-    (if (i32.or (i32.eqz (local.get $a)) (i32.eqz (local.get $b))) (then (return (i32.const 0))))
-    (if (i32.or (i32.eq (local.get $a) (i32.const 2)) (i32.eq (local.get $b) (i32.const 2))) (then (return (i32.const 2))))
-    (i32.const 1))
-
-  (func $or3 (param $a i32) (param $b i32) (result i32)
-    (if (i32.or (i32.eq (local.get $a) (i32.const 1)) (i32.eq (local.get $b) (i32.const 1))) (then (return (i32.const 1))))
-    (if (i32.or (i32.eq (local.get $a) (i32.const 2)) (i32.eq (local.get $b) (i32.const 2))) (then (return (i32.const 2))))
-    (i32.const 0))
-
-  (func $not3 (param $a i32) (result i32)
-    (if (result i32) (i32.eq (local.get $a) (i32.const 2)) (then (i32.const 2)) (else (i32.eqz (local.get $a)))))
 
   (func $booleq3 (param $a i32) (param $b i32) (param $negate i32) (result i32)
     (if (i32.or (i32.eq (local.get $a) (i32.const 2)) (i32.eq (local.get $b) (i32.const 2))) (then (return (i32.const 2))))

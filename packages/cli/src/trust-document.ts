@@ -1,5 +1,5 @@
 import { type Signer, writeFileAtomic } from '@apx/sign';
-import { type ArtifactStore, openStore } from '@apx/storage';
+import type { ArtifactStore } from '@apx/storage';
 import { auditSigning } from './audit.js';
 import type { CliContext } from './context.js';
 import { resolvePath } from './io.js';
@@ -42,6 +42,8 @@ export async function putDocument(store: ArtifactStore, name: string, doc: Signe
 
 /** Opens a store by URL with the CLI's environment, runs `work`, and closes it. */
 export async function withStore<T>(ctx: CliContext, url: string, work: (store: ArtifactStore) => Promise<T>): Promise<T> {
+  // Storage (and its SDK loaders) loads only when a command actually publishes.
+  const { openStore } = await import('@apx/storage');
   const store = await openStore(url, { cwd: ctx.cwd, env: ctx.env });
   try {
     return await work(store);

@@ -1,4 +1,4 @@
-import { DEFAULT_STORE_URL, openStore, type PublishResult, publishArtifactFiles } from '@apx/storage';
+import type { PublishResult } from '@apx/storage';
 import { type CommandSpec, flagString, UsageError } from '../command.js';
 import { type CliContext, info } from '../context.js';
 
@@ -18,6 +18,8 @@ export async function publishToStore(
   artifactPath: string,
   options: PublishOptions = {},
 ): Promise<PublishResult> {
+  // Storage loads only when something is published (compile without --publish never needs it).
+  const { DEFAULT_STORE_URL, openStore, publishArtifactFiles } = await import('@apx/storage');
   const url = options.store ?? ctx.env.APX_STORE ?? DEFAULT_STORE_URL;
   const store = await openStore(url, {
     cwd: ctx.cwd,
@@ -54,7 +56,7 @@ published version fails; publishing the same artifact again is a no-op. See docs
       name: 'store',
       type: 'string',
       value: 'URL',
-      description: `Where to publish (default: $APX_STORE, else ${DEFAULT_STORE_URL}).`,
+      description: `Where to publish (default: $APX_STORE, else ./artifacts).`,
     },
     { name: 'timeout', type: 'string', value: 'SECONDS', description: 'Timeout of each network call (default: 10).' },
   ],

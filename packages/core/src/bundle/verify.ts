@@ -1,6 +1,5 @@
+import { createRequire } from 'node:module';
 import { dsse } from '@sigstore/core';
-import { TrustedRoot } from '@sigstore/protobuf-specs';
-import { toSignedEntity, toTrustMaterial, Verifier } from '@sigstore/verify';
 import { digest } from '../digest.js';
 import { CoreErrorCode, VerificationError } from '../error.js';
 import type { SignatureVerifier } from '../signature/verifier.js';
@@ -114,13 +113,22 @@ function checkStatement(payloadType: string, payload: Buffer, artifact: Uint8Arr
   return statement as Record<string, unknown>;
 }
 
+// @sigstore/verify (with its trust-root machinery) is needed only when a trusted root is
+// given; it is CommonJS, so it loads synchronously here, on first use, keeping every
+// other start-up (CLI, worker) free of it.
+type SigstoreVerify = typeof import('@sigstore/verify');
+type ProtobufSpecs = typeof import('@sigstore/protobuf-specs');
+const lazyRequire = createRequire(import.meta.url);
+
 function verifyTransparency(
   parsed: ParsedBundle & { format: 'sigstore' },
   artifact: Uint8Array,
   verifier: SignatureVerifier,
   root: unknown,
 ): void {
-  let trustedRoot: TrustedRoot;
+  const { toSignedEntity, toTrustMaterial, Verifier } = lazyRequire('@sigstore/verify') as SigstoreVerify;
+  const { TrustedRoot } = lazyRequire('@sigstore/protobuf-specs') as ProtobufSpecs;
+  let trustedRoot: ReturnType<typeof TrustedRoot.fromJSON>;
   try {
     trustedRoot = TrustedRoot.fromJSON(root);
   } catch (err) {

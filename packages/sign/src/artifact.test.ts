@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { checkBinding, parseBundle, readBinding, SignatureVerifier, verifyBundle } from '@apx/core';
 import { signArtifact } from './artifact.js';
 import { FileSigner } from './signer/file-signer.js';
-import { sigstoreVerify } from './testing.js';
+import { sigstoreVerify } from './testing/sigstore.js';
 
 const artifact = Buffer.from('\0asm\x01\0\0\0 payments policy');
 const claims = {

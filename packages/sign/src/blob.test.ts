@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { parseBundle, SignatureVerifier, verifyBundle } from '@apx/core';
 import { signBlob } from './blob.js';
 import { FileSigner } from './signer/file-signer.js';
-import { sigstoreVerify } from './testing.js';
+import { sigstoreVerify } from './testing/sigstore.js';
 
 const blob = Buffer.from('\0asm\x01\0\0\0 a policy');
 

@@ -1,5 +1,8 @@
-import { generateKeyPair } from '@apx/sign';
-import { type CommandSpec, flagBool, flagString } from '../command.js';
+import { generateKeyPair, parseKeyRef, VaultSigner, writeFileAtomic } from '@apx/sign';
+import { type CommandSpec, flagBool, flagString, UsageError } from '../command.js';
+import { info } from '../context.js';
+import { resolvePath } from '../io.js';
+import { vaultOptions } from '../keyref.js';
 import { passwordProvider } from '../password.js';
 import { reportKeyPair, writeKeyPairFiles } from './key-files.js';
 
@@ -18,11 +21,32 @@ COSIGN_PASSWORD when it is set (even empty), otherwise from a prompt (asked twic
       description: 'Path prefix of the key files (default: keys/cosign).',
     },
     { name: 'force', type: 'boolean', description: 'Overwrite existing key files.' },
+    {
+      name: 'kms',
+      type: 'string',
+      value: 'URI',
+      description: 'Create the key in a KMS instead (hashivault://KEY); only PREFIX.pub is written, as cosign does.',
+    },
   ],
   positionals: { min: 0, max: 0, names: '' },
   async run(ctx, args) {
     const prefix = flagString(args, 'output-key-prefix') ?? 'keys/cosign';
     const force = flagBool(args, 'force');
+    const kms = flagString(args, 'kms');
+    if (kms) {
+      const ref = parseKeyRef(kms);
+      if (ref.kind !== 'hashivault') {
+        throw new UsageError(
+          `--kms ${kms}: apx creates keys in Vault transit (hashivault://); create others with the provider's tools, then use --key URI`,
+        );
+      }
+      const signer = await VaultSigner.create(ref.keyName, vaultOptions(ctx, kms));
+      const pub = await signer.publicKey();
+      await writeFileAtomic(resolvePath(ctx, `${prefix}.pub`), pub.toPem(), { overwrite: force });
+      info(ctx, `Created ${kms}; public key written to ${prefix}.pub`);
+      info(ctx, `Key id: ${pub.keyId}`);
+      return 0;
+    }
     const password = await passwordProvider(ctx)({ keyPath: `${prefix}.key`, confirm: true });
     const pair = await generateKeyPair(password);
     await writeKeyPairFiles(ctx, prefix, pair, force);

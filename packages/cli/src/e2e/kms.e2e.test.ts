@@ -1,0 +1,73 @@
+// Keys that never leave a KMS, through the CLI: Vault transit (hashivault://) and AWS KMS
+// (awskms://, the official SDK), each against a local server speaking its wire protocol.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { FakeAwsKms, FakeVault } from '@apx/sign/testing/kms-fakes';
+import { apxAsync, ok, Workspace } from './harness.js';
+
+describe('e2e: KMS-held keys', () => {
+  let vault: FakeVault;
+  let kms: FakeAwsKms;
+  let ws: Workspace;
+  let env: Record<string, string>;
+
+  before(async () => {
+    vault = await FakeVault.start();
+    kms = await FakeAwsKms.start();
+    kms.addKey('1234abcd-12ab-34cd-56ef-1234567890ab', 'apx-signing');
+    ws = new Workspace();
+    env = {
+      VAULT_ADDR: vault.address,
+      VAULT_TOKEN: vault.token,
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      AWS_REGION: 'us-east-1',
+    };
+  });
+  after(async () => {
+    await vault.close();
+    await kms.close();
+  });
+
+  it('creates a Vault transit key, signs with it, and verifies with the public key it wrote', async () => {
+    const created = ok(
+      await apxAsync(ws.dir, ['generate-key-pair', '--kms', 'hashivault://apx-signing', '--output-key-prefix', 'vault'], env),
+    );
+    assert.match(created.stderr, /Created hashivault:\/\/apx-signing; public key written to vault\.pub/);
+    const artifact = ws.compilePayments();
+    ok(await apxAsync(ws.dir, ['sign-blob', '--key', 'hashivault://apx-signing', '--output-signature', 'v.sig', artifact], env));
+    const verified = ok(await apxAsync(ws.dir, ['verify-blob', '--key', 'vault.pub', '--signature', 'v.sig', artifact], env));
+    assert.match(verified.stderr, /Verified OK/);
+    const pub = ok(await apxAsync(ws.dir, ['public-key', '--key', 'hashivault://apx-signing'], env));
+    assert.equal(pub.stdout, readFileSync(ws.path('vault.pub'), 'utf8'));
+    const audit = readFileSync(ws.path('keys/audit.log'), 'utf8');
+    assert.match(audit, /"key_ref":"hashivault:\/\/apx-signing"/);
+    assert.doesNotMatch(audit, new RegExp(vault.token));
+  });
+
+  it('compiles and signs with an AWS KMS key through the official SDK', async () => {
+    const keyRef = `awskms://${kms.endpoint}/alias/apx-signing`;
+    const source = ws.path('payments-1.0.0.yaml');
+    ok(await apxAsync(ws.dir, ['compile', '--out', 'kms-build', '--key', keyRef, source], env));
+    ok(await apxAsync(ws.dir, ['public-key', '--key', keyRef, '--outfile', 'aws.pub'], env));
+    const artifact = ws.path('kms-build', 'pb-pay-v1@1.0.0.wasm');
+    const v = ok(
+      await apxAsync(
+        ws.dir,
+        ['verify-blob', '--key', 'aws.pub', '--signature', `${artifact}.sig`, '--bundle', `${artifact}.sigstore.json`, artifact],
+        env,
+      ),
+    );
+    assert.match(v.stderr, /Verified OK/);
+  });
+
+  it('says what is wrong with a KMS reference in one line', async () => {
+    const r = await apxAsync(ws.dir, ['sign-blob', '--key', 'hashivault://nope', ws.path('payments-1.0.0.yaml')], env);
+    assert.equal(r.status, 1);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    assert.match(r.stderr, /^ERROR: hashivault:\/\/nope: Vault answered 404: key not found: nope;/);
+    const unset = await apxAsync(ws.dir, ['sign-blob', '--key', 'hashivault://x', ws.path('payments-1.0.0.yaml')], {});
+    assert.match(unset.stderr, /VAULT_ADDR and VAULT_TOKEN must be set/);
+  });
+});

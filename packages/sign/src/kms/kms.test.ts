@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { FileSigner } from '../signer/file-signer.js';
+import { FakeAwsKms, FakeVault } from '../testing/kms-fakes.js';
+import { runSignerContract } from '../testing/signer-contract.js';
+import { AwsKmsSigner } from './aws.js';
+import { parseKeyRef } from './key-ref.js';
+import { VaultSigner } from './vault.js';
+
+runSignerContract('file key (ECDSA P-256)', async () => ({
+  signer: new FileSigner('test.key', generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey),
+  cleanup: async () => {},
+}));
+
+runSignerContract('hashivault:// (Vault transit over HTTP)', async () => {
+  const vault = await FakeVault.start();
+  vault.addKey('apx-signing');
+  const signer = await VaultSigner.open('apx-signing', { address: vault.address, token: vault.token });
+  return { signer, cleanup: () => vault.close() };
+});
+
+runSignerContract('awskms:// (official @aws-sdk/client-kms, AWS JSON 1.1)', async () => {
+  const kms = await FakeAwsKms.start();
+  kms.addKey('1234abcd-12ab-34cd-56ef-1234567890ab', 'apx-signing');
+  Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
+  const signer = await AwsKmsSigner.open(
+    `awskms://${kms.endpoint}/alias/apx-signing`,
+    kms.endpoint,
+    'alias/apx-signing',
+    'us-east-1',
+  );
+  return { signer, cleanup: () => kms.close() };
+});
+
+describe('KMS signers: failures', () => {
+  it('names Vault refusals (token, key) in one line', async () => {
+    const vault = await FakeVault.start();
+    try {
+      await assert.rejects(VaultSigner.open('missing', { address: vault.address, token: vault.token }), {
+        code: 'KMS_FAILED',
+        message: 'hashivault://missing: Vault answered 404: key not found: missing',
+      });
+      vault.addKey('k');
+      await assert.rejects(VaultSigner.open('k', { address: vault.address, token: 'wrong' }), {
+        message: /Vault answered 403: permission denied/,
+      });
+    } finally {
+      await vault.close();
+    }
+  });
+
+  it('names AWS KMS refusals', async () => {
+    const kms = await FakeAwsKms.start();
+    Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
+    try {
+      await assert.rejects(AwsKmsSigner.open('awskms://x/alias/none', kms.endpoint, 'alias/none', 'us-east-1'), {
+        code: 'KMS_FAILED',
+        message: /^awskms:\/\/x\/alias\/none: AWS KMS refused: NotFoundException: Key 'alias\/none' does not exist/,
+      });
+    } finally {
+      await kms.close();
+    }
+  });
+});
+
+describe('key references (cosign syntax)', () => {
+  it('tells files from KMS and HSM URIs', () => {
+    assert.deepEqual(parseKeyRef('keys/cosign.key'), { kind: 'file', path: 'keys/cosign.key' });
+    assert.deepEqual(parseKeyRef('hashivault://apx-signing'), { kind: 'hashivault', keyName: 'apx-signing' });
+    assert.deepEqual(parseKeyRef('awskms:///alias/apx'), { kind: 'awskms', endpoint: undefined, keyId: 'alias/apx' });
+    assert.deepEqual(parseKeyRef('awskms://localhost:4566/1234abcd-12ab-34cd-56ef-1234567890ab'), {
+      kind: 'awskms',
+      endpoint: 'localhost:4566',
+      keyId: '1234abcd-12ab-34cd-56ef-1234567890ab',
+    });
+    assert.equal(parseKeyRef('gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1').kind, 'gcpkms');
+    assert.equal(parseKeyRef('pkcs11:token=t;object=o').kind, 'pkcs11');
+    assert.throws(() => parseKeyRef('hashivault://a/b'), { code: 'KEY_REF_INVALID' });
+    assert.throws(() => parseKeyRef('awskms://x/notakey'), { code: 'KEY_REF_INVALID' });
+    assert.throws(() => parseKeyRef('azurekms://vault/key'), { code: 'KEY_REF_INVALID', message: /unsupported scheme/ });
+  });
+});

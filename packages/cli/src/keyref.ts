@@ -2,6 +2,7 @@ import { decodeFirstPem, PublicKey } from '@apx/core';
 import {
   AwsKmsSigner,
   FileSigner,
+  GcpKmsSigner,
   parseKeyRef,
   SignError,
   SignErrorCode,
@@ -44,9 +45,13 @@ export async function openSigner(ctx: CliContext, keyRef: string): Promise<Signe
       return VaultSigner.open(ref.keyName, vaultOptions(ctx, keyRef));
     case 'awskms':
       return AwsKmsSigner.open(keyRef, ref.endpoint, ref.keyId, ctx.env.AWS_REGION ?? ctx.env.AWS_DEFAULT_REGION);
+    case 'gcpkms': {
+      const endpoint = ctx.env.APX_GCPKMS_ENDPOINT;
+      return GcpKmsSigner.open(keyRef, ref.name, endpoint ? GcpKmsSigner.emulatorOptions(endpoint) : {});
+    }
     default:
       throw new SignError(SignErrorCode.KEY_REF_INVALID, `${keyRef}: ${ref.kind} keys are not supported by this version of apx`, {
-        hint: 'use a cosign key file, hashivault://KEY or awskms://[ENDPOINT]/KEY',
+        hint: 'use a cosign key file, hashivault://KEY, awskms://[ENDPOINT]/KEY or gcpkms://projects/P/locations/L/keyRings/R/cryptoKeys/K',
       });
   }
 }

@@ -28,6 +28,7 @@ export type { ParsedBundle } from './bundle/parse.js';
 export { parseBundle } from './bundle/parse.js';
 export type { BundleVerification, BundleVerifyOptions } from './bundle/verify.js';
 export { IN_TOTO_PAYLOAD_TYPE, IN_TOTO_STATEMENT_V1, verifyBundle } from './bundle/verify.js';
+export { crc32c } from './crc32c.js';
 export {
   type DigestAlgorithm,
   digest,

@@ -1,4 +1,4 @@
-import { isApxError, PublicKey, SignatureVerifier } from '@apx/core';
+import { crc32c, isApxError, PublicKey, SignatureVerifier } from '@apx/core';
 import type { protos, SecretManagerServiceClient } from '@google-cloud/secret-manager';
 import { WorkerError, WorkerErrorCode } from './error.js';
 import type { TrustedKeyProvider } from './keys.js';
@@ -63,22 +63,8 @@ const GRPC_CODE_NAMES = [
   'Unauthenticated',
 ] as const;
 
-const CRC32C_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
-/** CRC-32C (Castagnoli), the checksum Secret Manager returns as `payload.dataCrc32c`. */
-export function crc32c(data: Uint8Array): number {
-  let crc = 0xffffffff;
-  for (const byte of data) crc = (CRC32C_TABLE[(crc ^ byte) & 0xff] as number) ^ (crc >>> 8);
-  return (crc ^ 0xffffffff) >>> 0;
-}
+/** CRC-32C, the checksum Secret Manager returns as `payload.dataCrc32c` (shared with the KMS signer). */
+export { crc32c } from '@apx/core';
 
 function secretName(ref: string): string {
   return ref.slice(0, ref.indexOf('/versions/'));

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
+import { FakeGcpKms } from '@apx/sign/testing/gcp-kms-fake';
 import { FakeAwsKms, FakeVault } from '@apx/sign/testing/kms-fakes';
 import { apxAsync, ok, Workspace } from './harness.js';
 
@@ -60,6 +61,25 @@ describe('e2e: KMS-held keys', () => {
       ),
     );
     assert.match(v.stderr, /Verified OK/);
+  });
+
+  it("signs with a Google Cloud KMS key over gRPC (official client), the runbook's production set-up", async () => {
+    const gcp = await FakeGcpKms.start();
+    const key = 'projects/apx-prod/locations/us-central1/keyRings/apx-signing/cryptoKeys/artifact-signing';
+    gcp.addVersion(key);
+    try {
+      const gcpEnv = { ...env, APX_GCPKMS_ENDPOINT: `127.0.0.1:${gcp.port}` };
+      const file = ws.path('payments-1.0.0.yaml');
+      ok(await apxAsync(ws.dir, ['sign-blob', '--key', `gcpkms://${key}`, '--output-signature', 'g.sig', file], gcpEnv));
+      ok(await apxAsync(ws.dir, ['public-key', '--key', `gcpkms://${key}`, '--outfile', 'g.pub'], gcpEnv));
+      ok(await apxAsync(ws.dir, ['verify-blob', '--key', 'g.pub', '--signature', 'g.sig', file], gcpEnv));
+      gcp.denied.add(key);
+      const r = await apxAsync(ws.dir, ['sign-blob', '--key', `gcpkms://${key}`, file], gcpEnv);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /^ERROR: gcpkms:\/\/projects\/apx-prod\/.*: rpc error: code = PermissionDenied desc = /);
+    } finally {
+      gcp.stop();
+    }
   });
 
   it('says what is wrong with a KMS reference in one line', async () => {

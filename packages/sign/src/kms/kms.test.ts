@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { FileSigner } from '../signer/file-signer.js';
+import { FakeGcpKms } from '../testing/gcp-kms-fake.js';
 import { FakeAwsKms, FakeVault } from '../testing/kms-fakes.js';
 import { runSignerContract } from '../testing/signer-contract.js';
 import { AwsKmsSigner } from './aws.js';
+import { GcpKmsSigner } from './gcp.js';
 import { parseKeyRef } from './key-ref.js';
 import { VaultSigner } from './vault.js';
 
@@ -79,5 +81,48 @@ describe('key references (cosign syntax)', () => {
     assert.throws(() => parseKeyRef('hashivault://a/b'), { code: 'KEY_REF_INVALID' });
     assert.throws(() => parseKeyRef('awskms://x/notakey'), { code: 'KEY_REF_INVALID' });
     assert.throws(() => parseKeyRef('azurekms://vault/key'), { code: 'KEY_REF_INVALID', message: /unsupported scheme/ });
+  });
+});
+
+runSignerContract('gcpkms:// (official @google-cloud/kms over gRPC)', async () => {
+  const kms = await FakeGcpKms.start();
+  const key = 'projects/apx/locations/global/keyRings/apx-signing/cryptoKeys/artifact-signing';
+  kms.addVersion(key);
+  kms.addVersion(key);
+  const signer = await GcpKmsSigner.open(`gcpkms://${key}`, key, kms.clientOptions());
+  return {
+    signer,
+    cleanup: async () => {
+      await signer.close();
+      kms.stop();
+    },
+  };
+});
+
+describe('GCP KMS signer', () => {
+  it('signs with the highest enabled version, or the one named, and names refusals as gRPC errors', async () => {
+    const kms = await FakeGcpKms.start();
+    const key = 'projects/apx/locations/global/keyRings/r/cryptoKeys/k';
+    kms.addVersion(key);
+    kms.addVersion(key);
+    try {
+      const latest = await GcpKmsSigner.open(`gcpkms://${key}`, key, kms.clientOptions());
+      const first = await GcpKmsSigner.open(
+        `gcpkms://${key}/cryptoKeyVersions/1`,
+        `${key}/cryptoKeyVersions/1`,
+        kms.clientOptions(),
+      );
+      assert.notEqual((await latest.publicKey()).keyId, (await first.publicKey()).keyId);
+      await latest.close();
+      await first.close();
+      kms.denied.add(key);
+      await assert.rejects(GcpKmsSigner.open(`gcpkms://${key}`, key, kms.clientOptions()), {
+        code: 'KMS_FAILED',
+        message:
+          /^gcpkms:\/\/.*: rpc error: code = PermissionDenied desc = Permission 'cloudkms\.cryptoKeyVersions\.useToSign' denied/,
+      });
+    } finally {
+      kms.stop();
+    }
   });
 });

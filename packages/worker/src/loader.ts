@@ -110,10 +110,6 @@ export class PolicyLoader {
     return this.options.maxBytes ?? MAX_ARTIFACT_BYTES;
   }
 
-  isBlocked(digest: string): boolean {
-    return this.blocked.has(digest);
-  }
-
   load(ref: ArtifactRef): Promise<LoadedPolicy> {
     const refText = formatArtifactRef(ref);
     const cached = this.memory.get(refText);

@@ -1,4 +1,4 @@
-import { type ArtifactRef, formatArtifactRef, RevocationList } from '@apx/core';
+import { type ArtifactRef, RevocationList } from '@apx/core';
 import semver from 'semver';
 import type { AllowList } from './allow-list.js';
 import type { PolicySelector } from './config.js';
@@ -236,9 +236,5 @@ export class PolicySet {
       this.scheduleRetry(state);
     }
     return unloaded;
-  }
-
-  describe(state: PolicyState): string {
-    return state.current ? formatArtifactRef(state.current.ref) : state.policyId;
   }
 }

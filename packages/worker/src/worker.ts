@@ -43,8 +43,6 @@ export interface WorkerDeps {
 
 export interface RunningWorker {
   url: string;
-  /** Polls the revocation list and policy index now (also done every APX_RELOAD_INTERVAL). */
-  refreshRevocations(): Promise<void>;
   server: Server;
   policies: PolicySet;
   metrics: WorkerMetrics;
@@ -252,7 +250,6 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     policies,
     metrics,
     log,
-    refreshRevocations: refreshTrust,
     async stop() {
       if (revocationTimer) clearInterval(revocationTimer);
       policies.stop();

@@ -8,6 +8,7 @@ export {
   BUNDLE_SUFFIX,
   formatArtifactRef,
   parseArtifactRef,
+  parseVersionObjectName,
   SIGNATURE_SUFFIX,
   versionObjectNames,
 } from './names.js';

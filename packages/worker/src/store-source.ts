@@ -1,9 +1,6 @@
 import { type ArtifactRef, formatArtifactRef } from '@apx/core';
-import { fetchArtifact, openStore } from '@apx/storage';
+import { ARTIFACT_SUFFIX, fetchArtifact, openStore, parseVersionObjectName } from '@apx/storage';
 import type { ArtifactSource } from './source.js';
-
-/** `pb-pay-v1@1.0.0.wasm` → its reference parts (signatures and bundles end differently). */
-const ARTIFACT_NAME = /^(.+)@([^@/]+)\.wasm$/;
 
 /** The worker's read-only view of an ArtifactStore chosen by URL (APX_STORE). */
 export async function openArtifactSource(
@@ -14,8 +11,12 @@ export async function openArtifactSource(
     ...(options.env ? { env: options.env } : {}),
     ...(options.cwd ? { cwd: options.cwd } : {}),
   });
+  // The artifacts among the store's objects (signatures and bundles sit beside them).
   const artifacts = async (prefix: string) =>
-    (await store.list(prefix)).map((name) => ARTIFACT_NAME.exec(name)).filter((m): m is RegExpExecArray => m !== null);
+    (await store.list(prefix))
+      .map((name) => parseVersionObjectName(name))
+      .filter((o) => o?.suffix === ARTIFACT_SUFFIX)
+      .map((o) => (o as NonNullable<typeof o>).ref);
   return {
     url: store.url,
     async fetch(ref: ArtifactRef, options: { maxBytes: number; signal?: AbortSignal }) {
@@ -26,13 +27,13 @@ export async function openArtifactSource(
       return fetched ? { artifact: fetched.artifact, signature: fetched.signature, bundle: fetched.bundle } : undefined;
     },
     async versions(policyId: string) {
-      return (await artifacts(`${policyId}@`)).filter((m) => m[1] === policyId).map((m) => m[2] as string);
+      return (await artifacts(`${policyId}@`)).filter((r) => r.policyId === policyId).map((r) => r.version);
     },
     getObject(name: string, maxBytes: number) {
       return store.get(name, { maxBytes });
     },
     async policies() {
-      return [...new Set((await artifacts('')).map((m) => m[1] as string))].sort();
+      return [...new Set((await artifacts('')).map((r) => r.policyId))].sort();
     },
   };
 }

@@ -6,7 +6,6 @@ import { DEFAULT_PRIVATE_KEY, openSigner } from '../keyref.js';
 import { putDocument, signDocument, withStore } from '../trust-document.js';
 
 export const INDEX_OBJECT = 'index.json';
-const ARTIFACT_NAME = /^(.+)@([^@/]+)\.wasm$/;
 const UNITS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 function parseDuration(text: string): number {
@@ -46,14 +45,15 @@ Publish a new index on a schedule shorter than --expires.`,
     if (!url) throw new UsageError('--store is required');
     const validity = parseDuration(flagString(args, 'expires') ?? '24h');
     const signer = await openSigner(ctx, flagString(args, 'key') ?? DEFAULT_PRIVATE_KEY);
+    const { ARTIFACT_SUFFIX, parseVersionObjectName } = await import('@apx/storage');
     await withStore(ctx, url, async (store) => {
       const policies: Record<string, string> = {};
       for (const name of await store.list('')) {
-        const m = ARTIFACT_NAME.exec(name);
-        if (!m || !semver.valid(m[2])) continue;
-        const [id, version] = [m[1] as string, m[2] as string];
-        const known = policies[id];
-        if (known === undefined || semver.gt(version, known)) policies[id] = version;
+        const object = parseVersionObjectName(name);
+        if (object?.suffix !== ARTIFACT_SUFFIX) continue;
+        const { policyId, version } = object.ref;
+        const known = policies[policyId];
+        if (known === undefined || semver.gt(version, known)) policies[policyId] = version;
       }
       let previous = 0;
       const existing = await store.get(INDEX_OBJECT, { maxBytes: 4 * 1024 * 1024 });

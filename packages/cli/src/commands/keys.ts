@@ -1,8 +1,9 @@
 import { access, readFile } from 'node:fs/promises';
-import { ENVIRONMENTS, type Environment, Keyring } from '@apx/core';
+import { Keyring } from '@apx/core';
 import { generateKeyPair } from '@apx/sign';
 import { type CommandSpec, flagString, UsageError } from '../command.js';
 import { info } from '../context.js';
+import { environmentsFlag } from '../environment.js';
 import { resolvePath } from '../io.js';
 import { DEFAULT_PRIVATE_KEY, openSigner } from '../keyref.js';
 import { passwordProvider } from '../password.js';
@@ -54,11 +55,7 @@ new key (--key PREFIX.key).`,
   async run(ctx, args) {
     if (args.positionals[0] !== 'rotate')
       throw new UsageError(`unknown subcommand keys ${args.positionals[0]}; use: apx keys rotate`);
-    const environments = (flagString(args, 'env') ?? ENVIRONMENTS.join(',')).split(',').map((e) => e.trim());
-    for (const e of environments) {
-      if (!(ENVIRONMENTS as readonly string[]).includes(e))
-        throw new UsageError(`--env: ${e} is not one of ${ENVIRONMENTS.join(', ')}`);
-    }
+    const environments = environmentsFlag(args);
     const keyringPath = flagString(args, 'keyring') ?? 'keys/keyring.json';
     const now = new Date();
     const prefix = flagString(args, 'output-key-prefix') ?? `keys/cosign-${now.toISOString().replace(/[-:]/g, '').slice(0, 15)}`;
@@ -75,7 +72,7 @@ new key (--key PREFIX.key).`,
 
     const pair = await generateKeyPair(await passwordProvider(ctx)({ keyPath: `${prefix}.key`, confirm: true }));
     await writeKeyPairFiles(ctx, prefix, pair, false);
-    const next = keyring.rotate(pair.publicKey, environments as Environment[], now);
+    const next = keyring.rotate(pair.publicKey, environments, now);
     const doc = await signDocument(ctx, current, 'keys rotate', next.toJSON(), `keyring version ${next.version}`);
     await writeDocumentFile(ctx, keyringPath, doc);
     info(ctx, `✓ Rotated:   new key ${prefix}.key (key id ${pair.publicKey.keyId}) active for ${environments.join(', ')}`);

@@ -7,31 +7,11 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { COMMANDS } from './commands/index.js';
+import { apx, PASSWORD, REPO, type Run, SHARED } from './e2e/harness.js';
 
-const REPO = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', '..', '..');
-const MAIN = join(REPO, 'packages', 'cli', 'dist', 'main.js');
-const VECTORS = resolve(process.env.APX_SHARED_DIR ?? resolve(process.cwd(), '..', 'shared'), 'vectors', 'cosign');
+const VECTORS = resolve(SHARED, 'vectors', 'cosign');
 const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
 const noOpenssl = hasOpenssl ? false : 'openssl not installed (apt-get install openssl)';
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function apx(cwd: string, args: string[], env: Record<string, string | undefined> = { COSIGN_PASSWORD: 'test-pw' }): Run {
-  const { COSIGN_PASSWORD: _drop, ...base } = process.env;
-  const fullEnv: Record<string, string> = { ...(base as Record<string, string>) };
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) fullEnv[k] = v;
-  const r = spawnSync(process.execPath, [MAIN, ...args], {
-    cwd,
-    env: fullEnv,
-    encoding: 'utf8',
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
 
 function openssl(cwd: string, args: string[]): Run {
   const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
@@ -75,7 +55,7 @@ describe('apx generate-key-pair', () => {
 
   it('without COSIGN_PASSWORD and without a terminal, says how to provide the password', () => {
     const dir = workdir();
-    const r = apx(dir, ['generate-key-pair'], {});
+    const r = apx(dir, ['generate-key-pair'], { COSIGN_PASSWORD: undefined });
     assertOneLineError(r, 1, 'COSIGN_PASSWORD is not set and there is no terminal');
     assert.equal(existsSync(join(dir, 'keys/cosign.key')), false);
   });
@@ -270,7 +250,7 @@ describe('apx sign and tools/cli/sign_artifact.sh (signed binding)', () => {
       ['pb-pay-v1@1.0.0.wasm', '--version', '1.0.0', '--env', 'production'],
       {
         cwd: dir,
-        env: { ...process.env, COSIGN_PASSWORD: 'test-pw' },
+        env: { ...process.env, COSIGN_PASSWORD: PASSWORD },
         encoding: 'utf8',
       },
     );
@@ -338,7 +318,7 @@ describe('audit trail of signing operations', () => {
     assert.equal(lines[0]?.key_ref, 'keys/cosign.key');
     assert.match(String(lines[0]?.digest), /^sha256:[0-9a-f]{64}$/);
     assert.deepEqual([lines[1]?.operation, lines[1]?.reference, lines[1]?.environment], ['sign', 'pb-audit@2.0.0', 'staging']);
-    assert.doesNotMatch(text, /test-pw/);
+    assert.doesNotMatch(text, new RegExp(PASSWORD));
     assert.equal(statSync(join(dir, 'keys/audit.log')).mode & 0o777, 0o600);
   });
 
@@ -351,7 +331,7 @@ describe('audit trail of signing operations', () => {
     const dir = workdir();
     apx(dir, ['generate-key-pair']);
     writeFileSync(join(dir, 'blob'), 'x');
-    assert.equal(apx(dir, ['sign-blob', 'blob'], { COSIGN_PASSWORD: 'test-pw', APX_AUDIT_LOG: 'audit/signing.log' }).status, 0);
+    assert.equal(apx(dir, ['sign-blob', 'blob'], { APX_AUDIT_LOG: 'audit/signing.log' }).status, 0);
     assert.match(readFileSync(join(dir, 'audit/signing.log'), 'utf8'), /"operation":"sign-blob"/);
   });
 });

@@ -18,13 +18,18 @@ export interface Run {
   stderr: string;
 }
 
-/** Runs `apx ARGS` in `cwd` with COSIGN_PASSWORD set (and `env` on top). */
-export function apx(cwd: string, args: string[], env: Record<string, string> = {}): Run {
-  const r = spawnSync(process.execPath, [MAIN, ...args], {
-    cwd,
-    env: { ...process.env, COSIGN_PASSWORD: PASSWORD, ...env },
-    encoding: 'utf8',
-  });
+/**
+ * The environment a test runs `apx` with: the test's own, COSIGN_PASSWORD set to the test
+ * password, then `env` on top, where `undefined` removes a variable (e.g. no password).
+ */
+function environment(env: Record<string, string | undefined>): Record<string, string> {
+  const full: Record<string, string | undefined> = { ...process.env, COSIGN_PASSWORD: PASSWORD, ...env };
+  return Object.fromEntries(Object.entries(full).filter((e): e is [string, string] => e[1] !== undefined));
+}
+
+/** Runs `apx ARGS` in `cwd` (see `environment` for the variables it gets). */
+export function apx(cwd: string, args: string[], env: Record<string, string | undefined> = {}): Run {
+  const r = spawnSync(process.execPath, [MAIN, ...args], { cwd, env: environment(env), encoding: 'utf8' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -32,10 +37,10 @@ export function apx(cwd: string, args: string[], env: Record<string, string> = {
  * The same, without blocking the event loop: needed whenever the test process itself hosts
  * a server the command talks to (fake GCS, s3rver, proxies).
  */
-export function apxAsync(cwd: string, args: string[], env: Record<string, string> = {}): Promise<Run> {
+export function apxAsync(cwd: string, args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
   const child = spawn(process.execPath, [MAIN, ...args], {
     cwd,
-    env: { ...process.env, COSIGN_PASSWORD: PASSWORD, ...env },
+    env: environment(env),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

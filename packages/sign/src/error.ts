@@ -18,12 +18,6 @@ export const SignErrorCode = {
   PASSWORD_UNAVAILABLE: 'PASSWORD_UNAVAILABLE',
   /** The two passwords typed at the prompt differ. */
   PASSWORD_MISMATCH: 'PASSWORD_MISMATCH',
-  /** A key reference that is not a path nor a supported URI (gcpkms://, awskms://, hashivault://, pkcs11:). */
-  KEY_REF_INVALID: 'KEY_REF_INVALID',
-  /** A key management service refused or failed (its reason is in the message). */
-  KMS_FAILED: 'KMS_FAILED',
-  /** A signer could not produce a signature. */
-  SIGNING_FAILED: 'SIGNING_FAILED',
   /** A file could not be read or written. */
   IO_FAILED: 'IO_FAILED',
 } as const;

@@ -15,9 +15,5 @@ export {
   SIGSTORE_KEY_LABEL,
 } from './keys/encrypted-key.js';
 export { type EncodedKeyPair, encodeKeyPair, generateKeyPair, parseImportableKey } from './keys/key-pair.js';
-export { AwsKmsSigner } from './kms/aws.js';
-export { type GcpKmsClientOptions, GcpKmsSigner } from './kms/gcp.js';
-export { type KeyRef, parseKeyRef } from './kms/key-ref.js';
-export { type VaultOptions, VaultSigner } from './kms/vault.js';
 export { FileSigner, type PasswordProvider } from './signer/file-signer.js';
 export type { SignatureResult, Signer } from './signer/signer.js';

@@ -1,15 +1,15 @@
-import { generateKeyPair, parseKeyRef, VaultSigner, writeFileAtomic } from '@apx/sign';
+import { createKmsKey, isKmsRef } from '@apx/kms';
+import { generateKeyPair, writeFileAtomic } from '@apx/sign';
 import { type CommandSpec, flagBool, flagString, UsageError } from '../command.js';
 import { info } from '../context.js';
 import { resolvePath } from '../io.js';
-import { vaultOptions } from '../keyref.js';
 import { passwordProvider } from '../password.js';
 import { reportKeyPair, writeKeyPairFiles } from './key-files.js';
 
 export const generateKeyPairCommand: CommandSpec = {
   name: 'generate-key-pair',
   summary: "Create an ECDSA P-256 key pair in cosign's format: PREFIX.key (encrypted, mode 0600) and PREFIX.pub.",
-  usage: '[--output-key-prefix PREFIX] [--force]',
+  usage: '[--output-key-prefix PREFIX] [--force] [--kms URI]',
   details: `The private key is PEM "ENCRYPTED SIGSTORE PRIVATE KEY" (scrypt N=65536 + NaCl secretbox
 over PKCS#8), byte-compatible with cosign generate-key-pair. The password comes from
 COSIGN_PASSWORD when it is set (even empty), otherwise from a prompt (asked twice).`,
@@ -25,7 +25,8 @@ COSIGN_PASSWORD when it is set (even empty), otherwise from a prompt (asked twic
       name: 'kms',
       type: 'string',
       value: 'URI',
-      description: 'Create the key in a KMS instead (hashivault://KEY); only PREFIX.pub is written, as cosign does.',
+      description:
+        'Create the key in a KMS or HSM instead (hashivault://KEY, awskms://[ENDPOINT]/alias/NAME, gcpkms://.../cryptoKeys/K, pkcs11:...); only PREFIX.pub is written, as cosign does.',
     },
   ],
   positionals: { min: 0, max: 0, names: '' },
@@ -34,14 +35,9 @@ COSIGN_PASSWORD when it is set (even empty), otherwise from a prompt (asked twic
     const force = flagBool(args, 'force');
     const kms = flagString(args, 'kms');
     if (kms) {
-      const ref = parseKeyRef(kms);
-      if (ref.kind !== 'hashivault') {
-        throw new UsageError(
-          `--kms ${kms}: apx creates keys in Vault transit (hashivault://); create others with the provider's tools, then use --key URI`,
-        );
-      }
-      const signer = await VaultSigner.create(ref.keyName, vaultOptions(ctx, kms));
-      const pub = await signer.publicKey();
+      if (!isKmsRef(kms)) throw new UsageError(`--kms ${kms}: expected a KMS or HSM key reference, not a file`);
+      const key = await createKmsKey(kms, ctx.env);
+      const pub = await key.publicKey().finally(() => key.close());
       await writeFileAtomic(resolvePath(ctx, `${prefix}.pub`), pub.toPem(), { overwrite: force });
       info(ctx, `Created ${kms}; public key written to ${prefix}.pub`);
       info(ctx, `Key id: ${pub.keyId}`);

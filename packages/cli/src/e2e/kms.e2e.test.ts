@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { FakeGcpKms } from '@apx/sign/testing/gcp-kms-fake';
-import { FakeAwsKms, FakeVault } from '@apx/sign/testing/kms-fakes';
+import { FakeGcpKms } from '@apx/kms/testing/gcp-kms-fake';
+import { FakeAwsKms, FakeVault } from '@apx/kms/testing/kms-fakes';
 import { apxAsync, ok, Workspace } from './harness.js';
 
 describe('e2e: KMS-held keys', () => {

@@ -18,4 +18,6 @@ export interface Signer {
   readonly keyRef: string;
   publicKey(): Promise<PublicKey>;
   sign(message: Uint8Array): Promise<SignatureResult>;
+  /** Releases a connection or session (KMS clients, HSM sessions); file keys hold none. */
+  close?(): Promise<void>;
 }

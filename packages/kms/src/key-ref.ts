@@ -1,4 +1,4 @@
-import { SignError, SignErrorCode } from '../error.js';
+import { KmsError, KmsErrorCode } from './error.js';
 
 /** A key reference in cosign's syntax (cosign-formats.md §4). */
 export type KeyRef =
@@ -15,8 +15,8 @@ const AWS_KEY =
 const GCP =
   /^gcpkms:\/\/(projects\/[^/]+\/locations\/[^/]+\/keyRings\/[^/]+\/cryptoKeys\/[^/]+(?:\/(?:cryptoKeyVersions|versions)\/[^/]+)?)$/;
 
-function invalid(ref: string, why: string): SignError {
-  return new SignError(SignErrorCode.KEY_REF_INVALID, `invalid key reference ${ref}: ${why}`, {
+function invalid(ref: string, why: string): KmsError {
+  return new KmsError(KmsErrorCode.KEY_REF_INVALID, `invalid key reference ${ref}: ${why}`, {
     hint: 'use a key file, hashivault://KEY, awskms://[ENDPOINT]/KEY-ID|alias/NAME|ARN, gcpkms://projects/P/locations/L/keyRings/R/cryptoKeys/K or pkcs11:...',
   });
 }

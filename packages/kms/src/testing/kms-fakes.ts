@@ -1,7 +1,7 @@
 // Test support: local servers speaking the real wire protocols of Vault transit (HTTP/JSON)
 // and AWS KMS (AWS JSON 1.1), holding real keys in memory, so the official clients and
 // APX's signers can be driven end to end without any cloud.
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { p256 } from '@noble/curves/p256';
@@ -59,7 +59,7 @@ export class FakeVault {
     const input = req.method === 'POST' ? (JSON.parse((await body(req)).toString() || '{}') as Record<string, unknown>) : {};
     if (m[1] === 'keys' && req.method === 'POST') {
       if (input.type !== 'ecdsa-p256') return send(400, { errors: ['this fake creates ecdsa-p256 keys only'] });
-      this.addKey(name);
+      if (!this.keys.has(name)) this.addKey(name); // Vault keeps an existing key
       return send(204, {});
     }
     const key = this.keys.get(name);
@@ -80,7 +80,7 @@ export class FakeVault {
   }
 }
 
-/** AWS KMS over AWS JSON 1.1 (X-Amz-Target: TrentService.*): GetPublicKey and Sign (digest). */
+/** AWS KMS over AWS JSON 1.1 (X-Amz-Target: TrentService.*): CreateKey, CreateAlias, DescribeKey, GetPublicKey and Sign (digest). */
 export class FakeAwsKms {
   readonly keys = new Map<string, FakeKey & { keyId: string }>();
   endpoint = '';
@@ -114,9 +114,28 @@ export class FakeAwsKms {
       return send(400, { __type: 'MissingAuthenticationTokenException', message: 'request is not signed' });
     }
     const input = JSON.parse((await body(req)).toString() || '{}') as Record<string, unknown>;
+    if (target === 'TrentService.CreateKey') {
+      if (input.KeySpec !== 'ECC_NIST_P256' || input.KeyUsage !== 'SIGN_VERIFY') {
+        return send(400, { __type: 'ValidationException', message: 'this fake creates ECC_NIST_P256 SIGN_VERIFY keys only' });
+      }
+      const keyId = randomUUID();
+      this.addKey(keyId);
+      return send(200, { KeyMetadata: this.metadata(keyId) });
+    }
+    if (target === 'TrentService.CreateAlias') {
+      const aliasName = String(input.AliasName);
+      const target = this.keys.get(String(input.TargetKeyId));
+      if (!target)
+        return send(400, { __type: 'NotFoundException', message: `Key '${String(input.TargetKeyId)}' does not exist` });
+      if (this.keys.has(aliasName))
+        return send(400, { __type: 'AlreadyExistsException', message: `${aliasName} already exists` });
+      this.keys.set(aliasName, target);
+      return send(200, {});
+    }
     const key = this.keys.get(String(input.KeyId));
     if (!key) return send(400, { __type: 'NotFoundException', message: `Key '${String(input.KeyId)}' does not exist` });
     const der = createPublicKeyDer(key.publicPem);
+    if (target === 'TrentService.DescribeKey') return send(200, { KeyMetadata: this.metadata(key.keyId) });
     if (target === 'TrentService.GetPublicKey') {
       return send(200, {
         KeyId: key.keyId,
@@ -134,6 +153,17 @@ export class FakeAwsKms {
       return send(200, { KeyId: key.keyId, Signature: signature.toString('base64'), SigningAlgorithm: 'ECDSA_SHA_256' });
     }
     return send(400, { __type: 'UnknownOperationException', message: target });
+  }
+
+  private metadata(keyId: string): Record<string, unknown> {
+    return {
+      KeyId: keyId,
+      Arn: `arn:aws:kms:us-east-1:111122223333:key/${keyId}`,
+      KeySpec: 'ECC_NIST_P256',
+      KeyUsage: 'SIGN_VERIFY',
+      KeyState: 'Enabled',
+      Enabled: true,
+    };
   }
 
   close(): Promise<void> {

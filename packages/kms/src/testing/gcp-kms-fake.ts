@@ -27,6 +27,8 @@ export class FakeGcpKms {
   readonly keys = new Map<string, Version[]>();
   /** cryptoKey names that answer PERMISSION_DENIED. */
   readonly denied = new Set<string>();
+  /** Key ring names (addVersion adds its key's ring). */
+  readonly keyRings = new Set<string>();
   readonly port: number;
   private readonly server: grpc.Server;
 
@@ -68,6 +70,52 @@ export class FakeGcpKms {
       return true;
     };
     const handlers = {
+      getKeyRing: (call: grpc.ServerUnaryCall<{ name: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        if (!fake?.keyRings.has(call.request.name)) {
+          return callback({ code: grpc.status.NOT_FOUND, details: `KeyRing ${call.request.name} not found.` });
+        }
+        callback(null, { name: call.request.name });
+      },
+      createKeyRing: (
+        call: grpc.ServerUnaryCall<{ parent: string; keyRingId: string }, unknown>,
+        callback: grpc.sendUnaryData<unknown>,
+      ) => {
+        const name = `${call.request.parent}/keyRings/${call.request.keyRingId}`;
+        if (fake?.keyRings.has(name))
+          return callback({ code: grpc.status.ALREADY_EXISTS, details: `KeyRing ${name} already exists.` });
+        fake?.keyRings.add(name);
+        callback(null, { name });
+      },
+      createCryptoKey: (
+        call: grpc.ServerUnaryCall<
+          { parent: string; cryptoKeyId: string; cryptoKey: { purpose: string; versionTemplate?: { algorithm: string } } },
+          unknown
+        >,
+        callback: grpc.sendUnaryData<unknown>,
+      ) => {
+        const { parent, cryptoKeyId, cryptoKey } = call.request;
+        const name = `${parent}/cryptoKeys/${cryptoKeyId}`;
+        if (!fake?.keyRings.has(parent))
+          return callback({ code: grpc.status.NOT_FOUND, details: `KeyRing ${parent} not found.` });
+        if (fake.keys.has(name))
+          return callback({ code: grpc.status.ALREADY_EXISTS, details: `CryptoKey ${name} already exists.` });
+        if (cryptoKey.purpose !== 'ASYMMETRIC_SIGN' || cryptoKey.versionTemplate?.algorithm !== 'EC_SIGN_P256_SHA256') {
+          return callback({
+            code: grpc.status.INVALID_ARGUMENT,
+            details: 'this fake creates EC_SIGN_P256_SHA256 signing keys only',
+          });
+        }
+        fake.addVersion(name);
+        callback(null, { name, purpose: cryptoKey.purpose, versionTemplate: cryptoKey.versionTemplate });
+      },
+      createCryptoKeyVersion: (
+        call: grpc.ServerUnaryCall<{ parent: string }, unknown>,
+        callback: grpc.sendUnaryData<unknown>,
+      ) => {
+        if (!guard(call.request.parent, callback)) return;
+        const name = fake?.addVersion(call.request.parent);
+        callback(null, { name, state: 'ENABLED', algorithm: 'EC_SIGN_P256_SHA256' });
+      },
       listCryptoKeyVersions: (call: grpc.ServerUnaryCall<{ parent: string }, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         if (!guard(call.request.parent, callback)) return;
         const versions = find(call.request.parent).versions ?? [];
@@ -126,6 +174,7 @@ export class FakeGcpKms {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const versions = this.keys.get(cryptoKey) ?? [];
     versions.push({ privateKey, pem: publicKey.export({ type: 'spki', format: 'pem' }) as string });
+    this.keyRings.add(cryptoKey.replace(/\/cryptoKeys\/[^/]+$/, ''));
     this.keys.set(cryptoKey, versions);
     return `${cryptoKey}/cryptoKeyVersions/${versions.length}`;
   }

@@ -1,0 +1,44 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { AwsKmsKey, GcpKmsKey, VaultKey } from '@apx/kms';
+import { FakeGcpKms } from '@apx/kms/testing/gcp-kms-fake';
+import { FakeAwsKms, FakeVault } from '@apx/kms/testing/kms-fakes';
+import { runSignerContract } from '../testing/signer-contract.js';
+import { FileSigner } from './file-signer.js';
+
+runSignerContract('file key (ECDSA P-256)', async () => ({
+  signer: new FileSigner('test.key', generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey),
+  cleanup: async () => {},
+}));
+
+runSignerContract('hashivault:// (Vault transit over HTTP)', async () => {
+  const vault = await FakeVault.start();
+  vault.addKey('apx-signing');
+  const signer = await VaultKey.open('apx-signing', { address: vault.address, token: vault.token });
+  return { signer, cleanup: () => vault.close() };
+});
+
+runSignerContract('awskms:// (official @aws-sdk/client-kms, AWS JSON 1.1)', async () => {
+  const kms = await FakeAwsKms.start();
+  kms.addKey('1234abcd-12ab-34cd-56ef-1234567890ab', 'apx-signing');
+  Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
+  const signer = await AwsKmsKey.open(`awskms://${kms.endpoint}/alias/apx-signing`, 'alias/apx-signing', {
+    endpoint: kms.endpoint,
+    region: 'us-east-1',
+  });
+  return { signer, cleanup: () => kms.close() };
+});
+
+runSignerContract('gcpkms:// (official @google-cloud/kms over gRPC)', async () => {
+  const kms = await FakeGcpKms.start();
+  const key = 'projects/apx/locations/global/keyRings/apx-signing/cryptoKeys/artifact-signing';
+  kms.addVersion(key);
+  kms.addVersion(key);
+  const signer = await GcpKmsKey.open(`gcpkms://${key}`, key, kms.clientOptions());
+  return {
+    signer,
+    cleanup: async () => {
+      await signer.close();
+      kms.stop();
+    },
+  };
+});

@@ -65,14 +65,14 @@ async function versionPublicKey(client: KmsClient, versionName: string): Promise
 export class GcpKmsKey implements KmsKey {
   readonly keyRef: string;
   /** The version that signs: projects/.../cryptoKeyVersions/N. */
-  readonly versionName: string;
+  readonly version: string;
   private readonly client: KmsClient;
   private readonly pub: PublicKey;
 
-  private constructor(keyRef: string, client: KmsClient, versionName: string, pub: PublicKey) {
+  private constructor(keyRef: string, client: KmsClient, version: string, pub: PublicKey) {
     this.keyRef = keyRef;
     this.client = client;
-    this.versionName = versionName;
+    this.version = version;
     this.pub = pub;
   }
 
@@ -160,7 +160,7 @@ export class GcpKmsKey implements KmsKey {
     const digest = createHash(digestAlgorithm).update(message).digest();
     try {
       const [out] = await this.client.asymmetricSign({
-        name: this.versionName,
+        name: this.version,
         digest: { [digestAlgorithm]: digest },
         digestCrc32c: { value: crc32c(digest) },
       });

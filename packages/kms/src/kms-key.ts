@@ -18,6 +18,8 @@ export interface KmsSignature {
 export interface KmsKey {
   /** The reference, without secrets (a PKCS#11 PIN is dropped): safe to log and to audit. */
   readonly keyRef: string;
+  /** The key version that signs, as the provider names it, where it has versions (for logs). */
+  readonly version?: string;
   publicKey(): Promise<PublicKey>;
   sign(message: Uint8Array): Promise<KmsSignature>;
   /** Releases the connection or session. */

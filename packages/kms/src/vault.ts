@@ -71,13 +71,15 @@ async function call(
  */
 export class VaultKey implements KmsKey {
   readonly keyRef: string;
+  readonly version: string;
   private readonly keyName: string;
   private readonly options: VaultOptions;
   private readonly pub: PublicKey;
 
-  private constructor(keyName: string, options: VaultOptions, pub: PublicKey) {
+  private constructor(keyName: string, version: string, options: VaultOptions, pub: PublicKey) {
     this.keyName = keyName;
     this.keyRef = `hashivault://${keyName}`;
+    this.version = `${this.keyRef} version ${version}`;
     this.options = options;
     this.pub = pub;
   }
@@ -93,7 +95,7 @@ export class VaultKey implements KmsKey {
         hint: 'use an asymmetric signing key (type ecdsa-p256, ecdsa-p384, ecdsa-p521 or ed25519)',
       });
     }
-    return new VaultKey(keyName, options, PublicKey.fromPem(pem, keyRef));
+    return new VaultKey(keyName, latest, options, PublicKey.fromPem(pem, keyRef));
   }
 
   /**

@@ -22,6 +22,8 @@ export interface WorkerConfig {
   host: string;
   port: number;
   reloadIntervalMs: number;
+  /** How often a public key held remotely (Secret Manager, KMS, HSM) is re-read. */
+  keyRefreshMs: number;
   memoryCacheEntries: number;
   /** Require a signed binding (name, version, environment) for every artifact. */
   requireBinding: boolean;
@@ -65,7 +67,7 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'public-key',
     default: 'keys/cosign.pub',
     description:
-      'The trusted public key: a PEM file, env://VAR, or a GCP Secret Manager version projects/P/secrets/S/versions/V (re-read every 5 minutes).',
+      'The trusted public key: a PEM file (or keyring), env://VAR, a GCP Secret Manager version projects/P/secrets/S/versions/V, or the signing key in a KMS or HSM (gcpkms://, awskms://, hashivault://, pkcs11:).',
   },
   {
     key: 'strict',
@@ -147,6 +149,14 @@ export const SETTINGS: readonly Setting[] = [
     flag: 'reload-interval',
     default: '30',
     description: 'Seconds between checks of the store for new versions (0 disables).',
+  },
+  {
+    key: 'keyRefreshMs',
+    env: 'APX_KEY_REFRESH_INTERVAL',
+    flag: 'key-refresh-interval',
+    default: '300',
+    description:
+      'Seconds between reads of a public key held remotely (Secret Manager, KMS, HSM): a rotated key is trusted within this time, without a restart.',
   },
   {
     key: 'memoryCacheEntries',
@@ -234,6 +244,7 @@ export function resolveConfig(
     host: text('host') as string,
     port: parseInteger(setting('port'), text('port') as string, 0, 65535),
     reloadIntervalMs: parseInteger(setting('reloadIntervalMs'), text('reloadIntervalMs') as string, 0, 86400) * 1000,
+    keyRefreshMs: parseInteger(setting('keyRefreshMs'), text('keyRefreshMs') as string, 1, 86400) * 1000,
     memoryCacheEntries: parseInteger(setting('memoryCacheEntries'), text('memoryCacheEntries') as string, 1, 100000),
     revocations: text('revocations'),
     keyring: text('keyring'),

@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { isApxError, Keyring, type KeyringEntry, PublicKey, SignatureVerifier } from '@apx/core';
 import { WorkerError, WorkerErrorCode } from './error.js';
+import { isKmsKeyRef, KmsKeyProvider } from './kms-key.js';
+import type { RefreshingKeyOptions } from './refreshing-key.js';
 import { SECRET_VERSION_REF, type SecretManagerKeyOptions, SecretManagerKeyProvider } from './secret-manager.js';
 
 /** Where the worker gets the key it trusts; each call may refresh (rotation without restart). */
@@ -17,23 +19,30 @@ export interface TrustedKeyProvider {
 
 function unavailable(where: string, why: string, cause?: unknown): WorkerError {
   return new WorkerError(WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE, `public key not available: ${where} (${why})`, {
-    hint: "set APX_PUBLIC_KEY to the signer's public key (a PEM file, env://VAR or projects/P/secrets/S/versions/V)",
+    hint: "set APX_PUBLIC_KEY to the signer's public key (a PEM file, env://VAR, projects/P/secrets/S/versions/V or the signing key's KMS URI)",
     cause,
   });
 }
 
 /**
- * A key from a file, an environment variable or a GCP Secret Manager secret version
- * (`projects/P/secrets/S/versions/V`, read with the official client, imported lazily). The
+ * A key from a file, an environment variable, a GCP Secret Manager secret version
+ * (`projects/P/secrets/S/versions/V`, read with the official client, imported lazily) or a
+ * KMS or HSM key (gcpkms://, awskms://, hashivault://, pkcs11:; its public half). The
  * parsed verifier is cached; a file is re-read when its content changes and a secret on a
  * schedule, so a rotated key takes effect without a restart and without re-parsing on
  * every load.
  */
 export function keyProviderFromRef(
   ref: string,
-  options: { env: Record<string, string | undefined>; cwd: string; secretManager?: SecretManagerKeyOptions },
+  options: {
+    env: Record<string, string | undefined>;
+    cwd: string;
+    secretManager?: SecretManagerKeyOptions;
+    kms?: RefreshingKeyOptions;
+  },
 ): TrustedKeyProvider {
   if (SECRET_VERSION_REF.test(ref)) return new SecretManagerKeyProvider(ref, options.secretManager);
+  if (!ref.startsWith('env://') && isKmsKeyRef(ref)) return new KmsKeyProvider(ref, options.env, options.kms);
   if (ref.startsWith('env://')) {
     const name = ref.slice('env://'.length);
     let cached: SignatureVerifier | undefined;

@@ -1,7 +1,7 @@
 import { crc32c, isApxError, PublicKey, SignatureVerifier } from '@apx/core';
 import type { protos, SecretManagerServiceClient } from '@google-cloud/secret-manager';
 import { WorkerError, WorkerErrorCode } from './error.js';
-import type { TrustedKeyProvider } from './keys.js';
+import { type RefreshingKeyOptions, RefreshingKeyProvider, type TrustedKeyInfo } from './refreshing-key.js';
 
 /** `APX_PUBLIC_KEY` values read from GCP Secret Manager: `projects/P/secrets/S/versions/V` (V may be `latest`). */
 export const SECRET_VERSION_REF = /^projects\/[^/]+\/secrets\/[^/]+\/versions\/[^/]+$/;
@@ -9,36 +9,14 @@ export const SECRET_VERSION_REF = /^projects\/[^/]+\/secrets\/[^/]+\/versions\/[
 /** What the official client's constructor accepts (endpoint, port, credentials, sslCreds...). */
 export type SecretManagerClientOptions = NonNullable<ConstructorParameters<typeof SecretManagerServiceClient>[0]>;
 
-/** The key now trusted, for logs: where it came from and its key id (never the key bytes). */
-export interface TrustedKeyInfo {
-  /** The reference configured (`.../versions/latest`). */
-  ref: string;
-  /** The version actually read (`.../versions/3`), as Secret Manager names it. */
-  version: string;
-  /** Lowercase hex SHA-256 of the key's SPKI DER. */
-  keyId: string;
-}
-
-export interface SecretManagerKeyOptions {
-  /** Re-read the secret when the key is older than this (rotation without restart). Default 5 minutes. */
-  refreshIntervalMs?: number;
-  /** After a failed refresh, keep the last good key and try again after this. Default min(30 s, refresh interval). */
-  retryIntervalMs?: number;
+export interface SecretManagerKeyOptions extends RefreshingKeyOptions {
   /** Deadline of one read of the secret, retries included. Default 10 s. */
   timeoutMs?: number;
-  /** The clock (tests inject one). Default Date.now. */
-  now?: () => number;
   /** Options for the official client: endpoint, port, credentials (default: Application Default Credentials). */
   clientOptions?: SecretManagerClientOptions;
-  /** A refresh failed and the last good key is kept; the worker logs it. Never called when there is no key yet (that throws). */
-  onRefreshError?: (error: WorkerError, kept: TrustedKeyInfo) => void;
-  /** A key was read whose key id differs from the previous one (the first load included). */
-  onKeyLoaded?: (key: TrustedKeyInfo, previous: TrustedKeyInfo | undefined) => void;
 }
 
-export const DEFAULT_SECRET_REFRESH_MS = 5 * 60_000;
 export const DEFAULT_SECRET_TIMEOUT_MS = 10_000;
-const DEFAULT_RETRY_MS = 30_000;
 /** Our own deadline, a little after the client's: a backstop should the client not honour its timeout. */
 const GUARD_MS = 1000;
 
@@ -146,17 +124,9 @@ function deadline<T>(promise: Promise<T>, ms: number): Promise<T> {
  * `latest`) needs no restart; a failed refresh keeps the last good key and is reported to
  * `onRefreshError`. Concurrent callers share one read.
  */
-export class SecretManagerKeyProvider implements TrustedKeyProvider {
-  readonly description: string;
-  private readonly ref: string;
-  private readonly refreshMs: number;
-  private readonly retryMs: number;
+export class SecretManagerKeyProvider extends RefreshingKeyProvider {
   private readonly timeoutMs: number;
-  private readonly now: () => number;
   private readonly options: SecretManagerKeyOptions;
-  private current: { verifier: SignatureVerifier; info: TrustedKeyInfo } | undefined;
-  private nextReadAt = 0;
-  private inflight: Promise<SignatureVerifier> | undefined;
   private client: Promise<SecretManagerServiceClient> | undefined;
 
   constructor(ref: string, options: SecretManagerKeyOptions = {}) {
@@ -165,26 +135,9 @@ export class SecretManagerKeyProvider implements TrustedKeyProvider {
         hint: 'a Secret Manager reference is projects/PROJECT/secrets/SECRET/versions/VERSION (VERSION may be latest)',
       });
     }
-    this.ref = ref;
-    this.description = ref;
+    super(ref, options);
     this.options = options;
-    this.refreshMs = options.refreshIntervalMs ?? DEFAULT_SECRET_REFRESH_MS;
-    this.retryMs = options.retryIntervalMs ?? Math.min(DEFAULT_RETRY_MS, this.refreshMs);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_SECRET_TIMEOUT_MS;
-    this.now = options.now ?? Date.now;
-  }
-
-  /** The key in use, if one was read (for logs and readiness). */
-  get key(): TrustedKeyInfo | undefined {
-    return this.current?.info;
-  }
-
-  async verifier(): Promise<SignatureVerifier> {
-    if (this.current && this.now() < this.nextReadAt) return this.current.verifier;
-    this.inflight ??= this.refresh().finally(() => {
-      this.inflight = undefined;
-    });
-    return this.inflight;
   }
 
   /** Closes the client's channel; later calls open a new one. */
@@ -194,31 +147,8 @@ export class SecretManagerKeyProvider implements TrustedKeyProvider {
     if (client) await client.then((c) => c.close()).catch(() => undefined);
   }
 
-  private async refresh(): Promise<SignatureVerifier> {
-    try {
-      const loaded = await this.read();
-      const previous = this.current?.info;
-      this.current = loaded;
-      this.nextReadAt = this.now() + this.refreshMs;
-      if (previous?.keyId !== loaded.info.keyId) this.report(() => this.options.onKeyLoaded?.(loaded.info, previous));
-      return loaded.verifier;
-    } catch (err) {
-      const error = err instanceof WorkerError ? err : accessFailure(this.ref, err);
-      const kept = this.current;
-      if (!kept) throw error;
-      this.nextReadAt = this.now() + this.retryMs;
-      this.report(() => this.options.onRefreshError?.(error, kept.info));
-      return kept.verifier;
-    }
-  }
-
-  /** A hook that throws must not take the key away. */
-  private report(hook: () => void): void {
-    try {
-      hook();
-    } catch {
-      // ignored on purpose
-    }
+  protected failure(err: unknown): WorkerError {
+    return accessFailure(this.ref, err);
   }
 
   private connect(): Promise<SecretManagerServiceClient> {
@@ -236,7 +166,7 @@ export class SecretManagerKeyProvider implements TrustedKeyProvider {
     return this.client;
   }
 
-  private async read(): Promise<{ verifier: SignatureVerifier; info: TrustedKeyInfo }> {
+  protected async read(): Promise<{ verifier: SignatureVerifier; info: TrustedKeyInfo }> {
     let response: protos.google.cloud.secretmanager.v1.IAccessSecretVersionResponse;
     try {
       const client = await this.connect();

@@ -17,6 +17,7 @@ import { WorkerMetrics } from './observability/metrics.js';
 import { policyHostRuntime } from './policy-runtime.js';
 import { PolicySet } from './policy-set.js';
 import { RateLimiter } from './rate-limit.js';
+import type { RefreshingKeyOptions } from './refreshing-key.js';
 import type { RuntimeFactory } from './runtime.js';
 import type { SecretManagerKeyOptions } from './secret-manager.js';
 import { createWorkerServer } from './server.js';
@@ -36,6 +37,8 @@ export interface WorkerDeps {
   keys?: TrustedKeyProvider;
   /** For an APX_PUBLIC_KEY in Secret Manager: client options (endpoint...), intervals, clock. The worker adds its log hooks. */
   secretManager?: Omit<SecretManagerKeyOptions, 'onKeyLoaded' | 'onRefreshError'>;
+  /** For an APX_PUBLIC_KEY held by a KMS or HSM: intervals, clock. The worker adds its log hooks. */
+  kms?: Omit<RefreshingKeyOptions, 'onKeyLoaded' | 'onRefreshError'>;
   retryMinMs?: number;
   /** JWKS fetch options (tests). */
   jwt?: JwtVerifierOptions;
@@ -55,6 +58,22 @@ export interface RunningWorker {
  * serving at once (liveness), loads the configured policies in the background of its
  * readiness, and never exits because a policy fails to load.
  */
+/** Logs each trusted key loaded or rotated, and each failed refresh (the last good key is kept). */
+function keyHooks(log: WorkerLogger): Pick<RefreshingKeyOptions, 'onKeyLoaded' | 'onRefreshError'> {
+  return {
+    onKeyLoaded: (key, previous) =>
+      log.info(
+        { key_source: key.ref, key_version: key.version, key_id: key.keyId, previous_key_id: previous?.keyId ?? null },
+        previous ? `trusted public key rotated: now ${key.version}` : `trusted public key loaded from ${key.version}`,
+      ),
+    onRefreshError: (err, kept) =>
+      log.warn(
+        { key_source: kept.ref, key_version: kept.version, key_id: kept.keyId, code: err.code, hint: err.hint ?? null },
+        `${err.message} (keeping the last good key)`,
+      ),
+  };
+}
+
 export async function startWorker(config: WorkerConfig, warnings: string[], deps: WorkerDeps): Promise<RunningWorker> {
   const log = createLogger(deps.logDestination);
   for (const w of warnings) log.warn({ setting: 'APX_STRICT_MODE' }, w);
@@ -76,19 +95,8 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     keyProviderFromRef(config.publicKey, {
       env: deps.env,
       cwd: deps.cwd,
-      secretManager: {
-        ...deps.secretManager,
-        onKeyLoaded: (key, previous) =>
-          log.info(
-            { key_source: key.ref, key_version: key.version, key_id: key.keyId, previous_key_id: previous?.keyId ?? null },
-            previous ? `trusted public key rotated: now ${key.version}` : `trusted public key loaded from ${key.version}`,
-          ),
-        onRefreshError: (err, kept) =>
-          log.warn(
-            { key_source: kept.ref, key_version: kept.version, key_id: kept.keyId, code: err.code, hint: err.hint ?? null },
-            `${err.message} (keeping the last good key)`,
-          ),
-      },
+      secretManager: { refreshIntervalMs: config.keyRefreshMs, ...deps.secretManager, ...keyHooks(log) },
+      kms: { refreshIntervalMs: config.keyRefreshMs, ...deps.kms, ...keyHooks(log) },
     });
   // Key rotation: the keyring in force starts as APX_PUBLIC_KEY's and advances only along a
   // chain, each next keyring signed by an active key of the one before (APX_KEYRING).

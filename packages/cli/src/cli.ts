@@ -3,6 +3,7 @@ import { isApxError } from '@apx/core';
 import { type CommandSpec, parseCommandArgs, renderCommandHelp, UsageError } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import type { CliContext } from './context.js';
+import { closeSigners } from './keyref.js';
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -51,6 +52,8 @@ export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
     return await command.run(ctx, parseCommandArgs(command, rest));
   } catch (err) {
     return reportError(ctx, command, err);
+  } finally {
+    await closeSigners(ctx);
   }
 }
 

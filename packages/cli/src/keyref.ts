@@ -9,6 +9,10 @@ import { passwordProvider } from './password.js';
 export const DEFAULT_PRIVATE_KEY = 'keys/cosign.key';
 export const DEFAULT_PUBLIC_KEY = 'keys/cosign.pub';
 
+// Signers holding a connection or a session (KMS clients, HSM sessions), closed when the
+// command ends, whichever way it ends (runCli calls closeSigners).
+const opened = new WeakMap<CliContext, Signer[]>();
+
 /**
  * A signer from a key reference in cosign's syntax: a cosign key file, or a key held by a KMS
  * or HSM (hashivault://, awskms://, gcpkms://, pkcs11:), configured from the environment
@@ -16,18 +20,17 @@ export const DEFAULT_PUBLIC_KEY = 'keys/cosign.pub';
  * runbook's `key file not found at keys/cosign.key`).
  */
 export async function openSigner(ctx: CliContext, keyRef: string): Promise<Signer> {
-  if (parseKeyRef(keyRef).kind !== 'file') return openKmsKey(keyRef, ctx.env);
-  return FileSigner.open(resolvePath(ctx, keyRef), passwordProvider(ctx), keyRef);
+  if (parseKeyRef(keyRef).kind === 'file') return FileSigner.open(resolvePath(ctx, keyRef), passwordProvider(ctx), keyRef);
+  const key = await openKmsKey(keyRef, ctx.env);
+  opened.set(ctx, [...(opened.get(ctx) ?? []), key]);
+  return key;
 }
 
-/** Runs `use` with a signer and releases its connection or session afterwards. */
-export async function withSigner<T>(ctx: CliContext, keyRef: string, use: (signer: Signer) => Promise<T>): Promise<T> {
-  const signer = await openSigner(ctx, keyRef);
-  try {
-    return await use(signer);
-  } finally {
-    await signer.close?.();
-  }
+/** Releases the connections and sessions of the signers a command opened. */
+export async function closeSigners(ctx: CliContext): Promise<void> {
+  const signers = opened.get(ctx) ?? [];
+  opened.delete(ctx);
+  await Promise.all(signers.map((s) => s.close?.().catch(() => undefined)));
 }
 
 /**
@@ -44,13 +47,13 @@ export async function loadPublicKey(ctx: CliContext, keyRef: string): Promise<Pu
     }
     return PublicKey.fromPem(pem, `environment variable ${name}`);
   }
-  if (parseKeyRef(keyRef).kind !== 'file') return withSigner(ctx, keyRef, (signer) => signer.publicKey());
+  if (parseKeyRef(keyRef).kind !== 'file') return (await openSigner(ctx, keyRef)).publicKey();
   const text = (await readInput(ctx, keyRef, 'key file', 'pass the public key with --key, e.g. --key keys/cosign.pub')).toString(
     'utf8',
   );
   const label = decodeFirstPem(text)?.label ?? '';
   if (label.startsWith('ENCRYPTED') && label.endsWith('PRIVATE KEY')) {
-    return withSigner(ctx, keyRef, (signer) => signer.publicKey());
+    return (await openSigner(ctx, keyRef)).publicKey();
   }
   return PublicKey.fromPem(text, keyRef);
 }

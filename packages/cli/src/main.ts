@@ -8,14 +8,10 @@ process.on('uncaughtException', (err) => {
   process.exit(1);
 });
 
-// The AWS SDK warns on every start under Node 20 about its releases after January 2027;
-// the lockfile pins a release that supports Node 20, so the notice is noise for users.
-const defaultWarning = process.listeners('warning');
-process.removeAllListeners('warning');
-process.on('warning', (warning) => {
-  if (warning.name === 'NodeVersionSupportWarning') return;
-  for (const listener of defaultWarning) listener(warning);
-});
+// The AWS SDK warns on stderr under Node 20 about its releases after January 2027; the
+// lockfile pins a release that supports Node 20, and the notice would break the one-line
+// error contract. This is the SDK's own switch; a value set by the user wins.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 runCli(process.argv.slice(2), processContext()).then(
   (code) => {

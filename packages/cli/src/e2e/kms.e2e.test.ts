@@ -1,11 +1,12 @@
-// Keys that never leave a KMS, through the CLI: Vault transit (hashivault://) and AWS KMS
-// (awskms://, the official SDK), each against a local server speaking its wire protocol.
+// Keys that never leave a KMS, through the CLI: Vault transit (hashivault://), AWS KMS
+// (awskms://) and Cloud KMS (gcpkms://) through the official clients, each against a local
+// server speaking its wire protocol; and a worker that trusts the KMS key itself.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { FakeGcpKms } from '@apx/kms/testing/gcp-kms-fake';
 import { FakeAwsKms, FakeVault } from '@apx/kms/testing/kms-fakes';
-import { apxAsync, ok, Workspace } from './harness.js';
+import { apxAsync, ok, PAYMENTS_GET, WorkerProcess, Workspace } from './harness.js';
 
 describe('e2e: KMS-held keys', () => {
   let vault: FakeVault;
@@ -77,6 +78,106 @@ describe('e2e: KMS-held keys', () => {
       const r = await apxAsync(ws.dir, ['sign-blob', '--key', `gcpkms://${key}`, file], gcpEnv);
       assert.equal(r.status, 1);
       assert.match(r.stderr, /^ERROR: gcpkms:\/\/projects\/apx-prod\/.*: rpc error: code = PermissionDenied desc = /);
+    } finally {
+      gcp.stop();
+    }
+  });
+
+  it('creates keys in AWS KMS (by alias) and Cloud KMS, and refuses to create one that exists', async () => {
+    const gcp = await FakeGcpKms.start();
+    try {
+      const gcpEnv = { ...env, APX_GCPKMS_ENDPOINT: `127.0.0.1:${gcp.port}` };
+      const aws = `awskms://${kms.endpoint}/alias/apx-created`;
+      const created = ok(await apxAsync(ws.dir, ['generate-key-pair', '--kms', aws, '--output-key-prefix', 'aws-created'], env));
+      assert.match(created.stderr, /Created awskms:\/\/.*\/alias\/apx-created; public key written to aws-created\.pub/);
+      const pub = ok(await apxAsync(ws.dir, ['public-key', '--key', aws], env));
+      assert.equal(pub.stdout, readFileSync(ws.path('aws-created.pub'), 'utf8'));
+      const again = await apxAsync(ws.dir, ['generate-key-pair', '--kms', aws, '--output-key-prefix', 'aws-again'], env);
+      assert.equal(again.status, 1);
+      assert.match(again.stderr, /^ERROR: awskms:\/\/.*: alias\/apx-created already names a key in AWS KMS;/);
+      const byId = await apxAsync(
+        ws.dir,
+        ['generate-key-pair', '--kms', `awskms://${kms.endpoint}/1234abcd-12ab-34cd-56ef-1234567890ab`],
+        env,
+      );
+      assert.match(byId.stderr, /AWS chooses key ids; name the new key by an alias/);
+
+      const key = 'projects/apx-prod/locations/global/keyRings/new-ring/cryptoKeys/artifact-signing';
+      ok(await apxAsync(ws.dir, ['generate-key-pair', '--kms', `gcpkms://${key}`, '--output-key-prefix', 'gcp-created'], gcpEnv));
+      const file = ws.path('payments-1.0.0.yaml');
+      ok(await apxAsync(ws.dir, ['sign-blob', '--key', `gcpkms://${key}`, '--output-signature', 'c.sig', file], gcpEnv));
+      ok(await apxAsync(ws.dir, ['verify-blob', '--key', 'gcp-created.pub', '--signature', 'c.sig', file], gcpEnv));
+      const exists = await apxAsync(
+        ws.dir,
+        ['generate-key-pair', '--kms', `gcpkms://${key}`, '--output-key-prefix', 'x'],
+        gcpEnv,
+      );
+      assert.equal(exists.status, 1);
+      assert.match(exists.stderr, /rpc error: code = AlreadyExists desc = CryptoKey .* already exists/);
+    } finally {
+      gcp.stop();
+    }
+  });
+
+  it('rotates from one Cloud KMS key to a new one, and a worker trusting the KMS key loads what it signed', async () => {
+    const gcp = await FakeGcpKms.start();
+    try {
+      const gcpEnv = { ...env, APX_GCPKMS_ENDPOINT: `127.0.0.1:${gcp.port}` };
+      const current = 'projects/apx-prod/locations/global/keyRings/apx/cryptoKeys/signing-2025';
+      const next = 'projects/apx-prod/locations/global/keyRings/apx/cryptoKeys/signing-2026';
+      gcp.addVersion(current);
+      ok(await apxAsync(ws.dir, ['public-key', '--key', `gcpkms://${current}`, '--outfile', 'current.pub'], gcpEnv));
+      const rotated = ok(
+        await apxAsync(
+          ws.dir,
+          [
+            'keys',
+            'rotate',
+            '--key',
+            `gcpkms://${current}`,
+            '--kms',
+            `gcpkms://${next}`,
+            '--keyring',
+            'kms-keyring.json',
+            '--output-key-prefix',
+            'next',
+          ],
+          gcpEnv,
+        ),
+      );
+      assert.match(
+        rotated.stderr,
+        /✓ Rotated: {3}new key gcpkms:\/\/.*signing-2026 \(key id [0-9a-f]{64}\) active for dev, staging, production/,
+      );
+      // The keyring is signed by the current KMS key: what workers holding the old keyring check.
+      ok(
+        await apxAsync(
+          ws.dir,
+          ['verify-blob', '--key', 'current.pub', '--signature', 'kms-keyring.json.sig', 'kms-keyring.json'],
+          gcpEnv,
+        ),
+      );
+      const ring = JSON.parse(readFileSync(ws.path('kms-keyring.json'), 'utf8')) as { keys: Array<{ status: string }> };
+      assert.deepEqual(
+        ring.keys.map((k) => k.status),
+        ['retired', 'active'],
+      );
+
+      const source = ws.path('payments-1.0.0.yaml');
+      ok(await apxAsync(ws.dir, ['compile', '--out', 'kms-store', '--key', `gcpkms://${next}`, source], gcpEnv));
+      const worker = await WorkerProcess.start(ws.dir, {
+        ...gcpEnv,
+        APX_STORE: ws.path('kms-store'),
+        APX_PUBLIC_KEY: `gcpkms://${next}`,
+      });
+      try {
+        await worker.waitFor((l) => l.message === 'policy loaded: pb-pay-v1@1.0.0', 'load');
+        const keyLine = worker.logs.find((l) => l.message.startsWith('trusted public key loaded from '));
+        assert.equal(keyLine?.message, `trusted public key loaded from ${next}/cryptoKeyVersions/1`);
+        assert.equal((await worker.decide('pb-pay-v1', PAYMENTS_GET)).body.allow, true);
+      } finally {
+        await worker.stop();
+      }
     } finally {
       gcp.stop();
     }

@@ -41,6 +41,7 @@ export class FakeGcpKms {
     const definition = protoLoader.loadSync('google/cloud/kms/v1/service.proto', {
       includeDirs: protoDirs(),
       longs: String,
+      enums: String,
       defaults: true,
     });
     const tree = grpc.loadPackageDefinition(definition) as unknown as {

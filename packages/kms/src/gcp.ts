@@ -10,6 +10,13 @@ export type GcpKmsClientOptions = Record<string, unknown>;
 type Sdk = typeof import('@google-cloud/kms');
 type KmsClient = InstanceType<Sdk['KeyManagementServiceClient']>;
 
+/**
+ * Each call's deadline, retries included: the client's own default is 60 s, too long for a
+ * command or a worker refresh to wait on an unreachable endpoint (Vault and Secret Manager
+ * use 10 s too).
+ */
+const CALL = { timeout: 10_000 };
+
 // gRPC status names, for the runbook-style "rpc error: code = PermissionDenied".
 const CODES: Record<number, string> = {
   3: 'InvalidArgument',
@@ -36,7 +43,9 @@ function failed(keyRef: string, err: unknown): KmsError {
           ? 'grant roles/cloudkms.signerVerifier on the key to the signing identity'
           : code === 'AlreadyExists'
             ? `sign with it (--key ${keyRef}), or choose another name`
-            : 'check the key name and the credentials',
+            : code === 'Unavailable' || code === 'DeadlineExceeded'
+              ? 'Cloud KMS did not answer: check the network path to cloudkms.googleapis.com (or APX_GCPKMS_ENDPOINT)'
+              : 'check the key name and the credentials',
       cause: err,
     },
   );
@@ -49,7 +58,7 @@ async function connect(clientOptions: GcpKmsClientOptions): Promise<KmsClient> {
 
 /** A version's public key, checked against its CRC-32C (Google's integrity protocol). */
 async function versionPublicKey(client: KmsClient, versionName: string): Promise<PublicKey> {
-  const [key] = await client.getPublicKey({ name: versionName });
+  const [key] = await client.getPublicKey({ name: versionName }, CALL);
   if (!key.pem) throw new Error('no public key returned');
   if (key.pemCrc32c != null && String(key.pemCrc32c.value ?? key.pemCrc32c) !== String(crc32c(Buffer.from(key.pem)))) {
     throw new Error('the public key was corrupted in transit (CRC-32C mismatch)');
@@ -81,7 +90,7 @@ export class GcpKmsKey implements KmsKey {
     try {
       let versionName = name.replace('/versions/', '/cryptoKeyVersions/');
       if (!versionName.includes('/cryptoKeyVersions/')) {
-        const [versions] = await client.listCryptoKeyVersions({ parent: versionName, filter: 'state=ENABLED' });
+        const [versions] = await client.listCryptoKeyVersions({ parent: versionName, filter: 'state=ENABLED' }, CALL);
         const newest = versions
           .map((v) => v.name ?? '')
           .sort((a, b) => Number(b.split('/').pop()) - Number(a.split('/').pop()))[0];
@@ -110,15 +119,18 @@ export class GcpKmsKey implements KmsKey {
     const ring = `${location}/keyRings/${ringId}`;
     const client = await connect(clientOptions);
     try {
-      await client.getKeyRing({ name: ring }).catch(async (err: { code?: number }) => {
+      await client.getKeyRing({ name: ring }, CALL).catch(async (err: { code?: number }) => {
         if (err.code !== 5) throw err;
-        await client.createKeyRing({ parent: location, keyRingId: ringId, keyRing: {} });
+        await client.createKeyRing({ parent: location, keyRingId: ringId, keyRing: {} }, CALL);
       });
-      await client.createCryptoKey({
-        parent: ring,
-        cryptoKeyId: keyId,
-        cryptoKey: { purpose: 'ASYMMETRIC_SIGN', versionTemplate: { algorithm: 'EC_SIGN_P256_SHA256' } },
-      });
+      await client.createCryptoKey(
+        {
+          parent: ring,
+          cryptoKeyId: keyId,
+          cryptoKey: { purpose: 'ASYMMETRIC_SIGN', versionTemplate: { algorithm: 'EC_SIGN_P256_SHA256' } },
+        },
+        CALL,
+      );
     } catch (err) {
       throw failed(keyRef, err);
     } finally {
@@ -159,11 +171,14 @@ export class GcpKmsKey implements KmsKey {
     }
     const digest = createHash(digestAlgorithm).update(message).digest();
     try {
-      const [out] = await this.client.asymmetricSign({
-        name: this.version,
-        digest: { [digestAlgorithm]: digest },
-        digestCrc32c: { value: crc32c(digest) },
-      });
+      const [out] = await this.client.asymmetricSign(
+        {
+          name: this.version,
+          digest: { [digestAlgorithm]: digest },
+          digestCrc32c: { value: crc32c(digest) },
+        },
+        CALL,
+      );
       const signature = Buffer.from(out.signature as Uint8Array);
       if (out.verifiedDigestCrc32c === false) throw new Error('KMS did not receive the digest intact');
       if (out.signatureCrc32c != null && String(out.signatureCrc32c.value ?? out.signatureCrc32c) !== String(crc32c(signature))) {

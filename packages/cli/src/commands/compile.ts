@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { sha256Hex } from '@apx/core';
-import { type CompiledPolicy, compilePolicy, PolicyCheckError, PolicyError, PolicyErrorCode } from '@apx/policy';
+import type { CompiledPolicy, PolicyErrorCode } from '@apx/policy';
 import { type ArtifactSignature, type Signer, signArtifact, writeFileAtomic } from '@apx/sign';
 import { auditSigning } from '../audit.js';
 import { type CommandSpec, flagBool, flagString, UsageError } from '../command.js';
@@ -25,8 +25,12 @@ function signPolicyArtifact(signer: Signer, compiled: CompiledPolicy, environmen
   });
 }
 
+// The compiler (YAML, CEL, wabt) loads when a command compiles, not at every `apx` start.
+const loadPolicy = () => import('@apx/policy');
+
 /** Compiles every source; prints every problem of every file, then fails once. */
 async function compileAll(ctx: CliContext, files: string[]): Promise<CompiledPolicy[]> {
+  const { compilePolicy, PolicyCheckError, PolicyError, PolicyErrorCode } = await loadPolicy();
   const compiled: CompiledPolicy[] = [];
   let problems = 0;
   let firstCode: PolicyErrorCode | undefined;
@@ -62,6 +66,7 @@ async function check(ctx: CliContext, artifactPath: string, sourcePath: string):
   const artifact = await readInput(ctx, artifactPath, 'artifact', 'pass the .wasm file to compare');
   const [rebuilt] = await compileAll(ctx, [sourcePath]);
   if (!rebuilt) return 1;
+  const { PolicyCheckError, PolicyErrorCode } = await loadPolicy();
   const want = `sha256:${sha256Hex(artifact)}`;
   const got = `sha256:${sha256Hex(rebuilt.wasm)}`;
   if (want !== got) {

@@ -2,7 +2,7 @@
 // used on the token, and openssl checks the signatures against the public key the token holds.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +28,7 @@ function opensslVerifies(pub: PublicKey, message: Buffer, signature: Buffer): vo
       ? ['pkeyutl', '-verify', '-pubin', '-inkey', 'pub.pem', '-rawin', '-in', 'msg', '-sigfile', 'sig.der']
       : ['dgst', digest, '-verify', 'pub.pem', '-signature', 'sig.der', 'msg'];
   const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+  rmSync(dir, { recursive: true, force: true });
   assert.equal(r.status, 0, `openssl ${args.join(' ')}: ${r.stdout}${r.stderr}`);
 }
 

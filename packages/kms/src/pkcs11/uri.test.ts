@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -44,13 +44,15 @@ describe('PKCS#11 URI (RFC 7512, as cosign reads it)', () => {
   });
 
   it('reads the PIN from pin-source (file:), which wins over COSIGN_PKCS11_PIN', () => {
-    const file = join(mkdtempSync(join(tmpdir(), 'apx-pin-')), 'pin');
+    const dir = mkdtempSync(join(tmpdir(), 'apx-pin-'));
+    const file = join(dir, 'pin');
     writeFileSync(file, '4321\n');
     const uri = parsePkcs11Uri(`pkcs11:token=apx;object=k?module-path=${MODULE}&pin-source=file:${file}`, {
       COSIGN_PKCS11_PIN: '0000',
     });
     assert.equal(uri.pin, undefined);
     assert.equal(readPin(uri), '4321');
+    rmSync(dir, { recursive: true, force: true });
     assert.equal(uri.redacted, `pkcs11:token=apx;object=k?module-path=${MODULE}&pin-source=file:${file}`);
     const missing = parsePkcs11Uri(`pkcs11:token=apx;object=k?module-path=${MODULE}&pin-source=/nonexistent/pin`);
     assert.throws(() => readPin(missing), {

@@ -41,7 +41,7 @@ export { ApxError, type ApxErrorOptions, CoreErrorCode, isApxError, Verification
 export { checkKey, defaultDigestFor, type KeyAlgorithm, type KeyCheck } from './keys/key-policy.js';
 export { decodeFirstPem, encodePem, type PemBlock } from './keys/pem.js';
 export { PublicKey } from './keys/public-key.js';
-export { decodeSignatureFile, ecdsaSignatureToDer } from './signature/encoding.js';
+export { decodeSignatureFile, ecdsaSignatureToDer, p1363ToDer } from './signature/encoding.js';
 export { SignatureVerifier, type SignatureVerifierOptions } from './signature/verifier.js';
 export { ENVIRONMENTS, type Environment, Keyring, type KeyringEntry, type KeyStatus } from './trust/keyring.js';
 export { PolicyIndex } from './trust/policy-index.js';

@@ -8,4 +8,6 @@ export { type GcpKmsClientOptions, GcpKmsKey } from './gcp.js';
 export { type KeyRef, parseKeyRef } from './key-ref.js';
 export { importClient, type KmsKey, type KmsSignature } from './kms-key.js';
 export { createKmsKey, isKmsRef, type KmsEnv, openKmsKey, vaultOptions } from './open.js';
+export { Pkcs11Key } from './pkcs11/pkcs11-key.js';
+export { type Pkcs11Env, type Pkcs11Uri, parsePkcs11Uri } from './pkcs11/uri.js';
 export { VaultKey, type VaultOptions } from './vault.js';

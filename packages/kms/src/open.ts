@@ -3,6 +3,7 @@ import { KmsError, KmsErrorCode } from './error.js';
 import { GcpKmsKey } from './gcp.js';
 import { type KeyRef, parseKeyRef } from './key-ref.js';
 import type { KmsKey } from './kms-key.js';
+import { Pkcs11Key } from './pkcs11/pkcs11-key.js';
 import { VaultKey, type VaultOptions } from './vault.js';
 
 /** The environment a key reference is resolved in (the composition root passes process.env). */
@@ -62,7 +63,7 @@ export async function openKmsKey(keyRef: string, env: KmsEnv): Promise<KmsKey> {
     case 'gcpkms':
       return GcpKmsKey.open(keyRef, ref.name, gcpOptions(env));
     case 'pkcs11':
-      throw new KmsError(KmsErrorCode.KEY_REF_INVALID, `${keyRef}: pkcs11 keys are not supported yet`);
+      return Pkcs11Key.open(ref.uri, env);
   }
 }
 
@@ -82,6 +83,6 @@ export async function createKmsKey(keyRef: string, env: KmsEnv): Promise<KmsKey>
     case 'gcpkms':
       return GcpKmsKey.create(keyRef, ref.name, gcpOptions(env));
     case 'pkcs11':
-      throw new KmsError(KmsErrorCode.KEY_REF_INVALID, `${keyRef}: pkcs11 keys are not supported yet`);
+      return Pkcs11Key.create(ref.uri, env);
   }
 }

@@ -1,7 +1,9 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { AwsKmsKey, GcpKmsKey, VaultKey } from '@apx/kms';
+import { it } from 'node:test';
+import { AwsKmsKey, GcpKmsKey, Pkcs11Key, VaultKey } from '@apx/kms';
 import { FakeGcpKms } from '@apx/kms/testing/gcp-kms-fake';
 import { FakeAwsKms, FakeVault } from '@apx/kms/testing/kms-fakes';
+import { SoftHsm, softhsmSkipReason } from '@apx/kms/testing/softhsm';
 import { runSignerContract } from '../testing/signer-contract.js';
 import { FileSigner } from './file-signer.js';
 
@@ -42,3 +44,26 @@ runSignerContract('gcpkms:// (official @google-cloud/kms over gRPC)', async () =
     },
   };
 });
+
+const softhsmMissing = softhsmSkipReason();
+if (softhsmMissing) {
+  it('signer contract: pkcs11: (SoftHSM2 token)', { skip: softhsmMissing }, () => {});
+} else {
+  runSignerContract('pkcs11: (SoftHSM2 token)', async () => {
+    // A fresh token each time, and a key generated on it, as `apx generate-key-pair --kms pkcs11:...` does.
+    const hsm = SoftHsm.init();
+    try {
+      const signer = await Pkcs11Key.create(hsm.uri('apx-signing'), {});
+      return {
+        signer,
+        cleanup: async () => {
+          await signer.close();
+          hsm.cleanup();
+        },
+      };
+    } catch (err) {
+      hsm.cleanup();
+      throw err;
+    }
+  });
+}

@@ -323,10 +323,10 @@ describe('audit trail of signing operations', () => {
   });
 
   it('writes to APX_AUDIT_LOG when set, and redacts PINs in key references', async () => {
-    const { redactKeyRef } = await import('@apx/sign');
+    const { redactKeyRef } = await import('@apx/kms');
     assert.equal(
       redactKeyRef('pkcs11:token=t;object=o?module-path=/m.so&pin-value=1234'),
-      'pkcs11:token=t;object=o?module-path=/m.so&pin-value=[REDACTED]',
+      'pkcs11:token=t;object=o?module-path=/m.so',
     );
     const dir = workdir();
     apx(dir, ['generate-key-pair']);

@@ -1,4 +1,5 @@
 import { KmsError, KmsErrorCode } from './error.js';
+import { redactPkcs11Uri } from './pkcs11/uri.js';
 
 /** A key reference in cosign's syntax (cosign-formats.md §4). */
 export type KeyRef =
@@ -45,4 +46,13 @@ export function parseKeyRef(ref: string): KeyRef {
   if (ref.startsWith('pkcs11:')) return { kind: 'pkcs11', uri: ref };
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(ref)) throw invalid(ref, 'unsupported scheme');
   return { kind: 'file', path: ref };
+}
+
+/**
+ * A key reference as it may be shown, logged or audited: a PKCS#11 URI without its PIN
+ * (pin-value, however spelled), a URL without credentials in its userinfo.
+ */
+export function redactKeyRef(ref: string): string {
+  if (ref.startsWith('pkcs11:')) return redactPkcs11Uri(ref);
+  return ref.replace(/\/\/[^/@]*@/, '//[REDACTED]@');
 }

@@ -1,6 +1,7 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
+import { redactKeyRef } from '@apx/kms';
 
 /** One signing operation, as the audit trail records it (the runbook: "audit logs for all signing operations"). */
 export interface SigningRecord {
@@ -12,11 +13,6 @@ export interface SigningRecord {
   digest: string;
   reference?: string;
   environment?: string;
-}
-
-/** PKCS#11 PINs and similar query secrets never reach the log. */
-export function redactKeyRef(ref: string): string {
-  return ref.replace(/([?&;]pin-value=)[^&;]*/gi, '$1[REDACTED]').replace(/\/\/[^/@]*@/, '//[REDACTED]@');
 }
 
 /**
@@ -37,7 +33,7 @@ export class AuditLog {
       host: hostname(),
       operation: entry.operation,
       key_id: entry.keyId,
-      key_ref: redactKeyRef(entry.keyRef),
+      key_ref: redactKeyRef(entry.keyRef), // signers' keyRefs are redacted already; a second guard
       digest: entry.digest,
       reference: entry.reference ?? null,
       environment: entry.environment ?? null,

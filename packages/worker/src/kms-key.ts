@@ -1,5 +1,5 @@
 import { SignatureVerifier } from '@apx/core';
-import { isKmsRef, type KmsEnv, KmsError, openKmsKey } from '@apx/kms';
+import { isKmsRef, type KmsEnv, KmsError, openKmsKey, redactKeyRef } from '@apx/kms';
 import { WorkerError, WorkerErrorCode } from './error.js';
 import { type RefreshingKeyOptions, RefreshingKeyProvider, type TrustedKeyInfo } from './refreshing-key.js';
 
@@ -23,19 +23,22 @@ export function isKmsKeyRef(ref: string): boolean {
  */
 export class KmsKeyProvider extends RefreshingKeyProvider {
   private readonly env: KmsEnv;
+  /** The reference as configured, which may hold a PKCS#11 PIN: used to open the key, never shown. */
+  private readonly keyRef: string;
 
   constructor(ref: string, env: KmsEnv, options: RefreshingKeyOptions = {}) {
-    super(ref, options);
+    super(redactKeyRef(ref), options);
+    this.keyRef = ref;
     this.env = env;
   }
 
   protected async read(): Promise<{ verifier: SignatureVerifier; info: TrustedKeyInfo }> {
-    const key = await openKmsKey(this.ref, this.env);
+    const key = await openKmsKey(this.keyRef, this.env);
     try {
       const publicKey = await key.publicKey();
       return {
         verifier: new SignatureVerifier(publicKey),
-        info: { ref: this.ref, version: key.version ?? this.ref, keyId: publicKey.keyId },
+        info: { ref: this.ref, version: key.version ?? key.keyRef, keyId: publicKey.keyId },
       };
     } finally {
       await key.close().catch(() => undefined);
@@ -45,6 +48,7 @@ export class KmsKeyProvider extends RefreshingKeyProvider {
   /** `public key not available: <ref> (<the provider's reason>)`, with the provider's hint. */
   protected failure(err: unknown): WorkerError {
     const message = err instanceof Error ? err.message : String(err);
+    // KmsKey messages start with the (redacted) reference; the worker's line names it once.
     const prefix = `${this.ref}: `;
     const why = message.startsWith(prefix) ? message.slice(prefix.length) : message;
     return new WorkerError(WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE, `public key not available: ${this.ref} (${why})`, {

@@ -39,7 +39,7 @@ COSIGN_PASSWORD when it is set (even empty), otherwise from a prompt (asked twic
       const key = await createKmsKey(kms, ctx.env);
       const pub = await key.publicKey().finally(() => key.close());
       await writeFileAtomic(resolvePath(ctx, `${prefix}.pub`), pub.toPem(), { overwrite: force });
-      info(ctx, `Created ${kms}; public key written to ${prefix}.pub`);
+      info(ctx, `Created ${key.keyRef}; public key written to ${prefix}.pub`);
       info(ctx, `Key id: ${pub.keyId}`);
       return 0;
     }

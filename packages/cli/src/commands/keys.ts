@@ -1,6 +1,6 @@
 import { access, readFile } from 'node:fs/promises';
 import { type Environment, Keyring, type PublicKey } from '@apx/core';
-import { createKmsKey, isKmsRef } from '@apx/kms';
+import { createKmsKey, isKmsRef, redactKeyRef } from '@apx/kms';
 import { generateKeyPair, type Signer, writeFileAtomic } from '@apx/sign';
 import { type CommandSpec, flagString, type ParsedArgs, UsageError } from '../command.js';
 import { type CliContext, info } from '../context.js';
@@ -102,7 +102,7 @@ async function newKey(ctx: CliContext, args: ParsedArgs, prefix: string): Promis
       publicKey = await loadPublicKey(ctx, existing as string);
     }
     await writeFileAtomic(resolvePath(ctx, `${prefix}.pub`), publicKey.toPem(), { overwrite: false });
-    return { publicKey, name: (kms ?? existing) as string };
+    return { publicKey, name: redactKeyRef((kms ?? existing) as string) };
   }
   const pair = await generateKeyPair(await passwordProvider(ctx)({ keyPath: `${prefix}.key`, confirm: true }));
   await writeKeyPairFiles(ctx, prefix, pair, false);

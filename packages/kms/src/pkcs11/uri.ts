@@ -96,6 +96,13 @@ function redact(path: Segment[], query: Segment[] | undefined): string {
   return `${SCHEME}${pathText}${queryText ? `?${queryText}` : ''}`;
 }
 
+/** A pkcs11: reference without its PIN, even a malformed one: what may be shown or logged. */
+export function redactPkcs11Uri(ref: string): string {
+  const rest = ref.slice(SCHEME.length).trim();
+  const q = rest.indexOf('?');
+  return redact(splitSegments(q < 0 ? rest : rest.slice(0, q)), q < 0 ? undefined : splitSegments(rest.slice(q + 1)));
+}
+
 function invalid(shown: string, why: string, hint = HINT): KmsError {
   return new KmsError(KmsErrorCode.KEY_REF_INVALID, `invalid PKCS#11 URI${shown ? ` ${shown}` : ''}: ${why}`, { hint });
 }
@@ -130,7 +137,7 @@ export function parsePkcs11Uri(ref: string, env: Pkcs11Env = {}): Pkcs11Uri {
   const q = rest.indexOf('?');
   const pathSegments = splitSegments(q < 0 ? rest : rest.slice(0, q));
   const querySegments = q < 0 ? undefined : splitSegments(rest.slice(q + 1));
-  const redacted = redact(pathSegments, querySegments);
+  const redacted = redactPkcs11Uri(ref);
 
   const path = attributes(pathSegments, redacted, 'path');
   const query = attributes(querySegments ?? [], redacted, 'query');

@@ -93,7 +93,12 @@ the same source and compiler version give the same bytes, so --check ARTIFACT SO
 SOURCE and exits 0 only when the bytes are identical. docs/policy-language.md, docs/abi.md.`,
   flags: [
     { name: 'out', type: 'string', value: 'DIR', description: 'Directory for the artifacts (default: .).' },
-    { name: 'key', type: 'string', value: 'KEY', description: `The private key to sign with (default: ${DEFAULT_PRIVATE_KEY}).` },
+    {
+      name: 'key',
+      type: 'string',
+      value: 'KEY',
+      description: `The key to sign with: a cosign key file or a KMS/HSM URI (default: ${DEFAULT_PRIVATE_KEY}).`,
+    },
     { name: 'no-sign', type: 'boolean', description: 'Do not sign (local experiments only: workers in strict mode refuse it).' },
     {
       name: 'env',

@@ -11,7 +11,12 @@ export const publicKeyCommand: CommandSpec = {
   details: `KEY is a cosign private key file (its password is asked as for signing), a public key
 file, or env://VAR. The key id (lowercase hex SHA-256 of the public key's DER) goes to stderr.`,
   flags: [
-    { name: 'key', type: 'string', value: 'KEY', description: `The key (default: ${DEFAULT_PRIVATE_KEY}).` },
+    {
+      name: 'key',
+      type: 'string',
+      value: 'KEY',
+      description: `The key: a cosign key file or a KMS/HSM URI (default: ${DEFAULT_PRIVATE_KEY}).`,
+    },
     { name: 'outfile', type: 'string', value: 'FILE', description: 'Write the PEM to FILE instead of stdout.' },
   ],
   positionals: { min: 0, max: 0, names: '' },

@@ -16,7 +16,12 @@ trailing newline, or printed to stdout with one. --bundle writes a Sigstore bund
 a message signature, the key id as publicKey.hint and no transparency-log entry (offline).
 BLOB may be - for stdin.`,
   flags: [
-    { name: 'key', type: 'string', value: 'KEY', description: `The private key file (default: ${DEFAULT_PRIVATE_KEY}).` },
+    {
+      name: 'key',
+      type: 'string',
+      value: 'KEY',
+      description: `The key to sign with: a cosign key file or a KMS/HSM URI (gcpkms://, awskms://, hashivault://, pkcs11:) (default: ${DEFAULT_PRIVATE_KEY}).`,
+    },
     {
       name: 'output-signature',
       type: 'string',

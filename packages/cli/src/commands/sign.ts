@@ -33,7 +33,12 @@ reference and environment they load, so a renamed or promoted artifact is refuse
       value: 'ENV',
       description: 'The environment it may run in: dev, staging or production (default: dev).',
     },
-    { name: 'key', type: 'string', value: 'KEY', description: `The private key (default: ${DEFAULT_PRIVATE_KEY}).` },
+    {
+      name: 'key',
+      type: 'string',
+      value: 'KEY',
+      description: `The key to sign with: a cosign key file or a KMS/HSM URI (default: ${DEFAULT_PRIVATE_KEY}).`,
+    },
   ],
   positionals: { min: 1, max: 1, names: 'ARTIFACT (the .wasm file to sign)' },
   async run(ctx, args) {

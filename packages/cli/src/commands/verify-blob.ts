@@ -21,7 +21,7 @@ for P-384, SHA-512 for P-521). Prints "Verified OK" on success, exit 1 otherwise
       name: 'key',
       type: 'string',
       value: 'PUB',
-      description: 'The public key: a PEM file, env://VAR, or a cosign private key file (required).',
+      description: 'The public key: a PEM file, env://VAR, a cosign private key file, or a KMS/HSM URI (required).',
     },
     { name: 'signature', type: 'string', value: 'FILE', description: 'The detached signature file (base64 or raw DER).' },
     { name: 'bundle', type: 'string', value: 'FILE', description: 'A Sigstore bundle or legacy cosign bundle.' },

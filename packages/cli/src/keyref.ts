@@ -1,5 +1,5 @@
 import { decodeFirstPem, PublicKey } from '@apx/core';
-import { openKmsKey, parseKeyRef } from '@apx/kms';
+import { parseKeyRef } from '@apx/kms/key-ref';
 import { FileSigner, type Signer } from '@apx/sign';
 import type { CliContext } from './context.js';
 import { readInput, resolvePath } from './io.js';
@@ -21,6 +21,8 @@ const opened = new WeakMap<CliContext, Signer[]>();
  */
 export async function openSigner(ctx: CliContext, keyRef: string): Promise<Signer> {
   if (parseKeyRef(keyRef).kind === 'file') return FileSigner.open(resolvePath(ctx, keyRef), passwordProvider(ctx), keyRef);
+  // The KMS and HSM clients load only for such keys (the reference parser is all a start needs).
+  const { openKmsKey } = await import('@apx/kms');
   const key = await openKmsKey(keyRef, ctx.env);
   opened.set(ctx, [...(opened.get(ctx) ?? []), key]);
   return key;

@@ -56,3 +56,8 @@ export function redactKeyRef(ref: string): string {
   if (ref.startsWith('pkcs11:')) return redactPkcs11Uri(ref);
   return ref.replace(/\/\/[^/@]*@/, '//[REDACTED]@');
 }
+
+/** True when the reference names a key held by a KMS or HSM (not a file). */
+export function isKmsRef(keyRef: string): boolean {
+  return parseKeyRef(keyRef).kind !== 'file';
+}

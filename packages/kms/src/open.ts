@@ -43,11 +43,6 @@ function remote(keyRef: string): Remote {
   return ref;
 }
 
-/** True when the reference names a key held by a KMS or HSM (not a file). */
-export function isKmsRef(keyRef: string): boolean {
-  return parseKeyRef(keyRef).kind !== 'file';
-}
-
 /**
  * Opens a key held by a KMS or HSM from its reference in cosign's syntax; the provider's
  * settings come from `env` under cosign's names (VAULT_ADDR, AWS_REGION, COSIGN_PKCS11_PIN...).

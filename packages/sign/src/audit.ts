@@ -1,7 +1,7 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
-import { redactKeyRef } from '@apx/kms';
+import { redactKeyRef } from '@apx/kms/key-ref';
 
 /** One signing operation, as the audit trail records it (the runbook: "audit logs for all signing operations"). */
 export interface SigningRecord {

@@ -1,5 +1,6 @@
-import { SignatureVerifier } from '@apx/core';
-import { isKmsRef, type KmsEnv, KmsError, openKmsKey, redactKeyRef } from '@apx/kms';
+import { isApxError, SignatureVerifier } from '@apx/core';
+import type { KmsEnv } from '@apx/kms';
+import { isKmsRef, redactKeyRef } from '@apx/kms/key-ref';
 import { WorkerError, WorkerErrorCode } from './error.js';
 import { type RefreshingKeyOptions, RefreshingKeyProvider, type TrustedKeyInfo } from './refreshing-key.js';
 
@@ -33,6 +34,8 @@ export class KmsKeyProvider extends RefreshingKeyProvider {
   }
 
   protected async read(): Promise<{ verifier: SignatureVerifier; info: TrustedKeyInfo }> {
+    // The KMS and HSM clients load at the first read, not with every worker.
+    const { openKmsKey } = await import('@apx/kms');
     const key = await openKmsKey(this.keyRef, this.env);
     try {
       const publicKey = await key.publicKey();
@@ -52,7 +55,7 @@ export class KmsKeyProvider extends RefreshingKeyProvider {
     const prefix = `${this.ref}: `;
     const why = message.startsWith(prefix) ? message.slice(prefix.length) : message;
     return new WorkerError(WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE, `public key not available: ${this.ref} (${why})`, {
-      hint: err instanceof KmsError && err.hint ? err.hint : 'check the key reference and the worker’s credentials for the KMS',
+      hint: isApxError(err) && err.hint ? err.hint : 'check the key reference and the worker’s credentials for the KMS',
       cause: err,
     });
   }

@@ -1,4 +1,4 @@
-import { createKmsKey, isKmsRef } from '@apx/kms';
+import { isKmsRef } from '@apx/kms/key-ref';
 import { generateKeyPair, writeFileAtomic } from '@apx/sign';
 import { type CommandSpec, flagBool, flagString, UsageError } from '../command.js';
 import { info } from '../context.js';
@@ -36,6 +36,7 @@ COSIGN_PASSWORD when it is set (even empty), otherwise from a prompt (asked twic
     const kms = flagString(args, 'kms');
     if (kms) {
       if (!isKmsRef(kms)) throw new UsageError(`--kms ${kms}: expected a KMS or HSM key reference, not a file`);
+      const { createKmsKey } = await import('@apx/kms');
       const key = await createKmsKey(kms, ctx.env);
       const pub = await key.publicKey().finally(() => key.close());
       await writeFileAtomic(resolvePath(ctx, `${prefix}.pub`), pub.toPem(), { overwrite: force });

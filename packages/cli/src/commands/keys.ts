@@ -1,6 +1,6 @@
 import { access, readFile } from 'node:fs/promises';
 import { type Environment, Keyring, type PublicKey } from '@apx/core';
-import { createKmsKey, isKmsRef, redactKeyRef } from '@apx/kms';
+import { isKmsRef, redactKeyRef } from '@apx/kms/key-ref';
 import { generateKeyPair, type Signer, writeFileAtomic } from '@apx/sign';
 import { type CommandSpec, flagString, type ParsedArgs, UsageError } from '../command.js';
 import { type CliContext, info } from '../context.js';
@@ -96,6 +96,7 @@ async function newKey(ctx: CliContext, args: ParsedArgs, prefix: string): Promis
     let publicKey: PublicKey;
     if (kms !== undefined) {
       if (!isKmsRef(kms)) throw new UsageError(`--kms ${kms}: expected a KMS or HSM key reference, not a file`);
+      const { createKmsKey } = await import('@apx/kms');
       const key = await createKmsKey(kms, ctx.env);
       publicKey = await key.publicKey().finally(() => key.close());
     } else {

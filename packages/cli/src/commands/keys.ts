@@ -87,9 +87,16 @@ and the new key can be created there (--kms) or already exist (--new-key, e.g. a
 /**
  * The key rotated to: a new cosign key pair (PREFIX.key, PREFIX.pub) by default; with --kms,
  * a key created in a KMS or HSM; with --new-key, an existing key (a KMS or HSM URI, or a
- * public key file from a key ceremony). For keys held elsewhere PREFIX.pub is written too.
+ * public key file from a key ceremony). For keys held elsewhere PREFIX.pub is written too,
+ * once the key is known not to be in the keyring already (a refusal leaves no file behind).
  */
-async function newKey(ctx: CliContext, args: ParsedArgs, prefix: string): Promise<{ publicKey: PublicKey; name: string }> {
+async function newKey(
+  ctx: CliContext,
+  args: ParsedArgs,
+  prefix: string,
+  keyring: Keyring,
+  keyringPath: string,
+): Promise<{ publicKey: PublicKey; name: string }> {
   const kms = flagString(args, 'kms');
   const existing = flagString(args, 'new-key');
   if (kms !== undefined || existing !== undefined) {
@@ -102,8 +109,12 @@ async function newKey(ctx: CliContext, args: ParsedArgs, prefix: string): Promis
     } else {
       publicKey = await loadPublicKey(ctx, existing as string);
     }
+    const name = redactKeyRef((kms ?? existing) as string);
+    if (keyring.entries.some((e) => e.keyId === publicKey.keyId)) {
+      throw new UsageError(`${name} (key id ${publicKey.keyId}) is already in the keyring ${keyringPath}; rotate to a new key`);
+    }
     await writeFileAtomic(resolvePath(ctx, `${prefix}.pub`), publicKey.toPem(), { overwrite: false });
-    return { publicKey, name: redactKeyRef((kms ?? existing) as string) };
+    return { publicKey, name };
   }
   const pair = await generateKeyPair(await passwordProvider(ctx)({ keyPath: `${prefix}.key`, confirm: true }));
   await writeKeyPairFiles(ctx, prefix, pair, false);
@@ -125,10 +136,7 @@ async function rotate(
     ? Keyring.parse(await readFile(resolvePath(ctx, keyringPath), 'utf8'), keyringPath)
     : Keyring.single(currentKey);
 
-  const { publicKey, name } = await newKey(ctx, args, prefix);
-  if (keyring.entries.some((e) => e.keyId === publicKey.keyId)) {
-    throw new UsageError(`${name} (key id ${publicKey.keyId}) is already in the keyring ${keyringPath}; rotate to a new key`);
-  }
+  const { publicKey, name } = await newKey(ctx, args, prefix, keyring, keyringPath);
   const next = keyring.rotate(publicKey, environments, now);
   const doc = await signDocument(ctx, current, 'keys rotate', next.toJSON(), `keyring version ${next.version}`);
   await writeDocumentFile(ctx, keyringPath, doc);

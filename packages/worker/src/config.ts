@@ -1,6 +1,7 @@
 import { isPolicyId, isSemver } from '@apx/core';
 import { AllowList } from './allow-list.js';
 import { WorkerError, WorkerErrorCode } from './error.js';
+import { DEFAULT_KEY_REFRESH_MS } from './refreshing-key.js';
 
 export type Environment = 'dev' | 'staging' | 'production';
 
@@ -154,7 +155,7 @@ export const SETTINGS: readonly Setting[] = [
     key: 'keyRefreshMs',
     env: 'APX_KEY_REFRESH_INTERVAL',
     flag: 'key-refresh-interval',
-    default: '300',
+    default: String(DEFAULT_KEY_REFRESH_MS / 1000),
     description:
       'Seconds between reads of a public key held remotely (Secret Manager, KMS, HSM): a rotated key is trusted within this time, without a restart.',
   },

@@ -124,12 +124,12 @@ export class FakeAwsKms {
     }
     if (target === 'TrentService.CreateAlias') {
       const aliasName = String(input.AliasName);
-      const target = this.keys.get(String(input.TargetKeyId));
-      if (!target)
+      const aliased = this.keys.get(String(input.TargetKeyId));
+      if (!aliased)
         return send(400, { __type: 'NotFoundException', message: `Key '${String(input.TargetKeyId)}' does not exist` });
       if (this.keys.has(aliasName))
         return send(400, { __type: 'AlreadyExistsException', message: `${aliasName} already exists` });
-      this.keys.set(aliasName, target);
+      this.keys.set(aliasName, aliased);
       return send(200, {});
     }
     const key = this.keys.get(String(input.KeyId));

@@ -1,0 +1,62 @@
+// The worker's trusted metadata on its own disk (APX_STATE_DIR): written atomically (temp
+// file, fsync, rename, fsync of the directory), so a crash leaves the old file or the new
+// one, never half of either.
+
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TrustError, TrustErrorCode } from '../error.js';
+
+export class StateDir {
+  readonly path: string;
+
+  constructor(path: string) {
+    this.path = path;
+  }
+
+  async read(name: string): Promise<Buffer | undefined> {
+    try {
+      return await readFile(join(this.path, name));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return undefined;
+      throw this.#error('read', name, err);
+    }
+  }
+
+  async write(name: string, bytes: Uint8Array): Promise<void> {
+    const target = join(this.path, name);
+    const temp = join(this.path, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
+    try {
+      await mkdir(this.path, { recursive: true, mode: 0o700 });
+      const handle = await open(temp, 'wx', 0o600);
+      try {
+        await handle.writeFile(bytes);
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
+      await rename(temp, target);
+      const dir = await open(this.path, 'r');
+      try {
+        await dir.sync();
+      } finally {
+        await dir.close();
+      }
+    } catch (err) {
+      await unlink(temp).catch(() => undefined);
+      throw this.#error('write', name, err);
+    }
+  }
+
+  async remove(name: string): Promise<void> {
+    await rm(join(this.path, name), { force: true });
+  }
+
+  #error(op: string, name: string, err: unknown): TrustError {
+    return new TrustError(TrustErrorCode.STATE_INVALID, `cannot ${op} ${join(this.path, name)}: ${(err as Error).message}`, {
+      hint: 'APX_STATE_DIR must be a directory this worker can read and write, kept across restarts',
+      cause: err,
+    });
+  }
+}

@@ -1,0 +1,29 @@
+// The trust repository: TUF metadata in the artifact store. apx trust writes it
+// (repository/), workers read it (client/).
+
+export { type ApprovedTarget, TrustClient, type TrustClientOptions, type TrustView } from './client/client.js';
+export { type ArtifactSigner, type EnvironmentCustom, type RevocationRecord, readEnvironmentCustom } from './custom.js';
+export { isTrustError, TrustError, TrustErrorCode } from './error.js';
+export { type MetadataSigner, publicKeyOf, tufKey } from './keys.js';
+export {
+  ENVIRONMENT_ROLES,
+  METADATA_PREFIX,
+  metadataObjectName,
+  ROOT,
+  SNAPSHOT,
+  STAGING_PREFIX,
+  TARGETS,
+  TIMESTAMP,
+  TIMESTAMP_OBJECT,
+  TOP_LEVEL_ROLES,
+} from './layout.js';
+export type { InitRoles, RoleKeys } from './repository/drafts.js';
+export {
+  type Approval,
+  type CommitResult,
+  type Drafts,
+  type PendingRole,
+  type RepositoryOptions,
+  TrustRepository,
+} from './repository/repository.js';
+export type { RepositoryState } from './repository/state.js';

@@ -21,3 +21,17 @@ export function conflict(storeUrl: string, name: string): StorageError {
     hint: 'published versions are immutable: bump the policy version (metadata.version) and publish again',
   });
 }
+
+/**
+ * A compare-and-swap lost: the object is no longer the version the caller read (or, with
+ * `expected === null`, it exists now). The caller must read again and redo its change.
+ */
+export function swapConflict(storeUrl: string, name: string, expected: string | null): StorageError {
+  const what =
+    expected === null
+      ? 'was created by another writer since it was read as absent'
+      : 'was changed by another writer since it was read';
+  return new StorageError(StorageErrorCode.CONFLICT, `${name} in ${storeUrl} ${what}`, {
+    hint: `re-read ${name}, apply your change to the current version and retry`,
+  });
+}

@@ -38,6 +38,47 @@ it('the fake saw only requests it implements, and creates were conditional', () 
   );
 });
 
+it('the store swapped with ifGenerationMatch set to the generation it read', () => {
+  assert.ok(fake);
+  assert.ok(
+    fake.log.some((l) => /^POST \/upload\/storage\/v1\/b\/apx-artifacts\/o\?.*ifGenerationMatch=[1-9]/.test(l)),
+    fake.log.join('\n'),
+  );
+});
+
+it('the fake keeps generations as GCS does: new and larger per write, ifGenerationMatch on multipart and resumable uploads', async () => {
+  const { Storage } = await import('@google-cloud/storage');
+  const own = await startFakeGcs(['b']);
+  try {
+    const file = new Storage({ apiEndpoint: own.url }).bucket('b').file('tuf/timestamp.json');
+    const generation = async () => Number((await file.getMetadata())[0].generation);
+    // md5 like the store (the fake reports no crc32c).
+    const validation = 'md5' as const;
+    await file.save('v1', { resumable: false, validation, preconditionOpts: { ifGenerationMatch: 0 } });
+    const g1 = await generation();
+    for (const resumable of [false, true]) {
+      const stale = await generation();
+      await file.save(`v2 ${resumable}`, { resumable, validation, preconditionOpts: { ifGenerationMatch: stale } });
+      const next = await generation();
+      assert.ok(next > stale, `${next} > ${stale}`);
+      // The generation read before that write no longer matches: 412, content unchanged.
+      await assert.rejects(
+        file.save('lost', { resumable, validation, preconditionOpts: { ifGenerationMatch: stale } }),
+        (e: unknown) => (e as { code?: unknown }).code === 412,
+      );
+      assert.equal((await file.download({ validation: false }))[0].toString(), `v2 ${resumable}`);
+    }
+    assert.ok((await generation()) > g1);
+    assert.deepEqual(own.unhandled, []);
+    assert.ok(
+      own.log.some((l) => /uploadType=resumable.*ifGenerationMatch=[1-9]/.test(l)),
+      own.log.join('\n'),
+    );
+  } finally {
+    await own.close();
+  }
+});
+
 it('the fake also serves the client paths the store does not use today: resumable upload, download, delete', async () => {
   const { Storage } = await import('@google-cloud/storage');
   const own = await startFakeGcs(['b']);

@@ -2,13 +2,13 @@
 // Node 22). Imported only when a gs:// URL is opened.
 import type { Readable } from 'node:stream';
 import { type Bucket, Storage, type StorageOptions } from '@google-cloud/storage';
-import { compareExisting } from './conflict.js';
+import { compareExisting, swapConflict } from './conflict.js';
 import { StorageError } from './error.js';
 import { deadline, readCapped, tooLarge } from './limits.js';
 import { checkListPrefix, checkObjectName } from './names.js';
 import { denied, isNetworkFailure, requestFailed, unreachable } from './net.js';
 import { bucketAndPrefix, type NetworkStoreSettings } from './open.js';
-import type { ArtifactStore, GetOptions, ListOptions, PutOptions, PutOutcome } from './store.js';
+import type { ArtifactStore, GetOptions, ListOptions, PutOptions, PutOutcome, SwapOptions, VersionedObject } from './store.js';
 import { DEFAULT_ATTEMPTS, DEFAULT_MAX_BYTES } from './store.js';
 
 export interface GcsStoreOptions {
@@ -61,6 +61,23 @@ export class GcsStore implements ArtifactStore {
   }
 
   async get(name: string, options: GetOptions = {}): Promise<Buffer | undefined> {
+    return (await this.#read(name, options))?.bytes;
+  }
+
+  /** The token is the object's generation: the version whose size was checked and bytes read. */
+  async getVersioned(name: string, options: GetOptions = {}): Promise<VersionedObject | undefined> {
+    const found = await this.#read(name, options);
+    if (!found) return undefined;
+    if (found.generation === undefined) {
+      throw this.#error(new Error('the object metadata carries no generation'), `read ${name}`);
+    }
+    return { bytes: found.bytes, token: String(found.generation) };
+  }
+
+  async #read(
+    name: string,
+    options: GetOptions,
+  ): Promise<{ bytes: Buffer; generation: string | number | undefined } | undefined> {
     const key = this.#o.prefix + checkObjectName(name);
     const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     const signal = deadline(this.#o.timeoutMs, options.signal);
@@ -80,11 +97,12 @@ export class GcsStore implements ArtifactStore {
     const file = this.#o.bucket.file(key, generation === undefined ? {} : { generation: Number(generation) });
     const stream: Readable = file.createReadStream({ validation: false, decompress: false });
     try {
-      return await readCapped(
+      const bytes = await readCapped(
         stream,
         { storeUrl: this.url, name, maxBytes, expectedLength: size, signal, idleMs: this.#o.idleMs },
         () => stream.destroy(),
       );
+      return { bytes, generation };
     } catch (err) {
       const cause = err instanceof StorageError ? err.cause : err;
       if (status(cause) === 404) return undefined;
@@ -113,6 +131,39 @@ export class GcsStore implements ArtifactStore {
       if (options.ifAbsent && status(err) === 412) return compareExisting(this, name, bytes);
       throw this.#error(err, `write ${name}`);
     }
+  }
+
+  /**
+   * ifGenerationMatch: the generation read, or 0 (no live object) for a create; GCS decides
+   * atomically and answers 412 otherwise.
+   */
+  async swap(name: string, bytes: Uint8Array, expected: string | null, options: SwapOptions = {}): Promise<string> {
+    const key = this.#o.prefix + checkObjectName(name);
+    // A token that is not a generation names no version of this object: it cannot match.
+    if (expected !== null && !/^[1-9][0-9]{0,19}$/.test(expected)) throw swapConflict(this.url, name, expected);
+    const signal = deadline(this.#o.timeoutMs, options.signal);
+    const file = this.#o.bucket.file(key);
+    try {
+      await bounded(
+        file.save(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), {
+          resumable: false,
+          validation: 'md5',
+          metadata: { contentType: 'application/octet-stream' },
+          timeout: this.#o.timeoutMs,
+          preconditionOpts: { ifGenerationMatch: expected === null ? 0 : Number(expected) },
+        }),
+        signal,
+      );
+    } catch (err) {
+      if (status(err) === 412) throw swapConflict(this.url, name, expected);
+      throw this.#error(err, `write ${name}`);
+    }
+    // The upload's response is the new object's resource, generation included.
+    const generation = file.metadata.generation;
+    if (generation === undefined || generation === null || generation === '') {
+      throw this.#error(new Error('the upload response carries no generation'), `write ${name}`);
+    }
+    return String(generation);
   }
 
   async list(prefix = '', options: ListOptions = {}): Promise<string[]> {

@@ -36,6 +36,8 @@ export {
   type PutOptions,
   type PutOutcome,
   type StoredVersion,
+  type SwapOptions,
+  type VersionedObject,
   type VersionLimits,
   type VersionObjects,
 } from './store.js';

@@ -1,11 +1,12 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { link, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
-import { compareExisting } from './conflict.js';
+import { basename, dirname, join, relative, sep } from 'node:path';
+import { compareExisting, swapConflict } from './conflict.js';
 import { StorageError, StorageErrorCode } from './error.js';
 import { readCapped } from './limits.js';
+import { withFileLock } from './local-lock.js';
 import { checkListPrefix, checkObjectName } from './names.js';
-import type { ArtifactStore, GetOptions, ListOptions, PutOptions, PutOutcome } from './store.js';
+import type { ArtifactStore, GetOptions, ListOptions, PutOptions, PutOutcome, SwapOptions, VersionedObject } from './store.js';
 import { DEFAULT_MAX_BYTES } from './store.js';
 
 export interface LocalStoreOptions {
@@ -20,6 +21,12 @@ export interface LocalStoreOptions {
  * file in the target directory, are fsynced, then renamed (overwrite) or hard-linked
  * (create-only: link(2) fails if the name exists, so of two concurrent writers exactly one
  * wins). Readers therefore never see a partial file.
+ *
+ * `swap` is lock-and-rename: a lock file beside the target (local-lock.ts), compare, write a
+ * temporary file, fsync, rename over, fsync the directory, unlock. Its token is the sha256
+ * of the content. Content-as-version admits ABA (A → B → A looks unchanged), which is no
+ * concern for the trust metadata swap exists for: TUF versions only increase, so a file's
+ * content never returns to an earlier value.
  */
 export class LocalStore implements ArtifactStore {
   readonly url: string;
@@ -103,6 +110,73 @@ export class LocalStore implements ArtifactStore {
     return compareExisting(this, name, bytes);
   }
 
+  async getVersioned(name: string, options: GetOptions = {}): Promise<VersionedObject | undefined> {
+    const bytes = await this.get(name, options);
+    return bytes === undefined ? undefined : { bytes, token: sha256(bytes) };
+  }
+
+  async swap(name: string, bytes: Uint8Array, expected: string | null, options: SwapOptions = {}): Promise<string> {
+    const path = this.#path(name);
+    const dir = dirname(path);
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (err) {
+      throw this.#ioError('write', name, err);
+    }
+    // A dot name: list() skips it, like temporary files.
+    const lock = { path: join(dir, `.${basename(path)}.lock`), name, storeUrl: this.url, signal: options.signal };
+    return withFileLock(lock, async () => {
+      const current = await this.#contentToken(path, name);
+      if (expected === null ? current !== undefined : current !== expected) throw swapConflict(this.url, name, expected);
+      options.signal?.throwIfAborted();
+      const temp = join(dir, `.${randomBytes(8).toString('hex')}.tmp`);
+      try {
+        const handle = await open(temp, 'wx', 0o644);
+        try {
+          await handle.writeFile(bytes);
+          await handle.sync();
+        } finally {
+          await handle.close();
+        }
+        await rename(temp, path);
+        // The rename itself is durable only once the directory is synced.
+        const d = await open(dir, 'r');
+        try {
+          await d.sync();
+        } finally {
+          await d.close();
+        }
+      } catch (err) {
+        await unlink(temp).catch(() => undefined);
+        throw this.#ioError('write', name, err);
+      }
+      return sha256(bytes);
+    }).catch((err: unknown) => {
+      if (err instanceof StorageError || (err as Error).name === 'AbortError') throw err;
+      throw this.#ioError('write', name, err);
+    });
+  }
+
+  /** The current content's token, hashed while streaming (no size cap: nothing is kept). */
+  async #contentToken(path: string, name: string): Promise<string | undefined> {
+    let handle: Awaited<ReturnType<typeof open>>;
+    try {
+      handle = await open(path, 'r');
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+      throw this.#ioError('read', name, err);
+    }
+    try {
+      if (!(await handle.stat()).isFile()) return undefined;
+      const hash = createHash('sha256');
+      for await (const chunk of handle.createReadStream({ autoClose: false })) hash.update(chunk as Buffer);
+      return hash.digest('hex');
+    } finally {
+      await handle.close();
+    }
+  }
+
   async list(prefix = '', _options: ListOptions = {}): Promise<string[]> {
     checkListPrefix(prefix);
     const out: string[] = [];
@@ -134,4 +208,8 @@ export class LocalStore implements ArtifactStore {
       cause: err,
     });
   }
+}
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
 }

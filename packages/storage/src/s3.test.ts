@@ -1,5 +1,5 @@
 // S3 through the official AWS SDK v3 against s3rver (a local S3 implementation) on a
-// loopback port, behind the test proxy that adds conditional creates and truncation.
+// loopback port, behind the test proxy that adds conditional writes and truncation.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -29,7 +29,7 @@ runStoreContract('S3 (@aws-sdk/client-s3 against s3rver)', async () => {
     configureBuckets: [{ name: 'apx-artifacts' }],
   });
   const { port } = await server.run();
-  const proxy = await startProxy(`http://127.0.0.1:${port}`, { conditionalCreates: true });
+  const proxy = await startProxy(`http://127.0.0.1:${port}`, { conditionalWrites: true });
   const store = await openStore(`s3://apx-artifacts/policies/prod?endpoint=${encodeURIComponent(proxy.url)}`, { env });
   return {
     store,

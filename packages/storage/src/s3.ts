@@ -10,13 +10,13 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import { compareExisting } from './conflict.js';
+import { compareExisting, swapConflict } from './conflict.js';
 import { StorageError } from './error.js';
 import { deadline, readCapped } from './limits.js';
 import { checkListPrefix, checkObjectName } from './names.js';
 import { denied, isNetworkFailure, requestFailed, unreachable } from './net.js';
 import { bucketAndPrefix, type NetworkStoreSettings } from './open.js';
-import type { ArtifactStore, GetOptions, ListOptions, PutOptions, PutOutcome } from './store.js';
+import type { ArtifactStore, GetOptions, ListOptions, PutOptions, PutOutcome, SwapOptions, VersionedObject } from './store.js';
 import { DEFAULT_ATTEMPTS, DEFAULT_MAX_BYTES } from './store.js';
 
 export interface S3StoreOptions {
@@ -68,6 +68,18 @@ export class S3Store implements ArtifactStore {
   }
 
   async get(name: string, options: GetOptions = {}): Promise<Buffer | undefined> {
+    return (await this.#read(name, options))?.bytes;
+  }
+
+  /** The token is the ETag of the very response whose body was read. */
+  async getVersioned(name: string, options: GetOptions = {}): Promise<VersionedObject | undefined> {
+    const found = await this.#read(name, options);
+    if (!found) return undefined;
+    if (!found.etag) throw this.#error(new Error('the response carries no ETag'), `read ${name}`);
+    return { bytes: found.bytes, token: found.etag };
+  }
+
+  async #read(name: string, options: GetOptions): Promise<{ bytes: Buffer; etag: string | undefined } | undefined> {
     const key = this.#o.prefix + checkObjectName(name);
     const signal = deadline(this.#o.timeoutMs, options.signal);
     let res: GetObjectCommandOutput;
@@ -82,12 +94,13 @@ export class S3Store implements ArtifactStore {
       throw this.#error(err, `read ${name}`);
     }
     const body = res.Body as Readable | undefined;
-    if (!body) return Buffer.alloc(0);
-    return readCapped(
+    if (!body) return { bytes: Buffer.alloc(0), etag: res.ETag };
+    const bytes = await readCapped(
       body,
       { storeUrl: this.url, name, maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES, expectedLength: res.ContentLength, signal },
       () => body.destroy(),
     );
+    return { bytes, etag: res.ETag };
   }
 
   async put(name: string, bytes: Uint8Array, options: PutOptions = {}): Promise<PutOutcome> {
@@ -111,6 +124,40 @@ export class S3Store implements ArtifactStore {
     } catch (err) {
       const status = (err as SdkError).$metadata?.httpStatusCode;
       if (options.ifAbsent && (status === 412 || status === 409)) return compareExisting(this, name, bytes);
+      throw this.#error(err, `write ${name}`);
+    }
+  }
+
+  /**
+   * A conditional write (S3 since 2024, MinIO, R2): If-Match the ETag read, or
+   * If-None-Match: * for a create. S3 answers 412 when the condition fails, 409
+   * ConditionalRequestConflict when another write to the key raced this one, and 404 when an
+   * If-Match names an object deleted meanwhile: each means another writer got there first.
+   */
+  async swap(name: string, bytes: Uint8Array, expected: string | null, options: SwapOptions = {}): Promise<string> {
+    const key = this.#o.prefix + checkObjectName(name);
+    const signal = deadline(this.#o.timeoutMs, options.signal);
+    try {
+      const res = await this.#o.client.send(
+        new PutObjectCommand({
+          Bucket: this.#o.bucket,
+          Key: key,
+          Body: bytes,
+          ContentLength: bytes.byteLength,
+          ContentMD5: createHash('md5').update(bytes).digest('base64'),
+          ContentType: 'application/octet-stream',
+          ...(expected === null ? { IfNoneMatch: '*' } : { IfMatch: expected }),
+        }),
+        { abortSignal: signal },
+      );
+      if (!res.ETag) throw new Error('the response carries no ETag');
+      return res.ETag;
+    } catch (err) {
+      const e = err as SdkError;
+      const status = e.$metadata?.httpStatusCode;
+      if (status === 412 || status === 409 || (expected !== null && status === 404 && e.name !== 'NoSuchBucket')) {
+        throw swapConflict(this.url, name, expected);
+      }
       throw this.#error(err, `write ${name}`);
     }
   }

@@ -30,6 +30,20 @@ export interface ListOptions {
   signal?: AbortSignal;
 }
 
+/** An object's bytes with the store's version token, for compare-and-swap. */
+export interface VersionedObject {
+  bytes: Buffer;
+  /**
+   * Opaque: names the exact version read (local: sha256 of the content, GCS: generation,
+   * S3: ETag, OCI: manifest digest). Only meaningful to `swap` of the same store.
+   */
+  token: string;
+}
+
+export interface SwapOptions {
+  signal?: AbortSignal;
+}
+
 /** `created`: new bytes stored; `unchanged`: identical bytes were already there. */
 export type PutOutcome = 'created' | 'unchanged';
 
@@ -62,6 +76,17 @@ export interface ArtifactStore {
   readonly url: string;
   get(name: string, options?: GetOptions): Promise<Buffer | undefined>;
   put(name: string, bytes: Uint8Array, options?: PutOptions): Promise<PutOutcome>;
+  /** Like get, plus an opaque token naming the exact version read (undefined when absent). */
+  getVersioned(name: string, options?: GetOptions): Promise<VersionedObject | undefined>;
+  /**
+   * Compare-and-swap: writes `bytes` under `name` only if the object is still the version
+   * `expected` names (a token from getVersioned), or, with expected === null, only if no object
+   * has that name. Otherwise throws StorageError CONFLICT, whose message names the object and says
+   * that another writer changed it since it was read, and whose hint says to re-read and retry.
+   * Returns the new object's token. Atomic where the backend allows it (docs/storage.md,
+   * "Compare-and-swap"); writers of a name managed this way should all use swap, not put.
+   */
+  swap(name: string, bytes: Uint8Array, expected: string | null, options?: SwapOptions): Promise<string>;
   /** Object names starting with `prefix`, sorted. */
   list(prefix?: string, options?: ListOptions): Promise<string[]>;
   /**

@@ -45,6 +45,39 @@ export function repositoryAndTag(repoPrefix: string, ref: ArtifactRef): { reposi
   return { repository, tag };
 }
 
+/** Trust metadata (TUF) files: one manifest with one layer each. */
+export const TRUST_LAYER = 'application/vnd.apx.trust.metadata.v1+json';
+/** image-spec 1.1's empty config for artifacts that need none. */
+export const EMPTY_CONFIG = 'application/vnd.oci.empty.v1+json';
+export const EMPTY_CONFIG_BYTES = Buffer.from('{}');
+export const TRUST_NAME_ANNOTATION = 'dev.apx.trust.name';
+
+/** Object-name area → repository under the store's prefix (two components: no policy id can equal it). */
+const TRUST_AREAS = { tuf: 'apx-trust/metadata', 'tuf-staging': 'apx-trust/staging' } as const;
+export type TrustArea = keyof typeof TRUST_AREAS;
+export const TRUST_AREA_NAMES = Object.keys(TRUST_AREAS) as TrustArea[];
+
+/** `tuf/1.root.json` → repository `<prefix>/apx-trust/metadata`, tag `1.root.json`; else undefined. */
+export function trustRepositoryAndTag(
+  repoPrefix: string,
+  name: string,
+): { area: TrustArea; repository: string; tag: string } | undefined {
+  const slash = name.indexOf('/');
+  const area = name.slice(0, slash);
+  if (slash < 0 || !(area in TRUST_AREAS)) return undefined;
+  const tag = name.slice(slash + 1);
+  if (!TAG.test(tag)) {
+    throw new StorageError(StorageErrorCode.INVALID_NAME, `trust file name ${JSON.stringify(tag)} is not a valid OCI tag`, {
+      hint: 'trust files are tuf/<file> or tuf-staging/<file>, <file> of letters, digits, ".", "_", "-" (128 at most), e.g. tuf/1.root.json',
+    });
+  }
+  return { area: area as TrustArea, repository: trustRepository(repoPrefix, area as TrustArea), tag };
+}
+
+export function trustRepository(repoPrefix: string, area: TrustArea): string {
+  return repoPrefix === '' ? TRUST_AREAS[area] : `${repoPrefix}/${TRUST_AREAS[area]}`;
+}
+
 export function tagToVersion(tag: string): string {
   return tag.replace('_', '+');
 }

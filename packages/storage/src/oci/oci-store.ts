@@ -1,12 +1,14 @@
 // OCI registries as artifact stores: one version = one manifest whose layers are the wasm,
-// its signature and its bundle, tagged with the version. Mapping: docs/storage.md.
+// its signature and its bundle, tagged with the version; one trust metadata file = one
+// manifest with one layer, tagged with the file name. Mapping: docs/storage.md.
 import { createHash } from 'node:crypto';
-import { conflict } from '../conflict.js';
+import { conflict, swapConflict } from '../conflict.js';
 import { StorageError, StorageErrorCode } from '../error.js';
 import { tooLarge } from '../limits.js';
 import {
   type ArtifactRef,
   checkListPrefix,
+  checkObjectName,
   formatArtifactRef,
   parseArtifactRef,
   parseVersionObjectName,
@@ -20,6 +22,8 @@ import type {
   PutOptions,
   PutOutcome,
   StoredVersion,
+  SwapOptions,
+  VersionedObject,
   VersionLimits,
   VersionObjects,
 } from '../store.js';
@@ -27,6 +31,8 @@ import { DEFAULT_MAX_BYTES } from '../store.js';
 import {
   checkRepoPrefix,
   type Descriptor,
+  EMPTY_CONFIG,
+  EMPTY_CONFIG_BYTES,
   layerMediaType,
   layerRank,
   type Manifest,
@@ -34,7 +40,12 @@ import {
   POLICY_ANNOTATION,
   repositoryAndTag,
   TITLE,
+  TRUST_AREA_NAMES,
+  TRUST_LAYER,
+  TRUST_NAME_ANNOTATION,
   tagToVersion,
+  trustRepository,
+  trustRepositoryAndTag,
   VERSION_ANNOTATION,
   WASM_CONFIG,
   WASM_LAYER,
@@ -43,8 +54,8 @@ import { type RegistryAuth, RegistryClient } from './registry.js';
 
 /**
  * Writers to one tag queue behind each other within a process. Registries offer no
- * compare-and-swap on tags, so across processes create-only is check-then-write, verified
- * by reading the tag back (docs/storage.md, "Concurrency").
+ * compare-and-swap on tags, so across processes create-only and swap are check-then-write,
+ * verified by reading the tag back (docs/storage.md, "Concurrency").
  */
 const tagLocks = new Map<string, Promise<unknown>>();
 
@@ -96,25 +107,39 @@ export class OciStore implements ArtifactStore {
     return new OciStore({ client, repositoryPrefix: prefix, url: settings.url, lockKey: `${base}/${prefix}` });
   }
 
-  #locate(name: string): { ref: ArtifactRef; repository: string; tag: string } {
+  /**
+   * Where an object lives: a version file is one layer of its version's manifest; a trust
+   * file (`tuf/<file>`, `tuf-staging/<file>`) is the only layer of its own manifest, titled
+   * with the file name.
+   */
+  #target(name: string): Target {
+    const trust = trustRepositoryAndTag(this.#prefix, checkObjectName(name));
+    if (trust) return { kind: 'trust', name, title: trust.tag, repository: trust.repository, tag: trust.tag };
     const parsed = parseVersionObjectName(name);
     if (!parsed) {
       throw new StorageError(
         StorageErrorCode.INVALID_NAME,
-        `an OCI store holds only version files, not ${JSON.stringify(name)}`,
+        `an OCI store holds only version files and trust files, not ${JSON.stringify(name)}`,
         {
-          hint: 'names are <policy-id>@<semver>.wasm, .wasm.sig or .wasm.sigstore.json',
+          hint: 'names are <policy-id>@<semver>.wasm, .wasm.sig or .wasm.sigstore.json, or tuf/<file> and tuf-staging/<file>',
         },
       );
     }
-    return { ref: parsed.ref, ...repositoryAndTag(this.#prefix, parsed.ref) };
+    return { kind: 'version', name, title: name, ref: parsed.ref, ...repositoryAndTag(this.#prefix, parsed.ref) };
   }
 
   async get(name: string, options: GetOptions = {}): Promise<Buffer | undefined> {
-    const { repository, tag } = this.#locate(name);
-    const found = await this.#client.getManifest(repository, tag, options.signal);
+    return (await this.getVersioned(name, options))?.bytes;
+  }
+
+  /** The token is the digest of the manifest the bytes were read through. */
+  async getVersioned(name: string, options: GetOptions = {}): Promise<VersionedObject | undefined> {
+    const t = this.#target(name);
+    const found = await this.#client.getManifest(t.repository, t.tag, options.signal);
     if (!found) return undefined;
-    return this.#layer(repository, found.manifest, name, options.maxBytes ?? DEFAULT_MAX_BYTES, options.signal);
+    const max = options.maxBytes ?? DEFAULT_MAX_BYTES;
+    const bytes = await this.#layer(t.repository, found.manifest, t.title, max, options.signal, name);
+    return bytes === undefined ? undefined : { bytes, token: found.digest };
   }
 
   /** The three files from one manifest: never an artifact of one push with another's signature. */
@@ -143,40 +168,79 @@ export class OciStore implements ArtifactStore {
     name: string,
     max: number,
     signal: AbortSignal | undefined,
+    objectName = name,
   ): Promise<Buffer | undefined> {
     const layer = manifest.layers.find((l) => l.annotations?.[TITLE] === name);
     if (!layer) return undefined;
     // The manifest announces the size: an oversized artifact costs no download.
     if (!Number.isSafeInteger(layer.size) || layer.size < 0) {
-      throw new StorageError(StorageErrorCode.INTEGRITY, `manifest of ${name} in ${this.url} has an invalid layer size`, {
-        hint: 'the manifest was not written by apx publish; republish the version',
+      throw new StorageError(StorageErrorCode.INTEGRITY, `manifest of ${objectName} in ${this.url} has an invalid layer size`, {
+        hint: 'the manifest was not written by apx; write the object again',
       });
     }
-    if (layer.size > max) throw tooLarge(this.url, name, layer.size, max);
-    return this.#client.getBlob(repository, layer, name, signal);
+    if (layer.size > max) throw tooLarge(this.url, objectName, layer.size, max);
+    return this.#client.getBlob(repository, layer, objectName, signal);
   }
 
   /**
-   * Adds or replaces one file of a version: the tag's manifest is read, changed and pushed
-   * whole. `publishArtifact` uses putVersion instead, which writes all three at once.
+   * Adds or replaces one file: the tag's manifest is read, changed and pushed whole.
+   * `publishArtifact` uses putVersion instead, which writes a version's three files at once.
    */
   async put(name: string, bytes: Uint8Array, options: PutOptions = {}): Promise<PutOutcome> {
-    const { ref, repository, tag } = this.#locate(name);
-    return withTagLock(`${this.#lockKey}/${repository}:${tag}`, async () => {
+    const t = this.#target(name);
+    return withTagLock(this.#tagKey(t), async () => {
       const signal = options.signal;
-      const existing = await this.#client.getManifest(repository, tag, signal);
-      const digest = sha256(bytes);
-      const layers = existing?.manifest.layers ?? [];
-      const same = layers.find((l) => l.annotations?.[TITLE] === name);
+      const existing = await this.#client.getManifest(t.repository, t.tag, signal);
+      const same = existing?.manifest.layers.find((l) => l.annotations?.[TITLE] === t.title);
       if (same) {
-        if (same.digest === digest) return 'unchanged';
+        if (same.digest === sha256(bytes)) return 'unchanged';
         if (options.ifAbsent) throw conflict(this.url, name);
       }
-      const layer = await this.#pushLayer(repository, name, bytes, signal);
-      const next = layers.filter((l) => l.annotations?.[TITLE] !== name).concat(layer);
-      await this.#pushManifest(repository, tag, ref, next, signal);
+      const pushed = await this.#pushFile(t, existing?.manifest.layers ?? [], bytes, signal);
+      if (options.ifAbsent) {
+        // Another process may have pushed the same tag meanwhile: only one manifest can be there.
+        const after = await this.#client.getManifest(t.repository, t.tag, signal);
+        if (after?.digest !== pushed) throw conflict(this.url, name);
+      }
       return 'created';
     });
+  }
+
+  /**
+   * Registries have no conditional tag write. So: queue behind this process's other writers
+   * of the tag, compare the tag's current manifest digest with `expected`, push, then read
+   * the tag back; another manifest there means another writer won (docs/storage.md,
+   * "Concurrency", for the window this leaves between processes).
+   */
+  async swap(name: string, bytes: Uint8Array, expected: string | null, options: SwapOptions = {}): Promise<string> {
+    const t = this.#target(name);
+    return withTagLock(this.#tagKey(t), async () => {
+      const signal = options.signal;
+      const existing = await this.#client.getManifest(t.repository, t.tag, signal);
+      const holds = existing?.manifest.layers.some((l) => l.annotations?.[TITLE] === t.title) === true;
+      const current = holds ? existing?.digest : undefined;
+      if (expected === null ? current !== undefined : current !== expected) throw swapConflict(this.url, name, expected);
+      const pushed = await this.#pushFile(t, existing?.manifest.layers ?? [], bytes, signal);
+      const after = await this.#client.getManifest(t.repository, t.tag, signal);
+      if (after?.digest !== pushed) throw swapConflict(this.url, name, expected);
+      return pushed;
+    });
+  }
+
+  #tagKey(t: Target): string {
+    return `${this.#lockKey}/${t.repository}:${t.tag}`;
+  }
+
+  /** Pushes the file's blob, then its manifest (a version's other layers kept); returns the manifest digest. */
+  async #pushFile(t: Target, layers: Descriptor[], bytes: Uint8Array, signal: AbortSignal | undefined): Promise<string> {
+    if (t.kind === 'trust') {
+      const digest = await this.#client.pushBlob(t.repository, bytes, signal);
+      const layer = { mediaType: TRUST_LAYER, digest, size: bytes.byteLength, annotations: { [TITLE]: t.title } };
+      return this.#pushTrustManifest(t.repository, t.tag, t.name, layer, signal);
+    }
+    const layer = await this.#pushLayer(t.repository, t.name, bytes, signal);
+    const next = layers.filter((l) => l.annotations?.[TITLE] !== t.name).concat(layer);
+    return this.#pushManifest(t.repository, t.tag, t.ref, next, signal);
   }
 
   /**
@@ -213,20 +277,37 @@ export class OciStore implements ArtifactStore {
     });
   }
 
+  /**
+   * Trust files by their repository's tags; version files through the catalog (or only
+   * `tags/list` when the prefix names a policy id with `@`, as many hosted registries
+   * disable the catalog). A trust repository that does not exist lists as empty.
+   */
   async list(prefix = '', options: ListOptions = {}): Promise<string[]> {
     checkListPrefix(prefix);
+    const signal = options.signal;
+    const out: string[] = [];
+    const areas = TRUST_AREA_NAMES.filter((a) => `${a}/`.startsWith(prefix) || prefix.startsWith(`${a}/`));
+    if (prefix.includes('/')) {
+      // Only trust names have a "/": no catalog needed.
+      for (const area of areas) out.push(...(await this.#trustNames(area, prefix, signal)));
+      return out.sort();
+    }
     const at = prefix.indexOf('@');
     let policyIds: string[];
     if (at > 0) {
       policyIds = [prefix.slice(0, at)];
     } else {
       const base = this.#prefix === '' ? '' : `${this.#prefix}/`;
-      policyIds = (await this.#client.catalog(options.signal))
+      const catalog = await this.#client.catalog(signal);
+      policyIds = catalog
         .filter((r) => r.startsWith(base) && !r.slice(base.length).includes('/'))
         .map((r) => r.slice(base.length))
         .filter((id) => id.startsWith(prefix));
+      // The catalog says which trust repositories exist: no request for one that does not.
+      for (const area of areas) {
+        if (catalog.includes(trustRepository(this.#prefix, area))) out.push(...(await this.#trustNames(area, prefix, signal)));
+      }
     }
-    const out: string[] = [];
     for (const id of policyIds) {
       let repository: string;
       try {
@@ -234,10 +315,10 @@ export class OciStore implements ArtifactStore {
       } catch {
         continue;
       }
-      for (const tag of await this.#client.listTags(repository, options.signal)) {
+      for (const tag of await this.#client.listTags(repository, signal)) {
         const refText = `${id}@${tagToVersion(tag)}`;
         if (!refText.startsWith(prefix) && !prefix.startsWith(refText)) continue;
-        const found = await this.#client.getManifest(repository, tag, options.signal);
+        const found = await this.#client.getManifest(repository, tag, signal);
         for (const l of found?.manifest.layers ?? []) {
           const title = l.annotations?.[TITLE];
           if (title?.startsWith(prefix) && parseVersionObjectName(title)) out.push(title);
@@ -245,6 +326,11 @@ export class OciStore implements ArtifactStore {
       }
     }
     return [...new Set(out)].sort();
+  }
+
+  async #trustNames(area: (typeof TRUST_AREA_NAMES)[number], prefix: string, signal: AbortSignal | undefined): Promise<string[]> {
+    const tags = await this.#client.listTags(trustRepository(this.#prefix, area), signal);
+    return tags.map((tag) => `${area}/${tag}`).filter((n) => n.startsWith(prefix));
   }
 
   async #pushLayer(repository: string, name: string, bytes: Uint8Array, signal: AbortSignal | undefined): Promise<Descriptor> {
@@ -275,7 +361,36 @@ export class OciStore implements ArtifactStore {
     await this.#client.putManifest(repository, tag, raw, signal);
     return sha256(raw);
   }
+
+  /**
+   * One trust file: image-spec 1.1's empty config, one layer titled with the file name.
+   * Deterministic, like version manifests: equal bytes give an equal digest.
+   */
+  async #pushTrustManifest(
+    repository: string,
+    tag: string,
+    name: string,
+    layer: Descriptor,
+    signal: AbortSignal | undefined,
+  ): Promise<string> {
+    const configDigest = await this.#client.pushBlob(repository, EMPTY_CONFIG_BYTES, signal);
+    const manifest: Manifest = {
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: EMPTY_CONFIG, digest: configDigest, size: EMPTY_CONFIG_BYTES.byteLength },
+      layers: [layer],
+      annotations: { [TRUST_NAME_ANNOTATION]: name },
+    };
+    const raw = Buffer.from(JSON.stringify(manifest));
+    await this.#client.putManifest(repository, tag, raw, signal);
+    return sha256(raw);
+  }
 }
+
+/** Where one object name lives: its repository, tag, and the title of its layer. */
+type Target =
+  | { kind: 'version'; name: string; title: string; ref: ArtifactRef; repository: string; tag: string }
+  | { kind: 'trust'; name: string; title: string; repository: string; tag: string };
 
 function sha256(bytes: Uint8Array): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;

@@ -7,6 +7,7 @@ import { MAX_ARTIFACT_BYTES } from '@apx/core';
 import { StorageError, StorageErrorCode } from '../error.js';
 import { fetchArtifact, publishArtifact } from '../publish.js';
 import type { ArtifactStore, PutOutcome } from '../store.js';
+import { runSwapContract } from './swap-contract.js';
 
 export interface ContractHarness {
   /** A store over an empty namespace. */
@@ -119,6 +120,8 @@ export function runStoreContract(label: string, factory: () => Promise<ContractH
       const observing: ArtifactStore = {
         url: h.store.url,
         get: (n, o) => h.store.get(n, o),
+        getVersioned: (n, o) => h.store.getVersioned(n, o),
+        swap: (n, b, e, o) => h.store.swap(n, b, e, o),
         list: (p, o) => h.store.list(p, o),
         put: async (n, b, o): Promise<PutOutcome> => {
           const r = await h.store.put(n, b, o);
@@ -182,6 +185,8 @@ export function runStoreContract(label: string, factory: () => Promise<ContractH
       const winner = results[0]?.status === 'fulfilled' ? a : b;
       assert.deepEqual(await fetchArtifact(h.store, 'race@2.0.0'), { ref: 'race@2.0.0', ...winner });
     });
+
+    runSwapContract(() => h.store);
 
     it('an unreachable store fails with UNREACHABLE naming the URL', async (t) => {
       if (!h.openUnreachable) {

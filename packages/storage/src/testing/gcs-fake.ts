@@ -1,7 +1,11 @@
 // A loopback server speaking the slice of the GCS JSON API that @google-cloud/storage 7
-// uses for our calls: object metadata, alt=media download (with ?generation=), simple,
-// multipart and resumable uploads with ifGenerationMatch, list with prefix and paging,
-// delete. Anything else answers 501 and is recorded, so a test can prove none happened.
+// uses for our calls: object metadata (with its generation), alt=media download (with
+// ?generation=), simple, multipart and resumable uploads with ifGenerationMatch, list with
+// prefix and paging, delete. Like GCS, every write makes a new, larger generation, and
+// ifGenerationMatch=N (0: no live object) is decided atomically with the write: 412
+// conditionNotMet otherwise (for a resumable upload, when the session completes); a value
+// that is not a generation is a 400. Anything else answers 501 and is
+// recorded, so a test can prove none happened.
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -53,13 +57,22 @@ export async function startFakeGcs(buckets: string[]): Promise<FakeGcs> {
   const error = (res: ServerResponse, status: number, message: string, reason: string) =>
     json(res, status, { error: { code: status, message, errors: [{ message, domain: 'global', reason }] } });
 
+  /** Answers 400 or 412 and returns false when ifGenerationMatch does not hold for the object now. */
+  const precondition = (res: ServerResponse, bucket: string, name: string, ifGen: string | null): boolean => {
+    if (ifGen === null) return true;
+    if (!/^(0|[1-9][0-9]*)$/.test(ifGen)) {
+      error(res, 400, `Invalid argument for ifGenerationMatch: ${ifGen}`, 'invalid');
+      return false;
+    }
+    if (String(objects.get(`${bucket}/${name}`)?.generation ?? 0) === ifGen) return true;
+    error(res, 412, 'At least one of the pre-conditions you specified did not hold.', 'conditionNotMet');
+    return false;
+  };
+
+  // Synchronous from the check to the write: the event loop makes it atomic, as GCS is.
   const create = (res: ServerResponse, bucket: string, name: string, data: Buffer, contentType: string, ifGen: string | null) => {
     const key = `${bucket}/${name}`;
-    const existing = objects.get(key);
-    if (ifGen !== null && String(existing?.generation ?? 0) !== ifGen) {
-      error(res, 412, 'At least one of the pre-conditions you specified did not hold.', 'conditionNotMet');
-      return;
-    }
+    if (!precondition(res, bucket, name, ifGen)) return;
     const o = { data, generation: nextGeneration++, contentType, updated: new Date().toISOString() };
     objects.set(key, o);
     json(res, 200, metadata(bucket, name, o));
@@ -137,10 +150,11 @@ export async function startFakeGcs(buckets: string[]): Promise<FakeGcs> {
       }
       if (method === 'POST' && type === 'resumable') {
         const meta = body.length ? (JSON.parse(body.toString('utf8')) as { name?: string; contentType?: string }) : {};
+        const name = meta.name ?? q.get('name') ?? '';
         const id = randomBytes(8).toString('hex');
         sessions.set(id, {
           bucket,
-          name: meta.name ?? q.get('name') ?? '',
+          name,
           ifGenerationMatch: ifGen,
           contentType: meta.contentType ?? 'application/octet-stream',
         });

@@ -1,6 +1,7 @@
 // A loopback HTTP proxy for store tests: it can cut the next download short (to prove
-// truncation is detected) and can add atomic If-None-Match: * creates to a server that
-// lacks them (s3rver predates S3's conditional writes, which S3, MinIO and R2 now have).
+// truncation is detected) and can add S3's atomic conditional writes (If-None-Match: * and
+// If-Match: <etag>) to a server that lacks them (s3rver predates them; S3, MinIO and R2
+// have them).
 import { createServer, type IncomingMessage, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -12,7 +13,15 @@ export interface TestProxy {
 }
 
 export interface TestProxyOptions {
-  /** Emulate conditional creates (PUT with If-None-Match: *) with a per-path lock and a HEAD. */
+  /**
+   * Emulate S3's conditional writes: a PUT with If-None-Match: * (create-only) or If-Match:
+   * <etag> (compare-and-swap). Every write to a path holds a per-path lock while the proxy
+   * checks the condition with a HEAD and forwards the PUT, so check and write are atomic as
+   * seen through the proxy. A failed condition is S3's 412 PreconditionFailed; If-Match on a
+   * missing key is S3's 404 NoSuchKey.
+   */
+  conditionalWrites?: boolean;
+  /** The former name of conditionalWrites (other packages' tests still use it). */
   conditionalCreates?: boolean;
   /**
    * Emulate distribution's token authentication: requests need `Bearer <token>`, else 401
@@ -26,6 +35,7 @@ export async function startProxy(upstream: string, options: TestProxyOptions = {
   const target = new URL(upstream);
   const truncations: string[] = [];
   const locks = new Map<string, Promise<void>>();
+  const conditional = options.conditionalWrites === true || options.conditionalCreates === true;
 
   const forward = (
     req: IncomingMessage,
@@ -43,6 +53,44 @@ export async function startProxy(upstream: string, options: TestProxyOptions = {
       r.on('error', reject);
       r.end(method === 'HEAD' && req.method !== 'HEAD' ? undefined : body);
     });
+
+  /** Waits for the path's previous writer; returns the release of this one. */
+  const lock = async (path: string): Promise<() => void> => {
+    const previous = locks.get(path) ?? Promise.resolve();
+    let release = () => {};
+    const mine = new Promise<void>((r) => {
+      release = r;
+    });
+    const chained = previous.then(() => mine);
+    locks.set(path, chained);
+    await previous;
+    return () => {
+      if (locks.get(path) === chained) locks.delete(path);
+      release();
+    };
+  };
+
+  /** S3's answer to a conditional PUT whose condition does not hold now, or undefined. */
+  const preconditionFailure = async (
+    req: IncomingMessage,
+  ): Promise<{ status: number; code: string; message: string } | undefined> => {
+    const ifNoneMatch = req.headers['if-none-match'];
+    const ifMatch = req.headers['if-match'];
+    if (req.method !== 'PUT' || (ifNoneMatch === undefined && ifMatch === undefined)) return undefined;
+    const head = await forward(req, Buffer.alloc(0), 'HEAD');
+    const failed = {
+      status: 412,
+      code: 'PreconditionFailed',
+      message: 'At least one of the pre-conditions you specified did not hold',
+    };
+    if (ifNoneMatch === '*' && head.status === 200) return failed;
+    if (ifMatch !== undefined) {
+      if (head.status === 404) return { status: 404, code: 'NoSuchKey', message: 'The specified key does not exist.' };
+      const etag = head.headers.etag;
+      if (typeof etag !== 'string' || normalizeEtag(etag) !== normalizeEtag(ifMatch)) return failed;
+    }
+    return undefined;
+  };
 
   const server: Server = createServer(async (req, res) => {
     const chunks: Buffer[] = [];
@@ -67,24 +115,13 @@ export async function startProxy(upstream: string, options: TestProxyOptions = {
       return;
     }
     try {
-      if (options.conditionalCreates && req.method === 'PUT' && req.headers['if-none-match'] === '*') {
-        const previous = locks.get(path) ?? Promise.resolve();
-        let release = () => {};
-        const mine = new Promise<void>((r) => {
-          release = r;
-        });
-        locks.set(
-          path,
-          previous.then(() => mine),
-        );
-        await previous;
+      if (conditional && (req.method === 'PUT' || req.method === 'DELETE')) {
+        const release = await lock(path);
         try {
-          const head = await forward(req, Buffer.alloc(0), 'HEAD');
-          if (head.status === 200) {
-            res.writeHead(412, { 'content-type': 'application/xml' });
-            res.end(
-              '<?xml version="1.0" encoding="UTF-8"?><Error><Code>PreconditionFailed</Code><Message>At least one of the pre-conditions you specified did not hold</Message></Error>',
-            );
+          const failed = await preconditionFailure(req);
+          if (failed) {
+            res.writeHead(failed.status, { 'content-type': 'application/xml' });
+            res.end(s3Error(failed.code, failed.message));
             return;
           }
           const up = await forward(req, body);
@@ -127,6 +164,11 @@ export async function startProxy(upstream: string, options: TestProxyOptions = {
       }),
   };
 }
+
+const normalizeEtag = (etag: string): string => etag.trim().replace(/^W\//, '').replace(/^"|"$/g, '');
+
+const s3Error = (code: string, message: string): string =>
+  `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message></Error>`;
 
 /** A loopback port nothing listens on: bound, then closed. */
 export async function closedPort(): Promise<number> {

@@ -14,6 +14,8 @@ export interface LocalStoreOptions {
   root: string;
   /** Display URL for messages (defaults to `file://<root>`). */
   url?: string;
+  /** How long a swap waits for another writer's lock before CONFLICT (default 5 s). */
+  lockWaitMs?: number;
 }
 
 /**
@@ -31,9 +33,11 @@ export interface LocalStoreOptions {
 export class LocalStore implements ArtifactStore {
   readonly url: string;
   readonly #root: string;
+  readonly #lockWaitMs: number | undefined;
 
   constructor(options: LocalStoreOptions) {
     this.#root = options.root;
+    this.#lockWaitMs = options.lockWaitMs;
     this.url = options.url ?? `file://${options.root}`;
   }
 
@@ -124,7 +128,13 @@ export class LocalStore implements ArtifactStore {
       throw this.#ioError('write', name, err);
     }
     // A dot name: list() skips it, like temporary files.
-    const lock = { path: join(dir, `.${basename(path)}.lock`), name, storeUrl: this.url, signal: options.signal };
+    const lock = {
+      path: join(dir, `.${basename(path)}.lock`),
+      name,
+      storeUrl: this.url,
+      signal: options.signal,
+      ...(this.#lockWaitMs === undefined ? {} : { waitMs: this.#lockWaitMs }),
+    };
     return withFileLock(lock, async () => {
       const current = await this.#contentToken(path, name);
       if (expected === null ? current !== undefined : current !== expected) throw swapConflict(this.url, name, expected);

@@ -13,7 +13,7 @@ import { fetchArtifact, publishArtifact } from '../publish.js';
 import { runStoreContract } from '../testing/contract.js';
 import { closedPort, startProxy } from '../testing/proxy.js';
 import { registryMissing, skopeoMissing, startRegistry, type TestRegistry } from '../testing/registry.js';
-import { BUNDLE_LAYER, SIGNATURE_LAYER, WASM_CONFIG, WASM_LAYER } from './mapping.js';
+import { BUNDLE_LAYER, EMPTY_CONFIG, SIGNATURE_LAYER, TRUST_LAYER, WASM_CONFIG, WASM_LAYER } from './mapping.js';
 
 const missing = registryMissing();
 if (missing) console.log(`skipping OCI tests: ${missing}`);
@@ -112,6 +112,53 @@ describe('OCI layout, checked with skopeo', { skip: missing || skopeoMissing() }
     });
     await writeFile(dataPath, wasm);
     assert.deepEqual((await fetchArtifact(await openStore(url), 'pb-pay-v1@1.0.0+build.7'))?.artifact, wasm);
+  });
+
+  it('maps tuf/<file> to <prefix>/apx-trust/metadata:<file>, one manifest, one titled layer; beside a policy named apx-trust', async () => {
+    // Its own prefix, so the listings of the store above stay as they are.
+    const store = await openStore(`oci+http://${registry.host}/t`);
+    const root = Buffer.from('{"signed":{"_type":"root","version":1}}');
+    const token = await store.swap('tuf/1.root.json', root, null);
+    await store.put('tuf-staging/production.json', Buffer.from('{"signed":{}}'));
+    // A policy whose id is the trust area's first component cannot collide with it.
+    await publishArtifact(store, { ref: 'apx-trust@1.0.0', artifact: wasm, signature });
+    const tags = skopeo(['list-tags', '--tls-verify=false', `docker://${registry.host}/t/apx-trust/metadata`]);
+    assert.equal(tags.status, 0, tags.stderr);
+    assert.deepEqual((JSON.parse(tags.stdout) as { Tags: string[] }).Tags, ['1.root.json']);
+    const raw = skopeo(['inspect', '--raw', '--tls-verify=false', `docker://${registry.host}/t/apx-trust/metadata:1.root.json`]);
+    assert.equal(raw.status, 0, raw.stderr);
+    // The token is the digest of the manifest the registry serves.
+    assert.equal(sha(Buffer.from(raw.stdout)), token);
+    const m = JSON.parse(raw.stdout);
+    assert.equal(m.mediaType, 'application/vnd.oci.image.manifest.v1+json');
+    assert.equal(m.config.mediaType, EMPTY_CONFIG);
+    assert.deepEqual(
+      m.layers.map((l: { mediaType: string; digest: string; size: number; annotations: Record<string, string> }) => [
+        l.mediaType,
+        l.digest,
+        l.size,
+        l.annotations['org.opencontainers.image.title'],
+      ]),
+      [[TRUST_LAYER, sha(root), root.length, '1.root.json']],
+    );
+    const staging = skopeo(['list-tags', '--tls-verify=false', `docker://${registry.host}/t/apx-trust/staging`]);
+    assert.deepEqual((JSON.parse(staging.stdout) as { Tags: string[] }).Tags, ['production.json']);
+    assert.deepEqual(await store.list(''), [
+      'apx-trust@1.0.0.wasm',
+      'apx-trust@1.0.0.wasm.sig',
+      'tuf-staging/production.json',
+      'tuf/1.root.json',
+    ]);
+    assert.deepEqual(await store.list('apx-trust'), ['apx-trust@1.0.0.wasm', 'apx-trust@1.0.0.wasm.sig']);
+    assert.deepEqual(await store.get('tuf/1.root.json'), root);
+    await assert.rejects(store.get('tuf/bad+name.json'), (e: unknown) => {
+      assert.ok(e instanceof StorageError && e.code === StorageErrorCode.INVALID_NAME, String(e));
+      return true;
+    });
+    await assert.rejects(store.get('trust/1.root.json'), (e: unknown) => {
+      assert.ok(e instanceof StorageError && e.code === StorageErrorCode.INVALID_NAME, String(e));
+      return true;
+    });
   });
 
   it('lists by prefix through the catalog and tags; an unknown version is absent', async () => {

@@ -8,8 +8,8 @@ export interface Signable {
   signed: { toJSON(): object };
   signatures: Record<string, Signature>;
 }
-import { TrustError, TrustErrorCode } from './error.js';
 
+import { TrustError, TrustErrorCode } from './error.js';
 
 /**
  * What signs metadata: any APX key custody (file, KMS, HSM). Structurally the Signer of

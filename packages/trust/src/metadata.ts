@@ -1,14 +1,6 @@
 // Parsing and checking TUF metadata with @tufjs/models, mapping its errors onto APX codes.
 
-import {
-  type Key,
-  Metadata,
-  MetadataKind,
-  type Root,
-  type Snapshot,
-  type Targets,
-  type Timestamp,
-} from '@tufjs/models';
+import { type Key, Metadata, MetadataKind, type Root, type Snapshot, type Targets, type Timestamp } from '@tufjs/models';
 import { TrustError, TrustErrorCode } from './error.js';
 import { checkDistinctKeys } from './keys.js';
 

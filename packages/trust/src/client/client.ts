@@ -2,10 +2,10 @@
 // driven over the artifact store, each step verified by tuf-js's TrustedMetadataStore, the
 // verified files kept in APX_STATE_DIR so that a restart never trusts anything older.
 
-import { type ArtifactStore } from '@apx/storage';
+import type { ArtifactStore } from '@apx/storage';
 import type { Metadata, Root, Targets } from '@tufjs/models';
 import { TrustedMetadataStore } from 'tuf-js/dist/store.js';
-import { type ArtifactSigner, readEnvironmentCustom, type RevocationRecord } from '../custom.js';
+import { type ArtifactSigner, type RevocationRecord, readEnvironmentCustom } from '../custom.js';
 import { TrustError, TrustErrorCode } from '../error.js';
 import {
   MAX_ROOT_ROTATIONS,
@@ -79,9 +79,11 @@ function refused(file: string, err: unknown): TrustError {
   if (err instanceof TrustError) return err;
   const code = codeOf(err);
   const hints: Partial<Record<TrustErrorCode, string>> = {
-    [TrustErrorCode.EXPIRED]: 'the trust repository was not renewed in time: run apx trust publish with the snapshot and timestamp keys',
+    [TrustErrorCode.EXPIRED]:
+      'the trust repository was not renewed in time: run apx trust publish with the snapshot and timestamp keys',
     [TrustErrorCode.SIGNATURE_THRESHOLD]: 'the file is not signed by enough keys of its role: it was forged or tampered with',
-    [TrustErrorCode.ROLLBACK]: 'the store serves metadata older than this worker already trusts: it was replayed or restored from a backup',
+    [TrustErrorCode.ROLLBACK]:
+      'the store serves metadata older than this worker already trusts: it was replayed or restored from a backup',
     [TrustErrorCode.MISMATCH]: 'the store serves files from different publishes (mix-and-match) or a file was altered',
   };
   const hint = hints[code] ?? 'the trust repository is written by apx trust; republish it';
@@ -138,9 +140,13 @@ export class TrustClient {
     const floors = await this.#floors();
     const rootBytes = (await this.#state.read('root.json')) ?? this.#o.bootstrapRoot;
     if (!rootBytes) {
-      throw new TrustError(TrustErrorCode.ROOT_MISSING, `no trusted root: ${this.#o.stateDir}/root.json does not exist and APX_TRUST_ROOT is not set`, {
-        hint: 'set APX_TRUST_ROOT to the repository\'s tuf/1.root.json, obtained out of band, for the first start',
-      });
+      throw new TrustError(
+        TrustErrorCode.ROOT_MISSING,
+        `no trusted root: ${this.#o.stateDir}/root.json does not exist and APX_TRUST_ROOT is not set`,
+        {
+          hint: "set APX_TRUST_ROOT to the repository's tuf/1.root.json, obtained out of band, for the first start",
+        },
+      );
     }
     parseMetadata(ROOT, rootBytes, 'trusted root');
     let trusted: TrustedMetadataStore;
@@ -175,16 +181,23 @@ export class TrustClient {
     await this.#loadLocal(TIMESTAMP, (b) => trusted.updateTimestamp(b));
     const tsBytes = await this.#fetch(TIMESTAMP_OBJECT, TIMESTAMP);
     if (!tsBytes) {
-      throw new TrustError(TrustErrorCode.REPOSITORY_NOT_FOUND, `trust metadata ${TIMESTAMP_OBJECT} not found in ${this.#o.store.url}`, {
-        hint: 'publish the trust repository (apx trust init / apx trust publish) into this store',
-      });
+      throw new TrustError(
+        TrustErrorCode.REPOSITORY_NOT_FOUND,
+        `trust metadata ${TIMESTAMP_OBJECT} not found in ${this.#o.store.url}`,
+        {
+          hint: 'publish the trust repository (apx trust init / apx trust publish) into this store',
+        },
+      );
     }
     parseMetadata(TIMESTAMP, tsBytes, TIMESTAMP_OBJECT);
     let timestampChanged = true;
     try {
       trusted.updateTimestamp(tsBytes);
     } catch (err) {
-      if (codeOf(err) !== TrustErrorCode.ROLLBACK || (err as { constructor: { name: string } }).constructor.name !== 'EqualVersionError')
+      if (
+        codeOf(err) !== TrustErrorCode.ROLLBACK ||
+        (err as { constructor: { name: string } }).constructor.name !== 'EqualVersionError'
+      )
         throw refused(TIMESTAMP_OBJECT, err);
       timestampChanged = false;
     }
@@ -221,7 +234,10 @@ export class TrustClient {
     let envBytes: Buffer | undefined;
     if (envMeta) {
       if (!targets.signed.delegations?.roles?.[env]) {
-        throw refused(metadataObjectName(TARGETS, targets.signed.version), new Error(`targets does not delegate environment ${env}`));
+        throw refused(
+          metadataObjectName(TARGETS, targets.signed.version),
+          new Error(`targets does not delegate environment ${env}`),
+        );
       }
       envBytes = await this.#loadTargets(trusted, env, TARGETS, envMeta.version);
       envRole = trusted.getRole(env);
@@ -238,17 +254,29 @@ export class TrustClient {
     for (const [role, floor] of Object.entries(floors)) {
       const v = versions[role as keyof typeof versions];
       if (v !== undefined && v < floor) {
-        throw new TrustError(TrustErrorCode.ROLLBACK, `trust metadata ${role} version ${v} is older than version ${floor} trusted before`, {
-          hint: 'the store serves metadata older than this worker already trusts: it was replayed or restored from a backup',
-        });
+        throw new TrustError(
+          TrustErrorCode.ROLLBACK,
+          `trust metadata ${role} version ${v} is older than version ${floor} trusted before`,
+          {
+            hint: 'the store serves metadata older than this worker already trusts: it was replayed or restored from a backup',
+          },
+        );
       }
+    }
+    const view = buildView(env, versions, trusted.root, [timestamp, snapshot, targets, envRole], envRole, now);
+    // tuf-js judges expiry by the wall clock; this judges it by the worker's clock as well,
+    // so one clock decides freshness everywhere (TUF 5.4.4, 5.5.6, 5.6.6).
+    if (view.expires.getTime() <= now.getTime()) {
+      throw new TrustError(TrustErrorCode.EXPIRED, `trust metadata expired at ${view.expires.toISOString()}`, {
+        hint: 'the trust repository was not renewed in time: run apx trust publish with the snapshot and timestamp keys',
+      });
     }
     if (timestampChanged) await this.#state.write('timestamp.json', tsBytes);
     if (snapshotBytes) await this.#state.write('snapshot.json', snapshotBytes);
     if (targetsBytes) await this.#state.write('targets.json', targetsBytes);
     if (envBytes) await this.#state.write(`${env}.json`, envBytes);
     await this.#state.write(FLOORS, Buffer.from(JSON.stringify(versions)));
-    return buildView(env, versions, trusted.root, [timestamp, snapshot, targets, envRole], envRole, now);
+    return view;
   }
 
   /** Loads a role's local copy into the trusted set; a missing or unusable copy is skipped. */
@@ -277,7 +305,11 @@ export class TrustClient {
   /** A targets role at the version the snapshot names: the local copy if it is that one, else the store's. */
   async #loadTargets(trusted: TrustedMetadataStore, role: string, delegator: string, version: number | undefined) {
     const name = metadataObjectName(role, version ?? 0);
-    if (version === undefined) throw refused(metadataObjectName(SNAPSHOT, trusted.snapshot?.signed.version ?? 0), new Error(`snapshot does not list ${role}`));
+    if (version === undefined)
+      throw refused(
+        metadataObjectName(SNAPSHOT, trusted.snapshot?.signed.version ?? 0),
+        new Error(`snapshot does not list ${role}`),
+      );
     const local = await this.#state.read(`${role}.json`);
     if (local) {
       try {

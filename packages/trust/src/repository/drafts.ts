@@ -3,7 +3,7 @@
 import { createHash } from 'node:crypto';
 import type { PublicKey } from '@apx/core';
 import { Metadata, type Root, type Snapshot, type Targets, type Timestamp } from '@tufjs/models';
-import { environmentCustomJson, readEnvironmentCustom, type EnvironmentCustom, CUSTOM_FIELD } from '../custom.js';
+import { CUSTOM_FIELD, type EnvironmentCustom, environmentCustomJson, readEnvironmentCustom } from '../custom.js';
 import { TrustError, TrustErrorCode } from '../error.js';
 import { tufKey } from '../keys.js';
 import { ENVIRONMENT_ROLE_PATHS, metaFileName, ROOT, SNAPSHOT, TARGETS, TIMESTAMP } from '../layout.js';
@@ -80,16 +80,13 @@ export function initialRoot(roles: InitRoles, expires: string): Json {
   return { _type: 'root', spec_version: '1.0.31', version: 1, expires, consistent_snapshot: true, keys, roles: out };
 }
 
-/** Top-level targets version 1: no targets of its own, one delegation per environment. */
-export function initialTargets(environments: Record<string, RoleKeys>, expires: string): Json {
-  const keys: Json = {};
-  const roles = Object.entries(environments).map(([name, spec]) => {
-    checkThreshold(name, spec);
-    const e = keyEntries(spec);
-    Object.assign(keys, e.keys);
-    return { name, keyids: e.ids, threshold: spec.threshold, terminating: false, paths: ENVIRONMENT_ROLE_PATHS };
-  });
-  return { _type: 'targets', spec_version: '1.0.31', version: 1, expires, targets: {}, delegations: { keys, roles } };
+/**
+ * Top-level targets version 1: no targets and no delegations yet. Each environment is
+ * delegated in the same publish as its role's first version, because TUF clients require
+ * every delegated role to be listed in the snapshot (TUF 5.6.1).
+ */
+export function initialTargets(expires: string): Json {
+  return { _type: 'targets', spec_version: '1.0.31', version: 1, expires, targets: {}, delegations: { keys: {}, roles: [] } };
 }
 
 /** A root with one role's keys replaced; keys no role uses any more are dropped. */
@@ -105,16 +102,21 @@ export function rootWithRoleKeys(current: Metadata<Root>, role: string, spec: Ro
   return { ...json, version, expires, keys, roles };
 }
 
-/** A top-level targets with one environment's delegation keys replaced. */
+const ENVIRONMENT_ORDER = ['production', 'staging', 'dev'];
+
+/** A top-level targets with one environment's delegation (keys, threshold) set or added. */
 export function targetsWithDelegation(current: Metadata<Targets>, env: string, spec: RoleKeys, version: number, expires: string) {
   checkThreshold(env, spec);
   const json = current.signed.toJSON() as Json;
   const delegations = json.delegations as { keys: Json; roles: Array<Json & { name: string; keyids: string[] }> } | undefined;
   const roles = delegations?.roles ?? [];
-  const at = roles.findIndex((r) => r.name === env);
-  if (at < 0) throw new TrustError(TrustErrorCode.INVALID_REQUEST, `the trust repository delegates no environment ${env}`);
   const e = keyEntries(spec);
-  const nextRoles = roles.map((r, i) => (i === at ? { ...r, keyids: e.ids, threshold: spec.threshold } : r));
+  const role = { name: env, keyids: e.ids, threshold: spec.threshold, terminating: false, paths: ENVIRONMENT_ROLE_PATHS };
+  // An environment not delegated yet is added; production first, so that a stock client's
+  // search (TUF 5.6.7, preorder) asks the strictest environment first.
+  const nextRoles = roles.some((r) => r.name === env)
+    ? roles.map((r) => (r.name === env ? { ...r, keyids: e.ids, threshold: spec.threshold } : r))
+    : [...roles, role].sort((a, b) => ENVIRONMENT_ORDER.indexOf(a.name) - ENVIRONMENT_ORDER.indexOf(b.name));
   const used = new Set(nextRoles.flatMap((r) => r.keyids));
   const keys = Object.fromEntries(Object.entries({ ...(delegations?.keys ?? {}), ...e.keys }).filter(([id]) => used.has(id)));
   return { ...json, version, expires, delegations: { keys, roles: nextRoles } };

@@ -20,7 +20,12 @@ describe('trust repository: approvals by k of n', () => {
   let t: TestRepository;
   let n = 0;
   const client = () =>
-    new TrustClient({ store: t.store, stateDir: join(t.dir, `state-${n++}`), environment: 'production', bootstrapRoot: rootBytes });
+    new TrustClient({
+      store: t.store,
+      stateDir: join(t.dir, `state-${n++}`),
+      environment: 'production',
+      bootstrapRoot: rootBytes,
+    });
   let rootBytes: Buffer;
   let currentRoot = [] as ReturnType<typeof testSigner>[];
   const rootNow = () => currentRoot;
@@ -33,7 +38,42 @@ describe('trust repository: approvals by k of n', () => {
   it('a new repository verifies and approves nothing', async () => {
     const view = await client().refresh();
     assert.equal(view.targets.size, 0);
-    assert.deepEqual(view.versions, { root: 1, timestamp: 1, snapshot: 1, targets: 1, environment: 0 });
+    assert.deepEqual(view.versions, { root: 1, timestamp: 2, snapshot: 2, targets: 2, environment: 1 });
+  });
+
+  it('set-up without the approvers: environments wait staged until their approvers sign', async () => {
+    const { LocalStore } = await import('@apx/storage');
+    const { TrustRepository } = await import('./repository.js');
+    const store = new LocalStore({ root: join(t.dir, 'second') });
+    const k = t.keys;
+    const environments = { production: { keys: k.production.map((x) => x.key), threshold: 2 } };
+    const top = { keys: [k.targets.key], threshold: 1 };
+    const result = await TrustRepository.init(
+      store,
+      {
+        root: top,
+        targets: top,
+        snapshot: { keys: [k.snapshot.key], threshold: 1 },
+        timestamp: { keys: [k.timestamp.key], threshold: 1 },
+        environments,
+      },
+      [k.targets, ...t.online],
+    );
+    assert.equal(result.kind, 'staged');
+    const c = new TrustClient({
+      store,
+      stateDir: join(t.dir, 'second-state'),
+      environment: 'production',
+      bootstrapRoot: (await store.get('tuf/1.root.json')) as Buffer,
+    });
+    assert.equal((await c.refresh()).versions.environment, 0, 'not delegated yet: nothing approved');
+    const done = await (await TrustRepository.open(store)).sign([
+      k.production[1] as never,
+      k.production[2] as never,
+      ...t.online,
+    ]);
+    assert.equal(done.kind, 'published');
+    assert.equal((await c.refresh()).versions.environment, 1);
   });
 
   it('production needs 2 of 3 approvers: one signature stages, a second key publishes', async () => {
@@ -54,16 +94,25 @@ describe('trust repository: approvals by k of n', () => {
 
   it('a development key cannot sign for production', async () => {
     const repo = await t.open();
-    await assert.rejects(repo.commit(repo.approve('production', approval('9.0.0')), [t.keys.dev, ...t.online]), code(TrustErrorCode.KEY_NOT_IN_ROLE));
+    await assert.rejects(
+      repo.commit(repo.approve('production', approval('9.0.0')), [t.keys.dev, ...t.online]),
+      code(TrustErrorCode.KEY_NOT_IN_ROLE),
+    );
   });
 
   it('signers: an environment trusts the artifact keys its role lists', async () => {
     const artifactKey = PublicKey.fromKeyObject(testSigner('artifact').key.keyObject);
     let repo = await t.open();
     await repo.commit(repo.setSigner('production', { add: artifactKey }), [...t.keys.production.slice(0, 2), ...t.online]);
-    assert.deepEqual((await client().refresh()).signers.map((s) => s.keyId), [artifactKey.keyId]);
+    assert.deepEqual(
+      (await client().refresh()).signers.map((s) => s.keyId),
+      [artifactKey.keyId],
+    );
     repo = await t.open();
-    await repo.commit(repo.setSigner('production', { removeKeyId: artifactKey.keyId }), [...t.keys.production.slice(0, 2), ...t.online]);
+    await repo.commit(repo.setSigner('production', { removeKeyId: artifactKey.keyId }), [
+      ...t.keys.production.slice(0, 2),
+      ...t.online,
+    ]);
     assert.deepEqual((await client().refresh()).signers, []);
   });
 

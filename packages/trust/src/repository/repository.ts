@@ -12,6 +12,7 @@ import { TrustError, TrustErrorCode } from '../error.js';
 import { addSignature, type MetadataSigner, tufKey } from '../keys.js';
 import {
   defaultExpirySeconds,
+  ENVIRONMENT_ROLES,
   metadataObjectName,
   ROOT,
   SNAPSHOT,
@@ -96,7 +97,7 @@ export class TrustRepository {
     const now = (options.now ?? (() => new Date()))();
     const exp = (role: string) => expiresIn(now, options.expires?.[role] ?? defaultExpirySeconds(role));
     const root = unsigned(ROOT, initialRoot(roles, exp(ROOT))) as Metadata<Root>;
-    const targets = unsigned(TARGETS, initialTargets(roles.environments, exp(TARGETS))) as Metadata<Targets>;
+    const targets = unsigned(TARGETS, initialTargets(exp(TARGETS))) as Metadata<Targets>;
     await signEligible(root, signers, [roleKeys(root, ROOT).keyIDs]);
     await signEligible(targets, signers, [roleKeys(root, TARGETS).keyIDs]);
     requireThreshold(root, ROOT, root);
@@ -124,7 +125,35 @@ export class TrustRepository {
     await put(store, metadataObjectName(TARGETS, 1), targetsBytes);
     await put(store, metadataObjectName(SNAPSHOT, 1), snapshotBytes);
     await swap(store, TIMESTAMP_OBJECT, metadataBytes(timestamp), null);
-    return { root, targets, snapshot, timestamp };
+    // Then each environment: its delegation and its first (empty) version, published together
+    // once its approvers have signed (now, or later with apx trust sign).
+    const repo = await TrustRepository.open(store, options);
+    let drafts: Drafts = new Map();
+    for (const [env, spec] of Object.entries(roles.environments)) {
+      drafts = repo.#withEnvironment(drafts, env, spec);
+    }
+    if (drafts.size === 0) return { kind: 'published', roles: {}, snapshot: 1, timestamp: 1 } as CommitResult;
+    return repo.#signAndSettle(repo.#draftsToMetadata(drafts), signers, { anySigner: true });
+  }
+
+  /** Adds (or re-keys) an environment: the targets delegation and the role's next version. */
+  #withEnvironment(drafts: Drafts, env: string, spec: RoleKeys): Drafts {
+    if (!ENVIRONMENT_ROLES.includes(env)) {
+      throw new TrustError(TrustErrorCode.INVALID_REQUEST, `unknown environment ${env}`, {
+        hint: `environments are ${ENVIRONMENT_ROLES.join(', ')}`,
+      });
+    }
+    const base = (drafts.get(TARGETS) as Json | undefined)
+      ? (unsigned(TARGETS, drafts.get(TARGETS) as Json) as Metadata<Targets>)
+      : ((this.#liveStaged(TARGETS) as Metadata<Targets> | undefined) ?? this.state.targets);
+    const next = new Map(drafts);
+    next.set(TARGETS, targetsWithDelegation(base, env, spec, this.#nextVersion(TARGETS), this.#expires(TARGETS)));
+    const current = (this.#liveStaged(env) as Metadata<Targets> | undefined) ?? this.state.environments.get(env);
+    next.set(
+      env,
+      environmentJson(current, env, this.#nextVersion(env), this.#expires(env), () => undefined),
+    );
+    return next;
   }
 
   get now(): Date {
@@ -133,7 +162,10 @@ export class TrustRepository {
 
   #expires(role: string): string {
     const env = this.state.targets.signed.delegations?.roles?.[role] !== undefined;
-    return expiresIn(this.now, this.#options.expires?.[role] ?? this.#options.expires?.[env ? 'environment' : role] ?? defaultExpirySeconds(role));
+    return expiresIn(
+      this.now,
+      this.#options.expires?.[role] ?? this.#options.expires?.[env ? 'environment' : role] ?? defaultExpirySeconds(role),
+    );
   }
 
   /** The committed metadata of a role (undefined: an environment with no version yet). */
@@ -241,21 +273,20 @@ export class TrustRepository {
       const base = (this.#liveStaged(ROOT) as Metadata<Root> | undefined) ?? this.state.root;
       return new Map([[ROOT, rootWithRoleKeys(base, role, spec, this.#nextVersion(ROOT), this.#expires(ROOT))]]);
     }
-    this.#environment(role);
-    const targetsBase = (this.#liveStaged(TARGETS) as Metadata<Targets> | undefined) ?? this.state.targets;
-    const drafts: Drafts = new Map([
-      [TARGETS, targetsWithDelegation(targetsBase, role, spec, this.#nextVersion(TARGETS), this.#expires(TARGETS))],
-    ]);
-    for (const [env, json] of this.#changeEnvironment(role, () => undefined)) drafts.set(env, json);
-    return drafts;
+    return this.#withEnvironment(new Map(), role, spec);
   }
 
   /** Renews a role's expiry without changing what it says. */
   renew(role: string): Drafts {
-    if (role === ROOT) return new Map([[ROOT, { ...(this.state.root.signed.toJSON() as Json), version: this.#nextVersion(ROOT), expires: this.#expires(ROOT) }]]);
+    if (role === ROOT)
+      return new Map([
+        [ROOT, { ...(this.state.root.signed.toJSON() as Json), version: this.#nextVersion(ROOT), expires: this.#expires(ROOT) }],
+      ]);
     if (role === TARGETS) {
       const base = (this.#liveStaged(TARGETS) ?? this.state.targets) as Metadata<Targets>;
-      return new Map([[TARGETS, { ...(base.signed.toJSON() as Json), version: this.#nextVersion(TARGETS), expires: this.#expires(TARGETS) }]]);
+      return new Map([
+        [TARGETS, { ...(base.signed.toJSON() as Json), version: this.#nextVersion(TARGETS), expires: this.#expires(TARGETS) }],
+      ]);
     }
     if (role === SNAPSHOT || role === TIMESTAMP) return new Map();
     return this.#changeEnvironment(role, () => undefined);
@@ -275,6 +306,10 @@ export class TrustRepository {
    * signing: apx trust sign). Staged signatures on a draft whose content is unchanged are kept.
    */
   async commit(drafts: Drafts, signers: MetadataSigner[]): Promise<CommitResult> {
+    return this.#signAndSettle(this.#draftsToMetadata(drafts), signers);
+  }
+
+  #draftsToMetadata(drafts: Drafts): Map<string, RoleMetadata> {
     const signed = new Map<string, RoleMetadata>();
     for (const [role, json] of drafts) {
       const md = unsigned(role, json);
@@ -284,7 +319,7 @@ export class TrustRepository {
       }
       signed.set(role, md);
     }
-    return this.#signAndSettle(signed, signers);
+    return signed;
   }
 
   /** Adds signatures to the staged roles, then publishes them if every threshold is met. */
@@ -302,7 +337,16 @@ export class TrustRepository {
     return this.#signAndSettle(signed, signers);
   }
 
-  async #signAndSettle(signed: Map<string, RoleMetadata>, signers: MetadataSigner[]): Promise<CommitResult> {
+  /**
+   * Signs, then publishes or stages. A key given that belongs to none of the roles involved
+   * is refused (a development key offered for production says so at once), except at init,
+   * where the root keys just used are passed along.
+   */
+  async #signAndSettle(
+    signed: Map<string, RoleMetadata>,
+    signers: MetadataSigner[],
+    options: { anySigner?: boolean } = {},
+  ): Promise<CommitResult> {
     const useful = new Set<string>();
     for (const [role, md] of signed) {
       const eligible = this.#delegators(role, signed).map((d) => roleKeys(d, role).keyIDs);
@@ -311,10 +355,14 @@ export class TrustRepository {
     const online = this.#onlineKeyIds(signed);
     for (const s of signers) {
       const id = tufKey(await s.publicKey()).keyID;
-      if (!useful.has(id) && !online.has(id)) {
-        throw new TrustError(TrustErrorCode.KEY_NOT_IN_ROLE, `${s.keyRef} is not a key of ${[...signed.keys()].join(', ') || 'snapshot or timestamp'}`, {
-          hint: 'apx trust status lists the key ids of each role',
-        });
+      if (!options.anySigner && !useful.has(id) && !online.has(id)) {
+        throw new TrustError(
+          TrustErrorCode.KEY_NOT_IN_ROLE,
+          `${s.keyRef} is not a key of ${[...signed.keys()].join(', ') || 'snapshot or timestamp'}`,
+          {
+            hint: 'apx trust status lists the key ids of each role',
+          },
+        );
       }
     }
     const pending = [...signed].flatMap(([role, md]) => this.#pending(role, md, signed));
@@ -334,7 +382,9 @@ export class TrustRepository {
       const { keyIDs, threshold } = roleKeys(root, role);
       const have = keyIDs.filter((id) => ids.has(id)).length;
       const version = role === SNAPSHOT ? this.state.snapshot.signed.version + 1 : this.state.timestamp.signed.version + 1;
-      return have >= threshold ? [] : [{ role, version, signatures: have, threshold, missing: keyIDs.filter((id) => !ids.has(id)) }];
+      return have >= threshold
+        ? []
+        : [{ role, version, signatures: have, threshold, missing: keyIDs.filter((id) => !ids.has(id)) }];
     });
   }
 
@@ -348,7 +398,15 @@ export class TrustRepository {
       const { keyIDs, threshold } = roleKeys(delegator, role);
       const have = keyIDs.filter((id) => md.signatures[id] !== undefined && verifies(delegator, id, md));
       if (have.length >= threshold) return [];
-      return [{ role, version: md.signed.version, signatures: have.length, threshold, missing: keyIDs.filter((id) => !have.includes(id)) }];
+      return [
+        {
+          role,
+          version: md.signed.version,
+          signatures: have.length,
+          threshold,
+          missing: keyIDs.filter((id) => !have.includes(id)),
+        },
+      ];
     });
   }
 
@@ -473,12 +531,15 @@ async function swap(store: ArtifactStore, name: string, bytes: Buffer, expected:
     await store.swap(name, bytes, expected);
   } catch (err) {
     if ((err as { code?: string }).code === 'CONFLICT') {
-      throw new TrustError(TrustErrorCode.CONFLICT, `conflict: ${name} changed since it was read (another apx trust command published meanwhile)`, {
-        hint: 'run the command again: it re-reads the repository and applies the change on top',
-        cause: err,
-      });
+      throw new TrustError(
+        TrustErrorCode.CONFLICT,
+        `conflict: ${name} changed since it was read (another apx trust command published meanwhile)`,
+        {
+          hint: 'run the command again: it re-reads the repository and applies the change on top',
+          cause: err,
+        },
+      );
     }
     throw storeFailed(err, `cannot write ${name} to ${store.url}`);
   }
 }
-

@@ -45,16 +45,12 @@ export interface RepositoryState {
 export function storeFailed(err: unknown, what: string): TrustError {
   if (err instanceof TrustError) return err;
   const conflict = isStorageError(err) && err.code === 'CONFLICT';
-  return new TrustError(
-    conflict ? TrustErrorCode.CONFLICT : TrustErrorCode.STORE_FAILED,
-    `${what}: ${(err as Error).message}`,
-    {
-      hint: conflict
-        ? 'another apx trust command changed the repository meanwhile; run the command again'
-        : 'check the store URL and that it is reachable',
-      cause: err,
-    },
-  );
+  return new TrustError(conflict ? TrustErrorCode.CONFLICT : TrustErrorCode.STORE_FAILED, `${what}: ${(err as Error).message}`, {
+    hint: conflict
+      ? 'another apx trust command changed the repository meanwhile; run the command again'
+      : 'check the store URL and that it is reachable',
+    cause: err,
+  });
 }
 
 async function read(store: ArtifactStore, name: string, role: string): Promise<Buffer | undefined> {
@@ -113,9 +109,13 @@ export async function loadRepository(store: ArtifactStore, options: { trustedRoo
     throw storeFailed(err, `cannot read ${TIMESTAMP_OBJECT} from ${store.url}`);
   }
   if (!versioned) {
-    throw new TrustError(TrustErrorCode.REPOSITORY_NOT_FOUND, `no trust repository in ${store.url} (tuf/timestamp.json not found)`, {
-      hint: 'an apx trust init was interrupted: run it again',
-    });
+    throw new TrustError(
+      TrustErrorCode.REPOSITORY_NOT_FOUND,
+      `no trust repository in ${store.url} (tuf/timestamp.json not found)`,
+      {
+        hint: 'an apx trust init was interrupted: run it again',
+      },
+    );
   }
   const timestamp = parseMetadata(TIMESTAMP, versioned.bytes, TIMESTAMP_OBJECT) as Metadata<Timestamp>;
   verifyRole(root, TIMESTAMP, timestamp, TIMESTAMP_OBJECT);
@@ -178,4 +178,3 @@ export function highestPublished(state: Pick<RepositoryState, 'published'>, role
   }
   return max;
 }
-

@@ -11,8 +11,7 @@ export interface TestSigner extends MetadataSigner {
 
 /** A signer over a new ECDSA P-256 (default) or Ed25519 key pair. */
 export function testSigner(name: string, type: 'ec' | 'ed25519' = 'ec'): TestSigner {
-  const pair =
-    type === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' }) : generateKeyPairSync('ed25519');
+  const pair = type === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'prime256v1' }) : generateKeyPairSync('ed25519');
   const key = PublicKey.fromKeyObject(pair.publicKey);
   return {
     keyRef: `test:${name}`,

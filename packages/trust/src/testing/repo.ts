@@ -51,7 +51,8 @@ export async function testRepository(now: () => Date = () => new Date()): Promis
         dev: { keys: [keys.dev.key], threshold: 1 },
       },
     },
-    [...keys.root, keys.targets, keys.snapshot, keys.timestamp],
+    // The set-up ceremony: every top-level key, and enough approvers to create each environment.
+    [...keys.root, keys.targets, keys.snapshot, keys.timestamp, ...keys.production.slice(0, 2), keys.staging, keys.dev],
     { now },
   );
   return {

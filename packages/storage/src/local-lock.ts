@@ -74,7 +74,7 @@ async function acquire(o: FileLockOptions): Promise<LockOwner> {
   }
   throw new StorageError(
     StorageErrorCode.CONFLICT,
-    `${o.name} in ${o.storeUrl} is locked by another writer (pid ${holder?.pid ?? '?'} on ${holder?.hostname ?? '?'} since ${holder?.time ?? '?'})`,
+    `${o.name} in ${o.storeUrl} is locked by another writer (pid ${holder?.pid ?? '?'} since ${holder?.time ?? '?'}) on host ${holder?.hostname || '?'}`,
     {
       hint: `re-read ${o.name} and retry; if no writer is running, the lock file ${o.path} is stale and is broken after ${(o.staleMs ?? STALE_LOCK_MS) / 1000} s`,
     },

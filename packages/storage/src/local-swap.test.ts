@@ -152,7 +152,7 @@ describe('LocalStore.swap lock files', () => {
     await assert.rejects(store.swap(NAME, Buffer.from('v2'), token), (e: unknown) => {
       assert.ok(e instanceof StorageError && e.code === StorageErrorCode.CONFLICT, String(e));
       assert.match(e.message, /^tuf\/timestamp\.json in file:\/\/\S+ is locked by another writer/);
-      assert.ok(e.message.includes(`(pid ${process.pid} on ${hostname()} since ${since.toISOString()})`), e.message);
+      assert.ok(e.message.endsWith(`(pid ${process.pid} since ${since.toISOString()}) on host ${hostname()}`), e.message);
       assert.match(e.hint ?? '', /re-read tuf\/timestamp\.json and retry/);
       return true;
     });

@@ -162,7 +162,8 @@ export class LocalStore implements ArtifactStore {
       }
       return sha256(bytes);
     }).catch((err: unknown) => {
-      if (err instanceof StorageError || (err as Error).name === 'AbortError') throw err;
+      // The caller's abort (its reason, as is) and our own errors pass through.
+      if (err instanceof StorageError || options.signal?.aborted) throw err;
       throw this.#ioError('write', name, err);
     });
   }

@@ -83,6 +83,28 @@ export class TrustRepository {
     this.#options = options;
   }
 
+  /**
+   * Read, change, commit; on a conflict (another publisher won the compare-and-swap), read
+   * again and re-apply the change on top, up to `attempts` times. The change is a function of
+   * the repository as read, so what it approves or revokes is decided on the current state.
+   */
+  static async update(
+    store: ArtifactStore,
+    change: (repo: TrustRepository) => Drafts,
+    signers: MetadataSigner[],
+    options: RepositoryOptions & { attempts?: number } = {},
+  ): Promise<CommitResult> {
+    const attempts = options.attempts ?? 5;
+    for (let i = 1; ; i++) {
+      const repo = await TrustRepository.open(store, options);
+      try {
+        return await repo.commit(change(repo), signers);
+      } catch (err) {
+        if (!(err instanceof TrustError && err.code === TrustErrorCode.CONFLICT) || i >= attempts) throw err;
+      }
+    }
+  }
+
   static async open(store: ArtifactStore, options: RepositoryOptions = {}): Promise<TrustRepository> {
     const state = await loadRepository(store, options.trustedRoot ? { trustedRoot: options.trustedRoot } : {});
     return new TrustRepository(store, state, options);

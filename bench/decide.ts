@@ -4,7 +4,7 @@
 // Goals (issue 3): >= 1,000,000 decisions/s and >= 20x the reference.
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { PolicyHost, type PolicyRequest, PublicKey, SignatureVerifier, verifyArtifact } from '@apx/core';
+import { Keyring, PolicyHost, type PolicyRequest, PublicKey, verifyPolicyArtifact } from '@apx/core';
 import { compilePolicy } from '@apx/policy';
 import { ReferenceEvaluator } from '@apx/policy/reference';
 
@@ -71,7 +71,13 @@ const source = readFileSync(new URL('../../configs/samples/payments-api.yaml', i
 const compiled = await compilePolicy(source, 'configs/samples/payments-api.yaml');
 const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const signature = Buffer.from(sign('sha256', compiled.wasm, privateKey).toString('base64'));
-const host = PolicyHost.load(verifyArtifact(compiled.wasm, signature, new SignatureVerifier(PublicKey.fromKeyObject(publicKey))));
+const host = PolicyHost.load(
+  verifyPolicyArtifact({
+    material: { ref: { policyId: 'pb-pay-v1', version: '1.0.0' }, artifact: compiled.wasm, signature },
+    trust: { kind: 'keys', keyring: Keyring.single(PublicKey.fromKeyObject(publicKey)) },
+    policy: { environment: 'dev', strict: true, requireBinding: false },
+  }),
+);
 const reference = new ReferenceEvaluator(compiled.policy);
 
 for (const r of requests) {

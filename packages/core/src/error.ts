@@ -49,6 +49,20 @@ export const CoreErrorCode = {
   ARTIFACT_ABI_MISMATCH: 'ARTIFACT_ABI_MISMATCH',
   /** A digest algorithm name APX does not know. */
   DIGEST_ALGORITHM_UNSUPPORTED: 'DIGEST_ALGORITHM_UNSUPPORTED',
+  /** The version is not admitted by the allow-list (ALLOWED_POLICY_VERSIONS; the runbook's message). */
+  VERSION_NOT_ALLOWED: 'VERSION_NOT_ALLOWED',
+  /** A version below the highest verified for the policy (the rollback floor), not named for rollback. */
+  ROLLBACK_REFUSED: 'ROLLBACK_REFUSED',
+  /** These bytes with this signature material failed signature verification before. */
+  DIGEST_BLOCKED: 'DIGEST_BLOCKED',
+  /** The environment's signed TUF targets role does not approve this artifact (or names no signer). */
+  NOT_APPROVED: 'NOT_APPROVED',
+  /** The artifact's length or SHA-256 differs from the target the environment approved. */
+  TARGET_MISMATCH: 'TARGET_MISMATCH',
+  /** The module's embedded `apx.meta` names another policy or version than the reference loaded. */
+  EMBEDDED_NAME_MISMATCH: 'EMBEDDED_NAME_MISMATCH',
+  /** Something presented as a VerifiedArtifact that core's verifier did not make (forged or copied). */
+  ARTIFACT_NOT_VERIFIED: 'ARTIFACT_NOT_VERIFIED',
 } as const;
 export type CoreErrorCode = (typeof CoreErrorCode)[keyof typeof CoreErrorCode];
 
@@ -73,8 +87,30 @@ export class ApxError<Code extends string = string> extends Error {
   }
 }
 
+/**
+ * Verdicts on a (bytes, signature material) pair that mark it as tampered: a worker refuses
+ * the same pair on sight afterwards. Only the pair: genuine bytes that arrive later with a
+ * genuine signature are a different pair and are verified normally.
+ */
+const PAIR_BLOCKING: ReadonlySet<CoreErrorCode> = new Set([
+  CoreErrorCode.SIGNATURE_INVALID,
+  CoreErrorCode.SIGNATURE_MALFORMED,
+  CoreErrorCode.BUNDLE_DIGEST_MISMATCH,
+]);
+
 export class VerificationError extends ApxError<CoreErrorCode> {
   override readonly name = 'VerificationError';
+  /** True when callers must block the (digest, signature digest) pair that produced this verdict. */
+  readonly blocksPair: boolean;
+
+  constructor(code: CoreErrorCode, message: string, options: ApxErrorOptions = {}) {
+    super(code, message, options);
+    this.blocksPair = PAIR_BLOCKING.has(code);
+  }
+}
+
+export function isVerificationError(err: unknown): err is VerificationError {
+  return err instanceof VerificationError;
 }
 
 export function isApxError(err: unknown): err is ApxError {

@@ -9,11 +9,11 @@ export {
   parseArtifactRef,
 } from './artifact/ref.js';
 export {
-  acceptUnsignedArtifact,
+  type ArtifactTrust,
+  assertVerifiedArtifact,
+  isVerifiedArtifact,
   MAX_ARTIFACT_BYTES,
   type VerifiedArtifact,
-  type VerifyArtifactOptions,
-  verifyArtifact,
 } from './artifact/verified-artifact.js';
 export { decodeStdBase64 } from './base64.js';
 export {
@@ -37,7 +37,14 @@ export {
   sha256Hex,
   sigstoreHashName,
 } from './digest.js';
-export { ApxError, type ApxErrorOptions, CoreErrorCode, isApxError, VerificationError } from './error.js';
+export {
+  ApxError,
+  type ApxErrorOptions,
+  CoreErrorCode,
+  isApxError,
+  isVerificationError,
+  VerificationError,
+} from './error.js';
 export { checkKey, defaultDigestFor, type KeyAlgorithm, type KeyCheck } from './keys/key-policy.js';
 export { decodeFirstPem, encodePem, type PemBlock } from './keys/pem.js';
 export { PublicKey } from './keys/public-key.js';
@@ -46,4 +53,5 @@ export { SignatureVerifier, type SignatureVerifierOptions } from './signature/ve
 export { ENVIRONMENTS, type Environment, Keyring, type KeyringEntry, type KeyStatus } from './trust/keyring.js';
 export { PolicyIndex } from './trust/policy-index.js';
 export { type Revocation, RevocationList, revocationTarget } from './trust/revocations.js';
+export * from './verify/index.js';
 export * from './wasm/index.js';

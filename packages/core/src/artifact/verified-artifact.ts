@@ -1,118 +1,93 @@
-import { sha256Hex } from '../digest.js';
+import type { ArtifactBinding } from '../binding/statement.js';
 import { CoreErrorCode, VerificationError } from '../error.js';
-import type { SignatureVerifier } from '../signature/verifier.js';
-import { START_SECTION, wasmSectionIds } from './wasm-sections.js';
+import type { PolicyMeta, PolicyTables } from '../wasm/abi.js';
+import type { ArtifactRef } from './ref.js';
 
 /** The runbook's cap: artifacts larger than 10 MiB are rejected. */
 export const MAX_ARTIFACT_BYTES = 10 * 1024 * 1024;
 
-/** `\0asm` then version 1: every WebAssembly binary module starts with these 8 bytes. */
-const WASM_HEADER = Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+/** What vouched for the artifact: a runbook key, the environment's TUF targets, or nothing (dev, strict off). */
+export type ArtifactTrust = 'keys' | 'tuf' | 'unsigned';
 
 const verifiedBrand: unique symbol = Symbol('VerifiedArtifact');
 
 /**
- * An artifact that passed verification. Only `verifyArtifact` can make one (the brand is a
- * module-private symbol), and it carries the compiled WebAssembly.Module rather than bytes:
- * the module was compiled from the very bytes whose signature verified, and a Module cannot
- * be changed afterwards, so "run unverified bytes" cannot be written.
+ * An artifact that passed every check of verifyPolicyArtifact. It carries the compiled
+ * WebAssembly.Module rather than bytes: the module was compiled from the very bytes that
+ * verified, and a Module cannot be changed afterwards.
+ *
+ * Only core makes one, and that is checked at run time, not only by the type: each is
+ * frozen and registered in a module-private WeakSet when the verifier has run its last
+ * check, and consumers (PolicyHost, the worker) call assertVerifiedArtifact. A literal,
+ * a spread copy (`{...verified, module: other}`) or a deserialized object is not registered
+ * and is refused.
  */
 export interface VerifiedArtifact {
   readonly [verifiedBrand]: true;
+  readonly ref: ArtifactRef;
   readonly module: WebAssembly.Module;
   /** `sha256:<hex>` of the verified bytes. */
   readonly digest: string;
   readonly size: number;
-  /**
-   * Key id (hex SHA-256 of SPKI DER) of the key whose signature verified; null only for an
-   * unsigned artifact accepted by `acceptUnsignedArtifact` (strict mode off, never production).
-   */
+  /** Key id (hex SHA-256 of SPKI DER) of the key whose signature verified; null only when unsigned. */
   readonly keyId: string | null;
+  /** The module's embedded `apx.meta`; its policy and version equal `ref`. */
+  readonly meta: PolicyMeta;
+  /** The module's `apx.tables`, ABI-checked and deeply frozen. */
+  readonly tables: PolicyTables;
+  /** The signed binding statement, when the artifact had one. */
+  readonly binding: ArtifactBinding | null;
+  readonly trust: ArtifactTrust;
   readonly verifiedAt: Date;
 }
 
-export interface VerifyArtifactOptions {
-  /** Size cap in bytes; defaults to the runbook's 10 MiB. */
-  maxBytes?: number;
-  /** Clock, for tests. */
-  now?: () => Date;
+export type VerifiedArtifactFields = Omit<VerifiedArtifact, typeof verifiedBrand>;
+
+const issued = new WeakSet<object>();
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  // A Module is an opaque host object: freezing it would change nothing it guarantees.
+  if (value instanceof WebAssembly.Module) return value;
+  Object.freeze(value);
+  for (const v of Object.values(value)) deepFreeze(v);
+  return value;
 }
 
 /**
- * The runbook's verification of one artifact, in DESIGN.md §1's order once the signature
- * is present: size cap (checked first so an oversized download costs no hashing),
- * SHA-256, signature with the trusted key, magic bytes, full validation and compilation.
- * Throws a VerificationError naming the first check that failed.
+ * Makes the VerifiedArtifact. Internal to core: only verifyPolicyArtifact calls it, as its
+ * very last step, and it is not exported from the package.
  */
-export function verifyArtifact(
-  bytes: Uint8Array,
-  signatureFile: Uint8Array,
-  verifier: SignatureVerifier,
-  options: VerifyArtifactOptions = {},
-): VerifiedArtifact {
-  checkSize(bytes, options);
-  const digest = `sha256:${sha256Hex(bytes)}`;
-  verifier.verify(bytes, signatureFile);
-  return compileChecked(bytes, digest, verifier.publicKey.keyId, options);
+export function issueVerifiedArtifact(fields: VerifiedArtifactFields): VerifiedArtifact {
+  const artifact: VerifiedArtifact = deepFreeze({
+    [verifiedBrand]: true as const,
+    ref: { policyId: fields.ref.policyId, version: fields.ref.version },
+    module: fields.module,
+    digest: fields.digest,
+    size: fields.size,
+    keyId: fields.keyId,
+    meta: { ...fields.meta },
+    tables: fields.tables,
+    binding: fields.binding === null ? null : { ...fields.binding },
+    trust: fields.trust,
+    verifiedAt: new Date(fields.verifiedAt.getTime()),
+  });
+  issued.add(artifact);
+  return artifact;
 }
 
-/**
- * The explicit, greppable door for strict mode off (development only; the worker refuses
- * it in production): the same size, magic and validation checks, no signature. The
- * result says `keyId: null`, so every consumer can see and report that it was unsigned.
- */
-export function acceptUnsignedArtifact(bytes: Uint8Array, options: VerifyArtifactOptions = {}): VerifiedArtifact {
-  checkSize(bytes, options);
-  return compileChecked(bytes, `sha256:${sha256Hex(bytes)}`, null, options);
+/** True only for an object core's verifier made (not a copy, not a look-alike). */
+export function isVerifiedArtifact(value: unknown): value is VerifiedArtifact {
+  return typeof value === 'object' && value !== null && issued.has(value);
 }
 
-function checkSize(bytes: Uint8Array, options: VerifyArtifactOptions): void {
-  const max = options.maxBytes ?? MAX_ARTIFACT_BYTES;
-  if (bytes.byteLength > max) {
-    throw new VerificationError(CoreErrorCode.ARTIFACT_TOO_LARGE, `artifact too large: ${bytes.byteLength} bytes (max: ${max})`, {
-      hint: 'policy artifacts are capped at 10 MiB; split the policy or check that the right file was published',
-    });
-  }
-}
-
-function compileChecked(
-  bytes: Uint8Array,
-  digest: string,
-  keyId: string | null,
-  options: VerifyArtifactOptions,
-): VerifiedArtifact {
-  if (bytes.byteLength < WASM_HEADER.length || !WASM_HEADER.equals(bytes.subarray(0, WASM_HEADER.length))) {
-    throw new VerificationError(CoreErrorCode.ARTIFACT_NOT_WASM, 'invalid artifact: not a WASM file', {
-      hint: 'the artifact must be a WebAssembly module compiled by apx compile',
-    });
-  }
-  let module: WebAssembly.Module;
-  try {
-    // Compiling validates fully; a Module is immutable, so what runs is what verified.
-    module = new WebAssembly.Module(bytes);
-  } catch (err) {
+/** Throws ARTIFACT_NOT_VERIFIED unless `value` is a VerifiedArtifact core's verifier made. */
+export function assertVerifiedArtifact(value: unknown): asserts value is VerifiedArtifact {
+  if (!isVerifiedArtifact(value)) {
     throw new VerificationError(
-      CoreErrorCode.ARTIFACT_INVALID_WASM,
-      `invalid artifact: WebAssembly validation failed: ${(err as Error).message}`,
-      {
-        hint: 'recompile the policy with apx compile',
-        cause: err,
-      },
+      CoreErrorCode.ARTIFACT_NOT_VERIFIED,
+      'refusing to run an artifact that core did not verify (a forged or altered VerifiedArtifact)',
+      { hint: 'obtain artifacts from verifyPolicyArtifact and pass them on unchanged' },
     );
   }
-  // A start function would run code at instantiation, before the host's ABI checks and
-  // outside any decision; APX modules have none, so a module that has one is refused.
-  if (wasmSectionIds(bytes).includes(START_SECTION)) {
-    throw new VerificationError(CoreErrorCode.ARTIFACT_INVALID_WASM, 'invalid artifact: the module has a start function', {
-      hint: 'policy modules must not run code on instantiation; recompile the policy with apx compile',
-    });
-  }
-  return {
-    [verifiedBrand]: true,
-    module,
-    digest,
-    size: bytes.byteLength,
-    keyId,
-    verifiedAt: (options.now ?? (() => new Date()))(),
-  };
 }

@@ -70,8 +70,11 @@ export function readBinding(statement: Record<string, unknown>): ArtifactBinding
     throw bad('has an invalid abiVersion');
   if (!strOrNull(compilerVersion) || !strOrNull(sourceDigest)) throw bad('has an invalid compilerVersion or sourceDigest');
   if (Number.isNaN(Date.parse(signedAt))) throw bad('has an invalid signedAt time');
-  const subjects = statement.subject as Array<{ name?: unknown }>;
-  if (!subjects.some((s) => s?.name === `${policyId}@${version}`))
+  // Exactly one subject, named as the predicate: in-toto treats names as informational and
+  // matches by digest, so a second subject could lend this binding to other bytes.
+  const subjects = statement.subject;
+  if (!Array.isArray(subjects) || subjects.length !== 1) throw bad('must have exactly one subject');
+  if ((subjects[0] as { name?: unknown } | null)?.name !== `${policyId}@${version}`)
     throw bad(`names ${policyId}@${version} in its predicate but not in its subject`);
   return { policyId, version, environment, size, abiVersion, compilerVersion, sourceDigest, signedAt };
 }

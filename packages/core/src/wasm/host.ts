@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { VerifiedArtifact } from '../artifact/verified-artifact.js';
+import { assertVerifiedArtifact, type VerifiedArtifact } from '../artifact/verified-artifact.js';
 import {
   DECIDE_OK,
   DECISION,
@@ -12,7 +12,7 @@ import {
   REQUEST_END,
   REQUEST_VAR_OFFSET,
 } from './abi.js';
-import { abiMismatch, checkAbi } from './abi-check.js';
+import { abiMismatch } from './abi-check.js';
 import { ANONYMOUS, type DecisionIdentity, NO_HEADER_MUTATIONS, type PolicyDecision, type RateLimitCharge } from './decision.js';
 import { parseIp } from './ip.js';
 import { clampBodySize, type JwtClaims, type PolicyRequest } from './request.js';
@@ -66,12 +66,6 @@ function ownHeader(headers: Readonly<Record<string, string>>, name: string): str
   if (v === undefined || typeof v === 'string') return v;
   if (typeof v === 'function') return undefined;
   throw new TypeError(`header ${name} is not a string`);
-}
-
-function deepFreeze(value: unknown): void {
-  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
-  Object.freeze(value);
-  for (const v of Object.values(value)) deepFreeze(v);
 }
 
 /** Longest string (UTF-16 units) kept in the intern region. */
@@ -149,9 +143,8 @@ export class PolicyHost {
   private lastJwtIdentity: DecisionIdentity | undefined;
 
   private constructor(artifact: VerifiedArtifact, options: PolicyHostOptions) {
-    const { meta, tables } = checkAbi(artifact.module);
-    // Decisions hand out parts of the tables (header mutations): nobody may change them.
-    deepFreeze(tables);
+    // The verifier checked the ABI and froze the tables (decisions hand out parts of them).
+    const { meta, tables } = artifact;
     this.meta = meta;
     this.tables = tables;
     this.digest = artifact.digest;
@@ -178,8 +171,12 @@ export class PolicyHost {
     this.i32 = new Int32Array(memory.buffer);
   }
 
-  /** Checks the ABI of a verified artifact and instantiates it. Throws VerificationError. */
+  /**
+   * Instantiates a verified artifact. Refuses (ARTIFACT_NOT_VERIFIED) anything core's
+   * verifier did not make, checked at run time: a copy with another module is not verified.
+   */
   static load(artifact: VerifiedArtifact, options: PolicyHostOptions = {}): PolicyHost {
+    assertVerifiedArtifact(artifact);
     return new PolicyHost(artifact, options);
   }
 

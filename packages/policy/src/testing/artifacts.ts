@@ -2,7 +2,7 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PublicKey, SignatureVerifier, type VerifiedArtifact, verifyArtifact } from '@apx/core';
+import { type ArtifactRef, Keyring, PublicKey, readPolicyMeta, type VerifiedArtifact, verifyPolicyArtifact } from '@apx/core';
 import { type CompiledPolicy, compilePolicy } from '../compiler.js';
 
 /** The repository root (tests run from packages/policy/dist/...). */
@@ -12,13 +12,26 @@ export const SAMPLES = ['payments-api.yaml', 'admin-api.yaml', 'public-catalog-a
 
 /** A throwaway P-256 key: tests go through the real verifier, never around it. */
 const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const verifier = new SignatureVerifier(
-  PublicKey.fromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString(), 'test key'),
-);
+const keyring = Keyring.single(PublicKey.fromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString(), 'test key'));
 
-export function signAndVerify(wasm: Uint8Array): VerifiedArtifact {
+/** The reference a module names in its `apx.meta` (t@1.0.0 when it has none readable). */
+function embeddedRef(wasm: Uint8Array): ArtifactRef {
+  try {
+    const meta = readPolicyMeta(new WebAssembly.Module(wasm));
+    return { policyId: meta.policy, version: meta.version };
+  } catch {
+    return { policyId: 't', version: '1.0.0' };
+  }
+}
+
+/** Signs the module and runs core's verifier on it as a development worker would (strict). */
+export function signAndVerify(wasm: Uint8Array, ref: ArtifactRef = embeddedRef(wasm)): VerifiedArtifact {
   const sig = sign('sha256', wasm, privateKey).toString('base64');
-  return verifyArtifact(wasm, Buffer.from(sig), verifier);
+  return verifyPolicyArtifact({
+    material: { ref, artifact: wasm, signature: Buffer.from(sig) },
+    trust: { kind: 'keys', keyring },
+    policy: { environment: 'dev', strict: true, requireBinding: false },
+  });
 }
 
 export async function compileSample(name: string): Promise<CompiledPolicy> {

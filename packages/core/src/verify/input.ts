@@ -1,0 +1,84 @@
+import type { ArtifactRef } from '../artifact/ref.js';
+import type { SignatureVerifier } from '../signature/verifier.js';
+import type { Keyring } from '../trust/keyring.js';
+import type { RevocationList } from '../trust/revocations.js';
+
+/** What was fetched for one reference; nothing in it is trusted yet. */
+export interface VerificationMaterial {
+  ref: ArtifactRef;
+  artifact: Uint8Array;
+  /** The `.sig` file's content (base64 or raw DER); undefined when there is none. */
+  signature?: Uint8Array | undefined;
+  /** The `.sigstore.json` bundle; undefined when there is none. */
+  bundle?: Uint8Array | undefined;
+}
+
+/** Runbook mode: trusted keys (APX_PUBLIC_KEY is Keyring.single(key)) and a revocation list. */
+export interface KeysTrust {
+  kind: 'keys';
+  keyring: Keyring;
+  revocations?: RevocationList | undefined;
+}
+
+/** A signer the environment's TUF targets role trusts for its targets. */
+export interface TufSigner {
+  keyId: string;
+  verifier: SignatureVerifier;
+}
+
+/**
+ * The environment's signed TUF targets role, as plain data the TUF client already verified
+ * (root → timestamp → snapshot → targets); this verifier only consumes it.
+ */
+export interface TufTrust {
+  kind: 'tuf';
+  environment: string;
+  /** The target for this reference; undefined when the environment does not approve it. */
+  target: { length: number; sha256: string } | undefined;
+  signers: readonly TufSigner[];
+  /** Versions of this policy the targets role names explicitly: each may load below the rollback floor. */
+  namedVersions: ReadonlySet<string>;
+}
+
+export type TrustInForce = KeysTrust | TufTrust;
+
+/** The allow-list in force (the worker's AllowList): admits a version or says why not. */
+export interface VersionAllowList {
+  admits(policyId: string, version: string): boolean;
+  /** The runbook's rejection, `policy version 1.2.0 not in allowed list: [1.0.0 1.1.0]`. */
+  rejection(policyId: string, version: string): Error;
+}
+
+export interface VerificationPolicy {
+  /** The environment the caller runs in (dev, staging, production). */
+  environment: string;
+  /** Refuse an artifact without a signature. Off only in development. */
+  strict: boolean;
+  /** Refuse an artifact without a signed binding statement naming it for this environment. */
+  requireBinding: boolean;
+  allowList?: VersionAllowList | undefined;
+  /** Size cap in bytes; defaults to the runbook's 10 MiB. */
+  maxBytes?: number | undefined;
+  /** Clock, for the keyring's validity windows and verifiedAt. */
+  now?: (() => Date) | undefined;
+}
+
+/** What the caller remembers between verifications. */
+export interface VerificationState {
+  /** The highest version verified for this policy (the rollback floor). */
+  floor?: string | undefined;
+  /** The operator named this exact reference for a deliberate rollback (APX_ALLOW_ROLLBACK). */
+  allowRollback?: boolean | undefined;
+  /**
+   * True when these bytes with this signature material failed signature verification before.
+   * `signatureDigest` is signatureMaterialDigest(signature, bundle).
+   */
+  blocked?: ((digest: string, signatureDigest: string) => boolean) | undefined;
+}
+
+export interface VerificationInput {
+  material: VerificationMaterial;
+  trust: TrustInForce;
+  policy: VerificationPolicy;
+  state?: VerificationState | undefined;
+}

@@ -1,0 +1,363 @@
+import { createHash } from 'node:crypto';
+import { artifactFileName, formatArtifactRef, isPolicyId, isSemver } from '../artifact/ref.js';
+import {
+  type ArtifactTrust,
+  issueVerifiedArtifact,
+  MAX_ARTIFACT_BYTES,
+  type VerifiedArtifact,
+} from '../artifact/verified-artifact.js';
+import { START_SECTION, wasmSectionIds } from '../artifact/wasm-sections.js';
+import type { ArtifactBinding } from '../binding/statement.js';
+import { type ParsedBundle, parseBundle } from '../bundle/parse.js';
+import { type BundleVerification, verifyBundle } from '../bundle/verify.js';
+import { sha256Hex } from '../digest.js';
+import { CoreErrorCode, isApxError, VerificationError } from '../error.js';
+import type { SignatureVerifier } from '../signature/verifier.js';
+import { Keyring, type KeyringEntry } from '../trust/keyring.js';
+import { RevocationList } from '../trust/revocations.js';
+import { checkAbi } from '../wasm/abi-check.js';
+import { bindingFromStatement } from './binding.js';
+import type { TrustInForce, VerificationInput, VerificationMaterial } from './input.js';
+import { compareSemver } from './semver.js';
+
+/** `\0asm` then version 1: every WebAssembly binary module starts with these 8 bytes. */
+const WASM_HEADER = Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+
+/** A key that may vouch for the artifact: a keyring entry (runbook mode) or a TUF signer. */
+interface Candidate {
+  keyId: string;
+  verifier: SignatureVerifier;
+  entry: KeyringEntry | undefined;
+}
+
+type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+function attempt<T>(run: () => T): Outcome<T> {
+  try {
+    return { ok: true, value: run() };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+/**
+ * `sha256:<hex>` of the signature material beside an artifact: the `.sig` bytes (length
+ * first, so the two files cannot trade bytes) and the bundle's. A verdict of tampering blocks
+ * the pair (artifact digest, this digest), never the artifact digest alone: a junk `.sig`
+ * beside genuine bytes must not block the genuine bytes with their genuine signature.
+ */
+export function signatureMaterialDigest(signature: Uint8Array | undefined, bundle: Uint8Array | undefined): string {
+  const length = Buffer.alloc(8);
+  length.writeBigUInt64BE(signature === undefined ? 0xffffffffffffffffn : BigInt(signature.byteLength));
+  const hash = createHash('sha256').update(length);
+  if (signature) hash.update(signature);
+  if (bundle) hash.update(bundle);
+  return `sha256:${hash.digest('hex')}`;
+}
+
+/**
+ * THE trust decision: may these bytes run as this reference? Pure and synchronous (no I/O,
+ * no clock but `policy.now`); the worker, `apx eval`, `apx inspect` and `apx verify` all
+ * call it, so there is one answer. The checks run in one fixed order and the first that
+ * fails throws a VerificationError with a closed code; the VerifiedArtifact is made last,
+ * so nothing half-checked ever exists.
+ *
+ *  1. reference well formed                        9. signature verifies with a trusted signer
+ *  2. allow-list (runbook "Verify version")       10. keyring admission, revocation (keys only)
+ *  3. size cap, before any hashing                11. signed binding (exactly one subject)
+ *  4. SHA-256                                     12. magic bytes
+ *  5. (digest, signature) pair not blocked        13. WebAssembly compile = full validation
+ *  6. TUF: approved target, length and hashes     14. no start section
+ *  7. rollback floor                              15. policy ABI
+ *  8. signature present (strict)                  16. embedded apx.meta names the reference
+ */
+export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact {
+  const { material, trust, policy } = input;
+  const state = input.state ?? {};
+  const { ref, artifact } = material;
+  const now = policy.now ?? (() => new Date());
+
+  // 1. Runbook "Verification Flow", first box: the worker receives a policy reference
+  //    `<policy-id>@<semver>`; anything else names no artifact.
+  if (!isPolicyId(ref.policyId) || !isSemver(ref.version)) {
+    throw new VerificationError(CoreErrorCode.REF_INVALID, `invalid policy reference "${ref.policyId}@${ref.version}"`, {
+      hint: 'write <policy-id>@<semver>, e.g. pb-pay-v1@1.0.0',
+    });
+  }
+  const refText = formatArtifactRef(ref);
+  const file = artifactFileName(ref);
+
+  // 2. Runbook "Verification Steps" 2 / "Verify version": is the version in the allowed list?
+  const allowList = policy.allowList;
+  if (allowList && !allowList.admits(ref.policyId, ref.version)) {
+    const rejection = allowList.rejection(ref.policyId, ref.version);
+    const hint = isApxError(rejection) ? rejection.hint : undefined;
+    throw new VerificationError(CoreErrorCode.VERSION_NOT_ALLOWED, rejection.message, {
+      ...(hint ? { hint } : {}),
+      cause: rejection,
+    });
+  }
+
+  // 3. Runbook "Verification Steps" 4, file size; checked before hashing so an oversized
+  //    download costs nothing more (TUF 5.7.3 likewise bounds length before hashing).
+  const max = policy.maxBytes ?? MAX_ARTIFACT_BYTES;
+  if (artifact.byteLength > max) {
+    throw new VerificationError(
+      CoreErrorCode.ARTIFACT_TOO_LARGE,
+      `artifact too large: ${artifact.byteLength} bytes (max: ${max})`,
+      {
+        hint: 'policy artifacts are capped at 10 MiB; split the policy or check that the right file was published',
+      },
+    );
+  }
+
+  // 4. Runbook "Compute hash of artifact": SHA-256 of artifact.wasm.
+  const sha256 = sha256Hex(artifact);
+  const digest = `sha256:${sha256}`;
+
+  // 5. A (bytes, signature material) pair that failed signature verification before is
+  //    refused on sight rather than verified again: tampering is reported once, loudly.
+  if (material.signature !== undefined || material.bundle !== undefined) {
+    if (state.blocked?.(digest, signatureMaterialDigest(material.signature, material.bundle))) {
+      throw new VerificationError(
+        CoreErrorCode.DIGEST_BLOCKED,
+        `digest ${digest} is blocked: it failed signature verification before with the same signature`,
+        { hint: 'publish a correctly signed artifact; this artifact and signature stay blocked until the worker restarts' },
+      );
+    }
+  }
+
+  // 6. TUF 5.7.3 (via the environment's targets role, 5.6): the target must be approved,
+  //    and the artifact must have the target's length and hashes.
+  if (trust.kind === 'tuf') checkTarget(trust, policy.environment, refText, artifact.byteLength, sha256);
+
+  // 7. Rollback: never below the highest version verified for this policy. Only the
+  //    environment's signed targets naming the version, or the operator naming this exact
+  //    reference, lets it through; an allow-list entry never does (it admits, it does not roll back).
+  if (state.floor !== undefined && compareSemver(ref.version, state.floor) < 0) {
+    const named = trust.kind === 'tuf' && trust.namedVersions.has(ref.version);
+    if (!named && state.allowRollback !== true) {
+      throw new VerificationError(
+        CoreErrorCode.ROLLBACK_REFUSED,
+        `rollback refused: ${refText} is older than ${state.floor}, the highest version verified for ${ref.policyId}`,
+        { hint: `to roll back on purpose, name ${refText} in APX_ALLOW_ROLLBACK` },
+      );
+    }
+  }
+
+  // 8. Runbook "Verification Steps" 1 / "Verify sig file": does the .sig exist? Without
+  //    strict mode (development only) an unsigned artifact goes on, with keyId null.
+  if (material.signature === undefined && policy.strict) {
+    throw new VerificationError(CoreErrorCode.SIGNATURE_MISSING, `signature file not found: ${file}.sig (strict mode enabled)`, {
+      hint: 'sign the artifact (apx sign) and publish the .sig beside it',
+    });
+  }
+
+  // The bundle is read once: its key hint narrows the candidates of step 9, its verified
+  //    statement gives step 10 the signing time and step 11 the binding.
+  const parsed = material.bundle === undefined ? undefined : attempt(() => parseBundleOf(material, file));
+  const hint = parsed?.ok && parsed.value.format === 'sigstore' ? parsed.value.keyHint : undefined;
+  const candidates = candidatesOf(trust, hint);
+
+  // 9. Runbook "Verification Steps" 3 / "Verify ECDSA signature": Verify(hash, signature, pubkey)
+  //    with a key the trust in force names (a keyring entry, or a signer of the targets role).
+  const signer = material.signature === undefined ? undefined : verifySignature(trust, artifact, material.signature, candidates);
+  const bundle: Outcome<BundleVerification> | undefined =
+    parsed?.ok === true ? attempt(() => verifyBundleWith(parsed.value, artifact, signer, candidates)) : parsed;
+
+  // 10. Keyring rules (docs/security-model.md "Keyring"): the key may sign for this
+  //     environment, is not compromised, and signed within its validity; then revocation of
+  //     the reference, the digest or the key. TUF mode gets both from its targets role.
+  if (trust.kind === 'keys') {
+    if (signer?.entry) Keyring.admit(signer.entry, policy.environment, signingTime(bundle), now());
+    const revoked = trust.revocations?.find(refText, digest, signer?.keyId ?? null);
+    if (revoked) throw RevocationList.refusal(revoked);
+  }
+
+  // 11. Signed binding (docs/security-model.md): required when the caller requires it,
+  //     checked whenever present; the DSSE statement, signed by the same key as the .sig,
+  //     names exactly this artifact: one subject, this digest, this reference, size, environment.
+  let binding: ArtifactBinding | null = null;
+  if (bundle === undefined) {
+    if (policy.requireBinding) {
+      throw new VerificationError(
+        CoreErrorCode.BINDING_MISSING,
+        `signed binding not found: ${file}.sigstore.json (required in ${policy.environment})`,
+        { hint: `sign the artifact with apx sign --env ${policy.environment} and publish its bundle` },
+      );
+    }
+  } else {
+    if (!bundle.ok) throw bundle.error;
+    const statement = bundle.value.statement;
+    if (statement) {
+      binding = bindingFromStatement(statement, {
+        ref,
+        sha256,
+        size: artifact.byteLength,
+        environment: policy.requireBinding ? policy.environment : undefined,
+      });
+    } else if (policy.requireBinding) {
+      throw new VerificationError(
+        CoreErrorCode.BINDING_MISSING,
+        `signed binding not found: the bundle of ${file} has no statement`,
+        {
+          hint: `sign the artifact with apx sign --env ${policy.environment}, which writes a binding statement`,
+        },
+      );
+    }
+  }
+
+  // 12. Runbook "Verification Steps" 4, magic bytes: `\0asm` version 1.
+  if (artifact.byteLength < WASM_HEADER.length || !WASM_HEADER.equals(artifact.subarray(0, WASM_HEADER.length))) {
+    throw new VerificationError(CoreErrorCode.ARTIFACT_NOT_WASM, 'invalid artifact: not a WASM file', {
+      hint: 'the artifact must be a WebAssembly module compiled by apx compile',
+    });
+  }
+
+  // 13. Compiling validates fully; a Module is immutable, so what runs is what verified.
+  let module: WebAssembly.Module;
+  try {
+    module = new WebAssembly.Module(artifact);
+  } catch (err) {
+    throw new VerificationError(
+      CoreErrorCode.ARTIFACT_INVALID_WASM,
+      `invalid artifact: WebAssembly validation failed: ${(err as Error).message}`,
+      { hint: 'recompile the policy with apx compile', cause: err },
+    );
+  }
+
+  // 14. A start function would run code at instantiation, outside any decision; APX
+  //     modules have none, so a module that has one is refused.
+  if (wasmSectionIds(artifact).includes(START_SECTION)) {
+    throw new VerificationError(CoreErrorCode.ARTIFACT_INVALID_WASM, 'invalid artifact: the module has a start function', {
+      hint: 'policy modules must not run code on instantiation; recompile the policy with apx compile',
+    });
+  }
+
+  // 15. DESIGN.md §1 "ABI": one memory import, one decide export, metadata and tables of this ABI.
+  const { meta, tables } = checkAbi(module);
+
+  // 16. The module's own `apx.meta` must name the reference, in every environment: a signed
+  //     module renamed to another policy id or version is refused even where no binding is required.
+  if (meta.policy !== ref.policyId || meta.version !== ref.version) {
+    throw new VerificationError(
+      CoreErrorCode.EMBEDDED_NAME_MISMATCH,
+      `embedded name mismatch: the module says ${meta.policy}@${meta.version}, loaded as ${refText}`,
+      { hint: 'the artifact was renamed after compiling; publish it under the name it was compiled as, or recompile it' },
+    );
+  }
+
+  // Every check passed: only now does a VerifiedArtifact exist.
+  const trustKind: ArtifactTrust = signer === undefined ? 'unsigned' : trust.kind;
+  return issueVerifiedArtifact({
+    ref,
+    module,
+    digest,
+    size: artifact.byteLength,
+    keyId: signer?.keyId ?? null,
+    meta,
+    tables,
+    binding,
+    trust: trustKind,
+    verifiedAt: now(),
+  });
+}
+
+function parseBundleOf(material: VerificationMaterial, file: string): ParsedBundle {
+  return parseBundle(Buffer.from(material.bundle as Uint8Array).toString('utf8'), `${file}.sigstore.json`);
+}
+
+function checkTarget(
+  trust: Extract<TrustInForce, { kind: 'tuf' }>,
+  environment: string,
+  refText: string,
+  length: number,
+  sha256: string,
+): void {
+  const refuse = (why: string) =>
+    new VerificationError(CoreErrorCode.NOT_APPROVED, `not approved for ${environment}: ${why}`, {
+      hint: `have the ${environment} targets role approve the artifact, or load a version it approves`,
+    });
+  if (trust.environment !== environment) {
+    throw refuse(`the trust in force is the targets role of ${trust.environment}`);
+  }
+  const target = trust.target;
+  if (target === undefined) throw refuse(`${refText} is not a target of the ${environment} targets role`);
+  const approved = target.sha256.replace(/^sha256:/, '').toLowerCase();
+  if (target.length !== length || approved !== sha256) {
+    throw new VerificationError(
+      CoreErrorCode.TARGET_MISMATCH,
+      `target mismatch: ${refText} is approved with ${target.length} bytes and sha256:${approved}, got ${length} bytes and sha256:${sha256}`,
+      { hint: 'the artifact in the store is not the one the environment approved; publish the approved artifact' },
+    );
+  }
+}
+
+/** A key hint as a hex key id (bundles carry hex, cosign's form is base64). */
+function hintKeyId(hint: string | undefined): string | undefined {
+  if (!hint) return undefined;
+  return /^[0-9a-f]{64}$/.test(hint) ? hint : Buffer.from(hint, 'base64').toString('hex');
+}
+
+function candidatesOf(trust: TrustInForce, hint: string | undefined): Candidate[] {
+  if (trust.kind === 'keys') {
+    return trust.keyring.candidates(hint).map((entry) => ({ keyId: entry.keyId, verifier: entry.verifier, entry }));
+  }
+  const all = trust.signers.map((s) => ({ keyId: s.keyId, verifier: s.verifier, entry: undefined }));
+  const named = all.filter((s) => s.keyId === hintKeyId(hint));
+  return named.length > 0 ? named : all;
+}
+
+/** The candidate whose key verifies the detached signature; else the first failure. */
+function verifySignature(trust: TrustInForce, artifact: Uint8Array, signature: Uint8Array, candidates: Candidate[]): Candidate {
+  if (candidates.length === 0) {
+    throw new VerificationError(CoreErrorCode.NOT_APPROVED, `not approved: the trust in force names no signer`, {
+      hint: trust.kind === 'tuf' ? 'the targets role must delegate to at least one signing key' : 'configure a public key',
+    });
+  }
+  let firstFailure: unknown;
+  for (const candidate of candidates) {
+    try {
+      candidate.verifier.verify(artifact, signature);
+      return candidate;
+    } catch (err) {
+      // A malformed signature is malformed for every key: no point trying the others.
+      if (!(isApxError(err) && err.code === CoreErrorCode.SIGNATURE_INVALID)) throw err;
+      firstFailure ??= err;
+    }
+  }
+  throw firstFailure;
+}
+
+/**
+ * Verifies the bundle with the key whose .sig verified. An unsigned artifact (strict mode
+ * off) has no such key: its bundle must then verify with one of the trusted keys.
+ */
+function verifyBundleWith(
+  parsed: ParsedBundle,
+  artifact: Uint8Array,
+  signer: Candidate | undefined,
+  candidates: Candidate[],
+): BundleVerification {
+  if (signer) return verifyBundle(parsed, artifact, signer.verifier);
+  let firstFailure: unknown = new VerificationError(
+    CoreErrorCode.NOT_APPROVED,
+    'not approved: the trust in force names no signer',
+  );
+  for (const [i, candidate] of candidates.entries()) {
+    try {
+      return verifyBundle(parsed, artifact, candidate.verifier);
+    } catch (err) {
+      if (i === 0) firstFailure = err;
+    }
+  }
+  throw firstFailure;
+}
+
+/** The signing time a verified statement records (for a retired key's validity window). */
+function signingTime(bundle: Outcome<BundleVerification> | undefined): Date | undefined {
+  if (!bundle?.ok) return undefined;
+  const predicate = bundle.value.statement?.predicate as { signedAt?: unknown } | undefined;
+  const at = typeof predicate?.signedAt === 'string' ? Date.parse(predicate.signedAt) : Number.NaN;
+  return Number.isNaN(at) ? undefined : new Date(at);
+}

@@ -492,7 +492,10 @@ export class TrustRepository {
       const md = this.#liveStaged(role);
       if (md) signed.set(role, md);
     }
-    return this.#signAndSettle(signed, signers);
+    // Staged changes still short of signatures wait (untouched); they must not stop the
+    // heartbeat, or one pending approval would let the timestamp expire for every worker.
+    const waiting = [...signed].some(([role, md]) => this.#pending(role, md, signed).length > 0);
+    return this.#signAndSettle(waiting ? new Map() : signed, signers);
   }
 }
 

@@ -1,3 +1,4 @@
+import { CoreErrorCode, VerificationError } from '@apx/core';
 import semver from 'semver';
 import { WorkerError, WorkerErrorCode } from './error.js';
 
@@ -14,8 +15,8 @@ interface Entry {
 /**
  * ALLOWED_POLICY_VERSIONS: comma-separated entries, each an exact version (`1.0.0`, the
  * runbook's form), a version for one policy (`pb-pay-v1@1.1.0`), or a semver range, for
- * all (`>=1.0.0 <2.0.0`, `^1.2.0`) or one policy (`pb-pay-v1@~1.4`). Exact entries are
- * "explicit": rollback protection lets an explicitly named lower version through.
+ * all (`>=1.0.0 <2.0.0`, `^1.2.0`) or one policy (`pb-pay-v1@~1.4`). It admits versions;
+ * it never overrides the rollback floor (that is APX_ALLOW_ROLLBACK's job).
  */
 export class AllowList {
   private readonly entries: Entry[];
@@ -60,15 +61,10 @@ export class AllowList {
     return this.applicable(policyId).some((e) => (e.exact !== undefined ? e.exact === version : e.range?.test(version) === true));
   }
 
-  /** True when an exact entry names this version (a range does not count). */
-  namesExplicitly(policyId: string, version: string): boolean {
-    return this.applicable(policyId).some((e) => e.exact === version);
-  }
-
   /** The runbook's words: `policy version 1.2.0 not in allowed list: [1.0.0 1.1.0]`. */
-  rejection(policyId: string, version: string): WorkerError {
-    return new WorkerError(
-      WorkerErrorCode.VERSION_NOT_ALLOWED,
+  rejection(policyId: string, version: string): VerificationError {
+    return new VerificationError(
+      CoreErrorCode.VERSION_NOT_ALLOWED,
       `policy version ${version} not in allowed list: [${this.entries.map((e) => e.text).join(' ')}]`,
       { hint: `add it to ALLOWED_POLICY_VERSIONS (e.g. ${policyId}@${version}) if it is meant to run` },
     );

@@ -1,22 +1,21 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { PublicKey, SignatureVerifier } from '@apx/core';
+import { type ArtifactRef, PublicKey, SignatureVerifier } from '@apx/core';
+import { policyModule, signatureFile } from '@apx/core/testing';
 import { DiskCache } from './cache.js';
+import { RollbackFloors } from './floors.js';
 import type { LoadObserver } from './loader.js';
 import { PolicyLoader } from './loader.js';
 import type { ArtifactSource } from './source.js';
 
-// (module (func (export "f") (result i32) i32.const 42))
-const WASM = Buffer.from('0061736d010000000105016000017f03020100070501016600000a06010400412a0b', 'hex');
 const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const signature = Buffer.from(sign('sha256', WASM, privateKey).toString('base64'));
 const ref = { policyId: 'pb-test', version: '1.0.0' };
 
-function loaderWith(dir: string, source: ArtifactSource, events: string[]): PolicyLoader {
+function loaderWith(dir: string, source: ArtifactSource, events: string[], floors = RollbackFloors.inMemory()): PolicyLoader {
   const observer: LoadObserver = {
     loaded: (_p, from) => events.push(`loaded:${from}`),
     rejected: (e) => events.push(`rejected:${e.code}`),
@@ -34,6 +33,7 @@ function loaderWith(dir: string, source: ArtifactSource, events: string[]): Poli
     observer,
     memoryCacheEntries: 4,
     binding: { environment: 'dev', required: false },
+    floors,
     diskCache: new DiskCache(dir),
   });
 }
@@ -41,10 +41,11 @@ function loaderWith(dir: string, source: ArtifactSource, events: string[]): Poli
 const storeWith = (available: boolean): ArtifactSource & { calls: number } => ({
   url: 'memory://',
   calls: 0,
-  async fetch() {
+  async fetch(r: ArtifactRef) {
     this.calls++;
     if (!available) throw new Error('connect ECONNREFUSED');
-    return { artifact: WASM, signature, bundle: undefined };
+    const artifact = policyModule(r.policyId, r.version);
+    return { artifact, signature: signatureFile(artifact, privateKey), bundle: undefined };
   },
   async versions() {
     return ['1.0.0'];
@@ -83,12 +84,10 @@ describe('on-disk cache (APX_CACHE_DIR)', () => {
     assert.deepEqual(events, ['loaded:store', 'disk-rejected:SIGNATURE_INVALID', 'loaded:store']);
   });
 
-  it('keeps rollback state across restarts', async () => {
+  it('keeps no rollback state: floors live in APX_STATE_DIR only', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'apx-cache-'));
     const events: string[] = [];
     await loaderWith(dir, storeWith(true), events).load({ policyId: 'pb-test', version: '1.0.0' });
-    const restarted = loaderWith(dir, storeWith(true), events);
-    await restarted.restore();
-    await assert.rejects(restarted.load({ policyId: 'pb-test', version: '0.9.0' }), { code: 'ROLLBACK_REFUSED' });
+    assert.deepEqual(readdirSync(dir).sort(), ['blobs', 'refs']);
   });
 });

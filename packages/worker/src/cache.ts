@@ -90,22 +90,6 @@ export class DiskCache {
     await this.files.put(`refs/${ref}`, Buffer.from(digest)); // last: the index never points at a partial entry
   }
 
-  /** Highest verified version per policy, kept across restarts (rollback protection). */
-  async readHighest(): Promise<Record<string, string>> {
-    try {
-      const text = (await this.files.get('state/highest.json', { maxBytes: 1024 * 1024 }))?.toString('utf8') ?? '{}';
-      const parsed = JSON.parse(text) as unknown;
-      if (typeof parsed !== 'object' || parsed === null) return {};
-      return Object.fromEntries(Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === 'string'));
-    } catch {
-      return {};
-    }
-  }
-
-  async writeHighest(highest: Record<string, string>): Promise<void> {
-    await this.files.put('state/highest.json', Buffer.from(JSON.stringify(highest)));
-  }
-
   async remove(ref: string): Promise<void> {
     await rm(join(this.dir, 'refs', ref), { force: true });
   }

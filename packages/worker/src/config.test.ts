@@ -49,11 +49,37 @@ describe('worker configuration', () => {
         message: 'refusing to start in production without signed bindings',
       },
     );
-    const prod = resolveConfig({ APX_ENV: 'production', ALLOWED_POLICY_VERSIONS: '1.0.0' }).config;
+    const prod = resolveConfig({ APX_ENV: 'production', ALLOWED_POLICY_VERSIONS: '1.0.0', APX_STATE_DIR: '/var/lib/apx' }).config;
     assert.equal(prod.env, 'production');
     assert.equal(prod.requireBinding, true);
-    assert.equal(resolveConfig({ APX_ENV: 'staging' }).config.requireBinding, true);
+    assert.equal(prod.stateDir, '/var/lib/apx');
+    assert.equal(resolveConfig({ APX_ENV: 'staging', APX_STATE_DIR: '/var/lib/apx' }).config.requireBinding, true);
     assert.equal(resolveConfig({}).config.requireBinding, false);
+  });
+
+  it('requires APX_STATE_DIR (persistent rollback floors) in staging and production', () => {
+    for (const env of ['staging', 'production']) {
+      assert.throws(
+        () => resolveConfig({ APX_ENV: env, ALLOWED_POLICY_VERSIONS: '1.0.0' }),
+        (err: Error & { code?: string; hint?: string }) => {
+          assert.equal(err.code, 'CONFIG_UNSAFE');
+          assert.equal(err.message, `refusing to start in ${env} without APX_STATE_DIR`);
+          assert.match(err.hint ?? '', /set APX_STATE_DIR/);
+          return true;
+        },
+      );
+    }
+    assert.equal(resolveConfig({}).config.stateDir, undefined);
+  });
+
+  it('reads APX_ALLOW_ROLLBACK as exact references', () => {
+    const { config } = resolveConfig({ APX_ALLOW_ROLLBACK: 'pb-pay-v1@1.0.0, pb-admin@2.0.0' });
+    assert.deepEqual([...config.allowRollback], ['pb-pay-v1@1.0.0', 'pb-admin@2.0.0']);
+    assert.equal(resolveConfig({}).config.allowRollback.size, 0);
+    assert.throws(() => resolveConfig({ APX_ALLOW_ROLLBACK: 'pb-pay-v1@^1.0.0' }), {
+      code: 'CONFIG_INVALID',
+      message: 'invalid APX_ALLOW_ROLLBACK="pb-pay-v1@^1.0.0"',
+    });
   });
 
   it('names malformed settings', () => {

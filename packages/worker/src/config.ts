@@ -1,4 +1,4 @@
-import { isPolicyId, isSemver } from '@apx/core';
+import { formatArtifactRef, isApxError, isPolicyId, isSemver, parseArtifactRef } from '@apx/core';
 import { AllowList } from './allow-list.js';
 import { WorkerError, WorkerErrorCode } from './error.js';
 import { DEFAULT_KEY_REFRESH_MS } from './refreshing-key.js';
@@ -20,6 +20,10 @@ export interface WorkerConfig {
   /** Empty: every policy found in the store. */
   policies: PolicySelector[];
   cacheDir: string | undefined;
+  /** The worker's own trusted state (rollback floors); required in staging and production. */
+  stateDir: string | undefined;
+  /** Exact references the operator allows below their rollback floor (APX_ALLOW_ROLLBACK). */
+  allowRollback: ReadonlySet<string>;
   host: string;
   port: number;
   reloadIntervalMs: number;
@@ -137,6 +141,22 @@ export const SETTINGS: readonly Setting[] = [
     description: 'Directory for the on-disk artifact cache (re-verified on every read).',
   },
   {
+    key: 'stateDir',
+    env: 'APX_STATE_DIR',
+    flag: 'state-dir',
+    default: undefined,
+    description:
+      "Directory for the worker's trusted state: the rollback floors (floors.json). Required in staging and production.",
+  },
+  {
+    key: 'allowRollback',
+    env: 'APX_ALLOW_ROLLBACK',
+    flag: 'allow-rollback',
+    default: undefined,
+    description:
+      'Comma-separated exact references (pb-pay-v1@1.0.0) that may load below the highest version verified: a deliberate rollback.',
+  },
+  {
     key: 'host',
     env: 'APX_HOST',
     flag: 'host',
@@ -213,6 +233,21 @@ function parsePolicies(s: Setting, v: string): PolicySelector[] {
   return out;
 }
 
+function parseRollbacks(s: Setting, v: string | undefined): ReadonlySet<string> {
+  const refs = new Set<string>();
+  for (const raw of (v ?? '').split(',')) {
+    const item = raw.trim();
+    if (item === '') continue;
+    try {
+      refs.add(formatArtifactRef(parseArtifactRef(item)));
+    } catch (err) {
+      if (!isApxError(err)) throw err;
+      throw invalid(s, v as string, `"${item}" is not an exact reference; list references such as pb-pay-v1@1.0.0`);
+    }
+  }
+  return refs;
+}
+
 /**
  * Builds the worker's configuration: flags override the environment, the environment
  * overrides defaults (DESIGN.md §6). Production refuses strict mode off and a missing
@@ -242,6 +277,8 @@ export function resolveConfig(
     allowList,
     policies: policiesText === undefined ? [] : parsePolicies(setting('policies'), policiesText),
     cacheDir: text('cacheDir'),
+    stateDir: text('stateDir'),
+    allowRollback: parseRollbacks(setting('allowRollback'), text('allowRollback')),
     host: text('host') as string,
     port: parseInteger(setting('port'), text('port') as string, 0, 65535),
     reloadIntervalMs: parseInteger(setting('reloadIntervalMs'), text('reloadIntervalMs') as string, 0, 86400) * 1000,
@@ -274,7 +311,15 @@ export function resolveConfig(
         hint: 'unset APX_REQUIRE_BINDING; production artifacts must carry a statement naming policy, version and environment',
       });
     }
-  } else if (!strict) {
+  }
+  // Rollback floors kept only in memory are forgotten by a restart, which would re-open every
+  // rollback; outside development they must persist.
+  if (environment !== 'dev' && config.stateDir === undefined) {
+    throw new WorkerError(WorkerErrorCode.CONFIG_UNSAFE, `refusing to start in ${environment} without APX_STATE_DIR`, {
+      hint: 'set APX_STATE_DIR to a persistent directory only the worker writes; it keeps the rollback floors across restarts',
+    });
+  }
+  if (environment !== 'production' && !strict) {
     warnings.push(
       `strict mode disabled (APX_ENV=${environment}): unsigned artifacts will be loaded; never do this in production`,
     );

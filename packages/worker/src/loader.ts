@@ -1,29 +1,24 @@
 import {
   type ArtifactRef,
-  acceptUnsignedArtifact,
   artifactFileName,
+  assertVerifiedArtifact,
   CoreErrorCode,
-  checkBinding,
   formatArtifactRef,
   isApxError,
-  Keyring,
-  type KeyringEntry,
+  isVerificationError,
   MAX_ARTIFACT_BYTES,
-  type ParsedBundle,
-  parseBundle,
-  RevocationList,
-  readBinding,
-  type SignatureVerifier,
+  type RevocationList,
   sha256Hex,
+  signatureMaterialDigest,
   VerificationError,
   type VerifiedArtifact,
-  verifyArtifact,
-  verifyBundle,
+  verifyPolicyArtifact,
 } from '@apx/core';
-import semver from 'semver';
+import { StorageErrorCode } from '@apx/storage';
 import type { AllowList } from './allow-list.js';
 import { type DiskCache, MemoryCache } from './cache.js';
 import { WorkerError, WorkerErrorCode } from './error.js';
+import { RollbackFloors } from './floors.js';
 import { keyringOf, type TrustedKeyProvider } from './keys.js';
 import { LoadError } from './load-error.js';
 import type { PolicyRuntime, RuntimeFactory } from './runtime.js';
@@ -38,13 +33,6 @@ export interface LoadedPolicy {
 }
 
 export type LoadSource = 'memory' | 'disk' | 'store';
-
-/** Verdicts on bytes or signatures that mark a digest as tampered: refused on sight afterwards. */
-const BLOCKING = new Set<string>([
-  CoreErrorCode.SIGNATURE_INVALID,
-  CoreErrorCode.SIGNATURE_MALFORMED,
-  CoreErrorCode.BUNDLE_DIGEST_MISMATCH,
-]);
 
 /** What the loader tells the service, which logs and counts (the loader does neither). */
 export interface LoadObserver {
@@ -72,38 +60,39 @@ export interface PolicyLoaderOptions {
   binding: { environment: string; required: boolean };
   /** The revocation list in force (APX_REVOCATIONS); none when absent. */
   revocations?: () => RevocationList;
+  /** Rollback floors (persisted in APX_STATE_DIR outside development); default: in memory. */
+  floors?: RollbackFloors;
+  /** Exact references the operator allows below their floor (APX_ALLOW_ROLLBACK). */
+  allowRollback?: ReadonlySet<string>;
   /** Freshness (APX_INDEX): undefined when new loads may proceed, else why not. */
   freshness?: () => string | undefined;
 }
 
 /**
  * Loads a policy by reference in the runbook's order (Verification Flow): check cache,
- * download artifact and signature, version allow-list, signature present (strict mode),
- * public key, SHA-256, signature verification, size, magic bytes, validation, instantiate.
- * The bytes verified are the bytes compiled (verifyArtifact returns the compiled Module).
- * Concurrent loads of one reference share one download.
+ * download artifact and signature, then core's verifyPolicyArtifact decides (allow-list,
+ * size, SHA-256, rollback, signature, keyring, revocation, binding, WebAssembly, ABI,
+ * embedded name), then instantiate. The loader only fetches material, hands core the trust
+ * and state in force, and records what core decided (floors, blocked pairs). The bytes
+ * verified are the bytes compiled: core returns the compiled Module. Concurrent loads of one
+ * reference share one download.
  */
 export class PolicyLoader {
   private readonly options: PolicyLoaderOptions;
   private readonly memory: MemoryCache<LoadedPolicy>;
   private readonly inflight = new Map<string, Promise<LoadedPolicy>>();
-  /** Highest version verified per policy (rollback protection; saved in APX_CACHE_DIR when set). */
-  private readonly highest = new Map<string, string>();
-  /** Digests that failed signature verification: refused on sight, never retried silently. */
+  /**
+   * (artifact digest, signature material digest) pairs that failed signature verification:
+   * refused on sight until restart. Pairs, never digests alone: a junk .sig beside genuine
+   * bytes must not keep the genuine bytes with their genuine .sig out.
+   */
   private readonly blocked = new Set<string>();
+  private readonly floors: RollbackFloors;
 
   constructor(options: PolicyLoaderOptions) {
     this.options = options;
+    this.floors = options.floors ?? RollbackFloors.inMemory();
     this.memory = new MemoryCache(options.memoryCacheEntries);
-  }
-
-  /** Restores rollback state saved in the disk cache by an earlier run. */
-  async restore(): Promise<void> {
-    const saved = (await this.options.diskCache?.readHighest()) ?? {};
-    for (const [policyId, version] of Object.entries(saved)) {
-      const known = this.highest.get(policyId);
-      if (semver.valid(version) && (known === undefined || semver.gt(version, known))) this.highest.set(policyId, version);
-    }
   }
 
   get maxBytes(): number {
@@ -170,7 +159,7 @@ export class PolicyLoader {
       material = await source.fetch(ref, { maxBytes: this.maxBytes });
     } catch (err) {
       // The store enforces the cap while streaming; report it under core's code, one label.
-      if (isApxError(err) && err.code === 'TOO_LARGE' && err.message.startsWith('artifact too large')) {
+      if (isApxError(err) && err.code === StorageErrorCode.TOO_LARGE) {
         throw new LoadError(
           ref,
           new VerificationError(CoreErrorCode.ARTIFACT_TOO_LARGE, err.message, err.hint ? { hint: err.hint } : {}),
@@ -197,133 +186,41 @@ export class PolicyLoader {
   }
 
   private async verify(ref: ArtifactRef, material: ArtifactMaterial): Promise<VerifiedArtifact> {
-    const { allowList, strict, keys } = this.options;
-    const digest = `sha256:${sha256Hex(material.artifact)}`;
-    const fail = (err: unknown): never => {
-      throw new LoadError(ref, err, digest);
-    };
-    if (allowList && !allowList.admits(ref.policyId, ref.version)) fail(allowList.rejection(ref.policyId, ref.version));
-    // Rollback protection: never below the highest version verified for this policy, unless
-    // the allow-list names this exact version (a deliberate rollback, not a replayed old artifact).
-    const highest = this.highest.get(ref.policyId);
-    if (highest !== undefined && semver.lt(ref.version, highest) && !allowList?.namesExplicitly(ref.policyId, ref.version)) {
-      fail(
-        new WorkerError(
-          WorkerErrorCode.ROLLBACK_REFUSED,
-          `rollback refused: ${ref.policyId}@${ref.version} is older than ${highest}, the highest version verified for ${ref.policyId}`,
-          { hint: `to roll back on purpose, name ${ref.policyId}@${ref.version} in ALLOWED_POLICY_VERSIONS` },
-        ),
-      );
-    }
-    if (!material.signature) {
-      if (strict) {
-        fail(
-          new VerificationError(
-            CoreErrorCode.SIGNATURE_MISSING,
-            `signature file not found: ${artifactFileName(ref)}.sig (strict mode enabled)`,
-            { hint: 'sign the artifact (apx sign) and publish the .sig beside it' },
-          ),
-        );
-      }
-      try {
-        this.checkRevoked(ref, digest, null);
-        const artifact = acceptUnsignedArtifact(material.artifact, { maxBytes: this.maxBytes });
-        this.options.observer.unsignedAccepted(formatArtifactRef(ref), artifact.digest);
-        return artifact;
-      } catch (err) {
-        return fail(err);
-      }
-    }
-    if (this.blocked.has(digest)) {
-      fail(
-        new WorkerError(WorkerErrorCode.DIGEST_BLOCKED, `digest ${digest} is blocked: it failed signature verification before`, {
-          hint: 'publish a correctly signed artifact; the tampered bytes stay blocked until the worker restarts',
-        }),
-      );
-    }
-    let keyring: Keyring;
-    let bundle: ParsedBundle | undefined;
+    const { allowList, strict, keys, binding } = this.options;
+    const refText = formatArtifactRef(ref);
+    let keyring: Awaited<ReturnType<typeof keyringOf>>;
     try {
       keyring = await keyringOf(keys);
-      bundle = material.bundle
-        ? parseBundle(material.bundle.toString('utf8'), `${artifactFileName(ref)}.sigstore.json`)
-        : undefined;
     } catch (err) {
-      return fail(err);
+      throw new LoadError(ref, err);
     }
     try {
-      // The bundle's hint names the key; without one every trusted key is tried.
-      const hint = bundle?.format === 'sigstore' ? bundle.keyHint : undefined;
-      let verified: { artifact: VerifiedArtifact; entry: KeyringEntry } | undefined;
-      let firstFailure: unknown;
-      for (const entry of keyring.candidates(hint)) {
-        try {
-          verified = {
-            artifact: verifyArtifact(material.artifact, material.signature, entry.verifier, { maxBytes: this.maxBytes }),
-            entry,
-          };
-          break;
-        } catch (err) {
-          if (!(isApxError(err) && err.code === CoreErrorCode.SIGNATURE_INVALID)) throw err;
-          firstFailure ??= err;
-        }
-      }
-      if (!verified) throw firstFailure;
-      this.checkRevoked(ref, verified.artifact.digest, verified.entry.keyId);
-      const signedAt = this.checkBinding(ref, material, bundle, verified.entry.verifier);
-      // The keyring's verdict on this key: compromised, wrong environment, outside validity.
-      Keyring.admit(verified.entry, this.options.binding.environment, signedAt, new Date());
-      return verified.artifact;
-    } catch (err) {
-      if (isApxError(err) && BLOCKING.has(err.code)) this.blocked.add(digest);
-      return fail(err);
-    }
-  }
-
-  private checkRevoked(ref: ArtifactRef, digest: string, keyId: string | null): void {
-    const entry = this.options.revocations?.().find(formatArtifactRef(ref), digest, keyId);
-    if (entry) throw RevocationList.refusal(entry);
-  }
-
-  /**
-   * Issue 5's signed binding: the bundle's DSSE statement, signed by the same trusted key,
-   * must name this artifact's digest, reference, size and (when required) environment.
-   * Returns the signing time the statement records, for the keyring's validity check.
-   */
-  private checkBinding(
-    ref: ArtifactRef,
-    material: ArtifactMaterial,
-    bundle: ParsedBundle | undefined,
-    verifier: SignatureVerifier,
-  ): Date | undefined {
-    const { environment, required } = this.options.binding;
-    if (!bundle) {
-      if (!required) return undefined;
-      throw new VerificationError(
-        CoreErrorCode.BINDING_MISSING,
-        `signed binding not found: ${artifactFileName(ref)}.sigstore.json (required in ${environment})`,
-        { hint: `sign the artifact with apx sign --env ${environment} and publish its bundle` },
-      );
-    }
-    const result = verifyBundle(bundle, material.artifact, verifier);
-    if (!result.statement) {
-      if (!required) return undefined;
-      throw new VerificationError(
-        CoreErrorCode.BINDING_MISSING,
-        `signed binding not found: the bundle of ${artifactFileName(ref)} has no statement`,
-        {
-          hint: `sign the artifact with apx sign --env ${environment}, which writes a binding statement`,
+      const verified = verifyPolicyArtifact({
+        material: { ref, artifact: material.artifact, signature: material.signature, bundle: material.bundle },
+        trust: { kind: 'keys', keyring, revocations: this.options.revocations?.() },
+        policy: {
+          environment: binding.environment,
+          strict,
+          requireBinding: binding.required,
+          allowList,
+          maxBytes: this.maxBytes,
         },
-      );
+        state: {
+          floor: this.floors.get(ref.policyId),
+          allowRollback: this.options.allowRollback?.has(refText) === true,
+          blocked: (digest, signatureDigest) => this.blocked.has(`${digest} ${signatureDigest}`),
+        },
+      });
+      if (verified.keyId === null) this.options.observer.unsignedAccepted(refText, verified.digest);
+      return verified;
+    } catch (err) {
+      // Core names the verdicts that condemn this exact pair; only the pair is blocked.
+      const digest = isVerificationError(err) && err.code === CoreErrorCode.ARTIFACT_TOO_LARGE ? undefined : digestOf(material);
+      if (digest && isVerificationError(err) && err.blocksPair) {
+        this.blocked.add(`${digest} ${signatureMaterialDigest(material.signature, material.bundle)}`);
+      }
+      throw new LoadError(ref, err, digest);
     }
-    const binding = readBinding(result.statement);
-    checkBinding(binding, {
-      policyId: ref.policyId,
-      version: ref.version,
-      environment: required ? environment : undefined,
-      size: material.artifact.byteLength,
-    });
-    return new Date(binding.signedAt);
   }
 
   private async finish(
@@ -336,6 +233,8 @@ export class PolicyLoader {
   ): Promise<LoadedPolicy> {
     let runtime: PolicyRuntime;
     try {
+      // Whatever runtime is plugged in, it only ever receives what core verified.
+      assertVerifiedArtifact(artifact);
       runtime = this.options.runtimeFactory(artifact);
     } catch (err) {
       throw new LoadError(
@@ -349,11 +248,11 @@ export class PolicyLoader {
       );
     }
     const loaded: LoadedPolicy = { ref, refText, artifact, runtime, loadedAt: new Date() };
-    const highest = this.highest.get(ref.policyId);
-    if (highest === undefined || semver.gt(ref.version, highest)) {
-      this.highest.set(ref.policyId, ref.version);
+    try {
       // Saved before the load is reported: a restart right after must still know the floor.
-      await this.options.diskCache?.writeHighest(Object.fromEntries(this.highest)).catch(() => undefined);
+      await this.floors.raise(ref.policyId, ref.version);
+    } catch (err) {
+      throw new LoadError(ref, err, artifact.digest);
     }
     await persist?.(artifact.digest);
     this.memory.set(refText, loaded);
@@ -365,4 +264,9 @@ export class PolicyLoader {
   forget(digest: string): void {
     this.memory.forgetDigest(digest);
   }
+}
+
+/** The digest a failed load reports (computed only on failure: success carries core's). */
+function digestOf(material: ArtifactMaterial): string {
+  return `sha256:${sha256Hex(material.artifact)}`;
 }

@@ -7,6 +7,7 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 import { after, before, beforeEach, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CoreErrorCode, isApxError } from '@apx/core';
+import { policyModule } from '@apx/core/testing';
 import { resolveConfig } from './config.js';
 import { WorkerError, WorkerErrorCode } from './error.js';
 import { keyProviderFromRef } from './keys.js';
@@ -337,8 +338,7 @@ describe('trusted key from GCP Secret Manager (official client, local gRPC serve
   });
 
   describe('in the worker (APX_PUBLIC_KEY=projects/.../versions/latest)', () => {
-    // (module (func (export "f") (result i32) i32.const 42))
-    const WASM = Buffer.from('0061736d010000000105016000017f03020100070501016600000a06010400412a0b', 'hex');
+    const WASM = policyModule('pb-test', '1.0.0');
     const source = (signer = first.privateKey): ArtifactSource => ({
       url: 'memory://secret-test',
       getObject: async () => undefined,

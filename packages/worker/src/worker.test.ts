@@ -2,21 +2,26 @@
 // signed module. Real stores and compiled policies are exercised end to end in the CLI
 // tests; here each runbook rejection is checked for its message, metric and log line.
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type ArtifactRef, artifactFileName, PublicKey, SignatureVerifier } from '@apx/core';
+import { policyModule, signatureFile } from '@apx/core/testing';
 import { resolveConfig } from './config.js';
 import type { TrustedKeyProvider } from './keys.js';
 import type { RuntimeFactory } from './runtime.js';
 import type { ArtifactMaterial, ArtifactSource } from './source.js';
 import { type RunningWorker, startWorker } from './worker.js';
 
-// (module (func (export "f") (result i32) i32.const 42))
-const WASM = Buffer.from('0061736d010000000105016000017f03020100070501016600000a06010400412a0b', 'hex');
+/** A signed-ready module of the policy ABI whose embedded apx.meta names `ref`. */
+const wasm = (ref = 'pb-test@1.0.0') => policyModule(ref.split('@')[0] as string, ref.split('@')[1] as string);
+const WASM = wasm();
 
 const signer = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const sigFile = (bytes: Buffer, key = signer.privateKey) => Buffer.from(sign('sha256', bytes, key).toString('base64'));
+const sigFile = (bytes: Buffer, key = signer.privateKey) => signatureFile(bytes, key);
 
 class MemorySource implements ArtifactSource {
   readonly url = 'memory://test';
@@ -52,8 +57,9 @@ class MemorySource implements ArtifactSource {
 }
 
 const runtimeFactory: RuntimeFactory = (artifact) => {
-  const instance = new WebAssembly.Instance(artifact.module);
-  const f = instance.exports.f as () => number;
+  const memory = new WebAssembly.Memory({ initial: 2, maximum: 2 });
+  const instance = new WebAssembly.Instance(artifact.module, { env: { memory } });
+  const f = () => ((instance.exports.decide as () => number)() === 1 ? 42 : 0);
   return {
     decide: (request) => {
       const r = request as { deny?: boolean; limit?: boolean };
@@ -118,6 +124,7 @@ describe('worker: each rejection has its message, metric and log line, and nothi
     metric: string;
     severity: string;
     tampering?: boolean;
+    securityEvent?: string;
     /** Refused while downloading, before any digest exists. */
     noDigest?: boolean;
   }> = [
@@ -154,6 +161,18 @@ describe('worker: each rejection has its message, metric and log line, and nothi
       severity: 'ERROR',
     },
     {
+      name: 'another policy, signed, renamed to this reference (dev, no binding required)',
+      material: () => {
+        const other = wasm('pb-other@1.0.0');
+        return { artifact: other, signature: sigFile(other) };
+      },
+      message:
+        'artifact verification failed for pb-test@1.0.0: embedded name mismatch: the module says pb-other@1.0.0, loaded as pb-test@1.0.0',
+      metric: 'apx_artifacts_verification_failures_total{reason="EMBEDDED_NAME_MISMATCH"}',
+      severity: 'ERROR',
+      securityEvent: 'artifact_substitution',
+    },
+    {
       name: 'a signature by another key',
       material: () => ({ artifact: WASM, signature: sigFile(WASM, stranger.privateKey) }),
       message:
@@ -186,7 +205,7 @@ describe('worker: each rejection has its message, metric and log line, and nothi
         assert.equal(line.severity, c.severity);
         assert.equal(line.policy_ref, 'pb-test@1.0.0');
         if (!c.noDigest) assert.match(String(line.digest), /^sha256:[0-9a-f]{64}$/);
-        assert.equal(line.security_event, c.tampering ? 'artifact_tampering' : undefined);
+        assert.equal(line.security_event, c.securityEvent ?? (c.tampering ? 'artifact_tampering' : undefined));
         assert.equal(await metric(h.worker, c.metric), 1);
         const ready = await fetch(`${h.worker.url}/readyz`);
         assert.equal(ready.status, 503);
@@ -207,6 +226,25 @@ describe('worker: each rejection has its message, metric and log line, and nothi
         .loader;
       await assert.rejects(loader.load({ policyId: 'pb-test', version: '1.0.0' }), { code: 'DIGEST_BLOCKED' });
       assert.ok(h.logs.some((l) => l.reason === 'DIGEST_BLOCKED' && l.security_event === 'artifact_tampering'));
+    } finally {
+      await h.worker.stop();
+    }
+  });
+
+  it('blocks only the (bytes, signature) pair: a junk .sig does not keep genuine bytes with their genuine .sig out', async () => {
+    const h = await harness({ APX_POLICIES: 'pb-test@1.0.0' }, (s) =>
+      s.put('pb-test@1.0.0', { artifact: WASM, signature: sigFile(WASM, stranger.privateKey) }),
+    );
+    try {
+      const loader = (h.worker.policies as unknown as { options: { loader: { load(r: ArtifactRef): Promise<unknown> } } }).options
+        .loader;
+      const ref = { policyId: 'pb-test', version: '1.0.0' };
+      await assert.rejects(loader.load(ref), { code: 'DIGEST_BLOCKED' });
+      h.source.put('pb-test@1.0.0', { artifact: WASM, signature: Buffer.from('not a signature at all') });
+      await assert.rejects(loader.load(ref), { code: 'SIGNATURE_MALFORMED' });
+      h.source.put('pb-test@1.0.0', { artifact: WASM, signature: sigFile(WASM) });
+      const loaded = (await loader.load(ref)) as { refText: string };
+      assert.equal(loaded.refText, 'pb-test@1.0.0');
     } finally {
       await h.worker.stop();
     }
@@ -288,22 +326,25 @@ describe('worker: serving', () => {
   });
 
   it('hot-reloads a newer signed version, and keeps the last good one when the next is tampered', async () => {
-    h.source.put('pb-test@1.1.0', { artifact: WASM, signature: sigFile(WASM) });
+    const v110 = wasm('pb-test@1.1.0');
+    h.source.put('pb-test@1.1.0', { artifact: v110, signature: sigFile(v110) });
     await h.worker.policies.reload();
     assert.equal(h.worker.policies.get('pb-test')?.refText, 'pb-test@1.1.0');
-    const bad = Buffer.from(WASM);
+    const v120 = wasm('pb-test@1.2.0');
+    const bad = Buffer.from(v120);
     bad[bad.length - 2] = 0x2c;
-    h.source.put('pb-test@1.2.0', { artifact: bad, signature: sigFile(WASM) });
+    h.source.put('pb-test@1.2.0', { artifact: bad, signature: sigFile(v120) });
     await h.worker.policies.reload();
     assert.equal(h.worker.policies.get('pb-test')?.refText, 'pb-test@1.1.0');
     assert.ok(h.logs.some((l) => String(l.message).startsWith('new version rejected, still serving pb-test@1.1.0')));
     assert.equal(await metric(h.worker, 'apx_policy_reloads_total{policy="pb-test",result="rejected"}'), 1);
   });
 
-  it('refuses to roll back below the highest verified version unless the allow-list names it', async () => {
+  it('refuses to roll back below the highest verified version', async () => {
     const loader = (h.worker.policies as unknown as { options: { loader: { load(r: ArtifactRef): Promise<unknown> } } }).options
       .loader;
-    h.source.put('pb-test@0.9.0', { artifact: WASM, signature: sigFile(WASM) });
+    const v090 = wasm('pb-test@0.9.0');
+    h.source.put('pb-test@0.9.0', { artifact: v090, signature: sigFile(v090) });
     await assert.rejects(loader.load({ policyId: 'pb-test', version: '0.9.0' }), {
       code: 'ROLLBACK_REFUSED',
       message:
@@ -313,12 +354,66 @@ describe('worker: serving', () => {
   });
 
   it('shares one download between concurrent loads of one reference', async () => {
-    h.source.put('pb-other@1.0.0', { artifact: WASM, signature: sigFile(WASM) });
+    const other = wasm('pb-other@1.0.0');
+    h.source.put('pb-other@1.0.0', { artifact: other, signature: sigFile(other) });
     const loader = (h.worker.policies as unknown as { options: { loader: { load(r: ArtifactRef): Promise<unknown> } } }).options
       .loader;
     const before = h.source.fetches;
     await Promise.all([1, 2, 3, 4].map(() => loader.load({ policyId: 'pb-other', version: '1.0.0' })));
     assert.equal(h.source.fetches - before, 1);
     assert.equal(artifactFileName({ policyId: 'pb-other', version: '1.0.0' }), 'pb-other@1.0.0.wasm');
+  });
+});
+
+describe('worker: rollback floors (APX_STATE_DIR, APX_ALLOW_ROLLBACK)', () => {
+  const put = (s: MemorySource, ref: string) => {
+    const bytes = wasm(ref);
+    s.put(ref, { artifact: bytes, signature: sigFile(bytes) });
+  };
+  const store = (s: MemorySource) => {
+    put(s, 'pb-test@1.0.0');
+    put(s, 'pb-test@1.1.0');
+  };
+  const stateDir = mkdtempSync(join(tmpdir(), 'apx-state-'));
+
+  it('persists the floor, which survives a restart and which the allow-list does not bypass', async () => {
+    const first = await harness({ APX_POLICIES: 'pb-test@1.1.0', APX_STATE_DIR: stateDir }, store);
+    try {
+      assert.equal(first.worker.policies.get('pb-test')?.refText, 'pb-test@1.1.0');
+    } finally {
+      await first.worker.stop();
+    }
+    assert.deepEqual(JSON.parse(readFileSync(join(stateDir, 'floors.json'), 'utf8')), { floors: { 'pb-test': '1.1.0' } });
+
+    // A restarted worker whose allow-list names 1.0.0 explicitly still refuses it.
+    const second = await harness(
+      { APX_POLICIES: 'pb-test@1.0.0', APX_STATE_DIR: stateDir, ALLOWED_POLICY_VERSIONS: 'pb-test@1.0.0,1.1.0' },
+      store,
+    );
+    try {
+      assert.equal(second.worker.policies.get('pb-test'), undefined);
+      const line = second.logs.find((l) => l.reason === 'ROLLBACK_REFUSED');
+      assert.equal(
+        line?.message,
+        'artifact verification failed for pb-test@1.0.0: rollback refused: pb-test@1.0.0 is older than 1.1.0, the highest version verified for pb-test',
+      );
+      assert.equal(line?.security_event, 'rollback_attempt');
+    } finally {
+      await second.worker.stop();
+    }
+  });
+
+  it('lets the operator roll back one exact reference with APX_ALLOW_ROLLBACK', async () => {
+    const h = await harness(
+      { APX_POLICIES: 'pb-test@1.0.0', APX_STATE_DIR: stateDir, APX_ALLOW_ROLLBACK: 'pb-test@1.0.0' },
+      store,
+    );
+    try {
+      assert.equal(h.worker.policies.get('pb-test')?.refText, 'pb-test@1.0.0');
+      // The floor stays where it was: the rollback is an exception, not a new floor.
+      assert.deepEqual(JSON.parse(readFileSync(join(stateDir, 'floors.json'), 'utf8')), { floors: { 'pb-test': '1.1.0' } });
+    } finally {
+      await h.worker.stop();
+    }
   });
 });

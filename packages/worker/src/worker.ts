@@ -7,6 +7,7 @@ const EMPTY_REVOCATIONS = RevocationList.empty();
 
 import { DiskCache } from './cache.js';
 import type { WorkerConfig } from './config.js';
+import { RollbackFloors } from './floors.js';
 import { Freshness } from './freshness.js';
 import type { JwtVerifierOptions } from './jwt.js';
 import { keyProviderFromRef, keyringOf, type TrustedKeyProvider } from './keys.js';
@@ -196,10 +197,11 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     memoryCacheEntries: config.memoryCacheEntries,
     binding: { environment: config.env, required: config.requireBinding },
     revocations: () => revocations?.current ?? EMPTY_REVOCATIONS,
+    floors: config.stateDir ? await RollbackFloors.open(config.stateDir) : RollbackFloors.inMemory(),
+    allowRollback: config.allowRollback,
     ...(freshness ? { freshness: () => freshness.check(new Date()) } : {}),
     diskCache: config.cacheDir ? new DiskCache(config.cacheDir) : undefined,
   });
-  await loader.restore();
   const policies = new PolicySet({
     loader,
     source,
@@ -219,7 +221,14 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
   log.info(
-    { env: config.env, store: source.url, strict: config.strict, allowed_versions: config.allowList?.toString() ?? null, url },
+    {
+      env: config.env,
+      store: source.url,
+      strict: config.strict,
+      allowed_versions: config.allowList?.toString() ?? null,
+      state_dir: config.stateDir ?? null,
+      url,
+    },
     `worker listening on ${url}`,
   );
   // Trust documents first: nothing revoked is loaded even once, nothing without a fresh index.

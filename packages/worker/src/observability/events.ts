@@ -1,7 +1,7 @@
 import { CoreErrorCode } from '@apx/core';
 import { StorageErrorCode } from '@apx/storage';
 import { WorkerErrorCode } from '../error.js';
-import type { LoadError } from '../load-error.js';
+import type { LoadError, LoadErrorCode } from '../load-error.js';
 import type { LoadObserver } from '../loader.js';
 import type { PolicySetObserver } from '../policy-set.js';
 import type { WorkerLogger } from './logger.js';
@@ -12,22 +12,25 @@ import type { WorkerMetrics } from './metrics.js';
  * changed bytes or signatures are `artifact_tampering` (the runbook's query), the others
  * name the trust rule that stopped them.
  */
-const SECURITY_EVENTS: Record<string, string> = {
+const SECURITY_EVENTS: Partial<Record<LoadErrorCode, string>> = {
   [CoreErrorCode.SIGNATURE_INVALID]: 'artifact_tampering',
   [CoreErrorCode.SIGNATURE_MALFORMED]: 'artifact_tampering',
   [CoreErrorCode.BUNDLE_DIGEST_MISMATCH]: 'artifact_tampering',
-  [WorkerErrorCode.DIGEST_BLOCKED]: 'artifact_tampering',
+  [CoreErrorCode.DIGEST_BLOCKED]: 'artifact_tampering',
   [CoreErrorCode.BINDING_MISMATCH]: 'artifact_substitution',
-  [WorkerErrorCode.ROLLBACK_REFUSED]: 'rollback_attempt',
+  [CoreErrorCode.ROLLBACK_REFUSED]: 'rollback_attempt',
+  [CoreErrorCode.EMBEDDED_NAME_MISMATCH]: 'artifact_substitution',
+  [CoreErrorCode.TARGET_MISMATCH]: 'artifact_tampering',
+  [CoreErrorCode.ARTIFACT_NOT_VERIFIED]: 'artifact_tampering',
   [CoreErrorCode.KEY_COMPROMISED]: 'compromised_key',
   [CoreErrorCode.KEY_ENVIRONMENT]: 'key_environment_violation',
   [CoreErrorCode.REVOKED]: 'revoked_artifact',
 };
 
 /** Codes that are availability problems, not verdicts on an artifact. */
-const NOT_INTEGRITY = new Set<string>([
+const NOT_INTEGRITY = new Set<LoadErrorCode>([
   CoreErrorCode.SIGNATURE_MISSING,
-  WorkerErrorCode.VERSION_NOT_ALLOWED,
+  CoreErrorCode.VERSION_NOT_ALLOWED,
   WorkerErrorCode.STORE_UNAVAILABLE,
   WorkerErrorCode.ARTIFACT_NOT_FOUND,
   WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE,
@@ -51,7 +54,7 @@ export function createObservers(log: WorkerLogger, metrics: WorkerMetrics): { lo
   const reportRejection = (error: LoadError) => {
     metrics.loadFailures.inc({ reason: error.code });
     if (error.code === CoreErrorCode.SIGNATURE_MISSING) metrics.unsignedBlocked.inc();
-    else if (error.code === WorkerErrorCode.VERSION_NOT_ALLOWED) metrics.unknownVersions.inc();
+    else if (error.code === CoreErrorCode.VERSION_NOT_ALLOWED) metrics.unknownVersions.inc();
     else if (error.code === CoreErrorCode.REVOKED) metrics.revokedBlocked.inc();
     if (!NOT_INTEGRITY.has(error.code)) metrics.verificationFailures.inc({ reason: error.code });
     const fields: Record<string, unknown> = { policy_ref: error.ref, reason: error.code };

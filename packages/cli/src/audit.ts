@@ -1,4 +1,8 @@
+import { appendFile, mkdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { dirname } from 'node:path';
 import { sha256Hex } from '@apx/core';
+import { redactKeyRef } from '@apx/kms/key-ref';
 import { AuditLog, type Signer } from '@apx/sign';
 import type { CliContext } from './context.js';
 import { resolvePath } from './io.js';
@@ -17,4 +21,44 @@ export async function auditSigning(
   const log = new AuditLog(resolvePath(ctx, ctx.env.APX_AUDIT_LOG || DEFAULT_AUDIT_LOG));
   const key = await signer.publicKey();
   await log.record({ operation, keyId: key.keyId, keyRef: signer.keyRef, digest: `sha256:${sha256Hex(signed)}`, ...context });
+}
+
+/** One change to the trust repository (apx trust), as the audit trail records it. */
+export interface TrustAuditEntry {
+  /** `trust approve`, `trust revoke`, `trust rotate`... */
+  operation: string;
+  /** `published`, `staged` (waiting for signatures) or `created` (trust init). */
+  outcome: string;
+  /** Each role version the command published or staged (root, production, snapshot...). */
+  roles: Record<string, number>;
+  /** The keys that signed (TUF key ids, as root and targets list them) and where they live. */
+  keys: Array<{ keyId: string; keyRef: string }>;
+  reference?: string;
+  environment?: string;
+  /** `sha256:<hex>` of the artifact approved or revoked. */
+  digest?: string;
+  reason?: string;
+}
+
+/**
+ * Appends one JSON line for a trust change to the same trail as signing operations (one
+ * append of one line, mode 0600). A failure to audit fails the command, as for signing.
+ */
+export async function auditTrust(ctx: CliContext, entry: TrustAuditEntry, now = new Date()): Promise<void> {
+  const path = resolvePath(ctx, ctx.env.APX_AUDIT_LOG || DEFAULT_AUDIT_LOG);
+  const line = JSON.stringify({
+    time: now.toISOString(),
+    host: hostname(),
+    operation: entry.operation,
+    outcome: entry.outcome,
+    roles: entry.roles,
+    key_ids: entry.keys.map((k) => k.keyId),
+    key_refs: entry.keys.map((k) => redactKeyRef(k.keyRef)),
+    digest: entry.digest ?? null,
+    reference: entry.reference ?? null,
+    environment: entry.environment ?? null,
+    ...(entry.reason === undefined ? {} : { reason: entry.reason }),
+  });
+  await mkdir(dirname(path), { recursive: true });
+  await appendFile(path, `${line}\n`, { mode: 0o600 });
 }

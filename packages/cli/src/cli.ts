@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { isApxError } from '@apx/core';
-import { type CommandSpec, parseCommandArgs, renderCommandHelp, UsageError } from './command.js';
+import { type CommandSpec, parseCommandArgs, renderCommandHelp, resolveSubcommand, UsageError } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import type { CliContext } from './context.js';
 import { closeSigners } from './keyref.js';
@@ -39,17 +39,24 @@ export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
     ctx.stdout.write(`apx ${VERSION}\n`);
     return 0;
   }
-  const command: CommandSpec | undefined = COMMANDS.find((c) => c.name === name);
-  if (!command) {
+  const group: CommandSpec | undefined = COMMANDS.find((c) => c.name === name);
+  if (!group) {
     ctx.stderr.write(`ERROR: unknown command "${name}"; run "apx --help" for the list of commands\n`);
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
+  let resolved: ReturnType<typeof resolveSubcommand>;
+  try {
+    resolved = resolveSubcommand(group, rest);
+  } catch (err) {
+    return reportError(ctx, group, err);
+  }
+  const { command, argv: args } = resolved;
+  if (args.includes('--help') || args.includes('-h')) {
     ctx.stdout.write(renderCommandHelp(command));
     return 0;
   }
   try {
-    return await command.run(ctx, parseCommandArgs(command, rest));
+    return await command.run(ctx, parseCommandArgs(command, args));
   } catch (err) {
     return reportError(ctx, command, err);
   } finally {

@@ -23,6 +23,11 @@ export interface CommandSpec {
   /** Bounds on positional arguments. */
   positionals: { min: number; max: number; names: string };
   run(ctx: CliContext, args: ParsedArgs): Promise<number>;
+  /**
+   * A command group (`apx trust approve ...`): the first argument names one of these, whose
+   * name is `<group> <subcommand>`; it then parses the rest and has its own --help.
+   */
+  subcommands?: readonly CommandSpec[];
 }
 
 export interface ParsedArgs {
@@ -33,6 +38,21 @@ export interface ParsedArgs {
 /** A mistake in how the command was called: exit 2, one line, pointing at --help. */
 export class UsageError extends Error {
   override readonly name = 'UsageError';
+}
+
+/**
+ * The command that runs for `apx <name> ARGS`: a group's subcommand when ARGS starts with
+ * one (with ARGS after it), else the command itself (a group's own --help lists its subcommands).
+ */
+export function resolveSubcommand(spec: CommandSpec, argv: string[]): { command: CommandSpec; argv: string[] } {
+  const [first, ...rest] = argv;
+  if (!spec.subcommands || first === undefined || first.startsWith('-')) return { command: spec, argv };
+  const sub = spec.subcommands.find((c) => c.name === `${spec.name} ${first}`);
+  if (!sub) {
+    const names = spec.subcommands.map((c) => c.name.slice(spec.name.length + 1)).join(', ');
+    throw new UsageError(`unknown subcommand ${spec.name} ${first}; subcommands: ${names}`);
+  }
+  return { command: sub, argv: rest };
 }
 
 export function parseCommandArgs(spec: CommandSpec, argv: string[]): ParsedArgs {

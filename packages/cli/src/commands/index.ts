@@ -11,6 +11,7 @@ import { publishCommand } from './publish.js';
 import { revokeCommand } from './revoke.js';
 import { signCommand } from './sign.js';
 import { signBlobCommand } from './sign-blob.js';
+import { trustCommand } from './trust/index.js';
 import { verifyBlobCommand } from './verify-blob.js';
 import { workerCommand } from './worker.js';
 
@@ -29,5 +30,6 @@ export const COMMANDS: readonly CommandSpec[] = [
   revokeCommand,
   indexCommand,
   keysCommand,
+  trustCommand,
   workerCommand,
 ];

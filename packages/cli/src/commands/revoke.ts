@@ -1,66 +1,90 @@
 import { access, readFile } from 'node:fs/promises';
 import { RevocationList, revocationTarget } from '@apx/core';
-import { type CommandSpec, flagString, UsageError } from '../command.js';
-import { info } from '../context.js';
+import { type CommandSpec, flagString, type ParsedArgs, UsageError } from '../command.js';
+import { type CliContext, info } from '../context.js';
 import { resolvePath } from '../io.js';
 import { DEFAULT_PRIVATE_KEY, openSigner } from '../keyref.js';
 import { putDocument, signDocument, withStore, writeDocumentFile } from '../trust-document.js';
+import { REVOKE_FLAGS, runTrustRevoke } from './trust/revoke.js';
 
 export const REVOCATIONS_FILE = 'revocations.json';
 
+/**
+ * `apx revoke REF --env ENV`: an alias of apx trust revoke. Without --env, the legacy form
+ * (a signed revocations.json for workers with APX_REVOCATIONS) still works until workers
+ * drop it; it says so on every use.
+ */
 export const revokeCommand: CommandSpec = {
   name: 'revoke',
-  summary: 'Revoke an artifact (by reference or digest) or a key: a new, signed version of the revocation list.',
-  usage: '(REF | sha256:DIGEST | KEYID) --reason TEXT [--key KEY] [--list FILE] [--publish URL]',
-  details: `Adds one entry to the revocation list FILE (default revocations.json; created when missing),
-raises its version, signs it with KEY (FILE.sig, cosign's detached format) and, with --publish,
-stores both in the artifact store (revocations.json and revocations.json.sig). Workers with
-APX_REVOCATIONS poll the list, verify it with an active key of their keyring, unload what it
-revokes, refuse to load it again, and refuse a list older than the one they hold.`,
+  summary: 'Revoke an approved artifact in an environment: alias of apx trust revoke.',
+  usage: 'REF --env ENV --reason TEXT --key REF... [--store URL] [--json]',
+  details: `apx revoke REF --env ENV ... runs apx trust revoke (see apx trust revoke --help); --publish URL
+is read as --store URL. Without --env it writes the legacy signed revocation list (--list FILE,
+default revocations.json; REF, sha256:DIGEST or KEYID; --publish URL) read by workers with
+APX_REVOCATIONS: deprecated, replaced by the trust repository (docs/operations.md, "Migrating
+from keyring / revocations.json / index.json").`,
   flags: [
-    { name: 'reason', type: 'string', value: 'TEXT', description: 'Why (recorded in the list and in worker logs; required).' },
+    ...REVOKE_FLAGS,
     {
-      name: 'key',
+      name: 'list',
       type: 'string',
-      value: 'KEY',
-      description: `The private key that signs the list (default: ${DEFAULT_PRIVATE_KEY}).`,
+      value: 'FILE',
+      description: `Legacy (no --env): the revocation list file (default: ${REVOCATIONS_FILE}).`,
     },
-    { name: 'list', type: 'string', value: 'FILE', description: `The revocation list file (default: ${REVOCATIONS_FILE}).` },
     {
       name: 'publish',
       type: 'string',
       value: 'URL',
-      description: 'Also store the list and its signature in this store (directory, gs://, s3://).',
+      description: 'With --env: the store (as --store). Legacy (no --env): also store the list there.',
     },
   ],
-  positionals: { min: 1, max: 1, names: 'REF, sha256:DIGEST or KEYID (what to revoke)' },
+  positionals: { min: 1, max: 1, names: 'REF (the artifact to revoke, e.g. pb-pay-v1@1.0.0)' },
   async run(ctx, args) {
-    const targetText = args.positionals[0] as string;
-    const target = revocationTarget(targetText);
-    if (!target) throw new UsageError(`${targetText} is not a reference (pb-pay-v1@1.0.0), sha256:<digest> or key id (64 hex)`);
-    const reason = flagString(args, 'reason');
-    if (!reason) throw new UsageError('--reason is required');
-    const listPath = flagString(args, 'list') ?? REVOCATIONS_FILE;
-    const onDisk = resolvePath(ctx, listPath);
-    const exists = await access(onDisk).then(
-      () => true,
-      () => false,
-    );
-    const held = exists ? RevocationList.parse(await readFile(onDisk, 'utf8'), listPath) : RevocationList.empty();
-    const now = new Date();
-    const next = held.add({ ...target, reason, revokedAt: now.toISOString() }, now);
-    const signer = await openSigner(ctx, flagString(args, 'key') ?? DEFAULT_PRIVATE_KEY);
-    const doc = await signDocument(ctx, signer, 'revoke', next.toJSON(), targetText);
-    await writeDocumentFile(ctx, listPath, doc);
-    info(ctx, `✓ Revoked:   ${targetText} (revocation list ${listPath}, version ${next.version})`);
-    const url = flagString(args, 'publish');
-    if (url) {
-      const where = await withStore(ctx, url, async (store) => {
-        await putDocument(store, REVOCATIONS_FILE, doc);
-        return store.url;
-      });
-      info(ctx, `✓ Published: ${REVOCATIONS_FILE} version ${next.version} to ${where}`);
+    if (flagString(args, 'env') === undefined) return legacyRevoke(ctx, args);
+    if (flagString(args, 'list') !== undefined) {
+      throw new UsageError(
+        '--list is the legacy revocation list; with --env the revocation goes into the trust repository (drop --list)',
+      );
     }
-    return 0;
+    const publish = flagString(args, 'publish');
+    if (publish !== undefined && flagString(args, 'store') !== undefined)
+      throw new UsageError('pass --store or --publish, not both');
+    return runTrustRevoke(ctx, publish === undefined ? args : { ...args, flags: { ...args.flags, store: publish } });
   },
 };
+
+async function legacyRevoke(ctx: CliContext, args: ParsedArgs): Promise<number> {
+  const targetText = args.positionals[0] as string;
+  const target = revocationTarget(targetText);
+  if (!target) throw new UsageError(`${targetText} is not a reference (pb-pay-v1@1.0.0), sha256:<digest> or key id (64 hex)`);
+  const reason = flagString(args, 'reason');
+  if (!reason) throw new UsageError('--reason is required');
+  const keys = args.flags.key as string[] | undefined;
+  if (keys !== undefined && keys.length > 1) throw new UsageError('the legacy revocation list (no --env) is signed by one --key');
+  info(
+    ctx,
+    `WARNING: apx revoke without --env writes the legacy revocations.json (deprecated): use apx trust revoke ${targetText} --env ENV --reason TEXT --key KEY...`,
+  );
+  const listPath = flagString(args, 'list') ?? REVOCATIONS_FILE;
+  const onDisk = resolvePath(ctx, listPath);
+  const exists = await access(onDisk).then(
+    () => true,
+    () => false,
+  );
+  const held = exists ? RevocationList.parse(await readFile(onDisk, 'utf8'), listPath) : RevocationList.empty();
+  const now = new Date();
+  const next = held.add({ ...target, reason, revokedAt: now.toISOString() }, now);
+  const signer = await openSigner(ctx, keys?.[0] ?? DEFAULT_PRIVATE_KEY);
+  const doc = await signDocument(ctx, signer, 'revoke', next.toJSON(), targetText);
+  await writeDocumentFile(ctx, listPath, doc);
+  info(ctx, `✓ Revoked:   ${targetText} (revocation list ${listPath}, version ${next.version})`);
+  const url = flagString(args, 'publish');
+  if (url) {
+    const where = await withStore(ctx, url, async (store) => {
+      await putDocument(store, REVOCATIONS_FILE, doc);
+      return store.url;
+    });
+    info(ctx, `✓ Published: ${REVOCATIONS_FILE} version ${next.version} to ${where}`);
+  }
+  return 0;
+}

@@ -29,3 +29,13 @@ export async function readInput(ctx: CliContext, path: string, what: string, hin
 export function resolvePath(ctx: CliContext, path: string): string {
   return resolve(ctx.cwd, path);
 }
+
+/** Reads a file that may be absent (a signature or bundle beside an artifact): undefined when it is. */
+export async function readOptional(ctx: CliContext, path: string, what: string, hint: string): Promise<Buffer | undefined> {
+  try {
+    return await readInput(ctx, path, what, hint);
+  } catch (err) {
+    if (err instanceof CliError && err.code === CliErrorCode.INPUT_NOT_FOUND) return undefined;
+    throw err;
+  }
+}

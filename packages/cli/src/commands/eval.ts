@@ -1,10 +1,11 @@
-import { basename } from 'node:path';
-import { type JwtInput, PolicyHost, type PolicyRequest, SignatureVerifier, verifyArtifact } from '@apx/core';
+import { type JwtInput, PolicyHost, type PolicyRequest } from '@apx/core';
+import { trustFromKey, verifyLocalArtifact } from '../artifact-verification.js';
 import { type CommandSpec, flagString, UsageError } from '../command.js';
 import { info } from '../context.js';
+import { environmentFlag } from '../environment.js';
 import { CliError, CliErrorCode } from '../error.js';
 import { readInput } from '../io.js';
-import { DEFAULT_PUBLIC_KEY, loadPublicKey } from '../keyref.js';
+import { DEFAULT_PUBLIC_KEY } from '../keyref.js';
 
 function bad(path: string, what: string): CliError {
   return new CliError(CliErrorCode.INPUT_UNREADABLE, `request file ${path}: ${what}`, {
@@ -59,29 +60,30 @@ export function parseRequest(text: string, path: string): PolicyRequest {
 export const evalCommand: CommandSpec = {
   name: 'eval',
   summary: 'Verify a policy artifact, then decide one request with it and print the decision as JSON.',
-  usage: '--request REQUEST.json [--key PUB] ARTIFACT',
-  details: `ARTIFACT is verified exactly as a worker verifies it (ARTIFACT.sig with the public key,
-size, magic bytes, ABI) before it runs: unverified bytes never run, even locally. REQUEST.json
+  usage: '--request REQUEST.json [--key PUB] [--env ENV] ARTIFACT',
+  details: `ARTIFACT (named <policy-id>@<version>.wasm) is verified by the same verifier as a worker
+in ENV uses (ARTIFACT.sig with the public key, ARTIFACT.sigstore.json's binding, size, magic
+bytes, ABI, embedded name) before it runs: unverified bytes never run, even locally. REQUEST.json
 holds the request attributes after the host-side work (JWT claims already verified): see
 docs/abi.md. The decision goes to stdout.`,
   flags: [
     { name: 'request', type: 'string', value: 'FILE', description: 'The request attributes as JSON (required; - for stdin).' },
     { name: 'key', type: 'string', value: 'PUB', description: `The public key (default: ${DEFAULT_PUBLIC_KEY}).` },
+    {
+      name: 'env',
+      type: 'string',
+      value: 'ENV',
+      description: 'Verify as a worker in dev, staging or production would (default: dev).',
+    },
   ],
   positionals: { min: 1, max: 1, names: 'ARTIFACT (a .wasm policy artifact)' },
   async run(ctx, args) {
     const artifactPath = args.positionals[0] as string;
     const requestPath = flagString(args, 'request');
     if (!requestPath) throw new UsageError('--request is required');
-    const verifier = new SignatureVerifier(await loadPublicKey(ctx, flagString(args, 'key') ?? DEFAULT_PUBLIC_KEY));
-    const bytes = await readInput(ctx, artifactPath, 'artifact', 'pass a .wasm file written by apx compile');
-    const sig = await readInput(
-      ctx,
-      `${artifactPath}.sig`,
-      'signature file',
-      `sign it with apx compile (or cosign sign-blob --output-signature ${basename(artifactPath)}.sig)`,
-    );
-    const verified = verifyArtifact(bytes, sig, verifier);
+    const environment = environmentFlag(args);
+    const trust = await trustFromKey(ctx, flagString(args, 'key') ?? DEFAULT_PUBLIC_KEY);
+    const verified = await verifyLocalArtifact(ctx, { artifactPath, environment, trust });
     const host = PolicyHost.load(verified, { onFault: (f) => info(ctx, `WARNING: policy fault (${f.kind}): ${f.message}`) });
     const request = parseRequest(
       (await readInput(ctx, requestPath, 'request file', 'pass a JSON request')).toString('utf8'),

@@ -12,6 +12,7 @@ import { revokeCommand } from './revoke.js';
 import { signCommand } from './sign.js';
 import { signBlobCommand } from './sign-blob.js';
 import { trustCommand } from './trust/index.js';
+import { verifyCommand } from './verify.js';
 import { verifyBlobCommand } from './verify-blob.js';
 import { workerCommand } from './worker.js';
 
@@ -20,6 +21,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   compileCommand,
   evalCommand,
   inspectCommand,
+  verifyCommand,
   generateKeyPairCommand,
   importKeyPairCommand,
   publicKeyCommand,

@@ -91,6 +91,53 @@ describe('apx compile, eval, inspect', () => {
     assert.deepEqual([meta.policy, meta.version, meta.abi, meta.verified], ['pb-pay-v1', '1.0.0', 1, true]);
   });
 
+  it('apx verify answers "would a worker in ENV load this?" with the workers\' own verifier', async () => {
+    await apx(dir, 'compile', 'configs/samples/payments-api.yaml');
+    const dev = await apx(dir, 'verify', 'pb-pay-v1@1.0.0.wasm');
+    assert.equal(dev.code, 0, dev.stderr);
+    assert.match(dev.stdout, /^✓ pb-pay-v1@1\.0\.0 would load in dev \(key [0-9a-f]{64}, sha256:[0-9a-f]{64}\)\n$/);
+
+    // Signed for dev: a production worker refuses it for its binding.
+    const prod = await apx(dir, 'verify', '--env', 'production', '--allowed-versions', '1.0.0', 'pb-pay-v1@1.0.0.wasm');
+    assert.equal(prod.code, 1);
+    assert.equal(
+      prod.stderr.split('; ')[0],
+      'ERROR: signed binding mismatch: artifact is signed for environment dev, this worker runs production',
+    );
+    const noList = await apx(dir, 'verify', '--env', 'production', 'pb-pay-v1@1.0.0.wasm');
+    assert.equal(noList.code, 2);
+    assert.match(noList.stderr, /--allowed-versions is required with --env production/);
+    const notAllowed = await apx(dir, 'verify', '--allowed-versions', '1.1.0,1.2.0', 'pb-pay-v1@1.0.0.wasm');
+    assert.equal(notAllowed.code, 1);
+    assert.match(notAllowed.stderr, /^ERROR: policy version 1\.0\.0 not in allowed list: \[1\.1\.0 1\.2\.0\]/);
+
+    // Unsigned: the runbook's strict-mode message.
+    mkdirSync(join(dir, 'unsigned-copy'), { recursive: true });
+    cpSync(join(dir, 'pb-pay-v1@1.0.0.wasm'), join(dir, 'unsigned-copy', 'pb-pay-v1@1.0.0.wasm'));
+    const unsigned = await apx(dir, 'verify', 'unsigned-copy/pb-pay-v1@1.0.0.wasm');
+    assert.equal(unsigned.code, 1);
+    assert.match(unsigned.stderr, /^ERROR: signature file not found: pb-pay-v1@1\.0\.0\.wasm\.sig \(strict mode enabled\)/);
+  });
+
+  it('a signed policy renamed to another policy id is refused by verify, eval and inspect, even in dev', async () => {
+    await apx(dir, 'compile', 'configs/samples/admin-api.yaml');
+    mkdirSync(join(dir, 'renamed'), { recursive: true });
+    cpSync(join(dir, 'pb-admin-v1@2.3.0.wasm'), join(dir, 'renamed', 'pb-pay-v1@1.0.0.wasm'));
+    cpSync(join(dir, 'pb-admin-v1@2.3.0.wasm.sig'), join(dir, 'renamed', 'pb-pay-v1@1.0.0.wasm.sig'));
+    writeFileSync(join(dir, 'req.json'), JSON.stringify({ method: 'GET', host: 'h', path: '/' }));
+    const message = /^ERROR: embedded name mismatch: the module says pb-admin-v1@2\.3\.0, loaded as pb-pay-v1@1\.0\.0/;
+    for (const argv of [
+      ['verify', 'renamed/pb-pay-v1@1.0.0.wasm'],
+      ['eval', '--request', 'req.json', 'renamed/pb-pay-v1@1.0.0.wasm'],
+      ['inspect', '--key', 'keys/cosign.pub', 'renamed/pb-pay-v1@1.0.0.wasm'],
+    ]) {
+      const r = await apx(dir, ...argv);
+      assert.equal(r.code, 1, argv.join(' '));
+      assert.match(r.stderr, message);
+      assert.equal(r.stdout, '');
+    }
+  });
+
   it('--check exits 0 only for an identical rebuild', async () => {
     await apx(dir, 'compile', 'configs/samples/payments-api.yaml');
     const same = await apx(dir, 'compile', '--check', 'pb-pay-v1@1.0.0.wasm', 'configs/samples/payments-api.yaml');

@@ -123,9 +123,12 @@ export class WorkerProcess {
   }
 
   static async start(cwd: string, env: Record<string, string>, command: string[] = [MAIN, 'worker']): Promise<WorkerProcess> {
+    // Staging and production workers need a state directory (rollback floors): each worker
+    // gets a fresh one unless the test passes its own (to keep floors across restarts).
+    const stateDir = mkdtempSync(join(tmpdir(), 'apx-state-'));
     const child = spawn(process.execPath, command, {
       cwd,
-      env: { ...process.env, APX_PORT: '0', APX_RELOAD_INTERVAL: '0', ...env },
+      env: { ...process.env, APX_PORT: '0', APX_RELOAD_INTERVAL: '0', APX_STATE_DIR: stateDir, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const worker = new WorkerProcess(child);

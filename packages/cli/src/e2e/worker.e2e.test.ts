@@ -190,7 +190,8 @@ const SCENARIOS: Scenario[] = [
     name: 'bytes that are not WebAssembly',
     async prepare(ws) {
       const file = join(ws.path('s-magic'), 'pb-pay-v1@1.0.0.wasm');
-      ws.stage(ws.path('s-magic'), ws.compilePayments(), ['.sigstore.json']);
+      // No bundle: a stale one (of the real artifact) would be refused first, by the binding check.
+      ws.stage(ws.path('s-magic'), ws.compilePayments(), []);
       writeFileSync(file, 'MZ\x90\x00 this is not a WebAssembly module');
       signBlobWith(ws, file);
       return { url: ws.path('s-magic') };
@@ -315,26 +316,28 @@ const SCENARIOS: Scenario[] = [
 ];
 
 describe('e2e: rollback protection', () => {
-  it('keeps serving 1.1.0 and refuses 1.0.0 once 1.1.0 was verified, unless the allow-list names it', async () => {
+  it('keeps the floor across restarts (APX_STATE_DIR); the allow-list does not bypass it, APX_ALLOW_ROLLBACK does', async () => {
     const ws = new Workspace();
     const store = ws.path('store');
+    const state = { APX_STORE: store, APX_STATE_DIR: ws.path('state') };
     ws.stage(store, ws.compilePayments('1.1.0'));
-    const worker = await WorkerProcess.start(ws.dir, { APX_STORE: store, APX_CACHE_DIR: ws.path('cache') });
+    const worker = await WorkerProcess.start(ws.dir, state);
     try {
       await worker.waitFor((l) => l.message === 'policy loaded: pb-pay-v1@1.1.0', 'load 1.1.0');
     } finally {
       await worker.stop();
     }
-    // An attacker replaces the store's content with the older signed version; the worker restarts.
+    // An attacker replaces the store's content with the older signed version; the worker restarts,
+    // and an allow-list naming 1.0.0 exactly changes nothing: it admits versions, it does not roll back.
     rmSync(store, { recursive: true });
     ws.stage(store, ws.compilePayments('1.0.0'));
     const restarted = await WorkerProcess.start(ws.dir, {
-      APX_STORE: store,
-      APX_CACHE_DIR: ws.path('cache'),
+      ...state,
       APX_POLICIES: 'pb-pay-v1@1.0.0',
+      ALLOWED_POLICY_VERSIONS: 'pb-pay-v1@1.0.0,1.1.0',
     });
     try {
-      const line = await restarted.waitFor((l) => l.message.includes('rollback refused'), 'rollback refusal');
+      const line = await restarted.waitFor((l) => l.reason === 'ROLLBACK_REFUSED', 'rollback refusal');
       assert.equal(
         line.message,
         'artifact verification failed for pb-pay-v1@1.0.0: rollback refused: pb-pay-v1@1.0.0 is older than 1.1.0, the highest version verified for pb-pay-v1',
@@ -345,10 +348,9 @@ describe('e2e: rollback protection', () => {
       await restarted.stop();
     }
     const deliberate = await WorkerProcess.start(ws.dir, {
-      APX_STORE: store,
-      APX_CACHE_DIR: ws.path('cache'),
+      ...state,
       APX_POLICIES: 'pb-pay-v1@1.0.0',
-      ALLOWED_POLICY_VERSIONS: 'pb-pay-v1@1.0.0',
+      APX_ALLOW_ROLLBACK: 'pb-pay-v1@1.0.0',
     });
     try {
       await deliberate.waitFor((l) => l.message === 'policy loaded: pb-pay-v1@1.0.0', 'deliberate rollback');

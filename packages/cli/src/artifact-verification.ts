@@ -1,0 +1,62 @@
+import { basename } from 'node:path';
+import {
+  type ArtifactRef,
+  CoreErrorCode,
+  type Environment,
+  Keyring,
+  parseArtifactRef,
+  type TrustInForce,
+  VerificationError,
+  type VerifiedArtifact,
+  type VersionAllowList,
+  verifyPolicyArtifact,
+} from '@apx/core';
+import type { CliContext } from './context.js';
+import { readInput, readOptional } from './io.js';
+import { loadPublicKey } from './keyref.js';
+
+/** The reference an artifact's file name gives: `pb-pay-v1@1.0.0.wasm` → pb-pay-v1@1.0.0. */
+export function refFromFileName(path: string): ArtifactRef {
+  const name = basename(path);
+  try {
+    if (!name.endsWith('.wasm')) throw new Error('not .wasm');
+    return parseArtifactRef(name.slice(0, -'.wasm'.length));
+  } catch {
+    throw new VerificationError(CoreErrorCode.REF_INVALID, `cannot tell the policy reference from the file name ${name}`, {
+      hint: 'name the artifact <policy-id>@<version>.wasm, as apx compile writes it (e.g. pb-pay-v1@1.0.0.wasm)',
+    });
+  }
+}
+
+/** Runbook trust from `--key`: one public key, trusted for every environment (APX_PUBLIC_KEY's meaning). */
+export async function trustFromKey(ctx: CliContext, keyRef: string): Promise<TrustInForce> {
+  return { kind: 'keys', keyring: Keyring.single(await loadPublicKey(ctx, keyRef)) };
+}
+
+export interface LocalVerification {
+  /** ARTIFACT: `<policy-id>@<version>.wasm`; ARTIFACT.sig and ARTIFACT.sigstore.json are read beside it. */
+  artifactPath: string;
+  environment: Environment;
+  trust: TrustInForce;
+  allowList?: VersionAllowList | undefined;
+}
+
+/**
+ * Runs core's verifier on a local artifact exactly as a worker in `environment` with its
+ * defaults would: strict (every worker default; production cannot turn it off), a signed
+ * binding required outside dev, the allow-list when given. No rollback floor: a fresh
+ * worker has none.
+ */
+export async function verifyLocalArtifact(ctx: CliContext, options: LocalVerification): Promise<VerifiedArtifact> {
+  const { artifactPath, environment } = options;
+  const ref = refFromFileName(artifactPath);
+  const artifact = await readInput(ctx, artifactPath, 'artifact', 'pass a .wasm file written by apx compile');
+  const hint = 'a signature and bundle sit beside the artifact as written by apx compile or apx sign';
+  const signature = await readOptional(ctx, `${artifactPath}.sig`, 'signature file', hint);
+  const bundle = await readOptional(ctx, `${artifactPath}.sigstore.json`, 'bundle file', hint);
+  return verifyPolicyArtifact({
+    material: { ref, artifact, signature, bundle },
+    trust: options.trust,
+    policy: { environment, strict: true, requireBinding: environment !== 'dev', allowList: options.allowList },
+  });
+}

@@ -1,0 +1,55 @@
+import type { TrustInForce } from '@apx/core';
+import { AllowList } from '@apx/worker';
+import { trustFromKey, verifyLocalArtifact } from '../artifact-verification.js';
+import { type CommandSpec, flagString, type ParsedArgs, UsageError } from '../command.js';
+import type { CliContext } from '../context.js';
+import { environmentFlag } from '../environment.js';
+import { DEFAULT_PUBLIC_KEY } from '../keyref.js';
+
+/**
+ * The trust a worker in the environment would hold. Runbook mode: the public key a worker's
+ * APX_PUBLIC_KEY names (--key). A trust source is chosen here and nowhere else.
+ */
+async function trustInForce(ctx: CliContext, args: ParsedArgs): Promise<TrustInForce> {
+  return trustFromKey(ctx, flagString(args, 'key') ?? DEFAULT_PUBLIC_KEY);
+}
+
+export const verifyCommand: CommandSpec = {
+  name: 'verify',
+  summary: 'Would a worker in ENV load this artifact? Runs the workers’ own verifier on it.',
+  usage: '[--env ENV] [--key PUB] [--allowed-versions LIST] ARTIFACT',
+  details: `ARTIFACT is <policy-id>@<version>.wasm; ARTIFACT.sig and ARTIFACT.sigstore.json are read
+beside it. The checks are core's, in the workers' order, with a worker's defaults for ENV:
+strict mode, a signed binding naming the policy, version and ENV outside dev, the allow-list
+(--allowed-versions, as ALLOWED_POLICY_VERSIONS; required for production, as it is for a
+production worker), size, magic bytes, validation, ABI and the module's embedded name. Prints
+"✓ <ref> would load in ENV (key <key id>, sha256:…)" and exits 0, or the reason and exits 1.
+No rollback floor applies: a worker's floors are its own state (APX_STATE_DIR).`,
+  flags: [
+    { name: 'env', type: 'string', value: 'ENV', description: 'dev, staging or production (default: dev).' },
+    { name: 'key', type: 'string', value: 'PUB', description: `The public key workers trust (default: ${DEFAULT_PUBLIC_KEY}).` },
+    {
+      name: 'allowed-versions',
+      type: 'string',
+      value: 'LIST',
+      description: 'The workers’ ALLOWED_POLICY_VERSIONS, e.g. 1.0.0,1.1.0 (required with --env production).',
+    },
+  ],
+  positionals: { min: 1, max: 1, names: 'ARTIFACT (a .wasm policy artifact)' },
+  async run(ctx, args) {
+    const artifactPath = args.positionals[0] as string;
+    const environment = environmentFlag(args);
+    const allowed = flagString(args, 'allowed-versions');
+    if (environment === 'production' && allowed === undefined) {
+      throw new UsageError(
+        '--allowed-versions is required with --env production (production workers refuse to start without ALLOWED_POLICY_VERSIONS)',
+      );
+    }
+    const allowList = allowed === undefined ? undefined : AllowList.parse(allowed, '--allowed-versions');
+    const trust = await trustInForce(ctx, args);
+    const verified = await verifyLocalArtifact(ctx, { artifactPath, environment, trust, allowList });
+    const ref = `${verified.ref.policyId}@${verified.ref.version}`;
+    ctx.stdout.write(`✓ ${ref} would load in ${environment} (key ${verified.keyId}, ${verified.digest})\n`);
+    return 0;
+  },
+};

@@ -80,7 +80,7 @@ const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400 };
 /** A duration such as 30m, 24h, 7d or 90d, in seconds. */
 export function parseDuration(text: string, where: string): number {
   const m = /^([1-9][0-9]{0,5})([smhd])$/.exec(text);
-  if (!m) throw new UsageError(`${where} ${text} is not a duration like 30m, 24h, 7d or 90d`);
+  if (!m) throw new UsageError(`${where}${where.endsWith('=') ? '' : ' '}${text} is not a duration like 30m, 24h, 7d or 90d`);
   return Number(m[1]) * (UNITS[m[2] as string] as number);
 }
 

@@ -3,10 +3,10 @@
 // approvals staged and completed by a second approver, refusals, revocation, root rotation,
 // the freshness heartbeat, the old commands' aliases, and concurrent approvals.
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { before, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import { apx, apxAsync, REPO, type Run } from './harness.js';
 
 const EMPTY = { COSIGN_PASSWORD: '' };
@@ -78,6 +78,7 @@ describe('e2e: apx trust', () => {
     const generated = ok(run(['generate-key-pair']));
     artifactKeyId = /Key id: ([0-9a-f]{64})/.exec(generated.stderr)?.[1] ?? '';
   });
+  after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('init: creates root, targets, snapshot, timestamp and the environments with 2-of-3 production approvers', () => {
     const r = ok(
@@ -404,7 +405,7 @@ describe('e2e: apx trust', () => {
     assert.doesNotMatch(r.stdout, /^dev /m);
   });
 
-  it('old commands: apx revoke --env is apx trust revoke; its legacy --list is refused with --env', () => {
+  it('old commands: apx revoke --env is apx trust revoke; its removed forms say what replaces them', () => {
     const r = ok(
       run([
         'revoke',
@@ -422,10 +423,16 @@ describe('e2e: apx trust', () => {
     );
     assert.match(r.stderr, /^✓ revoked pb-pay-v1@1\.5\.0 in production/m);
     fails(
-      run(['revoke', 'pb-pay-v1@1.1.0', '--env', 'production', '--reason', 'x', '--list', 'rev.json', '--key', 'keys/alice.key']),
-      '--list is the legacy revocation list',
+      run(['revoke', 'pb-pay-v1@1.1.0', '--reason', 'x', '--key', 'keys/alice.key']),
+      '--env is required: apx revoke is apx trust revoke REF --env ENV',
       2,
     );
+    fails(
+      run(['revoke', 'pb-pay-v1@1.1.0', '--env', 'production', '--reason', 'x', '--list', 'rev.json', '--key', 'keys/alice.key']),
+      '--list: the revocation list file is gone',
+      2,
+    );
+    fails(run(['revoke', artifactKeyId, '--reason', 'x']), 'revoking a key is now: apx trust signer remove --env ENV', 2);
   });
 
   it('usage errors are one line with exit 2', () => {

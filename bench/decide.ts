@@ -4,7 +4,7 @@
 // Goals (issue 3): >= 1,000,000 decisions/s and >= 20x the reference.
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { Keyring, PolicyHost, type PolicyRequest, PublicKey, verifyPolicyArtifact } from '@apx/core';
+import { keysTrust, PolicyHost, type PolicyRequest, PublicKey, SignatureVerifier, verifyPolicyArtifact } from '@apx/core';
 import { compilePolicy } from '@apx/policy';
 import { ReferenceEvaluator } from '@apx/policy/reference';
 
@@ -74,7 +74,7 @@ const signature = Buffer.from(sign('sha256', compiled.wasm, privateKey).toString
 const host = PolicyHost.load(
   verifyPolicyArtifact({
     material: { ref: { policyId: 'pb-pay-v1', version: '1.0.0' }, artifact: compiled.wasm, signature },
-    trust: { kind: 'keys', keyring: Keyring.single(PublicKey.fromKeyObject(publicKey)) },
+    trust: keysTrust(new SignatureVerifier(PublicKey.fromKeyObject(publicKey))),
     policy: { environment: 'dev', strict: true, requireBinding: false },
   }),
 );

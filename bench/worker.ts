@@ -10,7 +10,7 @@ import { generateKeyPairSync, verify } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { PublicKey, SignatureVerifier } from '@apx/core';
+import { keysTrust, PublicKey, SignatureVerifier } from '@apx/core';
 import { compilePolicy } from '@apx/policy';
 import { FileSigner, signArtifact } from '@apx/sign';
 import { type LoadObserver, openArtifactSource, PolicyLoader, policyHostRuntime } from '@apx/worker';
@@ -51,7 +51,7 @@ const der = Buffer.from(signed.signatureFileContent, 'base64');
 for (let i = 0; i < 300; i++) {
   const loader = new PolicyLoader({
     source: store,
-    keys: { description: 'bench', verifier: async () => verifier },
+    trust: { kind: 'keys', trustFor: async () => keysTrust(verifier) },
     strict: true,
     allowList: undefined,
     runtimeFactory,

@@ -3,8 +3,9 @@ import {
   type ArtifactRef,
   CoreErrorCode,
   type Environment,
-  Keyring,
+  keysTrust,
   parseArtifactRef,
+  SignatureVerifier,
   type TrustInForce,
   VerificationError,
   type VerifiedArtifact,
@@ -30,7 +31,7 @@ export function refFromFileName(path: string): ArtifactRef {
 
 /** Runbook trust from `--key`: one public key, trusted for every environment (APX_PUBLIC_KEY's meaning). */
 export async function trustFromKey(ctx: CliContext, keyRef: string): Promise<TrustInForce> {
-  return { kind: 'keys', keyring: Keyring.single(await loadPublicKey(ctx, keyRef)) };
+  return keysTrust(new SignatureVerifier(await loadPublicKey(ctx, keyRef)));
 }
 
 export interface LocalVerification {

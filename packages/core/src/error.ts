@@ -23,19 +23,7 @@ export const CoreErrorCode = {
   BINDING_MISMATCH: 'BINDING_MISMATCH',
   /** A bundle is required (staging, production) and there is none. */
   BINDING_MISSING: 'BINDING_MISSING',
-  /** A keyring (trust policy) file that is malformed. */
-  KEYRING_INVALID: 'KEYRING_INVALID',
-  /** The signing key is marked compromised in the keyring. */
-  KEY_COMPROMISED: 'KEY_COMPROMISED',
-  /** The signing key may not sign for this environment (e.g. a development key in production). */
-  KEY_ENVIRONMENT: 'KEY_ENVIRONMENT',
-  /** The signature was made outside the key's validity window (or a retired key without a signing time). */
-  KEY_NOT_VALID: 'KEY_NOT_VALID',
-  /** A revocation list that is malformed, unsigned by a trusted key, or older than the one held. */
-  REVOCATION_LIST_INVALID: 'REVOCATION_LIST_INVALID',
-  /** A policy index that is malformed, not signed by a trusted key, or older than the one held. */
-  POLICY_INDEX_INVALID: 'POLICY_INDEX_INVALID',
-  /** The artifact (by reference or digest) or its signing key is revoked. */
+  /** The trust repository withdrew its approval of a serving artifact (revoked, other bytes approved, signer removed). */
   REVOKED: 'REVOKED',
   /** A policy reference that is not `<policy-id>@<semver>`. */
   REF_INVALID: 'REF_INVALID',

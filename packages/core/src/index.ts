@@ -37,6 +37,7 @@ export {
   sha256Hex,
   sigstoreHashName,
 } from './digest.js';
+export { ENVIRONMENTS, type Environment } from './environment.js';
 export {
   ApxError,
   type ApxErrorOptions,
@@ -50,8 +51,5 @@ export { decodeFirstPem, encodePem, type PemBlock } from './keys/pem.js';
 export { PublicKey } from './keys/public-key.js';
 export { decodeSignatureFile, ecdsaSignatureToDer, p1363ToDer } from './signature/encoding.js';
 export { SignatureVerifier, type SignatureVerifierOptions } from './signature/verifier.js';
-export { ENVIRONMENTS, type Environment, Keyring, type KeyringEntry, type KeyStatus } from './trust/keyring.js';
-export { PolicyIndex } from './trust/policy-index.js';
-export { type Revocation, RevocationList, revocationTarget } from './trust/revocations.js';
 export * from './verify/index.js';
 export * from './wasm/index.js';

@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { type ArtifactRef, PublicKey, SignatureVerifier } from '@apx/core';
+import { type ArtifactRef, keysTrust, PublicKey, SignatureVerifier } from '@apx/core';
 import { policyModule, signatureFile } from '@apx/core/testing';
 import { DiskCache } from './cache.js';
 import { RollbackFloors } from './floors.js';
@@ -24,7 +24,7 @@ function loaderWith(dir: string, source: ArtifactSource, events: string[], floor
   };
   return new PolicyLoader({
     source,
-    keys: { description: 'k', verifier: async () => new SignatureVerifier(PublicKey.fromKeyObject(publicKey)) },
+    trust: { kind: 'keys', trustFor: async () => keysTrust(new SignatureVerifier(PublicKey.fromKeyObject(publicKey))) },
     strict: true,
     allowList: undefined,
     runtimeFactory: () => ({

@@ -32,14 +32,12 @@ export interface WorkerConfig {
   memoryCacheEntries: number;
   /** Require a signed binding (name, version, environment) for every artifact. */
   requireBinding: boolean;
-  /** Where the signed revocation list is: a file path, or `store` for revocations.json in the store. */
-  revocations: string | undefined;
-  /** Where rotated keyrings are published: a file path, or `store` for keyring.json. */
-  keyring: string | undefined;
-  /** Where the signed policy index is (freshness): a file path, or `store` for index.json. */
-  index: string | undefined;
-  /** How long an expired index still lets loaded policies serve. */
-  indexGraceMs: number;
+  /** The TUF trust repository: `store` (tuf/ in APX_STORE) or a store URL; undefined: runbook mode. */
+  trustRepository: string | undefined;
+  /** The root trusted on first start (a copy of tuf/1.root.json), when APX_STATE_DIR has none yet. */
+  trustRoot: string | undefined;
+  /** How long loaded policies keep serving after the trust metadata expired. */
+  trustGraceMs: number;
 }
 
 /** One setting: its environment name (DESIGN.md §6), its flag, default and meaning. */
@@ -105,33 +103,28 @@ export const SETTINGS: readonly Setting[] = [
       'Require a signed binding naming policy, version and this environment (default: true in staging and production; cannot be false in production).',
   },
   {
-    key: 'revocations',
-    env: 'APX_REVOCATIONS',
-    flag: 'revocations',
-    default: undefined,
-    description: 'Signed revocation list to poll: a file path, or "store" for revocations.json in the store.',
-  },
-  {
-    key: 'keyring',
-    env: 'APX_KEYRING',
-    flag: 'keyring',
-    default: undefined,
-    description: 'Rotated keyrings to poll (apx keys rotate): a file path, or "store" for keyring.json in the store.',
-  },
-  {
-    key: 'index',
-    env: 'APX_INDEX',
-    flag: 'index',
+    key: 'trustRepository',
+    env: 'APX_TRUST_REPOSITORY',
+    flag: 'trust-repository',
     default: undefined,
     description:
-      'Signed policy index (freshness): a file path, or "store" for index.json in the store. New loads stop when it expires.',
+      'The TUF trust repository (apx trust): "store" for tuf/ in APX_STORE, or another store URL. Off: runbook mode (APX_PUBLIC_KEY alone; no revocation, freshness or approvals).',
   },
   {
-    key: 'indexGraceMs',
-    env: 'APX_INDEX_GRACE',
-    flag: 'index-grace',
+    key: 'trustRoot',
+    env: 'APX_TRUST_ROOT',
+    flag: 'trust-root',
+    default: undefined,
+    description:
+      "The trust repository's root to trust on first start (a copy of tuf/1.root.json obtained out of band); later starts use the root kept in APX_STATE_DIR.",
+  },
+  {
+    key: 'trustGraceMs',
+    env: 'APX_TRUST_GRACE',
+    flag: 'trust-grace',
     default: '3600',
-    description: 'Seconds an expired index still lets loaded policies serve before they are unloaded.',
+    description:
+      'Seconds loaded policies keep serving after the trust metadata expired (new loads stop at once); then they are unloaded.',
   },
   {
     key: 'cacheDir',
@@ -284,16 +277,37 @@ export function resolveConfig(
     reloadIntervalMs: parseInteger(setting('reloadIntervalMs'), text('reloadIntervalMs') as string, 0, 86400) * 1000,
     keyRefreshMs: parseInteger(setting('keyRefreshMs'), text('keyRefreshMs') as string, 1, 86400) * 1000,
     memoryCacheEntries: parseInteger(setting('memoryCacheEntries'), text('memoryCacheEntries') as string, 1, 100000),
-    revocations: text('revocations'),
-    keyring: text('keyring'),
-    index: text('index'),
-    indexGraceMs: parseInteger(setting('indexGraceMs'), text('indexGraceMs') as string, 0, 30 * 86400) * 1000,
+    trustRepository: text('trustRepository'),
+    trustRoot: text('trustRoot'),
+    trustGraceMs: parseInteger(setting('trustGraceMs'), text('trustGraceMs') as string, 0, 30 * 86400) * 1000,
     requireBinding: (() => {
       const v = text('requireBinding');
       return v === undefined ? environment !== 'dev' : parseBool(setting('requireBinding'), v);
     })(),
   };
 
+  // The old trust documents are gone; a worker configured for them must not start without
+  // the protection its operator thinks it has.
+  for (const gone of ['APX_KEYRING', 'APX_REVOCATIONS', 'APX_INDEX', 'APX_INDEX_GRACE']) {
+    if (env[gone] !== undefined && env[gone]?.trim() !== '') {
+      throw new WorkerError(WorkerErrorCode.CONFIG_INVALID, `${gone} is no longer supported`, {
+        hint: 'keyrings, revocation lists and policy indexes moved to the trust repository: set APX_TRUST_REPOSITORY (docs/operations.md, "Migrating")',
+      });
+    }
+  }
+  if (config.trustRepository !== undefined) {
+    if (config.stateDir === undefined) {
+      throw new WorkerError(WorkerErrorCode.CONFIG_UNSAFE, 'refusing to use a trust repository without APX_STATE_DIR', {
+        hint: 'set APX_STATE_DIR to a persistent directory only the worker writes: it keeps the trusted metadata, so a restart never goes backwards',
+      });
+    }
+    const explicitKey = flags[setting('publicKey').flag] ?? env.APX_PUBLIC_KEY;
+    if (explicitKey !== undefined && explicitKey.trim() !== '') {
+      throw new WorkerError(WorkerErrorCode.CONFIG_INVALID, 'APX_PUBLIC_KEY and APX_TRUST_REPOSITORY cannot be used together', {
+        hint: "with a trust repository the environment's role names the artifact signers (apx trust signer add); unset APX_PUBLIC_KEY",
+      });
+    }
+  }
   const warnings: string[] = [];
   if (environment === 'production') {
     if (!strict) {

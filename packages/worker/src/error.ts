@@ -15,8 +15,10 @@ export const WorkerErrorCode = {
   ARTIFACT_NOT_FOUND: 'ARTIFACT_NOT_FOUND',
   /** The store could not be reached or answered with an error. */
   STORE_UNAVAILABLE: 'STORE_UNAVAILABLE',
-  /** The signed policy index is missing or expired: new loads are refused. */
-  INDEX_EXPIRED: 'INDEX_EXPIRED',
+  /** No verified trust repository yet, or its metadata expired: new loads are refused. */
+  TRUST_STALE: 'TRUST_STALE',
+  /** The trust repository cannot be read or refused (rollback, forged, mixed, expired...); the last good view is kept. */
+  TRUST_REFRESH_FAILED: 'TRUST_REFRESH_FAILED',
   /** The module could not be instantiated for the ABI. */
   INSTANTIATION_FAILED: 'INSTANTIATION_FAILED',
   /** The worker's state (APX_STATE_DIR: rollback floors) cannot be read or written. */

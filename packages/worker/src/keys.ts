@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { isApxError, Keyring, type KeyringEntry, PublicKey, SignatureVerifier } from '@apx/core';
+import { isApxError, type KeysTrust, keysTrust, PublicKey, SignatureVerifier } from '@apx/core';
 import { WorkerError, WorkerErrorCode } from './error.js';
 import { isKmsKeyRef, KmsKeyProvider } from './kms-key.js';
 import type { RefreshingKeyOptions } from './refreshing-key.js';
@@ -11,8 +11,6 @@ export interface TrustedKeyProvider {
   /** Where it looks, for messages: `keys/cosign.pub`, `env://APX_PUBKEY`... */
   readonly description: string;
   verifier(): Promise<SignatureVerifier>;
-  /** Several keys with environments, statuses and validity (a keyring file); default: verifier()'s key alone. */
-  keyring?(): Promise<Keyring>;
   /** Releases connections (a secret store's channel); the worker calls it on stop. */
   close?(): Promise<void>;
 }
@@ -62,46 +60,45 @@ export function keyProviderFromRef(
     };
   }
   const path = resolve(options.cwd, ref);
-  // The file is a PEM public key (one key, every environment) or a keyring (JSON). It is
-  // re-read when its content changes, so rotating the file needs no restart.
-  let cached: { keyring: Keyring; text: string } | undefined;
-  const load = async (): Promise<Keyring> => {
-    let text: string;
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (err) {
-      if (cached) return cached.keyring; // keep the last good keys if the file vanishes mid-rotation
-      const code = (err as NodeJS.ErrnoException).code;
-      throw unavailable(ref, code === 'ENOENT' ? 'file not found' : (err as Error).message, err);
-    }
-    if (cached && cached.text === text) return cached.keyring;
-    try {
-      const keyring = text.trimStart().startsWith('{') ? Keyring.parse(text, ref) : Keyring.single(PublicKey.fromPem(text, ref));
-      cached = { keyring, text };
-      return keyring;
-    } catch (err) {
-      throw unavailable(ref, isApxError(err) ? err.message : 'not a PEM public key or keyring', err);
-    }
-  };
+  // The file is re-read when its content changes, so replacing it needs no restart.
+  let cached: { verifier: SignatureVerifier; text: string } | undefined;
   return {
     description: ref,
-    keyring: load,
     async verifier() {
-      return ((await load()).entries[0] as KeyringEntry).verifier;
+      let text: string;
+      try {
+        text = await readFile(path, 'utf8');
+      } catch (err) {
+        if (cached) return cached.verifier; // keep the last good key if the file vanishes mid-replacement
+        const code = (err as NodeJS.ErrnoException).code;
+        throw unavailable(ref, code === 'ENOENT' ? 'file not found' : (err as Error).message, err);
+      }
+      if (cached && cached.text === text) return cached.verifier;
+      if (text.trimStart().startsWith('{')) {
+        throw unavailable(
+          ref,
+          'keyring files are gone: trust several keys, rotate and revoke with the trust repository (APX_TRUST_REPOSITORY)',
+        );
+      }
+      try {
+        cached = { verifier: new SignatureVerifier(PublicKey.fromPem(text, ref)), text };
+        return cached.verifier;
+      } catch (err) {
+        throw unavailable(ref, isApxError(err) ? err.message : 'not a PEM public key', err);
+      }
     },
   };
 }
 
-const singles = new WeakMap<SignatureVerifier, Keyring>();
+const trusts = new WeakMap<SignatureVerifier, KeysTrust>();
 
-/** The keyring a provider stands for: its own, or its one key trusted for every environment. */
-export async function keyringOf(provider: TrustedKeyProvider): Promise<Keyring> {
-  if (provider.keyring) return provider.keyring();
+/** Runbook trust: the provider's one key (built once per key, not per load). */
+export async function keysTrustOf(provider: TrustedKeyProvider): Promise<KeysTrust> {
   const verifier = await provider.verifier();
-  let keyring = singles.get(verifier);
-  if (!keyring) {
-    keyring = Keyring.single(verifier.publicKey, verifier);
-    singles.set(verifier, keyring);
+  let trust = trusts.get(verifier);
+  if (!trust) {
+    trust = keysTrust(verifier);
+    trusts.set(verifier, trust);
   }
-  return keyring;
+  return trust;
 }

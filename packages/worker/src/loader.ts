@@ -7,9 +7,9 @@ import {
   isApxError,
   isVerificationError,
   MAX_ARTIFACT_BYTES,
-  type RevocationList,
   sha256Hex,
   signatureMaterialDigest,
+  type TrustInForce,
   VerificationError,
   type VerifiedArtifact,
   verifyPolicyArtifact,
@@ -19,7 +19,6 @@ import type { AllowList } from './allow-list.js';
 import { type DiskCache, MemoryCache } from './cache.js';
 import { WorkerError, WorkerErrorCode } from './error.js';
 import { RollbackFloors } from './floors.js';
-import { keyringOf, type TrustedKeyProvider } from './keys.js';
 import { LoadError } from './load-error.js';
 import type { PolicyRuntime, RuntimeFactory } from './runtime.js';
 import type { ArtifactMaterial, ArtifactSource } from './source.js';
@@ -42,9 +41,17 @@ export interface LoadObserver {
   diskEntryRejected(error: LoadError): void;
 }
 
+/**
+ * Where the trust for a reference comes from: runbook mode's one key, or the environment's
+ * signed targets role (trust repository), with why new loads are refused when it is stale.
+ */
+export type LoaderTrust =
+  | { kind: 'keys'; trustFor(ref: ArtifactRef): Promise<TrustInForce> }
+  | { kind: 'tuf'; trustFor(ref: ArtifactRef): TrustInForce; refusal(): string | undefined };
+
 export interface PolicyLoaderOptions {
   source: ArtifactSource;
-  keys: TrustedKeyProvider;
+  trust: LoaderTrust;
   strict: boolean;
   allowList: AllowList | undefined;
   runtimeFactory: RuntimeFactory;
@@ -58,14 +65,10 @@ export interface PolicyLoaderOptions {
    * too when required); when required and absent, the load fails.
    */
   binding: { environment: string; required: boolean };
-  /** The revocation list in force (APX_REVOCATIONS); none when absent. */
-  revocations?: () => RevocationList;
   /** Rollback floors (persisted in APX_STATE_DIR outside development); default: in memory. */
   floors?: RollbackFloors;
   /** Exact references the operator allows below their floor (APX_ALLOW_ROLLBACK). */
   allowRollback?: ReadonlySet<string>;
-  /** Freshness (APX_INDEX): undefined when new loads may proceed, else why not. */
-  freshness?: () => string | undefined;
 }
 
 /**
@@ -117,10 +120,10 @@ export class PolicyLoader {
 
   private async loadUncached(ref: ArtifactRef, refText: string, seconds: () => number): Promise<LoadedPolicy> {
     // Freshness gates every new load (disk and store alike); what is loaded keeps serving.
-    const stale = this.options.freshness?.();
+    const stale = this.options.trust.kind === 'tuf' ? this.options.trust.refusal() : undefined;
     if (stale) {
-      const hint = { hint: 'publish a fresh policy index (apx index)' };
-      const error = new LoadError(ref, new WorkerError(WorkerErrorCode.INDEX_EXPIRED, stale, hint));
+      const hint = { hint: 'renew the trust repository (apx trust publish with the snapshot and timestamp keys)' };
+      const error = new LoadError(ref, new WorkerError(WorkerErrorCode.TRUST_STALE, stale, hint));
       this.options.observer.rejected(error, seconds());
       throw error;
     }
@@ -186,18 +189,18 @@ export class PolicyLoader {
   }
 
   private async verify(ref: ArtifactRef, material: ArtifactMaterial): Promise<VerifiedArtifact> {
-    const { allowList, strict, keys, binding } = this.options;
+    const { allowList, strict, binding } = this.options;
     const refText = formatArtifactRef(ref);
-    let keyring: Awaited<ReturnType<typeof keyringOf>>;
+    let trust: TrustInForce;
     try {
-      keyring = await keyringOf(keys);
+      trust = await this.options.trust.trustFor(ref);
     } catch (err) {
       throw new LoadError(ref, err);
     }
     try {
       const verified = verifyPolicyArtifact({
         material: { ref, artifact: material.artifact, signature: material.signature, bundle: material.bundle },
-        trust: { kind: 'keys', keyring, revocations: this.options.revocations?.() },
+        trust,
         policy: {
           environment: binding.environment,
           strict,
@@ -260,7 +263,7 @@ export class PolicyLoader {
     return loaded;
   }
 
-  /** Forget a loaded digest everywhere (revocation, issue 5 builds on this). */
+  /** Forget a loaded digest everywhere (its approval was withdrawn). */
   forget(digest: string): void {
     this.memory.forgetDigest(digest);
   }

@@ -1,4 +1,4 @@
-import { type ArtifactRef, RevocationList } from '@apx/core';
+import type { ApxError, ArtifactRef } from '@apx/core';
 import semver from 'semver';
 import type { AllowList } from './allow-list.js';
 import type { PolicySelector } from './config.js';
@@ -18,7 +18,7 @@ export interface PolicyState {
 }
 
 export interface PolicySetObserver {
-  /** A serving version was unloaded because the revocation list names it. */
+  /** A serving version was unloaded: the trust repository no longer approves it. */
   revoked(state: PolicyState, unloaded: LoadedPolicy, error: LoadError): void;
   swapped(state: PolicyState, previous: LoadedPolicy | undefined): void;
   reloadRejected(state: PolicyState, error: LoadError): void;
@@ -33,8 +33,11 @@ export interface PolicySetOptions {
   allowList: AllowList | undefined;
   reloadIntervalMs: number;
   observer: PolicySetObserver;
-  /** The version a signed index names for a policy (freshness); followed policies load exactly it. */
-  targetVersion?: (policyId: string) => string | undefined;
+  /**
+   * With a trust repository: the versions the environment approves, highest first (the store
+   * listing does not decide what may load), and the policies that have any.
+   */
+  approved?: { versions(policyId: string): string[]; policies(): string[] };
   /** Backoff bounds for retrying a policy that has no version serving. */
   retryMinMs?: number;
   retryMaxMs?: number;
@@ -98,7 +101,8 @@ export class PolicySet {
   private async discover(): Promise<void> {
     if (this.options.selectors.length > 0) return;
     try {
-      for (const id of await this.options.source.policies()) {
+      const ids = this.options.approved ? this.options.approved.policies() : await this.options.source.policies();
+      for (const id of ids) {
         if (!this.states.has(id)) this.states.set(id, this.newState(id, undefined));
       }
       this.discovered = true;
@@ -110,12 +114,9 @@ export class PolicySet {
   /** Candidate references, best first: the pinned one, or admitted versions high to low. */
   private async candidates(state: PolicyState): Promise<ArtifactRef[]> {
     if (state.pinned) return [{ policyId: state.policyId, version: state.pinned }];
-    if (this.options.targetVersion) {
-      // With a policy index, the index says which version is current; the store listing does not.
-      const target = this.options.targetVersion(state.policyId);
-      return target ? [{ policyId: state.policyId, version: target }] : [];
-    }
-    const versions = (await this.options.source.versions(state.policyId)).filter((v) => semver.valid(v) === v);
+    const versions = this.options.approved
+      ? this.options.approved.versions(state.policyId)
+      : (await this.options.source.versions(state.policyId)).filter((v) => semver.valid(v) === v);
     const { allowList } = this.options;
     // Versions outside the allow-list are still tried last, so their rejection is reported
     // (and counted as unknown_versions) instead of the policy silently serving nothing.
@@ -203,32 +204,34 @@ export class PolicySet {
   }
 
   /**
-   * Unloads every serving version the list revokes. The policy becomes not ready and is
-   * retried: the loader refuses the revoked version, so only another admitted version can
-   * take its place.
+   * Unloads every serving version that `withdrawn` says lost its approval (revoked, other
+   * bytes approved, signer removed). The policy becomes not ready and is retried: the loader
+   * refuses the withdrawn version, so only another approved version can take its place.
    */
-  applyRevocations(list: RevocationList): void {
+  applyWithdrawals(withdrawn: (loaded: LoadedPolicy) => ApxError | undefined): void {
     for (const state of this.states.values()) {
       const current = state.current;
       if (!current) continue;
-      const entry = list.find(current.refText, current.artifact.digest, current.artifact.keyId);
-      if (!entry) continue;
+      const reason = withdrawn(current);
+      if (!reason) continue;
       state.current = undefined;
-      state.lastError = new LoadError(current.ref, RevocationList.refusal(entry), current.artifact.digest);
+      state.lastError = new LoadError(current.ref, reason, current.artifact.digest);
       this.options.loader.forget(current.artifact.digest);
       this.options.observer.revoked(state, current, state.lastError);
       this.scheduleRetry(state);
     }
   }
 
-  /** Stops serving everything (the policy index is past its grace); returns how many were unloaded. */
+  /** Stops serving everything (trust metadata past its grace); returns how many were unloaded. */
   unloadAll(reason: string): number {
     let unloaded = 0;
     for (const state of this.states.values()) {
       if (!state.current) continue;
       state.lastError = new LoadError(
         state.current.ref,
-        new WorkerError(WorkerErrorCode.INDEX_EXPIRED, reason, { hint: 'publish a fresh policy index (apx index)' }),
+        new WorkerError(WorkerErrorCode.TRUST_STALE, reason, {
+          hint: 'renew the trust repository (apx trust publish with the snapshot and timestamp keys)',
+        }),
         state.current.artifact.digest,
       );
       state.current = undefined;

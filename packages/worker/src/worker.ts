@@ -1,16 +1,11 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Keyring, PolicyIndex, RevocationList } from '@apx/core';
 import type { DestinationStream } from 'pino';
-
-const EMPTY_REVOCATIONS = RevocationList.empty();
-
 import { DiskCache } from './cache.js';
 import type { WorkerConfig } from './config.js';
 import { RollbackFloors } from './floors.js';
-import { Freshness } from './freshness.js';
 import type { JwtVerifierOptions } from './jwt.js';
-import { keyProviderFromRef, keyringOf, type TrustedKeyProvider } from './keys.js';
+import { keyProviderFromRef, keysTrustOf, type TrustedKeyProvider } from './keys.js';
 import { PolicyLoader } from './loader.js';
 import { createObservers } from './observability/events.js';
 import { createLogger, type WorkerLogger } from './observability/logger.js';
@@ -24,7 +19,7 @@ import type { SecretManagerKeyOptions } from './secret-manager.js';
 import { createWorkerServer } from './server.js';
 import type { ArtifactSource } from './source.js';
 import { openArtifactSource } from './store-source.js';
-import { TrustDocumentWatcher } from './trust-documents.js';
+import { openWorkerTrust } from './trust/worker-trust.js';
 
 export interface WorkerDeps {
   /** Opens the store named by APX_STORE (default: @apx/storage by URL scheme). */
@@ -91,115 +86,32 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
         `policy failed closed (deny): ${fault.message}`,
       ),
     );
-  const keys =
-    deps.keys ??
-    keyProviderFromRef(config.publicKey, {
-      env: deps.env,
-      cwd: deps.cwd,
-      secretManager: { refreshIntervalMs: config.keyRefreshMs, ...deps.secretManager, ...keyHooks(log) },
-      kms: { refreshIntervalMs: config.keyRefreshMs, ...deps.kms, ...keyHooks(log) },
-    });
-  // Key rotation: the keyring in force starts as APX_PUBLIC_KEY's and advances only along a
-  // chain, each next keyring signed by an active key of the one before (APX_KEYRING).
-  const keyringWatcher = config.keyring
-    ? new TrustDocumentWatcher<Keyring>({
-        object: 'keyring.json',
-        location: config.keyring,
-        source,
-        keys,
+  // Trust repository mode (APX_TRUST_REPOSITORY): the environment's signed targets role says
+  // what may load and who signs; otherwise runbook mode, one trusted key (APX_PUBLIC_KEY).
+  const trust = await openWorkerTrust(config, { env: deps.env, cwd: deps.cwd, log, metrics });
+  const keys: TrustedKeyProvider | undefined = trust
+    ? undefined
+    : (deps.keys ??
+      keyProviderFromRef(config.publicKey, {
+        env: deps.env,
         cwd: deps.cwd,
-        verify: (text, sig, base, held, where) => Keyring.verifyNext(text, sig, held ?? base, where),
-        version: (ring) => ring.version,
-        onApplied: (ring) => {
-          metrics.keyringVersion.set(ring.version);
-          log.info(
-            {
-              keyring_version: ring.version,
-              active_key_ids: ring.entries.filter((e) => e.status === 'active').map((e) => e.keyId),
-            },
-            `keyring version ${ring.version} in force`,
-          );
-        },
-        onRejected: (err) => {
-          metrics.keyringRejected.inc();
-          log.error(
-            { reason: 'KEYRING_INVALID' },
-            `keyring refused, keeping version ${keyringWatcher?.current?.version ?? 0}: ${(err as Error).message}`,
-          );
-        },
-      })
-    : undefined;
-  const trustKeys: TrustedKeyProvider = keyringWatcher
-    ? {
-        description: keys.description,
-        verifier: () => keys.verifier(),
-        keyring: async () => keyringWatcher.current ?? keyringOf(keys),
-      }
-    : keys;
-  const revocations = config.revocations
-    ? new TrustDocumentWatcher<RevocationList>({
-        object: 'revocations.json',
-        location: config.revocations,
-        source,
-        keys: trustKeys,
-        cwd: deps.cwd,
-        verify: (text, sig, keyring, held, where) => RevocationList.verify(text, sig, keyring, held ?? EMPTY_REVOCATIONS, where),
-        version: (list) => list.version,
-        onApplied: (list) => {
-          metrics.revocationListVersion.set(list.version);
-          log.info(
-            { revocation_list_version: list.version, entries: list.entries.length },
-            `revocation list version ${list.version} in force`,
-          );
-          policies.applyRevocations(list);
-        },
-        onRejected: (err) => {
-          metrics.revocationListRejected.inc();
-          log.error(
-            { reason: 'REVOCATION_LIST_INVALID' },
-            `revocation list refused, keeping version ${revocations?.current?.version ?? 0}: ${(err as Error).message}`,
-          );
-        },
-      })
-    : undefined;
-  const freshness = config.index
-    ? new Freshness(
-        new TrustDocumentWatcher<PolicyIndex>({
-          object: 'index.json',
-          location: config.index,
-          source,
-          keys: trustKeys,
-          cwd: deps.cwd,
-          verify: (text, sig, keyring, held, where) => PolicyIndex.verify(text, sig, keyring, held, where),
-          version: (index) => index.version,
-          onApplied: (index) => {
-            metrics.policyIndexVersion.set(index.version);
-            log.info(
-              { policy_index_version: index.version, expires: index.expires.toISOString() },
-              `policy index version ${index.version} in force until ${index.expires.toISOString()}`,
-            );
-          },
-          onRejected: (err) => {
-            metrics.policyIndexRejected.inc();
-            log.error({ reason: 'POLICY_INDEX_INVALID' }, `policy index refused: ${(err as Error).message}`);
-          },
-        }),
-        config.indexGraceMs,
-      )
-    : undefined;
+        secretManager: { refreshIntervalMs: config.keyRefreshMs, ...deps.secretManager, ...keyHooks(log) },
+        kms: { refreshIntervalMs: config.keyRefreshMs, ...deps.kms, ...keyHooks(log) },
+      }));
+  reportProtections(config, trust !== undefined, log, metrics);
   const loader = new PolicyLoader({
     source,
-    keys: trustKeys,
+    trust: trust
+      ? { kind: 'tuf', trustFor: (ref) => trust.watcher.trustFor(ref), refusal: () => trust.watcher.refusal() }
+      : { kind: 'keys', trustFor: () => keysTrustOf(keys as TrustedKeyProvider) },
     strict: config.strict,
     allowList: config.allowList,
     runtimeFactory,
     observer: observers.load,
     memoryCacheEntries: config.memoryCacheEntries,
     binding: { environment: config.env, required: config.requireBinding },
-    revocations: () => revocations?.current ?? EMPTY_REVOCATIONS,
     floors: config.stateDir ? await RollbackFloors.open(config.stateDir) : RollbackFloors.inMemory(),
     allowRollback: config.allowRollback,
-    ...(freshness ? { freshness: () => freshness.check(new Date()) } : {}),
     diskCache: config.cacheDir ? new DiskCache(config.cacheDir) : undefined,
   });
   const policies = new PolicySet({
@@ -209,7 +121,14 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     allowList: config.allowList,
     reloadIntervalMs: config.reloadIntervalMs,
     observer: observers.set,
-    ...(freshness ? { targetVersion: (policyId: string) => freshness.target(policyId) } : {}),
+    ...(trust
+      ? {
+          approved: {
+            versions: (policyId: string) => trust.watcher.approvedVersions(policyId),
+            policies: () => trust.watcher.policies(),
+          },
+        }
+      : {}),
     ...(deps.retryMinMs === undefined ? {} : { retryMinMs: deps.retryMinMs }),
   });
   const server = createWorkerServer({ policies, metrics, limiter: new RateLimiter(), ...(deps.jwt ? { jwt: deps.jwt } : {}) });
@@ -227,39 +146,18 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
       strict: config.strict,
       allowed_versions: config.allowList?.toString() ?? null,
       state_dir: config.stateDir ?? null,
+      trust_repository: trust ? trust.watcher.storeUrl : null,
       url,
     },
     `worker listening on ${url}`,
   );
-  // Trust documents first: nothing revoked is loaded even once, nothing without a fresh index.
-  const refreshTrust = async () => {
-    await keyringWatcher?.refresh();
-    await revocations?.refresh();
-    if (!freshness) return;
-    await freshness.watcher.refresh();
-    const state = freshness.state(new Date());
-    metrics.policyIndexExpired.set(state === 'fresh' ? 0 : 1);
-    if (state === 'expired') {
-      log.warn(
-        { reason: 'POLICY_INDEX_EXPIRED' },
-        `${freshness.describe()}: refusing new loads, serving what is loaded until ${freshness.graceEnd()}`,
-      );
-    } else if (state === 'past-grace') {
-      const unloaded = policies.unloadAll(`${freshness.describe()} and the grace period is over`);
-      if (unloaded > 0) {
-        log.error(
-          { reason: 'POLICY_INDEX_EXPIRED' },
-          `${freshness.describe()}: grace period over, ${unloaded} serving version(s) unloaded`,
-        );
-      }
-    }
-  };
-  await refreshTrust();
+  // The trust repository first: nothing unapproved or revoked is loaded even once.
+  await trust?.refresh(policies);
   await policies.start();
-  let revocationTimer: NodeJS.Timeout | undefined;
-  if ((keyringWatcher || revocations || freshness) && config.reloadIntervalMs > 0) {
-    revocationTimer = setInterval(() => void refreshTrust(), config.reloadIntervalMs);
-    revocationTimer.unref();
+  let trustTimer: NodeJS.Timeout | undefined;
+  if (trust && config.reloadIntervalMs > 0) {
+    trustTimer = setInterval(() => void trust.refresh(policies), config.reloadIntervalMs);
+    trustTimer.unref();
   }
   return {
     url,
@@ -268,7 +166,7 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     metrics,
     log,
     async stop() {
-      if (revocationTimer) clearInterval(revocationTimer);
+      if (trustTimer) clearInterval(trustTimer);
       policies.stop();
       // Finish requests in flight, drop idle keep-alive connections, then force the rest.
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
@@ -277,7 +175,22 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
       force.unref();
       await closed;
       clearTimeout(force);
-      if (!deps.keys) await keys.close?.();
+      if (!deps.keys) await keys?.close?.();
     },
   };
+}
+
+/**
+ * Says at start which protections are on. Runbook mode (one public key) verifies signatures
+ * and bindings but has no revocation, no freshness and no multi-party approval: a production
+ * worker in that mode says so in its log and in apx_trust_protection_enabled.
+ */
+function reportProtections(config: WorkerConfig, repository: boolean, log: WorkerLogger, metrics: WorkerMetrics): void {
+  for (const p of ['revocation', 'freshness', 'approvals']) metrics.trustProtection.set({ protection: p }, repository ? 1 : 0);
+  metrics.trustProtection.set({ protection: 'rollback' }, config.stateDir ? 1 : 0);
+  if (repository || config.env === 'dev') return;
+  log.warn(
+    { setting: 'APX_TRUST_REPOSITORY', protections_off: ['revocation', 'freshness', 'approvals'] },
+    `no trust repository (APX_TRUST_REPOSITORY unset): runbook mode trusts the APX_PUBLIC_KEY key alone; artifact revocation, freshness and multi-party approval are off`,
+  );
 }

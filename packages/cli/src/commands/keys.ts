@@ -1,41 +1,48 @@
-import { access, readFile } from 'node:fs/promises';
-import { type Environment, Keyring, type PublicKey } from '@apx/core';
+import type { PublicKey } from '@apx/core';
 import { isKmsRef, redactKeyRef } from '@apx/kms/key-ref';
-import { generateKeyPair, type Signer, writeFileAtomic } from '@apx/sign';
+import { generateKeyPair, writeFileAtomic } from '@apx/sign';
 import { type CommandSpec, flagString, type ParsedArgs, UsageError } from '../command.js';
 import { type CliContext, info } from '../context.js';
-import { environmentsFlag } from '../environment.js';
 import { resolvePath } from '../io.js';
-import { DEFAULT_PRIVATE_KEY, loadPublicKey, openSigner } from '../keyref.js';
+import { loadPublicKey } from '../keyref.js';
 import { passwordProvider } from '../password.js';
-import { putDocument, signDocument, withStore, writeDocumentFile } from '../trust-document.js';
 import { writeKeyPairFiles } from './key-files.js';
+import {
+  auditChange,
+  commitChange,
+  ENV_FLAG,
+  environmentFlag,
+  JSON_FLAG,
+  KEY_FLAG,
+  openSigners,
+  report,
+  STORE_FLAG,
+  withTrustStore,
+} from './trust/shared.js';
 
-export const KEYRING_OBJECT = 'keyring.json';
-
+/**
+ * `apx keys rotate`: a new artifact signing key, trusted for an environment in the trust
+ * repository (apx trust signer add), and optionally the key it replaces no longer trusted
+ * (apx trust signer remove), in one new version of the environment's role. The keyring file
+ * of earlier releases is gone: rotation history is the role's version history.
+ */
 export const keysCommand: CommandSpec = {
   name: 'keys',
-  summary: 'Rotate the signing key: a new key, and the next keyring signed by the current key.',
-  usage:
-    'rotate [--key KEY] [--kms URI | --new-key KEY] [--keyring FILE] [--output-key-prefix PREFIX] [--env LIST] [--publish URL]',
-  details: `keys rotate creates a new key pair (cosign format), and writes the next version of the
-keyring FILE (default keys/keyring.json; started from KEY when missing) in which the new key is
-active for --env and the keys it replaces are retired as of now: what they signed until now keeps
-verifying, nothing they sign later does, and they stay listed as history. The keyring is signed
-by the current KEY, so workers holding the previous keyring accept it as the next link of the
-chain (like TUF's root rotation); with --publish it is stored as keyring.json in the store, where
-workers with APX_KEYRING=store pick it up without a restart. Then sign new artifacts with the
-new key (--key PREFIX.key, or its URI). KEY, --kms and --new-key accept KMS and HSM references
-(gcpkms://, awskms://, hashivault://, pkcs11:): the current key can sign the keyring from a KMS,
-and the new key can be created there (--kms) or already exist (--new-key, e.g. a new version).`,
+  summary: 'Rotate the artifact signing key of an environment (alias of apx trust signer add/remove).',
+  usage: 'rotate --env ENV [--kms URI | --new-key KEY] [--output-key-prefix PREFIX] [--retire KEYID] --key REF... [--store URL]',
+  details: `keys rotate creates a new key pair (cosign format, PREFIX.key and PREFIX.pub), or a key in a
+KMS or HSM (--kms), or takes an existing key (--new-key: a KMS or HSM URI or a public key file),
+and adds it to ENV's trusted artifact signers in the trust repository; with --retire KEYID the key
+it replaces stops being trusted in the same change (artifacts signed only by it stop verifying
+for ENV: re-sign and approve new versions with the new key first). --key names the keys that
+sign the change: ENV's approvers (a threshold publishes, fewer stage it for apx trust sign) and
+the snapshot and timestamp keys. The keyring.json of earlier releases is replaced by this
+(docs/operations.md, "Migrating from keyring / revocations.json / index.json").`,
   flags: [
-    {
-      name: 'key',
-      type: 'string',
-      value: 'KEY',
-      description: `The current private key, which signs the next keyring (default: ${DEFAULT_PRIVATE_KEY}).`,
-    },
-    { name: 'keyring', type: 'string', value: 'FILE', description: 'The keyring file to extend (default: keys/keyring.json).' },
+    ENV_FLAG,
+    KEY_FLAG,
+    STORE_FLAG,
+    JSON_FLAG,
     {
       name: 'output-key-prefix',
       type: 'string',
@@ -54,49 +61,50 @@ and the new key can be created there (--kms) or already exist (--new-key, e.g. a
       value: 'KEY',
       description: 'Rotate to an existing key: a KMS or HSM URI, or a public key file (PEM).',
     },
-    {
-      name: 'env',
-      type: 'string',
-      value: 'LIST',
-      description: 'Environments the new key signs for, comma-separated (default: dev,staging,production).',
-    },
-    {
-      name: 'publish',
-      type: 'string',
-      value: 'URL',
-      description: 'Also store keyring.json and its signature in this store (directory, gs://, s3://).',
-    },
+    { name: 'retire', type: 'string', value: 'KEYID', description: 'The key id of the signing key to stop trusting.' },
   ],
   positionals: { min: 1, max: 1, names: 'the subcommand (rotate)' },
   async run(ctx, args) {
     if (args.positionals[0] !== 'rotate')
       throw new UsageError(`unknown subcommand keys ${args.positionals[0]}; use: apx keys rotate`);
-    const environments = environmentsFlag(args);
-    const keyringPath = flagString(args, 'keyring') ?? 'keys/keyring.json';
-    const now = new Date();
-    const prefix = flagString(args, 'output-key-prefix') ?? `keys/cosign-${now.toISOString().replace(/[-:]/g, '').slice(0, 15)}`;
-
     if (flagString(args, 'new-key') && flagString(args, 'kms')) {
       throw new UsageError('--new-key names an existing key and --kms creates one: pass only one of them');
     }
-    const current = await openSigner(ctx, flagString(args, 'key') ?? DEFAULT_PRIVATE_KEY);
-    return rotate(ctx, args, current, { environments, keyringPath, now, prefix });
+    const env = environmentFlag(args);
+    const signers = await openSigners(ctx, args, { required: true });
+    const now = new Date();
+    const prefix = flagString(args, 'output-key-prefix') ?? `keys/cosign-${now.toISOString().replace(/[-:]/g, '').slice(0, 15)}`;
+    const retire = flagString(args, 'retire');
+    return withTrustStore(ctx, args, async (store) => {
+      const { publicKey, name } = await newKey(ctx, args, prefix);
+      const { result } = await commitChange(ctx, store, {
+        signers,
+        retry: { role: env },
+        apply: (repo) => repo.setSigner(env, { add: publicKey, ...(retire ? { removeKeyId: retire } : {}) }),
+      });
+      await auditChange(ctx, signers, result, {
+        operation: 'keys rotate',
+        environment: env,
+        reference: `key ${publicKey.keyId}`,
+      });
+      info(ctx, `✓ New key:   ${name} (key id ${publicKey.keyId})`);
+      const retired = retire ? `, no longer trusts ${retire}` : '';
+      report(ctx, args, `${env} trusts artifact signing key ${publicKey.keyId}${retired}`, result, {
+        environment: env,
+        keyId: publicKey.keyId,
+        retired: retire ?? null,
+      });
+      return 0;
+    });
   },
 };
 
 /**
  * The key rotated to: a new cosign key pair (PREFIX.key, PREFIX.pub) by default; with --kms,
- * a key created in a KMS or HSM; with --new-key, an existing key (a KMS or HSM URI, or a
- * public key file from a key ceremony). For keys held elsewhere PREFIX.pub is written too,
- * once the key is known not to be in the keyring already (a refusal leaves no file behind).
+ * a key created in a KMS or HSM; with --new-key, an existing key. For keys held elsewhere
+ * PREFIX.pub is written too.
  */
-async function newKey(
-  ctx: CliContext,
-  args: ParsedArgs,
-  prefix: string,
-  keyring: Keyring,
-  keyringPath: string,
-): Promise<{ publicKey: PublicKey; name: string }> {
+async function newKey(ctx: CliContext, args: ParsedArgs, prefix: string): Promise<{ publicKey: PublicKey; name: string }> {
   const kms = flagString(args, 'kms');
   const existing = flagString(args, 'new-key');
   if (kms !== undefined || existing !== undefined) {
@@ -109,46 +117,10 @@ async function newKey(
     } else {
       publicKey = await loadPublicKey(ctx, existing as string);
     }
-    const name = redactKeyRef((kms ?? existing) as string);
-    if (keyring.entries.some((e) => e.keyId === publicKey.keyId)) {
-      throw new UsageError(`${name} (key id ${publicKey.keyId}) is already in the keyring ${keyringPath}; rotate to a new key`);
-    }
     await writeFileAtomic(resolvePath(ctx, `${prefix}.pub`), publicKey.toPem(), { overwrite: false });
-    return { publicKey, name };
+    return { publicKey, name: redactKeyRef((kms ?? existing) as string) };
   }
   const pair = await generateKeyPair(await passwordProvider(ctx)({ keyPath: `${prefix}.key`, confirm: true }));
   await writeKeyPairFiles(ctx, prefix, pair, false);
   return { publicKey: pair.publicKey, name: `${prefix}.key` };
-}
-
-async function rotate(
-  ctx: CliContext,
-  args: ParsedArgs,
-  current: Signer,
-  { environments, keyringPath, now, prefix }: { environments: Environment[]; keyringPath: string; now: Date; prefix: string },
-): Promise<number> {
-  const currentKey = await current.publicKey();
-  const exists = await access(resolvePath(ctx, keyringPath)).then(
-    () => true,
-    () => false,
-  );
-  const keyring = exists
-    ? Keyring.parse(await readFile(resolvePath(ctx, keyringPath), 'utf8'), keyringPath)
-    : Keyring.single(currentKey);
-
-  const { publicKey, name } = await newKey(ctx, args, prefix, keyring, keyringPath);
-  const next = keyring.rotate(publicKey, environments, now);
-  const doc = await signDocument(ctx, current, 'keys rotate', next.toJSON(), `keyring version ${next.version}`);
-  await writeDocumentFile(ctx, keyringPath, doc);
-  info(ctx, `✓ Rotated:   new key ${name} (key id ${publicKey.keyId}) active for ${environments.join(', ')}`);
-  info(ctx, `✓ Keyring:   ${keyringPath} version ${next.version}, signed by ${currentKey.keyId}`);
-  const url = flagString(args, 'publish');
-  if (url) {
-    const where = await withStore(ctx, url, async (store) => {
-      await putDocument(store, KEYRING_OBJECT, doc);
-      return store.url;
-    });
-    info(ctx, `✓ Published: ${KEYRING_OBJECT} version ${next.version} to ${where}`);
-  }
-  return 0;
 }

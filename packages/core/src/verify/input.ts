@@ -1,7 +1,5 @@
 import type { ArtifactRef } from '../artifact/ref.js';
 import type { SignatureVerifier } from '../signature/verifier.js';
-import type { Keyring } from '../trust/keyring.js';
-import type { RevocationList } from '../trust/revocations.js';
 
 /** What was fetched for one reference; nothing in it is trusted yet. */
 export interface VerificationMaterial {
@@ -13,18 +11,30 @@ export interface VerificationMaterial {
   bundle?: Uint8Array | undefined;
 }
 
-/** Runbook mode: trusted keys (APX_PUBLIC_KEY is Keyring.single(key)) and a revocation list. */
-export interface KeysTrust {
-  kind: 'keys';
-  keyring: Keyring;
-  revocations?: RevocationList | undefined;
-}
-
-/** A signer the environment's TUF targets role trusts for its targets. */
-export interface TufSigner {
+/** A key trusted to sign artifacts: the runbook's public key, or a signer a targets role names. */
+export interface TrustedSigner {
+  /** Hex SHA-256 of the key's SPKI DER. */
   keyId: string;
   verifier: SignatureVerifier;
 }
+
+/**
+ * Runbook mode: the artifact is trusted if a configured key (APX_PUBLIC_KEY: a file, Secret
+ * Manager or a KMS/HSM key) signed it. No approvals, no revocation, no freshness: those need
+ * the trust repository (TufTrust).
+ */
+export interface KeysTrust {
+  kind: 'keys';
+  signers: readonly TrustedSigner[];
+}
+
+/** Runbook trust in one key. */
+export function keysTrust(verifier: SignatureVerifier): KeysTrust {
+  return { kind: 'keys', signers: [{ keyId: verifier.publicKey.keyId, verifier }] };
+}
+
+/** A signer the environment's TUF targets role trusts for its targets. */
+export type TufSigner = TrustedSigner;
 
 /**
  * The environment's signed TUF targets role, as plain data the TUF client already verified

@@ -9,10 +9,8 @@ import { CoreErrorCode, VerificationError } from '../error.js';
 import { PublicKey } from '../keys/public-key.js';
 import { SignatureVerifier } from '../signature/verifier.js';
 import { bindingBundle, policyModule, signatureFile, statementBundle } from '../testing/policy-module.js';
-import { Keyring } from '../trust/keyring.js';
-import { RevocationList } from '../trust/revocations.js';
 import { PolicyHost } from '../wasm/host.js';
-import type { TrustInForce, TufTrust, VerificationInput, VersionAllowList } from './input.js';
+import { keysTrust, type TrustInForce, type TufTrust, type VerificationInput, type VersionAllowList } from './input.js';
 import { compareSemver } from './semver.js';
 import { signatureMaterialDigest, verifyPolicyArtifact } from './verify-policy-artifact.js';
 
@@ -21,7 +19,7 @@ const stranger = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const signerKey = PublicKey.fromKeyObject(signer.publicKey);
 const REF = { policyId: 'pb-pay-v1', version: '1.0.0' };
 const BYTES = policyModule('pb-pay-v1', '1.0.0');
-const keys: TrustInForce = { kind: 'keys', keyring: Keyring.single(signerKey) };
+const keys: TrustInForce = keysTrust(new SignatureVerifier(signerKey));
 
 /** The runbook's allow-list (the worker's AllowList has the same contract). */
 function allowList(...versions: string[]): VersionAllowList {
@@ -234,32 +232,7 @@ describe('verifyPolicyArtifact: each check', () => {
     refuses({ bytes: tampered, signature: signatureFile(BYTES, signer.privateKey) }, CoreErrorCode.SIGNATURE_INVALID);
   });
 
-  it("10. applies the keyring's rules and the revocation list (runbook mode)", () => {
-    const devOnly = Keyring.parse(
-      JSON.stringify({
-        apiVersion: 'apx/v1',
-        kind: 'Keyring',
-        version: 1,
-        keys: [
-          {
-            keyId: signerKey.keyId,
-            publicKey: signerKey.toPem(),
-            environments: ['dev'],
-            status: 'active',
-            validFrom: '2020-01-01T00:00:00Z',
-          },
-        ],
-      }),
-    );
-    refuses({ trust: { kind: 'keys', keyring: devOnly } }, CoreErrorCode.KEY_ENVIRONMENT, /may not sign for production/);
-    const revocations = RevocationList.empty().add(
-      { ref: 'pb-pay-v1@1.0.0', reason: 'leaked', revokedAt: '2026-01-01T00:00:00Z' },
-      new Date(0),
-    );
-    refuses({ trust: { kind: 'keys', keyring: keys.keyring, revocations } }, CoreErrorCode.REVOKED);
-  });
-
-  it('11. requires a binding when asked, and checks it whenever present', () => {
+  it('10. requires a binding when asked, and checks it whenever present', () => {
     refuses(
       { bundle: null },
       CoreErrorCode.BINDING_MISSING,
@@ -284,7 +257,7 @@ describe('verifyPolicyArtifact: each check', () => {
     refuses({ bundle: byStranger }, CoreErrorCode.SIGNATURE_INVALID);
   });
 
-  it('11. refuses a statement with two subjects where the digest-matching one names another version', () => {
+  it('10. refuses a statement with two subjects where the digest-matching one names another version', () => {
     const digest = { sha256: sha256Hex(BYTES) };
     const s = statement(
       [
@@ -300,7 +273,7 @@ describe('verifyPolicyArtifact: each check', () => {
     );
   });
 
-  it('11. refuses a second subject even when it is harmless', () => {
+  it('10. refuses a second subject even when it is harmless', () => {
     const digest = { sha256: sha256Hex(BYTES) };
     const s = statement([
       { name: 'pb-pay-v1@1.0.0', digest },
@@ -332,7 +305,7 @@ describe('verifyPolicyArtifact: each check', () => {
     refuses(bound(plain), CoreErrorCode.ARTIFACT_ABI_MISMATCH);
   });
 
-  it('16. refuses a signed module renamed to another policy, in every environment', () => {
+  it('15. refuses a signed module renamed to another policy, in every environment', () => {
     const other = policyModule('pb-other', '1.0.0');
     for (const environment of ['dev', 'staging', 'production']) {
       refuses(

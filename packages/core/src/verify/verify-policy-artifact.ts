@@ -13,8 +13,6 @@ import { type BundleVerification, verifyBundle } from '../bundle/verify.js';
 import { sha256Hex } from '../digest.js';
 import { CoreErrorCode, isApxError, VerificationError } from '../error.js';
 import type { SignatureVerifier } from '../signature/verifier.js';
-import { Keyring, type KeyringEntry } from '../trust/keyring.js';
-import { RevocationList } from '../trust/revocations.js';
 import { checkAbi } from '../wasm/abi-check.js';
 import { bindingFromStatement } from './binding.js';
 import type { TrustInForce, VerificationInput, VerificationMaterial } from './input.js';
@@ -23,11 +21,10 @@ import { compareSemver } from './semver.js';
 /** `\0asm` then version 1: every WebAssembly binary module starts with these 8 bytes. */
 const WASM_HEADER = Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
 
-/** A key that may vouch for the artifact: a keyring entry (runbook mode) or a TUF signer. */
+/** A key that may vouch for the artifact: the runbook's key or a signer the targets role names. */
 interface Candidate {
   keyId: string;
   verifier: SignatureVerifier;
-  entry: KeyringEntry | undefined;
 }
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
@@ -63,13 +60,17 @@ export function signatureMaterialDigest(signature: Uint8Array | undefined, bundl
  * so nothing half-checked ever exists.
  *
  *  1. reference well formed                        9. signature verifies with a trusted signer
- *  2. allow-list (runbook "Verify version")       10. keyring admission, revocation (keys only)
- *  3. size cap, before any hashing                11. signed binding (exactly one subject)
- *  4. SHA-256                                     12. magic bytes
- *  5. (digest, signature) pair not blocked        13. WebAssembly compile = full validation
- *  6. TUF: approved target, length and hashes     14. no start section
- *  7. rollback floor                              15. policy ABI
- *  8. signature present (strict)                  16. embedded apx.meta names the reference
+ *  2. allow-list (runbook "Verify version")       10. signed binding (exactly one subject)
+ *  3. size cap, before any hashing                11. magic bytes
+ *  4. SHA-256                                     12. WebAssembly compile = full validation
+ *  5. (digest, signature) pair not blocked        13. no start section
+ *  6. TUF: approved target, length and hashes     14. policy ABI
+ *  7. rollback floor                              15. embedded apx.meta names the reference
+ *  8. signature present (strict)
+ *
+ * Revocation, approvals and freshness are the trust repository's: a revoked artifact is no
+ * longer a target of the environment's role (step 6), a removed signer is no longer a
+ * candidate (step 9), and stale metadata stops loads before this is called.
  */
 export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact {
   const { material, trust, policy } = input;
@@ -154,27 +155,18 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
   }
 
   // The bundle is read once: its key hint narrows the candidates of step 9, its verified
-  //    statement gives step 10 the signing time and step 11 the binding.
+  //    statement gives step 10 the binding.
   const parsed = material.bundle === undefined ? undefined : attempt(() => parseBundleOf(material, file));
   const hint = parsed?.ok && parsed.value.format === 'sigstore' ? parsed.value.keyHint : undefined;
   const candidates = candidatesOf(trust, hint);
 
   // 9. Runbook "Verification Steps" 3 / "Verify ECDSA signature": Verify(hash, signature, pubkey)
-  //    with a key the trust in force names (a keyring entry, or a signer of the targets role).
+  //    with a key the trust in force names (the runbook's key, or a signer of the targets role).
   const signer = material.signature === undefined ? undefined : verifySignature(trust, artifact, material.signature, candidates);
   const bundle: Outcome<BundleVerification> | undefined =
     parsed?.ok === true ? attempt(() => verifyBundleWith(parsed.value, artifact, signer, candidates)) : parsed;
 
-  // 10. Keyring rules (docs/security-model.md "Keyring"): the key may sign for this
-  //     environment, is not compromised, and signed within its validity; then revocation of
-  //     the reference, the digest or the key. TUF mode gets both from its targets role.
-  if (trust.kind === 'keys') {
-    if (signer?.entry) Keyring.admit(signer.entry, policy.environment, signingTime(bundle), now());
-    const revoked = trust.revocations?.find(refText, digest, signer?.keyId ?? null);
-    if (revoked) throw RevocationList.refusal(revoked);
-  }
-
-  // 11. Signed binding (docs/security-model.md): required when the caller requires it,
+  // 10. Signed binding (docs/security-model.md): required when the caller requires it,
   //     checked whenever present; the DSSE statement, signed by the same key as the .sig,
   //     names exactly this artifact: one subject, this digest, this reference, size, environment.
   let binding: ArtifactBinding | null = null;
@@ -207,14 +199,14 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
     }
   }
 
-  // 12. Runbook "Verification Steps" 4, magic bytes: `\0asm` version 1.
+  // 11. Runbook "Verification Steps" 4, magic bytes: `\0asm` version 1.
   if (artifact.byteLength < WASM_HEADER.length || !WASM_HEADER.equals(artifact.subarray(0, WASM_HEADER.length))) {
     throw new VerificationError(CoreErrorCode.ARTIFACT_NOT_WASM, 'invalid artifact: not a WASM file', {
       hint: 'the artifact must be a WebAssembly module compiled by apx compile',
     });
   }
 
-  // 13. Compiling validates fully; a Module is immutable, so what runs is what verified.
+  // 12. Compiling validates fully; a Module is immutable, so what runs is what verified.
   let module: WebAssembly.Module;
   try {
     module = new WebAssembly.Module(artifact);
@@ -226,7 +218,7 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
     );
   }
 
-  // 14. A start function would run code at instantiation, outside any decision; APX
+  // 13. A start function would run code at instantiation, outside any decision; APX
   //     modules have none, so a module that has one is refused.
   if (wasmSectionIds(artifact).includes(START_SECTION)) {
     throw new VerificationError(CoreErrorCode.ARTIFACT_INVALID_WASM, 'invalid artifact: the module has a start function', {
@@ -234,10 +226,10 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
     });
   }
 
-  // 15. DESIGN.md §1 "ABI": one memory import, one decide export, metadata and tables of this ABI.
+  // 14. DESIGN.md §1 "ABI": one memory import, one decide export, metadata and tables of this ABI.
   const { meta, tables } = checkAbi(module);
 
-  // 16. The module's own `apx.meta` must name the reference, in every environment: a signed
+  // 15. The module's own `apx.meta` must name the reference, in every environment: a signed
   //     module renamed to another policy id or version is refused even where no binding is required.
   if (meta.policy !== ref.policyId || meta.version !== ref.version) {
     throw new VerificationError(
@@ -300,10 +292,7 @@ function hintKeyId(hint: string | undefined): string | undefined {
 }
 
 function candidatesOf(trust: TrustInForce, hint: string | undefined): Candidate[] {
-  if (trust.kind === 'keys') {
-    return trust.keyring.candidates(hint).map((entry) => ({ keyId: entry.keyId, verifier: entry.verifier, entry }));
-  }
-  const all = trust.signers.map((s) => ({ keyId: s.keyId, verifier: s.verifier, entry: undefined }));
+  const all = trust.signers.map((s) => ({ keyId: s.keyId, verifier: s.verifier }));
   const named = all.filter((s) => s.keyId === hintKeyId(hint));
   return named.length > 0 ? named : all;
 }
@@ -352,12 +341,4 @@ function verifyBundleWith(
     }
   }
   throw firstFailure;
-}
-
-/** The signing time a verified statement records (for a retired key's validity window). */
-function signingTime(bundle: Outcome<BundleVerification> | undefined): Date | undefined {
-  if (!bundle?.ok) return undefined;
-  const predicate = bundle.value.statement?.predicate as { signedAt?: unknown } | undefined;
-  const at = typeof predicate?.signedAt === 'string' ? Date.parse(predicate.signedAt) : Number.NaN;
-  return Number.isNaN(at) ? undefined : new Date(at);
 }

@@ -2,7 +2,15 @@ import { generateKeyPairSync, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { type ArtifactRef, Keyring, PublicKey, readPolicyMeta, type VerifiedArtifact, verifyPolicyArtifact } from '@apx/core';
+import {
+  type ArtifactRef,
+  keysTrust,
+  PublicKey,
+  readPolicyMeta,
+  SignatureVerifier,
+  type VerifiedArtifact,
+  verifyPolicyArtifact,
+} from '@apx/core';
 import { type CompiledPolicy, compilePolicy } from '../compiler.js';
 
 /** The repository root (tests run from packages/policy/dist/...). */
@@ -12,7 +20,9 @@ export const SAMPLES = ['payments-api.yaml', 'admin-api.yaml', 'public-catalog-a
 
 /** A throwaway P-256 key: tests go through the real verifier, never around it. */
 const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const keyring = Keyring.single(PublicKey.fromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString(), 'test key'));
+const trust = keysTrust(
+  new SignatureVerifier(PublicKey.fromPem(publicKey.export({ type: 'spki', format: 'pem' }).toString(), 'test key')),
+);
 
 /** The reference a module names in its `apx.meta` (t@1.0.0 when it has none readable). */
 function embeddedRef(wasm: Uint8Array): ArtifactRef {
@@ -29,7 +39,7 @@ export function signAndVerify(wasm: Uint8Array, ref: ArtifactRef = embeddedRef(w
   const sig = sign('sha256', wasm, privateKey).toString('base64');
   return verifyPolicyArtifact({
     material: { ref, artifact: wasm, signature: Buffer.from(sig) },
-    trust: { kind: 'keys', keyring },
+    trust,
     policy: { environment: 'dev', strict: true, requireBinding: false },
   });
 }

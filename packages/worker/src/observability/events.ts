@@ -22,8 +22,7 @@ const SECURITY_EVENTS: Partial<Record<LoadErrorCode, string>> = {
   [CoreErrorCode.EMBEDDED_NAME_MISMATCH]: 'artifact_substitution',
   [CoreErrorCode.TARGET_MISMATCH]: 'artifact_tampering',
   [CoreErrorCode.ARTIFACT_NOT_VERIFIED]: 'artifact_tampering',
-  [CoreErrorCode.KEY_COMPROMISED]: 'compromised_key',
-  [CoreErrorCode.KEY_ENVIRONMENT]: 'key_environment_violation',
+  [CoreErrorCode.NOT_APPROVED]: 'unapproved_artifact',
   [CoreErrorCode.REVOKED]: 'revoked_artifact',
 };
 
@@ -34,7 +33,7 @@ const NOT_INTEGRITY = new Set<LoadErrorCode>([
   WorkerErrorCode.STORE_UNAVAILABLE,
   WorkerErrorCode.ARTIFACT_NOT_FOUND,
   WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE,
-  WorkerErrorCode.INDEX_EXPIRED,
+  WorkerErrorCode.TRUST_STALE,
   StorageErrorCode.UNREACHABLE,
   StorageErrorCode.NOT_FOUND,
   StorageErrorCode.DENIED,

@@ -26,42 +26,35 @@ export class WorkerMetrics {
   });
   readonly revokedBlocked = new Counter({
     name: 'apx_artifacts_revoked_blocked_total',
-    help: 'Revoked artifacts unloaded or refused (by reference, digest or signing key).',
+    help: 'Serving artifacts unloaded because the trust repository withdrew their approval.',
     registers: [this.registry],
   });
-  readonly revocationListVersion = new Gauge({
-    name: 'apx_revocation_list_version',
-    help: 'Version of the revocation list in force (0: none).',
+  readonly trustMetadataVersion = new Gauge({
+    name: 'apx_trust_metadata_version',
+    help: 'Version of each trust repository role in force (root, timestamp, snapshot, targets, environment).',
+    labelNames: ['role'],
     registers: [this.registry],
   });
-  readonly revocationListRejected = new Counter({
-    name: 'apx_revocation_list_rejected_total',
-    help: 'Revocation lists refused: unsigned, badly signed, malformed or older than the one held.',
+  readonly trustExpiry = new Gauge({
+    name: 'apx_trust_metadata_expiry_timestamp_seconds',
+    help: 'When the trust metadata in force expires (the earliest expiry of its roles), as a Unix time.',
     registers: [this.registry],
   });
-  readonly keyringVersion = new Gauge({
-    name: 'apx_keyring_version',
-    help: 'Version of the keyring in force (0: the APX_PUBLIC_KEY keyring).',
+  readonly trustFresh = new Gauge({
+    name: 'apx_trust_fresh',
+    help: '1 while the trust metadata in force is unexpired (new loads allowed), else 0.',
     registers: [this.registry],
   });
-  readonly keyringRejected = new Counter({
-    name: 'apx_keyring_rejected_total',
-    help: 'Keyrings refused: not signed by an active key of the keyring in force, malformed, or older.',
+  readonly trustRefreshFailures = new Counter({
+    name: 'apx_trust_refresh_failures_total',
+    help: 'Trust repository refreshes refused or failed, by reason (ROLLBACK, EXPIRED, SIGNATURE_THRESHOLD, MISMATCH...).',
+    labelNames: ['reason'],
     registers: [this.registry],
   });
-  readonly policyIndexVersion = new Gauge({
-    name: 'apx_policy_index_version',
-    help: 'Version of the signed policy index in force (0: none).',
-    registers: [this.registry],
-  });
-  readonly policyIndexExpired = new Gauge({
-    name: 'apx_policy_index_expired',
-    help: '1 while the policy index is expired or missing (new loads refused), else 0.',
-    registers: [this.registry],
-  });
-  readonly policyIndexRejected = new Counter({
-    name: 'apx_policy_index_rejected_total',
-    help: 'Policy indexes refused: unsigned, badly signed, malformed or older than the one held.',
+  readonly trustProtection = new Gauge({
+    name: 'apx_trust_protection_enabled',
+    help: '1 when a protection is on (revocation, freshness, approvals: the trust repository; rollback: APX_STATE_DIR), else 0.',
+    labelNames: ['protection'],
     registers: [this.registry],
   });
   readonly loadFailures = new Counter({

@@ -1,0 +1,129 @@
+// The worker's trust repository mode (APX_TRUST_REPOSITORY): opens the repository's store and
+// the TUF client, and on every refresh applies what changed: new versions in force, approvals
+// withdrawn (unloaded at once), freshness (stop new loads, then stop serving).
+
+import { readFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { type ApxError, CoreErrorCode, VerificationError } from '@apx/core';
+import { openStore } from '@apx/storage';
+import { TrustClient, TrustErrorCode, type TrustView } from '@apx/trust';
+import type { WorkerConfig } from '../config.js';
+import { WorkerError, WorkerErrorCode } from '../error.js';
+import type { LoadedPolicy } from '../loader.js';
+import type { WorkerLogger } from '../observability/logger.js';
+import type { WorkerMetrics } from '../observability/metrics.js';
+import type { PolicySet } from '../policy-set.js';
+import { RepositoryWatcher } from './repository-watcher.js';
+
+/** Refusals that mean someone tampers with the trust repository, not that it is unreachable. */
+const ATTACKS = new Set<string>([
+  TrustErrorCode.ROLLBACK,
+  TrustErrorCode.SIGNATURE_THRESHOLD,
+  TrustErrorCode.MISMATCH,
+  TrustErrorCode.METADATA_INVALID,
+  TrustErrorCode.TOO_LARGE,
+  TrustErrorCode.DUPLICATE_KEY,
+]);
+
+export interface WorkerTrust {
+  watcher: RepositoryWatcher;
+  /** One refresh, then withdrawals and freshness applied to what serves. */
+  refresh(policies: PolicySet): Promise<void>;
+}
+
+export interface WorkerTrustDeps {
+  env: Record<string, string | undefined>;
+  cwd: string;
+  log: WorkerLogger;
+  metrics: WorkerMetrics;
+  now?: () => Date;
+}
+
+async function bootstrapRoot(config: WorkerConfig, cwd: string): Promise<Buffer | undefined> {
+  if (!config.trustRoot) return undefined;
+  const path = resolve(cwd, config.trustRoot);
+  try {
+    return await readFile(path);
+  } catch (err) {
+    throw new WorkerError(
+      WorkerErrorCode.CONFIG_INVALID,
+      `trust root not readable: ${config.trustRoot} (${(err as Error).message})`,
+      {
+        hint: "set APX_TRUST_ROOT to a copy of the repository's tuf/1.root.json obtained out of band",
+      },
+    );
+  }
+}
+
+export async function openWorkerTrust(config: WorkerConfig, deps: WorkerTrustDeps): Promise<WorkerTrust | undefined> {
+  if (!config.trustRepository) return undefined;
+  const { log, metrics } = deps;
+  const url = config.trustRepository === 'store' ? config.store : config.trustRepository;
+  const store = await openStore(url, { env: deps.env, cwd: deps.cwd });
+  const root = await bootstrapRoot(config, deps.cwd);
+  const client = new TrustClient({
+    store,
+    stateDir: join(config.stateDir as string, 'tuf'),
+    environment: config.env,
+    ...(root ? { bootstrapRoot: root } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+  });
+  const describe = (v: TrustView | undefined) =>
+    v ? `${v.environment} version ${v.versions.environment} (timestamp ${v.versions.timestamp})` : 'nothing';
+  const watcher = new RepositoryWatcher({
+    client,
+    graceMs: config.trustGraceMs,
+    ...(deps.now ? { now: deps.now } : {}),
+    onApplied(view, previous) {
+      for (const [role, version] of Object.entries(view.versions)) metrics.trustMetadataVersion.set({ role }, version);
+      metrics.trustExpiry.set(view.expires.getTime() / 1000);
+      if (previous && JSON.stringify(previous.versions) === JSON.stringify(view.versions)) return;
+      log.info(
+        {
+          trust_versions: view.versions,
+          approved: view.targets.size,
+          signer_key_ids: view.signers.map((s) => s.keyId),
+          expires: view.expires.toISOString(),
+        },
+        `trust repository in force: ${describe(view)}, ${view.targets.size} approved artifact(s), expires ${view.expires.toISOString()}`,
+      );
+    },
+    onRejected(error, kept) {
+      metrics.trustRefreshFailures.inc({ reason: error.code });
+      const fields: Record<string, unknown> = { reason: error.code, trust_repository: store.url };
+      if (ATTACKS.has(error.code)) fields.security_event = 'trust_metadata_refused';
+      log.error(fields, `trust repository refused, keeping ${describe(kept)}: ${error.message}`);
+    },
+  });
+  const withdrawn = (loaded: LoadedPolicy): ApxError | undefined => {
+    if (loaded.artifact.trust !== 'tuf') return undefined;
+    const w = watcher.withdrawal(loaded.ref, loaded.artifact.digest, loaded.artifact.keyId);
+    if (!w) return undefined;
+    return new VerificationError(CoreErrorCode.REVOKED, w.message, {
+      hint: 'the trust repository no longer approves this artifact; the highest version still approved loads in its place',
+    });
+  };
+  return {
+    watcher,
+    async refresh(policies) {
+      await watcher.refresh();
+      const state = watcher.freshness();
+      metrics.trustFresh.set(state === 'fresh' ? 1 : 0);
+      if (state === 'expired') {
+        log.warn(
+          { reason: WorkerErrorCode.TRUST_STALE, grace_end: watcher.graceEnd()?.toISOString() ?? null },
+          `${watcher.refusal()}: refusing new loads, serving what is loaded until ${watcher.graceEnd()?.toISOString()}`,
+        );
+      } else if (state === 'past-grace' && watcher.view) {
+        const unloaded = policies.unloadAll(`${watcher.refusal()} and the grace period is over`);
+        if (unloaded > 0) {
+          log.error(
+            { reason: WorkerErrorCode.TRUST_STALE },
+            `${watcher.refusal()}: grace period over, ${unloaded} serving version(s) unloaded`,
+          );
+        }
+      }
+      policies.applyWithdrawals(withdrawn);
+    },
+  };
+}

@@ -1,4 +1,6 @@
-import { basename } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import {
   type ArtifactRef,
   CoreErrorCode,
@@ -12,7 +14,7 @@ import {
   type VersionAllowList,
   verifyPolicyArtifact,
 } from '@apx/core';
-import type { CliContext } from './context.js';
+import { type CliContext, info } from './context.js';
 import { readInput, readOptional } from './io.js';
 import { loadPublicKey } from './keyref.js';
 
@@ -32,6 +34,37 @@ export function refFromFileName(path: string): ArtifactRef {
 /** Runbook trust from `--key`: one public key, trusted for every environment (APX_PUBLIC_KEY's meaning). */
 export async function trustFromKey(ctx: CliContext, keyRef: string): Promise<TrustInForce> {
   return keysTrust(new SignatureVerifier(await loadPublicKey(ctx, keyRef)));
+}
+
+/**
+ * Trust-repository trust: what the environment's signed targets role says of the reference,
+ * read and verified exactly as a worker does (tuf-js client workflow), from a throwaway state
+ * directory. `rootPath` pins the root to start from (a worker's APX_TRUST_ROOT); without it the
+ * store's own tuf/1.root.json is trusted on first use, which the command says.
+ */
+export async function trustFromRepository(
+  ctx: CliContext,
+  options: { storeUrl: string; rootPath: string | undefined; environment: Environment; ref: ArtifactRef },
+): Promise<TrustInForce> {
+  const [{ openStore }, { TrustClient, tufTrustFor }] = await Promise.all([import('@apx/storage'), import('@apx/trust')]);
+  const store = await openStore(options.storeUrl, { env: ctx.env, cwd: ctx.cwd });
+  const stateDir = await mkdtemp(join(tmpdir(), 'apx-verify-'));
+  try {
+    const bootstrapRoot = options.rootPath
+      ? await readInput(ctx, options.rootPath, 'trust root', "pass a copy of the repository's tuf/1.root.json")
+      : await store.get('tuf/1.root.json', { maxBytes: 512_000 });
+    if (!options.rootPath) info(ctx, `note: trusting ${store.url}/tuf/1.root.json on first use (pin it with --trust-root)`);
+    const client = new TrustClient({
+      store,
+      stateDir,
+      environment: options.environment,
+      ...(bootstrapRoot ? { bootstrapRoot } : {}),
+    });
+    return tufTrustFor(await client.refresh(), options.ref);
+  } finally {
+    await rm(stateDir, { recursive: true, force: true });
+    await store.close?.();
+  }
 }
 
 export interface LocalVerification {

@@ -1,33 +1,64 @@
 import type { TrustInForce } from '@apx/core';
 import { AllowList } from '@apx/worker';
-import { trustFromKey, verifyLocalArtifact } from '../artifact-verification.js';
+import { refFromFileName, trustFromKey, trustFromRepository, verifyLocalArtifact } from '../artifact-verification.js';
 import { type CommandSpec, flagString, type ParsedArgs, UsageError } from '../command.js';
 import type { CliContext } from '../context.js';
 import { environmentFlag } from '../environment.js';
 import { DEFAULT_PUBLIC_KEY } from '../keyref.js';
 
 /**
- * The trust a worker in the environment would hold. Runbook mode: the public key a worker's
- * APX_PUBLIC_KEY names (--key). A trust source is chosen here and nowhere else.
+ * The trust a worker in the environment would hold. With --trust-repository, what the
+ * environment's signed targets role says (a worker's APX_TRUST_REPOSITORY); otherwise runbook
+ * mode, the public key a worker's APX_PUBLIC_KEY names (--key). A trust source is chosen here
+ * and nowhere else.
  */
-async function trustInForce(ctx: CliContext, args: ParsedArgs): Promise<TrustInForce> {
-  return trustFromKey(ctx, flagString(args, 'key') ?? DEFAULT_PUBLIC_KEY);
+async function trustInForce(ctx: CliContext, args: ParsedArgs, artifactPath: string): Promise<TrustInForce> {
+  const storeUrl = flagString(args, 'trust-repository');
+  if (storeUrl === undefined) {
+    if (flagString(args, 'trust-root') !== undefined) throw new UsageError('--trust-root goes with --trust-repository');
+    return trustFromKey(ctx, flagString(args, 'key') ?? DEFAULT_PUBLIC_KEY);
+  }
+  if (flagString(args, 'key') !== undefined) {
+    throw new UsageError('--key and --trust-repository cannot be used together: the repository names the signers');
+  }
+  return trustFromRepository(ctx, {
+    storeUrl,
+    rootPath: flagString(args, 'trust-root'),
+    environment: environmentFlag(args),
+    ref: refFromFileName(artifactPath),
+  });
 }
 
 export const verifyCommand: CommandSpec = {
   name: 'verify',
   summary: 'Would a worker in ENV load this artifact? Runs the workers’ own verifier on it.',
-  usage: '[--env ENV] [--key PUB] [--allowed-versions LIST] ARTIFACT',
+  usage: '[--env ENV] [--key PUB | --trust-repository URL [--trust-root ROOT]] [--allowed-versions LIST] ARTIFACT',
   details: `ARTIFACT is <policy-id>@<version>.wasm; ARTIFACT.sig and ARTIFACT.sigstore.json are read
 beside it. The checks are core's, in the workers' order, with a worker's defaults for ENV:
 strict mode, a signed binding naming the policy, version and ENV outside dev, the allow-list
 (--allowed-versions, as ALLOWED_POLICY_VERSIONS; required for production, as it is for a
 production worker), size, magic bytes, validation, ABI and the module's embedded name. Prints
 "✓ <ref> would load in ENV (key <key id>, sha256:…)" and exits 0, or the reason and exits 1.
+With --trust-repository (a store URL, as a worker's APX_TRUST_REPOSITORY), the trust is the
+environment's signed targets role, read and verified as a worker reads it: the artifact must be
+approved there (length and SHA-256) and signed by a key the role trusts. --trust-root pins the
+root to start from (a worker's APX_TRUST_ROOT); without it the store's tuf/1.root.json is trusted.
 No rollback floor applies: a worker's floors are its own state (APX_STATE_DIR).`,
   flags: [
     { name: 'env', type: 'string', value: 'ENV', description: 'dev, staging or production (default: dev).' },
     { name: 'key', type: 'string', value: 'PUB', description: `The public key workers trust (default: ${DEFAULT_PUBLIC_KEY}).` },
+    {
+      name: 'trust-repository',
+      type: 'string',
+      value: 'URL',
+      description: 'Judge by the trust repository in this store (directory, gs://, s3://, oci://) instead of --key.',
+    },
+    {
+      name: 'trust-root',
+      type: 'string',
+      value: 'ROOT',
+      description: 'The root.json to trust first (default: the store’s tuf/1.root.json).',
+    },
     {
       name: 'allowed-versions',
       type: 'string',
@@ -46,7 +77,7 @@ No rollback floor applies: a worker's floors are its own state (APX_STATE_DIR).`
       );
     }
     const allowList = allowed === undefined ? undefined : AllowList.parse(allowed, '--allowed-versions');
-    const trust = await trustInForce(ctx, args);
+    const trust = await trustInForce(ctx, args, artifactPath);
     const verified = await verifyLocalArtifact(ctx, { artifactPath, environment, trust, allowList });
     const ref = `${verified.ref.policyId}@${verified.ref.version}`;
     ctx.stdout.write(`✓ ${ref} would load in ${environment} (key ${verified.keyId}, ${verified.digest})\n`);

@@ -3,7 +3,15 @@
 // freshness against the timestamp's expiry with a bounded grace.
 
 import { type ArtifactRef, artifactFileName, SignatureVerifier, type TufTrust } from '@apx/core';
-import { type RevocationRecord, type TrustClient, TrustError, TrustErrorCode, type TrustView } from '@apx/trust';
+import {
+  approvedRefs,
+  type RevocationRecord,
+  type TrustClient,
+  TrustError,
+  TrustErrorCode,
+  type TrustView,
+  tufTrustFor,
+} from '@apx/trust';
 import semver from 'semver';
 
 /** fresh: loads proceed; expired: serve what is loaded, refuse new loads; past-grace: serve nothing. */
@@ -25,8 +33,6 @@ export interface RepositoryWatcherOptions {
   onApplied(view: TrustView, previous: TrustView | undefined): void;
   onRejected(error: TrustError, kept: TrustView | undefined): void;
 }
-
-const ARTIFACT_PATH = /^([a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?)@(.+)\.wasm$/;
 
 export class RepositoryWatcher {
   readonly #o: RepositoryWatcherOptions;
@@ -99,38 +105,20 @@ export class RepositoryWatcher {
 
   /** The environment's verdict on one reference, as the core verifier consumes it. */
   trustFor(ref: ArtifactRef): TufTrust {
-    const view = this.#view;
-    const target = view?.targets.get(artifactFileName(ref));
-    return {
-      kind: 'tuf',
-      environment: view?.environment ?? '',
-      target: target && { length: target.length, sha256: target.sha256 },
-      signers: (view?.signers ?? []).map((s) => ({
-        keyId: s.keyId,
-        verifier: this.#verifiers.get(s.keyId) as SignatureVerifier,
-      })),
-      namedVersions: new Set(this.approvedVersions(ref.policyId)),
-    };
+    return tufTrustFor(this.#view, ref, (s) => this.#verifiers.get(s.keyId) ?? new SignatureVerifier(s.publicKey));
   }
 
   /** Approved versions of a policy, highest first. */
   approvedVersions(policyId: string): string[] {
-    const out: string[] = [];
-    for (const path of this.#view?.targets.keys() ?? []) {
-      const m = ARTIFACT_PATH.exec(path);
-      if (m && m[1] === policyId && semver.valid(m[2]) === m[2]) out.push(m[2] as string);
-    }
-    return out.sort(semver.rcompare);
+    const versions = approvedRefs(this.#view)
+      .filter((r) => r.policyId === policyId && semver.valid(r.version) === r.version)
+      .map((r) => r.version);
+    return versions.sort(semver.rcompare);
   }
 
   /** Policies with at least one approved version (what a worker serves when APX_POLICIES is unset). */
   policies(): string[] {
-    const ids = new Set<string>();
-    for (const path of this.#view?.targets.keys() ?? []) {
-      const m = ARTIFACT_PATH.exec(path);
-      if (m?.[1]) ids.add(m[1]);
-    }
-    return [...ids].sort();
+    return [...new Set(approvedRefs(this.#view).map((r) => r.policyId))].sort();
   }
 
   /** Undefined while the serving artifact is still approved with the key that signed it. */

@@ -19,7 +19,7 @@ import type { SecretManagerKeyOptions } from './secret-manager.js';
 import { createWorkerServer } from './server.js';
 import type { ArtifactSource } from './source.js';
 import { openArtifactSource } from './store-source.js';
-import { openWorkerTrust } from './trust/worker-trust.js';
+import type { WorkerTrust } from './trust/worker-trust.js';
 
 export interface WorkerDeps {
   /** Opens the store named by APX_STORE (default: @apx/storage by URL scheme). */
@@ -88,7 +88,10 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     );
   // Trust repository mode (APX_TRUST_REPOSITORY): the environment's signed targets role says
   // what may load and who signs; otherwise runbook mode, one trusted key (APX_PUBLIC_KEY).
-  const trust = await openWorkerTrust(config, { env: deps.env, cwd: deps.cwd, log, metrics });
+  // The TUF client (tuf-js) loads only for workers that use a trust repository.
+  const trust: WorkerTrust | undefined = config.trustRepository
+    ? await (await import('./trust/worker-trust.js')).openWorkerTrust(config, { env: deps.env, cwd: deps.cwd, log, metrics })
+    : undefined;
   const keys: TrustedKeyProvider | undefined = trust
     ? undefined
     : (deps.keys ??

@@ -7,7 +7,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { apx, ok, WorkerProcess, Workspace } from './harness.js';
 
-const HEAVY = ['@aws-sdk/', '@google-cloud/', '@grpc/', 'google-gax', 'pkcs11js', '@sigstore/verify'];
+// tuf-js and @tufjs/* load only with a trust repository (runbook-mode workers and key-file signing never).
+const HEAVY = ['@aws-sdk/', '@google-cloud/', '@grpc/', 'google-gax', 'pkcs11js', '@sigstore/verify', 'tuf-js/', '@tufjs/'];
 
 /** NODE_OPTIONS that make every process append each module URL it resolves to `trace`. */
 function traced(ws: Workspace, trace: string): Record<string, string> {

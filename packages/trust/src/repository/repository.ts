@@ -293,7 +293,12 @@ export class TrustRepository {
     for (const k of spec.keys) tufKey(k); // refuse unsupported key types before anything is built
     if ([ROOT, TARGETS, SNAPSHOT, TIMESTAMP].includes(role)) {
       const base = (this.#liveStaged(ROOT) as Metadata<Root> | undefined) ?? this.state.root;
-      return new Map([[ROOT, rootWithRoleKeys(base, role, spec, this.#nextVersion(ROOT), this.#expires(ROOT))]]);
+      const drafts: Drafts = new Map([[ROOT, rootWithRoleKeys(base, role, spec, this.#nextVersion(ROOT), this.#expires(ROOT))]]);
+      // Snapshot and timestamp are re-signed by every publish; targets is not: without a
+      // version signed by the new targets keys in the same publish, the new root would leave
+      // the targets in force signed by keys it no longer names, and every reader would refuse it.
+      if (role === TARGETS) for (const [r, json] of this.renew(TARGETS)) drafts.set(r, json);
+      return drafts;
     }
     return this.#withEnvironment(new Map(), role, spec);
   }

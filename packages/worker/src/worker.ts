@@ -46,6 +46,8 @@ export interface RunningWorker {
   policies: PolicySet;
   metrics: WorkerMetrics;
   log: WorkerLogger;
+  /** One trust refresh (when there is a trust repository) and one reload pass, now. */
+  refresh(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -168,6 +170,10 @@ export async function startWorker(config: WorkerConfig, warnings: string[], deps
     policies,
     metrics,
     log,
+    async refresh() {
+      await trust?.refresh(policies);
+      await policies.reload();
+    },
     async stop() {
       if (trustTimer) clearInterval(trustTimer);
       policies.stop();

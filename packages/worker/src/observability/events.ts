@@ -105,7 +105,7 @@ export function createObservers(log: WorkerLogger, metrics: WorkerMetrics): { lo
           reason: error.code,
           security_event: 'revoked_artifact',
         },
-        `policy unloaded: ${error.message}`,
+        `policy unloaded: ${error.reason}`,
       );
     },
     swapped(state, previous) {

@@ -1,5 +1,6 @@
 // Artifact stores: where compiled, signed policies are published and where workers fetch them.
 
+export { replaceFileDurably } from './durable-file.js';
 export { isStorageError, StorageError, StorageErrorCode } from './error.js';
 export { LocalStore, type LocalStoreOptions } from './local.js';
 export {

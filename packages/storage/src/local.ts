@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { link, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { compareExisting, swapConflict } from './conflict.js';
+import { replaceFileDurably } from './durable-file.js';
 import { StorageError, StorageErrorCode } from './error.js';
 import { readCapped } from './limits.js';
 import { withFileLock } from './local-lock.js';
@@ -139,25 +140,9 @@ export class LocalStore implements ArtifactStore {
       const current = await this.#contentToken(path, name);
       if (expected === null ? current !== undefined : current !== expected) throw swapConflict(this.url, name, expected);
       options.signal?.throwIfAborted();
-      const temp = join(dir, `.${randomBytes(8).toString('hex')}.tmp`);
       try {
-        const handle = await open(temp, 'wx', 0o644);
-        try {
-          await handle.writeFile(bytes);
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-        await rename(temp, path);
-        // The rename itself is durable only once the directory is synced.
-        const d = await open(dir, 'r');
-        try {
-          await d.sync();
-        } finally {
-          await d.close();
-        }
+        await replaceFileDurably(path, bytes);
       } catch (err) {
-        await unlink(temp).catch(() => undefined);
         throw this.#ioError('write', name, err);
       }
       return sha256(bytes);

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compareSemver, isPolicyId, isSemver } from '@apx/core';
+import { replaceFileDurably } from '@apx/storage';
 import { WorkerError, WorkerErrorCode } from './error.js';
 
 /** The file in APX_STATE_DIR that holds the rollback floors. */
@@ -90,25 +90,9 @@ export class RollbackFloors {
 
 async function writeAtomically(dir: string, name: string, text: string): Promise<void> {
   const path = join(dir, name);
-  const temp = join(dir, `.${name}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   try {
-    const file = await open(temp, 'wx', 0o600);
-    try {
-      await file.writeFile(text);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-    await rename(temp, path);
-    // The rename is durable only once the directory entry is.
-    const directory = await open(dir, 'r');
-    try {
-      await directory.sync();
-    } finally {
-      await directory.close();
-    }
+    await replaceFileDurably(path, text, 0o600);
   } catch (err) {
-    await rm(temp, { force: true }).catch(() => undefined);
     throw new WorkerError(
       WorkerErrorCode.STATE_UNAVAILABLE,
       `cannot record rollback floors in ${path}: ${(err as Error).message}`,

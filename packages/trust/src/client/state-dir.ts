@@ -2,9 +2,9 @@
 // file, fsync, rename, fsync of the directory), so a crash leaves the old file or the new
 // one, never half of either.
 
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { replaceFileDurably } from '@apx/storage';
 import { TrustError, TrustErrorCode } from '../error.js';
 
 export class StateDir {
@@ -25,26 +25,10 @@ export class StateDir {
   }
 
   async write(name: string, bytes: Uint8Array): Promise<void> {
-    const target = join(this.path, name);
-    const temp = join(this.path, `.${name}.${randomBytes(6).toString('hex')}.tmp`);
     try {
       await mkdir(this.path, { recursive: true, mode: 0o700 });
-      const handle = await open(temp, 'wx', 0o600);
-      try {
-        await handle.writeFile(bytes);
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      await rename(temp, target);
-      const dir = await open(this.path, 'r');
-      try {
-        await dir.sync();
-      } finally {
-        await dir.close();
-      }
+      await replaceFileDurably(join(this.path, name), bytes, 0o600);
     } catch (err) {
-      await unlink(temp).catch(() => undefined);
       throw this.#error('write', name, err);
     }
   }

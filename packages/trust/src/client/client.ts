@@ -155,28 +155,22 @@ export class TrustClient {
     } catch (err) {
       throw refused('trusted root', err);
     }
-    const firstRoot = trusted.root;
     // 5.3: follow the root chain, each next root signed by the old and the new root keys.
     for (let i = 0; i < MAX_ROOT_ROTATIONS; i++) {
       const name = metadataObjectName(ROOT, trusted.root.signed.version + 1);
       const bytes = await this.#fetch(name, ROOT);
       if (!bytes) break;
       parseMetadata(ROOT, bytes, name);
+      const previous = trusted.root;
       try {
         trusted.updateRoot(bytes);
       } catch (err) {
         throw refused(name, err);
       }
+      await this.#forgetRotated(previous, trusted.root, floors);
       await this.#state.write('root.json', bytes);
     }
     if (!(await this.#state.read('root.json'))) await this.#state.write('root.json', Buffer.from(rootBytes));
-    // 5.3.11: a rotated timestamp or snapshot key voids the local copies (fast-forward recovery).
-    for (const role of [TIMESTAMP, SNAPSHOT]) {
-      if (!sameKeys(firstRoot, trusted.root, role)) {
-        await this.#state.remove(`${role}.json`);
-        delete floors[role];
-      }
-    }
     // 5.4: timestamp, local first (rollback protection), then the store's.
     await this.#loadLocal(TIMESTAMP, (b) => trusted.updateTimestamp(b));
     const tsBytes = await this.#fetch(TIMESTAMP_OBJECT, TIMESTAMP);
@@ -277,6 +271,25 @@ export class TrustClient {
     if (envBytes) await this.#state.write(`${env}.json`, envBytes);
     await this.#state.write(FLOORS, Buffer.from(JSON.stringify(versions)));
     return view;
+  }
+
+  /**
+   * 5.3.11: a rotated timestamp or snapshot key voids the local copies and the floors of that
+   * role (fast-forward recovery). Recorded before the new root is: a refresh that fails later
+   * (the store still serving the old timestamp, say) must not leave the new root trusted with
+   * the old floors, which would refuse every timestamp of the new key as a rollback.
+   */
+  async #forgetRotated(previous: Metadata<Root>, next: Metadata<Root>, floors: Floors): Promise<void> {
+    let changed = false;
+    for (const role of [TIMESTAMP, SNAPSHOT]) {
+      if (sameKeys(previous, next, role)) continue;
+      await this.#state.remove(`${role}.json`);
+      if (role in floors) {
+        delete floors[role];
+        changed = true;
+      }
+    }
+    if (changed) await this.#state.write(FLOORS, Buffer.from(JSON.stringify(floors)));
   }
 
   /** Loads a role's local copy into the trusted set; a missing or unusable copy is skipped. */

@@ -275,7 +275,12 @@ export class TrustRepo {
    * changed by `change`, signed by those keys, named by a new snapshot and timestamp signed
    * with the online keys (assumed compromised too: the worst case).
    */
-  async forgeEnvironment(env: string, change: (signed: Json) => void, signers: string[]): Promise<number> {
+  async forgeEnvironment(
+    env: string,
+    change: (signed: Json) => void,
+    signers: string[],
+    rewrite: (file: { signed: Json; signatures: Json[] }) => void = () => undefined,
+  ): Promise<number> {
     const store = new LocalStore({ root: this.store });
     const ts = await signedOf(store, 'tuf/timestamp.json');
     const snapVersion = (ts.meta as Record<string, { version: number }>)['snapshot.json']?.version as number;
@@ -284,7 +289,10 @@ export class TrustRepo {
     const role = structuredClone(await signedOf(store, `tuf/${envVersion}.${env}.json`));
     role.version = envVersion + 100; // past anything the real repository publishes in a test
     change(role);
-    const roleBytes = await forge(env, role, await Promise.all(signers.map((s) => this.fixture.signer(s))));
+    const signed = await forge(env, role, await Promise.all(signers.map((s) => this.fixture.signer(s))));
+    const file = JSON.parse(signed.toString('utf8')) as { signed: Json; signatures: Json[] };
+    rewrite(file);
+    const roleBytes = Buffer.from(JSON.stringify(file));
     this.write(`tuf/${role.version}.${env}.json`, roleBytes);
     const meta = { ...(snap.meta as Json), [`${env}.json`]: fileMeta(role.version as number, roleBytes) };
     const snapshot = { ...snap, version: snapVersion + 100, meta };
@@ -443,7 +451,7 @@ export class TrustWorker {
   async expectLoadRefused(
     ref: string,
     reason: string,
-    options: { from?: number; message?: MessageMatch; securityEvent?: string; metric?: string } = {},
+    options: { from?: number; message?: MessageMatch; securityEvent?: string; metric?: string; severity?: string } = {},
   ): Promise<LogLine> {
     const prefix = `artifact verification failed for ${ref}: `;
     const line = await this.waitFor(
@@ -451,7 +459,7 @@ export class TrustWorker {
       `load refusal ${reason} of ${ref}`,
       { from: options.from ?? 0 },
     );
-    assert.equal(line.severity, 'ERROR');
+    assert.equal(line.severity, options.severity ?? 'ERROR');
     if (options.message) assert.ok(matches(options.message, line.message.slice(prefix.length)), line.message);
     assert.equal(line.security_event, options.securityEvent);
     const metric = options.metric ?? `apx_artifacts_verification_failures_total{reason="${reason}"}`;

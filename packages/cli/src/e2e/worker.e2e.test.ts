@@ -7,7 +7,6 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { PublicKey } from '@apx/core';
 import { startFakeGcs } from '@apx/storage/testing/gcs-fake';
 import { closedPort, startProxy, type TestProxy } from '@apx/storage/testing/proxy';
 import { registryMissing, startRegistry } from '@apx/storage/testing/registry';
@@ -115,20 +114,6 @@ interface Scenario {
   severity: 'ERROR' | 'WARNING';
   /** The `security_event` the log line carries, if any. */
   securityEvent?: string;
-}
-
-/** A keyring holding the workspace's key with these attributes (and every environment by default). */
-function writeKeyring(ws: Workspace, file: string, attributes: Record<string, unknown>): void {
-  const key = PublicKey.fromPem(readFileSync(ws.path('keys/cosign.pub'), 'utf8'));
-  const entry = {
-    keyId: key.keyId,
-    publicKey: key.toPem(),
-    environments: ['dev', 'staging', 'production'],
-    status: 'active',
-    validFrom: '2026-01-01T00:00:00Z',
-    ...attributes,
-  };
-  writeFileSync(ws.path(file), JSON.stringify({ apiVersion: 'apx/v1', kind: 'Keyring', version: 1, keys: [entry] }));
 }
 
 function signBlobWith(ws: Workspace, file: string, key = 'keys/cosign.key'): Run {
@@ -276,33 +261,24 @@ const SCENARIOS: Scenario[] = [
     securityEvent: 'artifact_tampering',
   },
   {
-    name: 'a development key in production (keyring)',
+    // Runbook mode: a production worker trusts its APX_PUBLIC_KEY alone, so the workspace's
+    // development key cannot sign for it. With a trust repository, what the dev role approves
+    // or signs never reaches production: trust-attacks.e2e.test.ts. (A compromised or retired
+    // key is a signer removed from the environment's role there: "a removed artifact signer…".)
+    name: 'a development key in production (runbook mode: the production key alone)',
     async prepare(ws) {
+      ok(apx(ws.dir, ['generate-key-pair', '--output-key-prefix', 'prodkey/cosign', '--force']));
       ws.stage(ws.path('s-devkey'), ws.compilePayments('1.0.0', ['--env', 'production']));
-      writeKeyring(ws, 'devkey.json', { environments: ['dev'] });
       return {
         url: ws.path('s-devkey'),
-        env: { APX_ENV: 'production', ALLOWED_POLICY_VERSIONS: '1.0.0', APX_PUBLIC_KEY: 'devkey.json' },
+        env: { APX_ENV: 'production', ALLOWED_POLICY_VERSIONS: '1.0.0', APX_PUBLIC_KEY: 'prodkey/cosign.pub' },
       };
     },
     message:
-      /^artifact verification failed for pb-pay-v1@1\.0\.0: key [0-9a-f]{12} may not sign for production \(it signs for: dev\)$/,
-    metric: 'apx_artifacts_verification_failures_total{reason="KEY_ENVIRONMENT"}',
+      'artifact verification failed for pb-pay-v1@1.0.0: signature verification failed: ECDSA signature verification failed',
+    metric: 'apx_artifacts_verification_failures_total{reason="SIGNATURE_INVALID"}',
     severity: 'ERROR',
-    securityEvent: 'key_environment_violation',
-  },
-  {
-    name: 'an artifact signed by a compromised key (keyring)',
-    async prepare(ws, artifact) {
-      ws.stage(ws.path('s-compromised'), artifact);
-      writeKeyring(ws, 'compromised.json', { status: 'compromised', compromisedAt: '2026-01-02T00:00:00Z' });
-      return { url: ws.path('s-compromised'), env: { APX_PUBLIC_KEY: 'compromised.json' } };
-    },
-    message:
-      /^artifact verification failed for pb-pay-v1@1\.0\.0: key [0-9a-f]{12} is compromised \(since 2026-01-02T00:00:00\.000Z\): its signatures are no longer trusted$/,
-    metric: 'apx_artifacts_verification_failures_total{reason="KEY_COMPROMISED"}',
-    severity: 'ERROR',
-    securityEvent: 'compromised_key',
+    securityEvent: 'artifact_tampering',
   },
   {
     name: 'an unreachable store',
@@ -356,20 +332,6 @@ describe('e2e: rollback protection', () => {
       await deliberate.waitFor((l) => l.message === 'policy loaded: pb-pay-v1@1.0.0', 'deliberate rollback');
     } finally {
       await deliberate.stop();
-    }
-  });
-});
-
-describe('e2e: keyring with a retired key', () => {
-  it('keeps loading artifacts the retired key signed while it was valid', async () => {
-    const ws = new Workspace();
-    ws.stage(ws.path('store'), ws.compilePayments());
-    writeKeyring(ws, 'retired.json', { status: 'retired', validUntil: '2099-01-01T00:00:00Z' });
-    const worker = await WorkerProcess.start(ws.dir, { APX_STORE: ws.path('store'), APX_PUBLIC_KEY: 'retired.json' });
-    try {
-      await worker.waitFor((l) => l.message === 'policy loaded: pb-pay-v1@1.0.0', 'load');
-    } finally {
-      await worker.stop();
     }
   });
 });

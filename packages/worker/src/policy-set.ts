@@ -56,6 +56,7 @@ export class PolicySet {
   private reloadTimer: NodeJS.Timeout | undefined;
   private stopped = false;
   private discovered = false;
+  private started = false;
 
   constructor(options: PolicySetOptions) {
     this.options = options;
@@ -70,6 +71,7 @@ export class PolicySet {
   async start(): Promise<void> {
     await this.discover();
     await Promise.all([...this.states.values()].map((s) => this.attempt(s)));
+    this.started = true;
     if (this.options.reloadIntervalMs > 0) {
       this.reloadTimer = setInterval(() => void this.reload(), this.options.reloadIntervalMs);
       this.reloadTimer.unref();
@@ -123,6 +125,17 @@ export class PolicySet {
     const admitted = allowList ? versions.filter((v) => allowList.admits(state.policyId, v)) : versions;
     const ordered = (admitted.length > 0 ? admitted : versions).sort(semver.rcompare);
     return ordered.map((version) => ({ policyId: state.policyId, version }));
+  }
+
+  /**
+   * Tries every policy with nothing serving now, backoff reset: the trust in force changed
+   * (a new approval, fresh metadata again), so waiting out a backoff would only delay it.
+   */
+  async retryWaiting(): Promise<void> {
+    if (!this.started || this.stopped) return; // start() makes the first attempts itself
+    const waiting = [...this.states.values()].filter((s) => !s.current);
+    for (const state of waiting) state.failures = 0;
+    await Promise.all(waiting.map((s) => this.attempt(s)));
   }
 
   /** First load (and retries) of a policy with nothing serving. */

@@ -171,6 +171,25 @@ describe('trust client under attack', () => {
     await assert.rejects(client().refresh(), code(TrustErrorCode.SIGNATURE_THRESHOLD));
   });
 
+  it("a restart while the store is refused: the client's verified state serves; an altered state does not", async () => {
+    const oldTimestamp = (await t.store.get(TIMESTAMP_OBJECT)) as Buffer;
+    await approve('1.1.0');
+    const view = await client().refresh();
+    await t.store.put(TIMESTAMP_OBJECT, Buffer.from('junk'));
+    await assert.rejects(client().refresh(), code(TrustErrorCode.METADATA_INVALID));
+    const kept = await client().loadTrusted();
+    assert.deepEqual(kept.versions, view.versions);
+    assert.ok(kept.targets.has('pb-pay-v1@1.1.0.wasm'));
+    // The verified state expires like the store's would.
+    await assert.rejects(client(() => new Date(Date.now() + 2 * 86_400_000)).loadTrusted(), code(TrustErrorCode.EXPIRED));
+    // Someone puts an older (validly signed) timestamp into the state directory.
+    await writeFile(join(stateDir, 'timestamp.json'), oldTimestamp);
+    await assert.rejects(client().loadTrusted(), (err: unknown) => {
+      assert.ok(err instanceof TrustError && ['STATE_INVALID', 'MISMATCH'].includes(err.code), String(err));
+      return true;
+    });
+  });
+
   it('the first start needs a trusted root', async () => {
     const c = new TrustClient({ store: t.store, stateDir: join(t.dir, 'empty'), environment: 'production' });
     await assert.rejects(c.refresh(), code(TrustErrorCode.ROOT_MISSING));

@@ -292,6 +292,65 @@ export class TrustClient {
     if (changed) await this.#state.write(FLOORS, Buffer.from(JSON.stringify(floors)));
   }
 
+  /**
+   * The view this client verified before, from its state directory alone (no store access):
+   * what a restarted worker serves while the store is unreachable or refused. Every file is
+   * verified again from the trusted root, must be the version last recorded, and must be
+   * unexpired; otherwise this throws and nothing is trusted.
+   */
+  async loadTrusted(): Promise<TrustView> {
+    const now = (this.#o.now ?? (() => new Date()))();
+    const floors = await this.#floors();
+    const env = this.#o.environment;
+    const read = async (role: string) => {
+      const bytes = await this.#state.read(`${role}.json`);
+      if (!bytes) throw new TrustError(TrustErrorCode.STATE_INVALID, `no verified ${role} metadata in ${this.#o.stateDir} yet`);
+      parseMetadata(role, bytes, `${this.#o.stateDir}/${role}.json`);
+      return bytes;
+    };
+    let trusted: TrustedMetadataStore;
+    try {
+      trusted = new TrustedMetadataStore(await read(ROOT));
+      trusted.updateTimestamp(await read(TIMESTAMP));
+      trusted.updateSnapshot(await read(SNAPSHOT), true);
+      trusted.updateDelegatedTargets(await read(TARGETS), TARGETS, ROOT);
+      if (trusted.snapshot?.signed.meta[metaFileName(env)]) trusted.updateDelegatedTargets(await read(env), env, TARGETS);
+    } catch (err) {
+      throw refused(`${this.#o.stateDir} (verified state)`, err);
+    }
+    const timestamp = trusted.timestamp as NonNullable<typeof trusted.timestamp>;
+    const snapshot = trusted.snapshot as NonNullable<typeof trusted.snapshot>;
+    const targets = trusted.targets as Metadata<Targets>;
+    const envRole = trusted.getRole(env);
+    const versions = {
+      root: trusted.root.signed.version,
+      timestamp: timestamp.signed.version,
+      snapshot: snapshot.signed.version,
+      targets: targets.signed.version,
+      environment: envRole?.signed.version ?? 0,
+    };
+    // The state files must be the ones last recorded: nothing older, nothing swapped in.
+    for (const [role, v] of Object.entries(versions)) {
+      if (floors[role] !== undefined && floors[role] !== v) {
+        throw new TrustError(
+          TrustErrorCode.STATE_INVALID,
+          `${this.#o.stateDir}: ${role} is version ${v}, version ${floors[role]} was recorded`,
+          {
+            hint: 'the state directory was altered; restore it from backup or let the worker refresh from the store',
+          },
+        );
+      }
+    }
+    const view = buildView(env, versions, trusted.root, [timestamp, snapshot, targets, envRole], envRole, now);
+    if (view.expires.getTime() <= now.getTime()) {
+      throw new TrustError(
+        TrustErrorCode.EXPIRED,
+        `the verified state in ${this.#o.stateDir} expired at ${view.expires.toISOString()}`,
+      );
+    }
+    return view;
+  }
+
   /** Loads a role's local copy into the trusted set; a missing or unusable copy is skipped. */
   async #loadLocal(role: string, load: (bytes: Buffer) => unknown): Promise<Buffer | undefined> {
     const bytes = await this.#state.read(`${role}.json`);

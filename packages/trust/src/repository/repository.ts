@@ -101,6 +101,9 @@ export class TrustRepository {
         return await repo.commit(change(repo), signers);
       } catch (err) {
         if (!(err instanceof TrustError && err.code === TrustErrorCode.CONFLICT) || i >= attempts) throw err;
+        // Back off with jitter: concurrent publishers that all lost to one winner would
+        // otherwise collide again at once, on every attempt.
+        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 50 * 2 ** Math.min(i, 6))));
       }
     }
   }

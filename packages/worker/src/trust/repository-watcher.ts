@@ -30,7 +30,8 @@ export interface RepositoryWatcherOptions {
   /** How long loaded policies keep serving after the metadata expired. */
   graceMs: number;
   now?: () => Date;
-  onApplied(view: TrustView, previous: TrustView | undefined): void;
+  /** `fromState`: the store could not be used; this is what the worker verified before. */
+  onApplied(view: TrustView, previous: TrustView | undefined, fromState?: boolean): void;
   onRejected(error: TrustError, kept: TrustView | undefined): void;
 }
 
@@ -78,7 +79,21 @@ export class RepositoryWatcher {
             });
       this.#lastError = error;
       this.#o.onRejected(error, this.#view);
+      // A restart while the store is unreachable or refused: serve what this worker verified
+      // before (its state directory), until that expires, rather than nothing.
+      if (!this.#view) await this.#fromState();
       return undefined;
+    }
+  }
+
+  async #fromState(): Promise<void> {
+    try {
+      const view = await this.#o.client.loadTrusted();
+      this.#view = view;
+      for (const sgn of view.signers) this.#verifiers.set(sgn.keyId, new SignatureVerifier(sgn.publicKey));
+      this.#o.onApplied(view, undefined, true);
+    } catch {
+      // Nothing verified before, or it expired: nothing is trusted; the refusal is reported.
     }
   }
 

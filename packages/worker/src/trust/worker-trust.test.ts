@@ -11,14 +11,16 @@ import { PublicKey, sha256Hex } from '@apx/core';
 import { bindingBundle, policyModule, signatureFile } from '@apx/core/testing';
 import { publishArtifact } from '@apx/storage';
 import { type TestRepository, testRepository } from '@apx/trust/testing/repo';
-import { resolveConfig } from '../config.js';
-import { type RunningWorker, startWorker } from '../worker.js';
+import { resolveConfig, type WorkerConfig } from '../config.js';
+import { type RunningWorker, startWorker, type WorkerDeps } from '../worker.js';
 
 const artifactKey = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 
 describe('worker with a trust repository', () => {
   let t: TestRepository;
   let worker: RunningWorker;
+  let config: WorkerConfig;
+  let deps: WorkerDeps;
   const logs: Array<Record<string, unknown>> = [];
   const bytes = new Map<string, Buffer>();
 
@@ -50,7 +52,7 @@ describe('worker with a trust repository', () => {
     repo = await t.open();
     const rootFile = join(t.dir, 'root.json');
     await writeFile(rootFile, (await t.store.get('tuf/1.root.json')) as Buffer);
-    const { config, warnings } = resolveConfig({
+    ({ config } = resolveConfig({
       APX_ENV: 'production',
       APX_STORE: join(t.dir, 'store'),
       APX_TRUST_REPOSITORY: 'store',
@@ -59,13 +61,14 @@ describe('worker with a trust repository', () => {
       ALLOWED_POLICY_VERSIONS: '1.0.0,1.1.0,1.2.0',
       APX_PORT: '0',
       APX_RELOAD_INTERVAL: '0',
-    });
-    worker = await startWorker(config, warnings, {
+    }));
+    deps = {
       env: {},
       cwd: t.dir,
       retryMinMs: 5,
       logDestination: { write: (line: string) => logs.push(JSON.parse(line)) },
-    });
+    };
+    worker = await startWorker(config, [], deps);
   });
   after(async () => {
     await worker?.stop();
@@ -96,6 +99,26 @@ describe('worker with a trust repository', () => {
     const metrics = await worker.metrics.registry.metrics();
     assert.match(metrics, /apx_artifacts_revoked_blocked_total 1/);
     assert.match(metrics, /apx_trust_protection_enabled\{protection="revocation"\} 1/);
+  });
+
+  it('a restart while the store serves junk trust metadata serves what was verified before', async () => {
+    await worker.stop();
+    const good = (await t.store.get('tuf/timestamp.json')) as Buffer;
+    await t.store.put('tuf/timestamp.json', Buffer.from('{"junk": true}'));
+    try {
+      worker = await startWorker(config, [], deps);
+      assert.equal(serving(), 'pb-test@1.0.0');
+      assert.ok(
+        logs.some((l) =>
+          String(l.message).startsWith('trust repository unavailable at start: serving the state verified before'),
+        ),
+      );
+      assert.ok(logs.some((l) => l.reason === 'METADATA_INVALID' && l.security_event === 'trust_metadata_refused'));
+    } finally {
+      await t.store.put('tuf/timestamp.json', good);
+    }
+    await worker.refresh();
+    assert.equal(serving(), 'pb-test@1.0.0');
   });
 
   it('a removed signer unloads what only it signed', async () => {

@@ -74,9 +74,16 @@ export async function openWorkerTrust(config: WorkerConfig, deps: WorkerTrustDep
     client,
     graceMs: config.trustGraceMs,
     ...(deps.now ? { now: deps.now } : {}),
-    onApplied(view, previous) {
+    onApplied(view, previous, fromState) {
       for (const [role, version] of Object.entries(view.versions)) metrics.trustMetadataVersion.set({ role }, version);
       metrics.trustExpiry.set(view.expires.getTime() / 1000);
+      if (fromState) {
+        log.warn(
+          { trust_versions: view.versions, approved: view.targets.size, expires: view.expires.toISOString() },
+          `trust repository unavailable at start: serving the state verified before, ${describe(view)}, until ${view.expires.toISOString()}`,
+        );
+        return;
+      }
       if (previous && JSON.stringify(previous.versions) === JSON.stringify(view.versions)) return;
       log.info(
         {
@@ -103,11 +110,18 @@ export async function openWorkerTrust(config: WorkerConfig, deps: WorkerTrustDep
       hint: 'the trust repository no longer approves this artifact; the highest version still approved loads in its place',
     });
   };
+  let lastVersions = '';
+  let lastState: string | undefined;
   return {
     watcher,
     async refresh(policies) {
       await watcher.refresh();
       const state = watcher.freshness();
+      const versions = JSON.stringify(watcher.view?.versions ?? null);
+      // What may load changed (new metadata, or fresh again): policies waiting out a backoff try now.
+      const changed = (versions !== lastVersions || state !== lastState) && state === 'fresh';
+      lastVersions = versions;
+      lastState = state;
       metrics.trustFresh.set(state === 'fresh' ? 1 : 0);
       if (state === 'expired') {
         log.warn(
@@ -124,6 +138,7 @@ export async function openWorkerTrust(config: WorkerConfig, deps: WorkerTrustDep
         }
       }
       policies.applyWithdrawals(withdrawn);
+      if (changed) await policies.retryWaiting();
     },
   };
 }

@@ -139,6 +139,20 @@ describe('trust repository: approvals by k of n', () => {
     assert.equal(view.versions.root, 2);
   });
 
+  it('a forged tuf/timestamp.json: publishing refuses it, --recover writes a good one that clients accept', async () => {
+    const c = client();
+    const before = await c.refresh();
+    await t.store.put('tuf/timestamp.json', Buffer.from('{"signed": {"_type": "timestamp"}}'));
+    await assert.rejects(t.open(), code(TrustErrorCode.METADATA_INVALID));
+    const { TrustRepository } = await import('./repository.js');
+    const repo = await TrustRepository.open(t.store, { recoverTimestamp: true });
+    const result = await repo.publish(t.online);
+    assert.equal(result.kind, 'published');
+    const after = await c.refresh();
+    assert.ok(after.versions.timestamp > before.versions.timestamp, 'past every timestamp a client trusted');
+    assert.deepEqual(after.targets, before.targets);
+  });
+
   it('rotating the timestamp key: clients drop their old timestamp and go on', async () => {
     const c = client();
     const before = await c.refresh();

@@ -65,6 +65,8 @@ export interface RepositoryOptions {
   expires?: Partial<Record<string, number>>;
   /** The root to start the chain from instead of the store's tuf/1.root.json. */
   trustedRoot?: Uint8Array;
+  /** Open a repository whose tuf/timestamp.json is damaged or forged, to publish a good one. */
+  recoverTimestamp?: boolean;
 }
 
 /** Roles changed by one command, as unsigned TUF JSON: published or staged together. */
@@ -109,7 +111,10 @@ export class TrustRepository {
   }
 
   static async open(store: ArtifactStore, options: RepositoryOptions = {}): Promise<TrustRepository> {
-    const state = await loadRepository(store, options.trustedRoot ? { trustedRoot: options.trustedRoot } : {});
+    const state = await loadRepository(store, {
+      ...(options.trustedRoot ? { trustedRoot: options.trustedRoot } : {}),
+      ...(options.recoverTimestamp ? { recoverTimestamp: true } : {}),
+    });
     return new TrustRepository(store, state, options);
   }
 

@@ -20,6 +20,7 @@ import {
   versionOfObject,
 } from '../layout.js';
 import { parseMetadata, type RoleMetadata, verifyRole } from '../metadata.js';
+import { timestampJson, unsigned } from './drafts.js';
 
 export interface StagedRole {
   role: string;
@@ -81,7 +82,18 @@ function checkMeta(meta: { version: number; verify(data: Buffer): void }, bytes:
  * root the operator pins) and each next root must be signed by a threshold of the previous
  * root's and its own root keys (TUF 5.3.4).
  */
-export async function loadRepository(store: ArtifactStore, options: { trustedRoot?: Uint8Array } = {}): Promise<RepositoryState> {
+export interface LoadOptions {
+  trustedRoot?: Uint8Array;
+  /**
+   * Recovery after tuf/timestamp.json was damaged or forged: when it does not verify, start
+   * from the newest snapshot that does (with every file it names), so that the next publish
+   * writes a good timestamp over the bad one. Its version goes past every published snapshot,
+   * hence past any timestamp a worker trusted (each publish raises both).
+   */
+  recoverTimestamp?: boolean;
+}
+
+export async function loadRepository(store: ArtifactStore, options: LoadOptions = {}): Promise<RepositoryState> {
   const firstBytes = options.trustedRoot ?? (await read(store, metadataObjectName(ROOT, 1), ROOT));
   if (!firstBytes) {
     throw new TrustError(TrustErrorCode.REPOSITORY_NOT_FOUND, `no trust repository in ${store.url} (tuf/1.root.json not found)`, {
@@ -117,14 +129,39 @@ export async function loadRepository(store: ArtifactStore, options: { trustedRoo
       },
     );
   }
-  const timestamp = parseMetadata(TIMESTAMP, versioned.bytes, TIMESTAMP_OBJECT) as Metadata<Timestamp>;
-  verifyRole(root, TIMESTAMP, timestamp, TIMESTAMP_OBJECT);
-  const snapshotName = metadataObjectName(SNAPSHOT, timestamp.signed.snapshotMeta.version);
-  const snapshotBytes = await read(store, snapshotName, SNAPSHOT);
-  if (!snapshotBytes) throw new TrustError(TrustErrorCode.METADATA_INVALID, `trust metadata ${snapshotName} is missing`);
-  const snapshot = parseMetadata(SNAPSHOT, snapshotBytes, snapshotName) as Metadata<Snapshot>;
-  checkMeta(timestamp.signed.snapshotMeta, snapshotBytes, snapshot, snapshotName);
-  verifyRole(root, SNAPSHOT, snapshot, snapshotName);
+  let published: string[];
+  try {
+    published = await store.list(METADATA_PREFIX);
+  } catch (err) {
+    throw storeFailed(err, `cannot list the trust repository in ${store.url}`);
+  }
+  const current = async () => {
+    const ts = parseMetadata(TIMESTAMP, versioned.bytes, TIMESTAMP_OBJECT) as Metadata<Timestamp>;
+    verifyRole(root, TIMESTAMP, ts, TIMESTAMP_OBJECT);
+    const name = metadataObjectName(SNAPSHOT, ts.signed.snapshotMeta.version);
+    const bytes = await read(store, name, SNAPSHOT);
+    if (!bytes) throw new TrustError(TrustErrorCode.METADATA_INVALID, `trust metadata ${name} is missing`);
+    const snap = parseMetadata(SNAPSHOT, bytes, name) as Metadata<Snapshot>;
+    checkMeta(ts.signed.snapshotMeta, bytes, snap, name);
+    verifyRole(root, SNAPSHOT, snap, name);
+    return { timestamp: ts, snapshot: snap };
+  };
+  let timestamp: Metadata<Timestamp>;
+  let snapshot: Metadata<Snapshot>;
+  try {
+    ({ timestamp, snapshot } = await current());
+  } catch (err) {
+    if (!options.recoverTimestamp || !(err instanceof TrustError)) {
+      if (err instanceof TrustError && !options.recoverTimestamp) {
+        throw new TrustError(err.code, err.message, {
+          hint: 'if tuf/timestamp.json was damaged or forged, apx trust publish --recover writes a good one from the newest valid snapshot',
+          cause: err,
+        });
+      }
+      throw err;
+    }
+    ({ timestamp, snapshot } = await newestValidSnapshot(store, root, published));
+  }
 
   const loadTargets = async (role: string, delegator: Metadata<Root> | Metadata<Targets>) => {
     const meta = snapshot.signed.meta[metaFileName(role)];
@@ -138,17 +175,19 @@ export async function loadRepository(store: ArtifactStore, options: { trustedRoo
     return md;
   };
   const targets = await loadTargets(TARGETS, root);
-  if (!targets) throw new TrustError(TrustErrorCode.METADATA_INVALID, `${snapshotName} does not list targets.json`);
+  if (!targets)
+    throw new TrustError(
+      TrustErrorCode.METADATA_INVALID,
+      `snapshot version ${snapshot.signed.version} does not list targets.json`,
+    );
   const environments = new Map<string, Metadata<Targets>>();
   for (const role of Object.keys(targets.signed.delegations?.roles ?? {})) {
     const md = await loadTargets(role, targets);
     if (md) environments.set(role, md);
   }
 
-  let published: string[];
   let stagedNames: string[];
   try {
-    published = await store.list(METADATA_PREFIX);
     stagedNames = await store.list(STAGING_PREFIX);
   } catch (err) {
     throw storeFailed(err, `cannot list the trust repository in ${store.url}`);
@@ -169,6 +208,44 @@ export async function loadRepository(store: ArtifactStore, options: { trustedRoo
   return { root, timestamp, timestampToken: versioned.token, snapshot, targets, environments, staged, published };
 }
 
+/**
+ * The newest published snapshot that verifies under the root, with the targets files it names,
+ * and a stand-in timestamp at the highest snapshot version seen: what a recovery publishes on.
+ */
+async function newestValidSnapshot(
+  store: ArtifactStore,
+  root: Metadata<Root>,
+  published: string[],
+): Promise<{ timestamp: Metadata<Timestamp>; snapshot: Metadata<Snapshot> }> {
+  const versions = published
+    .map((n) => versionOfObject(n, SNAPSHOT))
+    .filter((v): v is number => v !== undefined)
+    .sort((a, b) => b - a);
+  for (const v of versions) {
+    const name = metadataObjectName(SNAPSHOT, v);
+    try {
+      const bytes = await read(store, name, SNAPSHOT);
+      if (!bytes) continue;
+      const snapshot = parseMetadata(SNAPSHOT, bytes, name) as Metadata<Snapshot>;
+      verifyRole(root, SNAPSHOT, snapshot, name);
+      for (const [file, meta] of Object.entries(snapshot.signed.meta)) {
+        const role = file.replace(/\.json$/, '');
+        const roleName = metadataObjectName(role, meta.version);
+        const roleBytes = await read(store, roleName, role);
+        if (!roleBytes) throw new TrustError(TrustErrorCode.METADATA_INVALID, `${roleName} is missing`);
+        checkMeta(meta, roleBytes, parseMetadata(role, roleBytes, roleName), roleName);
+      }
+      const stand = unsignedTimestamp({ version: versions[0] as number, snapshotVersion: v, bytes });
+      return { timestamp: stand, snapshot };
+    } catch (err) {
+      if (!(err instanceof TrustError)) throw err;
+    }
+  }
+  throw new TrustError(TrustErrorCode.METADATA_INVALID, `no valid snapshot in ${store.url} to recover from`, {
+    hint: 'restore tuf/ from a backup',
+  });
+}
+
 /** The highest version of a role among the published files (committed or left by a failed publish). */
 export function highestPublished(state: Pick<RepositoryState, 'published'>, role: string): number {
   let max = 0;
@@ -177,4 +254,9 @@ export function highestPublished(state: Pick<RepositoryState, 'published'>, role
     if (v !== undefined && v > max) max = v;
   }
   return max;
+}
+
+function unsignedTimestamp(o: { version: number; snapshotVersion: number; bytes: Buffer }): Metadata<Timestamp> {
+  const json = timestampJson({ version: o.snapshotVersion, bytes: o.bytes }, o.version, '1970-01-01T00:00:00Z');
+  return unsigned(TIMESTAMP, json) as Metadata<Timestamp>;
 }

@@ -17,11 +17,13 @@ import {
 /** apx trust publish, also run by the `apx index` alias. */
 export async function runTrustPublish(ctx: CliContext, args: ParsedArgs): Promise<number> {
   const expires = parseExpires(args);
+  const recover = args.flags.recover === true;
   const signers = await openSigners(ctx, args);
   return withTrustStore(ctx, args, async (store) => {
     const { result } = await commitChange(ctx, store, {
       signers,
       expires,
+      ...(recover ? { recoverTimestamp: true } : {}),
       apply: () => new Map(),
       settle: (repo) => repo.publish([...signers]),
     });
@@ -55,8 +57,20 @@ export const trustPublishCommand: CommandSpec = {
 signatures; in any case writes a new snapshot and timestamp with fresh expiries. Run it from a
 scheduler more often than the timestamp expires (e.g. every 4 hours with --expires
 timestamp=24h): workers refuse metadata past its expiry, so a frozen store cannot keep them on
-old approvals. Staged changes still short of signatures stay staged and do not stop the renewal.`,
-  flags: [KEY_FLAG, EXPIRES_FLAG, STORE_FLAG, JSON_FLAG],
+old approvals. Staged changes still short of signatures stay staged and do not stop the renewal.
+--recover: when tuf/timestamp.json is damaged or forged (workers refuse it and keep their last
+good view), start from the newest snapshot that verifies and write a good timestamp over it.`,
+  flags: [
+    KEY_FLAG,
+    EXPIRES_FLAG,
+    STORE_FLAG,
+    JSON_FLAG,
+    {
+      name: 'recover',
+      type: 'boolean',
+      description: 'Replace a damaged or forged tuf/timestamp.json, starting from the newest valid snapshot.',
+    },
+  ],
   positionals: { min: 0, max: 0, names: '' },
   run: runTrustPublish,
 };

@@ -161,6 +161,8 @@ export function keysMeetThresholds(repo: TrustRepository, role: string, ids: Rea
 export interface CommitOptions {
   signers: readonly Signer[];
   expires?: Record<string, number>;
+  /** Open a repository whose timestamp is damaged or forged (apx trust publish --recover). */
+  recoverTimestamp?: boolean;
   /** Re-open, re-apply and re-commit after a lost compare-and-swap, up to 3 more times. */
   retry?: { role: string };
   /** The change, made on a freshly opened repository (again on each retry). */
@@ -183,7 +185,10 @@ export async function commitChange(
   options: CommitOptions,
 ): Promise<{ repo: TrustRepository; result: CommitResult; attempts: number }> {
   const { TrustRepository, isTrustError, TrustError, TrustErrorCode } = await trustModule();
-  const repoOptions: RepositoryOptions = options.expires ? { expires: options.expires } : {};
+  const repoOptions: RepositoryOptions = {
+    ...(options.expires ? { expires: options.expires } : {}),
+    ...(options.recoverTimestamp ? { recoverTimestamp: true } : {}),
+  };
   const ids = new Set((await signerIds(options.signers)).map((s) => s.keyId));
   for (let attempt = 1; ; attempt++) {
     const repo = await TrustRepository.open(store, repoOptions);

@@ -236,13 +236,7 @@ export class TrustClient {
       envBytes = await this.#loadTargets(trusted, env, TARGETS, envMeta.version);
       envRole = trusted.getRole(env);
     }
-    const versions = {
-      root: trusted.root.signed.version,
-      timestamp: timestamp.signed.version,
-      snapshot: snapshot.signed.version,
-      targets: targets.signed.version,
-      environment: envRole?.signed.version ?? 0,
-    };
+    const versions = versionsOf(trusted, envRole);
     // Defence in depth: even with local copies lost or damaged, no role goes below what this
     // worker has trusted before.
     for (const [role, floor] of Object.entries(floors)) {
@@ -318,17 +312,8 @@ export class TrustClient {
     } catch (err) {
       throw refused(`${this.#o.stateDir} (verified state)`, err);
     }
-    const timestamp = trusted.timestamp as NonNullable<typeof trusted.timestamp>;
-    const snapshot = trusted.snapshot as NonNullable<typeof trusted.snapshot>;
-    const targets = trusted.targets as Metadata<Targets>;
     const envRole = trusted.getRole(env);
-    const versions = {
-      root: trusted.root.signed.version,
-      timestamp: timestamp.signed.version,
-      snapshot: snapshot.signed.version,
-      targets: targets.signed.version,
-      environment: envRole?.signed.version ?? 0,
-    };
+    const versions = versionsOf(trusted, envRole);
     // The state files must be the ones last recorded: nothing older, nothing swapped in.
     for (const [role, v] of Object.entries(versions)) {
       if (floors[role] !== undefined && floors[role] !== v) {
@@ -341,7 +326,14 @@ export class TrustClient {
         );
       }
     }
-    const view = buildView(env, versions, trusted.root, [timestamp, snapshot, targets, envRole], envRole, now);
+    const view = buildView(
+      env,
+      versions,
+      trusted.root,
+      [trusted.timestamp, trusted.snapshot, trusted.targets, envRole],
+      envRole,
+      now,
+    );
     if (view.expires.getTime() <= now.getTime()) {
       throw new TrustError(
         TrustErrorCode.EXPIRED,
@@ -399,6 +391,17 @@ export class TrustClient {
     }
     return bytes;
   }
+}
+
+/** The version of each role in a trusted set (0 for an environment with no version yet). */
+function versionsOf(trusted: TrustedMetadataStore, envRole: Metadata<Targets> | undefined): TrustView['versions'] {
+  return {
+    root: trusted.root.signed.version,
+    timestamp: trusted.timestamp?.signed.version ?? 0,
+    snapshot: trusted.snapshot?.signed.version ?? 0,
+    targets: trusted.targets?.signed.version ?? 0,
+    environment: envRole?.signed.version ?? 0,
+  };
 }
 
 function sameKeys(a: Metadata<Root>, b: Metadata<Root>, role: string): boolean {

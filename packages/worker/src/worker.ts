@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
 import type { DestinationStream } from 'pino';
 import { DiskCache } from './cache.js';
 import type { WorkerConfig } from './config.js';
@@ -72,7 +73,15 @@ function keyHooks(log: WorkerLogger): Pick<RefreshingKeyOptions, 'onKeyLoaded' |
   };
 }
 
-export async function startWorker(config: WorkerConfig, warnings: string[], deps: WorkerDeps): Promise<RunningWorker> {
+export async function startWorker(given: WorkerConfig, warnings: string[], deps: WorkerDeps): Promise<RunningWorker> {
+  // Directories are made absolute once, here: a relative path would follow the process's
+  // working directory, and Node's recursive mkdir spins forever on a relative path once that
+  // directory has been deleted.
+  const config: WorkerConfig = {
+    ...given,
+    stateDir: given.stateDir === undefined ? undefined : resolve(deps.cwd, given.stateDir),
+    cacheDir: given.cacheDir === undefined ? undefined : resolve(deps.cwd, given.cacheDir),
+  };
   const log = createLogger(deps.logDestination);
   for (const w of warnings) log.warn({ setting: 'APX_STRICT_MODE' }, w);
   const metrics = new WorkerMetrics();

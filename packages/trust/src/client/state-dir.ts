@@ -3,7 +3,7 @@
 // one, never half of either.
 
 import { mkdir, readFile, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { replaceFileDurably } from '@apx/storage';
 import { TrustError, TrustErrorCode } from '../error.js';
 
@@ -11,7 +11,9 @@ export class StateDir {
   readonly path: string;
 
   constructor(path: string) {
-    this.path = path;
+    // Absolute from the start: Node's recursive mkdir spins forever on a relative path once
+    // the working directory has been deleted.
+    this.path = resolve(path);
   }
 
   async read(name: string): Promise<Buffer | undefined> {

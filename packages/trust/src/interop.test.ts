@@ -1,5 +1,6 @@
 // The repository APX writes is standard TUF: the stock tuf-js Updater, with its default HTTP
-// fetcher, reads it from a plain static file server on loopback.
+// fetcher, reads it from a plain static file server on loopback; and with a fetcher over
+// ArtifactStore, from an OCI registry.
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -8,7 +9,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, normalize } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { openStore } from '@apx/storage';
+import { registryMissing, startRegistry } from '@apx/storage/testing/registry';
 import { Updater } from 'tuf-js';
+import { STORE_URL_BASE, StoreFetcher } from './client/store-fetcher.js';
+import { TrustRepository } from './repository/repository.js';
+import { testSigner } from './testing/keys.js';
 import { type TestRepository, testRepository } from './testing/repo.js';
 
 /** Serves files under `root` and nothing else: GET only, no directory listings. */
@@ -62,5 +68,43 @@ describe('interop: stock tuf-js Updater over HTTP', () => {
     assert.equal(info.length, artifact.length);
     assert.deepEqual(info.hashes, { sha256 });
     assert.equal(await updater.getTargetInfo('pb-pay-v1@9.9.9.wasm'), undefined);
+  });
+});
+
+describe('interop: stock tuf-js Updater over an ArtifactStore (OCI registry)', { skip: registryMissing() }, () => {
+  it('refreshes through a StoreFetcher and finds the approved artifact', async () => {
+    const registry = await startRegistry();
+    const t = await testRepository();
+    try {
+      const store = await openStore(`oci+http://${registry.host}/apx`);
+      const k = { top: testSigner('top'), snapshot: testSigner('snap'), timestamp: testSigner('ts'), prod: testSigner('prod') };
+      const one = (s: typeof k.top) => ({ keys: [s.key], threshold: 1 });
+      await TrustRepository.init(
+        store,
+        {
+          root: one(k.top),
+          targets: one(k.top),
+          snapshot: one(k.snapshot),
+          timestamp: one(k.timestamp),
+          environments: { production: one(k.prod) },
+        },
+        [k.top, k.snapshot, k.timestamp, k.prod],
+      );
+      const sha = createHash('sha256').update('x').digest('hex');
+      await TrustRepository.update(
+        store,
+        (repo) => repo.approve('production', { ref: { policyId: 'pb-pay-v1', version: '2.0.0' }, length: 1, sha256: sha }),
+        [k.prod, k.snapshot, k.timestamp],
+      );
+      const metadataDir = join(t.dir, 'stock-oci');
+      await mkdir(metadataDir, { recursive: true });
+      await writeFile(join(metadataDir, 'root.json'), (await store.get('tuf/1.root.json')) as Buffer);
+      const updater = new Updater({ metadataDir, metadataBaseUrl: `${STORE_URL_BASE}tuf`, fetcher: new StoreFetcher(store) });
+      await updater.refresh();
+      assert.deepEqual((await updater.getTargetInfo('pb-pay-v1@2.0.0.wasm'))?.hashes, { sha256: sha });
+    } finally {
+      await registry.stop();
+      await t.cleanup();
+    }
   });
 });

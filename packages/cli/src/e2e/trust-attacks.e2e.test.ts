@@ -64,18 +64,8 @@ describe('e2e: attacks on the trust repository, against production workers', () 
     it('production metadata signed by a dev approver (with the online keys) is refused (SIGNATURE_THRESHOLD), also after a restart', async () => {
       const { r, w } = await serving();
       r.publish(f.build('1.1.0'));
-      const build = r.read('pb-pay-v1@1.1.0.wasm');
       const from = w.mark();
-      await r.forgeEnvironment(
-        'production',
-        (role) => {
-          (role.targets as Record<string, unknown>)['pb-pay-v1@1.1.0.wasm'] = {
-            length: build.byteLength,
-            hashes: { sha256: sha256(build) },
-          };
-        },
-        ['dev'],
-      );
+      await r.forgeApproval('production', 'pb-pay-v1@1.1.0.wasm', ['dev']);
       await w.expectTrustRefused('SIGNATURE_THRESHOLD', from, /production\.json refused: production was signed by 0\/2 keys/);
       assert.equal(await w.serving(), 'pb-pay-v1@1.0.0', 'the last good view keeps serving');
       await w.stop();
@@ -502,18 +492,8 @@ describe('e2e: attacks on the trust repository, against production workers', () 
     it('key compromise below the threshold: one production approver key plus the online keys cannot approve (SIGNATURE_THRESHOLD), also after a restart', async () => {
       const { r, w } = await serving();
       r.publish(f.build('1.1.0'));
-      const build = r.read('pb-pay-v1@1.1.0.wasm');
       const from = w.mark();
-      await r.forgeEnvironment(
-        'production',
-        (role) => {
-          (role.targets as Record<string, unknown>)['pb-pay-v1@1.1.0.wasm'] = {
-            length: build.byteLength,
-            hashes: { sha256: sha256(build) },
-          };
-        },
-        ['alice'],
-      );
+      await r.forgeApproval('production', 'pb-pay-v1@1.1.0.wasm', ['alice']);
       await w.expectTrustRefused('SIGNATURE_THRESHOLD', from, /production was signed by 1\/2 keys/);
       assert.equal(await w.serving(), 'pb-pay-v1@1.0.0');
       await w.stop();

@@ -270,6 +270,25 @@ export class TrustRepo {
     return { timestamp: ts.version as number, snapshot, roles };
   }
 
+  /** forgeEnvironment adding one approval: the artifact `name` in the store, by length and SHA-256. */
+  forgeApproval(
+    env: string,
+    name: string,
+    signers: string[],
+    rewrite?: (file: { signed: Json; signatures: Json[] }) => void,
+  ): Promise<number> {
+    const build = this.read(name);
+    const target = { length: build.byteLength, hashes: { sha256: createHash('sha256').update(build).digest('hex') } };
+    return this.forgeEnvironment(
+      env,
+      (role) => {
+        (role.targets as Record<string, unknown>)[name] = target;
+      },
+      signers,
+      rewrite,
+    );
+  }
+
   /**
    * What an attacker holding `signers` (key names) can publish: the next version of ENV's role,
    * changed by `change`, signed by those keys, named by a new snapshot and timestamp signed

@@ -3,7 +3,6 @@
 // mode (one key, no repository) as the runbook describes it. Real `apx` processes and
 // `apx worker` child processes (trust-harness.ts); attacks are trust-attacks.e2e.test.ts.
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -80,21 +79,10 @@ describe('e2e: the trust repository with production workers running', () => {
     assert.equal(await w.serving(), 'pb-pay-v1@1.0.0');
     // Written into the store by hand, one key's signature listed twice is still one signature.
     const saved = r.read('tuf/timestamp.json');
-    const build = r.read('pb-pay-v1@1.1.0.wasm');
     from = w.mark();
-    await r.forgeEnvironment(
-      'production',
-      (role) => {
-        (role.targets as Record<string, unknown>)['pb-pay-v1@1.1.0.wasm'] = {
-          length: build.byteLength,
-          hashes: { sha256: createSha256(build) },
-        };
-      },
-      ['alice'],
-      (file) => {
-        file.signatures.push({ ...(file.signatures[0] as object) });
-      },
-    );
+    await r.forgeApproval('production', 'pb-pay-v1@1.1.0.wasm', ['alice'], (file) => {
+      file.signatures.push({ ...(file.signatures[0] as object) });
+    });
     const refused = await w.waitFor(
       (l) => l.message.startsWith('trust repository refused, keeping ') && typeof l.reason === 'string',
       'refusal of one signature listed twice',
@@ -292,7 +280,3 @@ describe('e2e: the trust repository with production workers running', () => {
     });
   });
 });
-
-function createSha256(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}

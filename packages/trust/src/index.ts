@@ -27,5 +27,6 @@ export {
   type PendingRole,
   type RepositoryOptions,
   TrustRepository,
+  type UpdateOptions,
 } from './repository/repository.js';
 export type { RepositoryState } from './repository/state.js';

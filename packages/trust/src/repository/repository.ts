@@ -69,6 +69,17 @@ export interface RepositoryOptions {
   recoverTimestamp?: boolean;
 }
 
+export interface UpdateOptions extends RepositoryOptions {
+  /** Tries in all, the first included (default 5). */
+  attempts?: number;
+  /** Commits differently (sign, publish) instead of repo.commit(drafts). */
+  settle?: (repo: TrustRepository, drafts: Drafts) => Promise<CommitResult>;
+  /** Whether a lost compare-and-swap may be retried on the repository as it was read. */
+  retryable?: (repo: TrustRepository) => boolean;
+  /** Called before each retry with its number. */
+  onRetry?: (attempt: number, attempts: number) => void;
+}
+
 /** Roles changed by one command, as unsigned TUF JSON: published or staged together. */
 export type Drafts = Map<string, Json>;
 
@@ -89,20 +100,26 @@ export class TrustRepository {
    * Read, change, commit; on a conflict (another publisher won the compare-and-swap), read
    * again and re-apply the change on top, up to `attempts` times. The change is a function of
    * the repository as read, so what it approves or revokes is decided on the current state.
+   * `retryable` can refuse a retry (re-drafting a change that waits for more signatures would
+   * drop the ones collected); the last conflict is then thrown as it is.
    */
   static async update(
     store: ArtifactStore,
-    change: (repo: TrustRepository) => Drafts,
+    change: (repo: TrustRepository) => Drafts | Promise<Drafts>,
     signers: MetadataSigner[],
-    options: RepositoryOptions & { attempts?: number } = {},
-  ): Promise<CommitResult> {
+    options: UpdateOptions = {},
+  ): Promise<{ repo: TrustRepository; result: CommitResult; attempts: number }> {
     const attempts = options.attempts ?? 5;
     for (let i = 1; ; i++) {
       const repo = await TrustRepository.open(store, options);
+      const drafts = await change(repo);
       try {
-        return await repo.commit(change(repo), signers);
+        const result = options.settle ? await options.settle(repo, drafts) : await repo.commit(drafts, signers);
+        return { repo, result, attempts: i };
       } catch (err) {
-        if (!(err instanceof TrustError && err.code === TrustErrorCode.CONFLICT) || i >= attempts) throw err;
+        if (!(err instanceof TrustError && err.code === TrustErrorCode.CONFLICT)) throw err;
+        if (i >= attempts || options.retryable?.(repo) === false) throw err;
+        options.onRetry?.(i + 1, attempts);
         // Back off with jitter: concurrent publishers that all lost to one winner would
         // otherwise collide again at once, on every attempt.
         await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 50 * 2 ** Math.min(i, 6))));

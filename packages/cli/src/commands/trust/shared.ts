@@ -5,7 +5,7 @@
 import type { PublicKey } from '@apx/core';
 import type { Signer } from '@apx/sign';
 import type { ArtifactStore } from '@apx/storage';
-import type { CommitResult, Drafts, PendingRole, RepositoryOptions, TrustRepository } from '@apx/trust';
+import type { CommitResult, Drafts, PendingRole, TrustRepository } from '@apx/trust';
 import { auditTrust, type TrustAuditEntry } from '../../audit.js';
 import { type FlagSpec, flagString, type ParsedArgs, UsageError } from '../../command.js';
 import type { CliContext } from '../../context.js';
@@ -185,36 +185,32 @@ export async function commitChange(
   options: CommitOptions,
 ): Promise<{ repo: TrustRepository; result: CommitResult; attempts: number }> {
   const { TrustRepository, isTrustError, TrustError, TrustErrorCode } = await trustModule();
-  const repoOptions: RepositoryOptions = {
-    ...(options.expires ? { expires: options.expires } : {}),
-    ...(options.recoverTimestamp ? { recoverTimestamp: true } : {}),
-  };
   const ids = new Set((await signerIds(options.signers)).map((s) => s.keyId));
-  for (let attempt = 1; ; attempt++) {
-    const repo = await TrustRepository.open(store, repoOptions);
-    const drafts = await options.apply(repo);
-    try {
-      const result = options.settle ? await options.settle(repo, drafts) : await repo.commit(drafts, [...options.signers]);
-      return { repo, result, attempts: attempt };
-    } catch (err) {
-      if (!isTrustError(err, TrustErrorCode.CONFLICT)) throw err;
-      const retryable = options.retry !== undefined && keysMeetThresholds(repo, options.retry.role, ids);
-      if (retryable && attempt < MAX_ATTEMPTS) {
+  let attempts = 1;
+  try {
+    return await TrustRepository.update(store, options.apply, [...options.signers], {
+      ...(options.expires ? { expires: options.expires } : {}),
+      ...(options.recoverTimestamp ? { recoverTimestamp: true } : {}),
+      ...(options.settle ? { settle: options.settle } : {}),
+      attempts: MAX_ATTEMPTS,
+      retryable: (repo) => options.retry !== undefined && keysMeetThresholds(repo, options.retry.role, ids),
+      onRetry: (attempt, max) => {
+        attempts = attempt;
         ctx.stderr.write(
-          `conflict: the trust repository changed since it was read; applying the change again (attempt ${attempt + 1} of ${MAX_ATTEMPTS})\n`,
+          `conflict: the trust repository changed since it was read; applying the change again (attempt ${attempt} of ${max})\n`,
         );
-        await new Promise((r) => setTimeout(r, 25 + Math.floor(Math.random() * 100 * attempt)));
-        continue;
-      }
-      throw new TrustError(
-        TrustErrorCode.CONFLICT,
-        `conflict: the trust repository in ${store.url} changed since it was read (another apx trust command published meanwhile)${attempt > 1 ? `; gave up after ${attempt} attempts` : ''}`,
-        {
-          hint: 'run the command again: it re-reads the repository and applies the change on top; apx trust status shows what is in force',
-          cause: err,
-        },
-      );
-    }
+      },
+    });
+  } catch (err) {
+    if (!isTrustError(err, TrustErrorCode.CONFLICT)) throw err;
+    throw new TrustError(
+      TrustErrorCode.CONFLICT,
+      `conflict: the trust repository in ${store.url} changed since it was read (another apx trust command published meanwhile)${attempts > 1 ? `; gave up after ${attempts} attempts` : ''}`,
+      {
+        hint: 'run the command again: it re-reads the repository and applies the change on top; apx trust status shows what is in force',
+        cause: err,
+      },
+    );
   }
 }
 

@@ -138,7 +138,8 @@ export class TrustClient {
   async refresh(): Promise<TrustView> {
     const now = (this.#o.now ?? (() => new Date()))();
     const floors = await this.#floors();
-    const rootBytes = (await this.#state.read('root.json')) ?? this.#o.bootstrapRoot;
+    const storedRoot = await this.#state.read('root.json');
+    const rootBytes = storedRoot ?? this.#o.bootstrapRoot;
     if (!rootBytes) {
       throw new TrustError(
         TrustErrorCode.ROOT_MISSING,
@@ -156,6 +157,7 @@ export class TrustClient {
       throw refused('trusted root', err);
     }
     // 5.3: follow the root chain, each next root signed by the old and the new root keys.
+    let rotated = false;
     for (let i = 0; i < MAX_ROOT_ROTATIONS; i++) {
       const name = metadataObjectName(ROOT, trusted.root.signed.version + 1);
       const bytes = await this.#fetch(name, ROOT);
@@ -169,8 +171,10 @@ export class TrustClient {
       }
       await this.#forgetRotated(previous, trusted.root, floors);
       await this.#state.write('root.json', bytes);
+      rotated = true;
     }
-    if (!(await this.#state.read('root.json'))) await this.#state.write('root.json', Buffer.from(rootBytes));
+    // First start with no rotation since: keep the bootstrap root as the trusted one.
+    if (!storedRoot && !rotated) await this.#state.write('root.json', Buffer.from(rootBytes));
     // 5.4: timestamp, local first (rollback protection), then the store's.
     await this.#loadLocal(TIMESTAMP, (b) => trusted.updateTimestamp(b));
     const tsBytes = await this.#fetch(TIMESTAMP_OBJECT, TIMESTAMP);

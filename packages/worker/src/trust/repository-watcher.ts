@@ -3,27 +3,11 @@
 // freshness against the timestamp's expiry with a bounded grace.
 
 import { type ArtifactRef, artifactFileName, SignatureVerifier, type TufTrust } from '@apx/core';
-import {
-  approvedRefs,
-  type RevocationRecord,
-  type TrustClient,
-  TrustError,
-  TrustErrorCode,
-  type TrustView,
-  tufTrustFor,
-} from '@apx/trust';
+import { approvedRefs, type TrustClient, TrustError, TrustErrorCode, type TrustView, tufTrustFor } from '@apx/trust';
 import semver from 'semver';
 
 /** fresh: loads proceed; expired: serve what is loaded, refuse new loads; past-grace: serve nothing. */
 export type TrustFreshness = 'fresh' | 'expired' | 'past-grace';
-
-/** Why a serving artifact no longer has the environment's approval. */
-export interface Withdrawal {
-  /** REVOKED (the target was removed), TARGET_MISMATCH (other bytes approved) or SIGNER_REMOVED. */
-  code: 'REVOKED' | 'TARGET_MISMATCH' | 'SIGNER_REMOVED';
-  message: string;
-  record: RevocationRecord | undefined;
-}
 
 export interface RepositoryWatcherOptions {
   client: TrustClient;
@@ -31,7 +15,7 @@ export interface RepositoryWatcherOptions {
   graceMs: number;
   now?: () => Date;
   /** `fromState`: the store could not be used; this is what the worker verified before. */
-  onApplied(view: TrustView, previous: TrustView | undefined, fromState?: boolean): void;
+  onApplied(view: TrustView, previous: TrustView | undefined, fromState: boolean): void;
   onRejected(error: TrustError, kept: TrustView | undefined): void;
 }
 
@@ -49,27 +33,15 @@ export class RepositoryWatcher {
     return this.#view;
   }
 
-  get lastError(): TrustError | undefined {
-    return this.#lastError;
-  }
-
   get storeUrl(): string {
     return this.#o.client.storeUrl;
   }
 
   /** One refresh; a failure keeps the last good view and is reported, never thrown. */
-  async refresh(): Promise<TrustView | undefined> {
+  async refresh(): Promise<void> {
     try {
-      const view = await this.#o.client.refresh();
-      const previous = this.#view;
-      this.#view = view;
+      this.#adopt(await this.#o.client.refresh(), false);
       this.#lastError = undefined;
-      // Verifiers are built once per signer key, not per load.
-      const next = new Map<string, SignatureVerifier>();
-      for (const s of view.signers) next.set(s.keyId, this.#verifiers.get(s.keyId) ?? new SignatureVerifier(s.publicKey));
-      this.#verifiers = next;
-      this.#o.onApplied(view, previous);
-      return view;
     } catch (err) {
       const error =
         err instanceof TrustError
@@ -81,20 +53,21 @@ export class RepositoryWatcher {
       this.#o.onRejected(error, this.#view);
       // A restart while the store is unreachable or refused: serve what this worker verified
       // before (its state directory), until that expires, rather than nothing.
-      if (!this.#view) await this.#fromState();
-      return undefined;
+      if (!this.#view) {
+        const kept = await this.#o.client.loadTrusted().catch(() => undefined);
+        if (kept) this.#adopt(kept, true);
+      }
     }
   }
 
-  async #fromState(): Promise<void> {
-    try {
-      const view = await this.#o.client.loadTrusted();
-      this.#view = view;
-      for (const sgn of view.signers) this.#verifiers.set(sgn.keyId, new SignatureVerifier(sgn.publicKey));
-      this.#o.onApplied(view, undefined, true);
-    } catch {
-      // Nothing verified before, or it expired: nothing is trusted; the refusal is reported.
-    }
+  /** A verified view in force; its signers' verifiers are built once per key, not per load. */
+  #adopt(view: TrustView, fromState: boolean): void {
+    const previous = this.#view;
+    this.#view = view;
+    const next = new Map<string, SignatureVerifier>();
+    for (const s of view.signers) next.set(s.keyId, this.#verifiers.get(s.keyId) ?? new SignatureVerifier(s.publicKey));
+    this.#verifiers = next;
+    this.#o.onApplied(view, previous, fromState);
   }
 
   freshness(now = (this.#o.now ?? (() => new Date()))()): TrustFreshness {
@@ -136,30 +109,22 @@ export class RepositoryWatcher {
     return [...new Set(approvedRefs(this.#view).map((r) => r.policyId))].sort();
   }
 
-  /** Undefined while the serving artifact is still approved with the key that signed it. */
-  withdrawal(ref: ArtifactRef, digest: string, keyId: string | null): Withdrawal | undefined {
+  /** Why a serving artifact lost the environment's approval; undefined while it still has it. */
+  withdrawal(ref: ArtifactRef, digest: string, keyId: string | null): string | undefined {
     const view = this.#view;
     if (!view) return undefined; // no view yet: nothing loaded through it either
     const path = artifactFileName(ref);
     const target = view.targets.get(path);
-    const record = [...view.revoked].reverse().find((r) => r.path === path);
     if (!target) {
+      const record = [...view.revoked].reverse().find((r) => r.path === path);
       const why = record ? ` (${record.reason}, ${record.revokedAt})` : '';
-      return { code: 'REVOKED', message: `revoked: ${path} is no longer approved for ${view.environment}${why}`, record };
+      return `revoked: ${path} is no longer approved for ${view.environment}${why}`;
     }
     if (`sha256:${target.sha256}` !== digest) {
-      return {
-        code: 'TARGET_MISMATCH',
-        message: `revoked: ${view.environment} now approves other bytes for ${path} (sha256:${target.sha256})`,
-        record,
-      };
+      return `revoked: ${view.environment} now approves other bytes for ${path} (sha256:${target.sha256})`;
     }
     if (keyId !== null && !view.signers.some((s) => s.keyId === keyId)) {
-      return {
-        code: 'SIGNER_REMOVED',
-        message: `revoked: key ${keyId} no longer signs for ${view.environment}`,
-        record: undefined,
-      };
+      return `revoked: key ${keyId} no longer signs for ${view.environment}`;
     }
     return undefined;
   }

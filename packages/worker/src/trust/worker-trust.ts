@@ -104,9 +104,9 @@ export async function openWorkerTrust(config: WorkerConfig, deps: WorkerTrustDep
   });
   const withdrawn = (loaded: LoadedPolicy): ApxError | undefined => {
     if (loaded.artifact.trust !== 'tuf') return undefined;
-    const w = watcher.withdrawal(loaded.ref, loaded.artifact.digest, loaded.artifact.keyId);
-    if (!w) return undefined;
-    return new VerificationError(CoreErrorCode.REVOKED, w.message, {
+    const why = watcher.withdrawal(loaded.ref, loaded.artifact.digest, loaded.artifact.keyId);
+    if (!why) return undefined;
+    return new VerificationError(CoreErrorCode.REVOKED, why, {
       hint: 'the trust repository no longer approves this artifact; the highest version still approved loads in its place',
     });
   };

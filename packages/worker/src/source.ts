@@ -22,6 +22,6 @@ export interface ArtifactSource {
   versions(policyId: string): Promise<string[]>;
   /** Policy ids present in the store. */
   policies(): Promise<string[]>;
-  /** Any other object of the store (the revocation list), capped; undefined when absent. */
+  /** Any other object of the store (trust metadata under tuf/), capped; undefined when absent. */
   getObject(name: string, maxBytes: number): Promise<Buffer | undefined>;
 }

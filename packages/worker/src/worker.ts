@@ -101,7 +101,13 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
   // what may load and who signs; otherwise runbook mode, one trusted key (APX_PUBLIC_KEY).
   // The TUF client (tuf-js) loads only for workers that use a trust repository.
   const trust: WorkerTrust | undefined = config.trustRepository
-    ? await (await import('./trust/worker-trust.js')).openWorkerTrust(config, { env: deps.env, cwd: deps.cwd, log, metrics })
+    ? await (await import('./trust/worker-trust.js')).openWorkerTrust(config, {
+        env: deps.env,
+        cwd: deps.cwd,
+        log,
+        metrics,
+        source,
+      })
     : undefined;
   const keys: TrustedKeyProvider | undefined = trust
     ? undefined
@@ -194,6 +200,7 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
       await closed;
       clearTimeout(force);
       if (!deps.keys) await keys?.close?.();
+      await trust?.close();
     },
   };
 }

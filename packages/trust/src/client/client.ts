@@ -43,7 +43,8 @@ export interface TrustView {
 }
 
 export interface TrustClientOptions {
-  store: ArtifactStore;
+  /** Where the repository is read from: only reads are needed (a worker passes its artifact source). */
+  store: Pick<ArtifactStore, 'url' | 'get'>;
   /** Where verified metadata is kept (a worker's APX_STATE_DIR/tuf). */
   stateDir: string;
   environment: string;

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { type ApxError, CoreErrorCode, VerificationError } from '@apx/core';
-import { openStore } from '@apx/storage';
+import { DEFAULT_MAX_BYTES, openStore } from '@apx/storage';
 import { TrustClient, TrustErrorCode, type TrustView } from '@apx/trust';
 import type { WorkerConfig } from '../config.js';
 import { WorkerError, WorkerErrorCode } from '../error.js';
@@ -13,6 +13,7 @@ import type { LoadedPolicy } from '../loader.js';
 import type { WorkerLogger } from '../observability/logger.js';
 import type { WorkerMetrics } from '../observability/metrics.js';
 import type { PolicySet } from '../policy-set.js';
+import type { ArtifactSource } from '../source.js';
 import { RepositoryWatcher } from './repository-watcher.js';
 
 /** Refusals that mean someone tampers with the trust repository, not that it is unreachable. */
@@ -29,6 +30,8 @@ export interface WorkerTrust {
   watcher: RepositoryWatcher;
   /** One refresh, then withdrawals and freshness applied to what serves. */
   refresh(policies: PolicySet): Promise<void>;
+  /** Releases the trust repository's own store client, if it has one. */
+  close(): Promise<void>;
 }
 
 export interface WorkerTrustDeps {
@@ -36,6 +39,8 @@ export interface WorkerTrustDeps {
   cwd: string;
   log: WorkerLogger;
   metrics: WorkerMetrics;
+  /** The worker's artifact source: with APX_TRUST_REPOSITORY=store the repository is read through it. */
+  source: ArtifactSource;
   now?: () => Date;
 }
 
@@ -58,8 +63,14 @@ async function bootstrapRoot(config: WorkerConfig, cwd: string): Promise<Buffer 
 export async function openWorkerTrust(config: WorkerConfig, deps: WorkerTrustDeps): Promise<WorkerTrust | undefined> {
   if (!config.trustRepository) return undefined;
   const { log, metrics } = deps;
-  const url = config.trustRepository === 'store' ? config.store : config.trustRepository;
-  const store = await openStore(url, { env: deps.env, cwd: deps.cwd });
+  // In the artifact store: read through the worker's own source (one client, one set of
+  // credentials). Elsewhere: a store of its own, closed with the worker.
+  const own =
+    config.trustRepository === 'store' ? undefined : await openStore(config.trustRepository, { env: deps.env, cwd: deps.cwd });
+  const store = own ?? {
+    url: deps.source.url,
+    get: (name: string, options?: { maxBytes?: number }) => deps.source.getObject(name, options?.maxBytes ?? DEFAULT_MAX_BYTES),
+  };
   const root = await bootstrapRoot(config, deps.cwd);
   const client = new TrustClient({
     store,
@@ -139,6 +150,9 @@ export async function openWorkerTrust(config: WorkerConfig, deps: WorkerTrustDep
       }
       policies.applyWithdrawals(withdrawn);
       if (changed) await policies.retryWaiting();
+    },
+    async close() {
+      await own?.close?.();
     },
   };
 }

@@ -46,13 +46,16 @@ export async function trustFromRepository(
   ctx: CliContext,
   options: { storeUrl: string; rootPath: string | undefined; environment: Environment; ref: ArtifactRef },
 ): Promise<TrustInForce> {
-  const [{ openStore }, { TrustClient, tufTrustFor }] = await Promise.all([import('@apx/storage'), import('@apx/trust')]);
+  const [{ openStore }, { maxBytesOf, metadataObjectName, ROOT, TrustClient, tufTrustFor }] = await Promise.all([
+    import('@apx/storage'),
+    import('@apx/trust'),
+  ]);
   const store = await openStore(options.storeUrl, { env: ctx.env, cwd: ctx.cwd });
   const stateDir = await mkdtemp(join(tmpdir(), 'apx-verify-'));
   try {
     const bootstrapRoot = options.rootPath
       ? await readInput(ctx, options.rootPath, 'trust root', "pass a copy of the repository's tuf/1.root.json")
-      : await store.get('tuf/1.root.json', { maxBytes: 512_000 });
+      : await store.get(metadataObjectName(ROOT, 1), { maxBytes: maxBytesOf(ROOT) });
     if (!options.rootPath) info(ctx, `note: trusting ${store.url}/tuf/1.root.json on first use (pin it with --trust-root)`);
     const client = new TrustClient({
       store,

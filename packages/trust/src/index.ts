@@ -10,6 +10,7 @@ export { type MetadataSigner, publicKeyOf, tufKey } from './keys.js';
 export {
   ENVIRONMENT_ROLES,
   METADATA_PREFIX,
+  maxBytesOf,
   metadataObjectName,
   ROOT,
   SNAPSHOT,

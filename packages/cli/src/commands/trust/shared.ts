@@ -2,7 +2,7 @@
 // the commit loop (with automatic retry on a lost compare-and-swap), result lines, JSON output.
 // @apx/trust and @apx/storage load only when a trust command runs (apx --version needs neither).
 
-import type { PublicKey } from '@apx/core';
+import { ENVIRONMENTS, type PublicKey } from '@apx/core';
 import type { Signer } from '@apx/sign';
 import type { ArtifactStore } from '@apx/storage';
 import type { CommitResult, Drafts, PendingRole, TrustRepository } from '@apx/trust';
@@ -11,7 +11,8 @@ import { type FlagSpec, flagString, type ParsedArgs, UsageError } from '../../co
 import type { CliContext } from '../../context.js';
 import { openSigner } from '../../keyref.js';
 
-export const ENVIRONMENT_NAMES = ['dev', 'staging', 'production'] as const;
+export const ENVIRONMENT_NAMES = ENVIRONMENTS;
+/** @apx/trust's TOP_LEVEL_ROLES, spelled here so that parsing flags does not load @apx/trust. */
 export const TOP_LEVEL_NAMES = ['root', 'targets', 'snapshot', 'timestamp'] as const;
 export const ROLE_NAMES: readonly string[] = [...TOP_LEVEL_NAMES, ...ENVIRONMENT_NAMES];
 

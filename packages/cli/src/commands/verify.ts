@@ -1,5 +1,4 @@
-import type { TrustInForce } from '@apx/core';
-import { AllowList } from '@apx/worker';
+import type { TrustInForce, VersionAllowList } from '@apx/core';
 import { refFromFileName, trustFromKey, trustFromRepository, verifyLocalArtifact } from '../artifact-verification.js';
 import { type CommandSpec, flagString, type ParsedArgs, UsageError } from '../command.js';
 import type { CliContext } from '../context.js';
@@ -76,7 +75,10 @@ No rollback floor applies: a worker's floors are its own state (APX_STATE_DIR).`
         '--allowed-versions is required with --env production (production workers refuse to start without ALLOWED_POLICY_VERSIONS)',
       );
     }
-    const allowList = allowed === undefined ? undefined : AllowList.parse(allowed, '--allowed-versions');
+    // The workers' own parser, from its small module: apx start-up never loads the worker.
+    let allowList: VersionAllowList | undefined;
+    if (allowed !== undefined)
+      allowList = (await import('@apx/worker/allow-list')).AllowList.parse(allowed, '--allowed-versions');
     const trust = await trustInForce(ctx, args, artifactPath);
     const verified = await verifyLocalArtifact(ctx, { artifactPath, environment, trust, allowList });
     const ref = `${verified.ref.policyId}@${verified.ref.version}`;

@@ -7,7 +7,15 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type ArtifactRef, artifactFileName, PublicKey, SignatureVerifier } from '@apx/core';
+import {
+  type ArtifactRef,
+  artifactFileName,
+  FUEL_CHUNK,
+  METER_MODULE,
+  METER_REFUEL,
+  PublicKey,
+  SignatureVerifier,
+} from '@apx/core';
 import { policyModule, signatureFile } from '@apx/core/testing';
 import { resolveConfig } from './config.js';
 import type { TrustedKeyProvider } from './keys.js';
@@ -58,7 +66,11 @@ class MemorySource implements ArtifactSource {
 
 const runtimeFactory: RuntimeFactory = (artifact) => {
   const memory = new WebAssembly.Memory({ initial: 2, maximum: 2 });
-  const instance = new WebAssembly.Instance(artifact.module, { env: { memory } });
+  // Verified modules are metered: they import the host's refuel (core/src/wasm/meter.ts).
+  const instance = new WebAssembly.Instance(artifact.module, {
+    env: { memory },
+    [METER_MODULE]: { [METER_REFUEL]: () => FUEL_CHUNK },
+  });
   const f = () => ((instance.exports.decide as () => number)() === 1 ? 42 : 0);
   return {
     decide: (request) => {

@@ -59,6 +59,11 @@ export interface PolicyModuleOptions {
   meta?: Record<string, unknown>;
   /** Add a start function (which a verifier must refuse). */
   start?: boolean;
+  /**
+   * Count to this many in a loop before deciding (a slow policy); Infinity: loop forever
+   * (a hostile or broken policy that a deadline must stop).
+   */
+  spin?: number;
 }
 
 /**
@@ -76,7 +81,33 @@ export function policyModule(policyId: string, version: string, options: PolicyM
   };
   const store = (offset: number, value: number) => [0x41, ...sleb(offset), 0x41, ...sleb(value), 0x36, 0x02, 0x00];
   const record = [1, 200, 0, 0, -1, 0, -1];
-  const decide = [0x00, ...record.flatMap((v, i) => store(i * 4, v)), 0x41, 0x01, 0x0b];
+  // loop: local0 += 1; br_if (local0 <u spin)  (or `br 0` forever)
+  const spin =
+    options.spin === undefined
+      ? [0x00]
+      : options.spin === Number.POSITIVE_INFINITY
+        ? [0x00, 0x03, 0x40, 0x0c, 0x00, 0x0b]
+        : [
+            0x01,
+            0x01,
+            0x7f,
+            0x03,
+            0x40,
+            0x20,
+            0x00,
+            0x41,
+            0x01,
+            0x6a,
+            0x22,
+            0x00,
+            0x41,
+            ...sleb(options.spin),
+            0x49,
+            0x0d,
+            0x00,
+            0x0b,
+          ];
+  const decide = [...spin, ...record.flatMap((v, i) => store(i * 4, v)), 0x41, 0x01, 0x0b];
   const types = [0x60, 0x00, 0x01, 0x7f, ...(options.start ? [0x60, 0x00, 0x00] : [])];
   const functions = options.start ? [0x00, 0x01] : [0x00];
   const bodies = [[...uleb(decide.length), ...decide], ...(options.start ? [[0x02, 0x00, 0x0b]] : [])];

@@ -14,6 +14,7 @@ import { sha256Hex } from '../digest.js';
 import { CoreErrorCode, isApxError, VerificationError } from '../error.js';
 import type { SignatureVerifier } from '../signature/verifier.js';
 import { checkAbi } from '../wasm/abi-check.js';
+import { meterModule } from '../wasm/meter.js';
 import { bindingFromStatement } from './binding.js';
 import type { TrustInForce, VerificationInput, VerificationMaterial } from './input.js';
 import { compareSemver } from './semver.js';
@@ -207,9 +208,12 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
   }
 
   // 12. Compiling validates fully; a Module is immutable, so what runs is what verified.
+  //     What is compiled is the verified bytes metered (wasm/meter.ts): the same code with a
+  //     fuel charge at every function entry and loop head, so that no decision runs forever.
+  const metered = meterModule(artifact);
   let module: WebAssembly.Module;
   try {
-    module = new WebAssembly.Module(artifact);
+    module = new WebAssembly.Module(metered);
   } catch (err) {
     throw new VerificationError(
       CoreErrorCode.ARTIFACT_INVALID_WASM,

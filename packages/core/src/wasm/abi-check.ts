@@ -8,6 +8,8 @@ import {
   MAX_HEADER_SLOTS,
   MAX_MEMORY_PAGES,
   META_SECTION,
+  METER_MODULE,
+  METER_REFUEL,
   PAGE_BYTES,
   type PolicyMeta,
   type PolicyTables,
@@ -105,7 +107,12 @@ function checkTables(raw: unknown): PolicyTables {
  * so that no artifact can reach host functions or memory it was not designed for.
  */
 export function checkAbi(module: WebAssembly.Module): { meta: PolicyMeta; tables: PolicyTables } {
-  const imports = WebAssembly.Module.imports(module);
+  // The policy's own imports; the host's refuel import, last, is there once the verifier
+  // metered the module (meter.ts), and is the only import the ABI check does not count.
+  const all = WebAssembly.Module.imports(module);
+  const last = all[all.length - 1];
+  const metered = last?.module === METER_MODULE && last.name === METER_REFUEL && last.kind === 'function';
+  const imports = metered ? all.slice(0, -1) : all;
   const imp = imports[0];
   if (imports.length !== 1 || !imp || imp.module !== IMPORT_MODULE || imp.name !== IMPORT_MEMORY || imp.kind !== 'memory') {
     const list = imports.map((i) => `${i.module}.${i.name} (${i.kind})`).join(', ') || 'none';

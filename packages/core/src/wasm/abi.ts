@@ -19,6 +19,12 @@ export const TABLES_SECTION = 'apx.tables';
 export const IMPORT_MODULE = 'env';
 export const IMPORT_MEMORY = 'memory';
 export const EXPORT_DECIDE = 'decide';
+/**
+ * Added by the host, never by the compiler: the metering import (wasm/meter.ts) a verified
+ * module is given before it is compiled. A module that imports from this name is refused.
+ */
+export const METER_MODULE = 'apx_meter';
+export const METER_REFUEL = 'refuel';
 
 /** 64 KiB WebAssembly pages. Page 0 holds the decision and the request; static data follows. */
 export const PAGE_BYTES = 65536;

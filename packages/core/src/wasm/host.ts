@@ -4,7 +4,11 @@ import {
   DECIDE_OK,
   DECISION,
   IdentityKind,
+  IMPORT_MEMORY,
+  IMPORT_MODULE,
   JwtState,
+  METER_MODULE,
+  METER_REFUEL,
   type PolicyMeta,
   type PolicyTables,
   type RateLimitDescriptor,
@@ -15,14 +19,17 @@ import {
 import { abiMismatch } from './abi-check.js';
 import { ANONYMOUS, type DecisionIdentity, NO_HEADER_MUTATIONS, type PolicyDecision, type RateLimitCharge } from './decision.js';
 import { parseIp } from './ip.js';
+import { FUEL_CHUNK } from './meter.js';
 import { clampBodySize, type JwtClaims, type PolicyRequest } from './request.js';
 
 export interface PolicyFault {
   /**
    * `trap` (the module trapped), `malformed` (bad decision record), `oversized` (request too
-   * big for the request area), `invalid-request` (attributes not of the documented types).
+   * big for the request area), `invalid-request` (attributes not of the documented types),
+   * `deadline` (the decision ran past its deadline and was stopped; the host is then
+   * unhealthy for good: see PolicyHost.healthy).
    */
-  kind: 'trap' | 'malformed' | 'oversized' | 'invalid-request';
+  kind: 'trap' | 'malformed' | 'oversized' | 'invalid-request' | 'deadline';
   message: string;
   policy: string;
   digest: string;
@@ -31,7 +38,15 @@ export interface PolicyFault {
 export interface PolicyHostOptions {
   /** Called for every fail-closed decision caused by the module or the request encoding. */
   onFault?: (fault: PolicyFault) => void;
+  /** Longest a decision may run, in milliseconds (default DEFAULT_DECISION_DEADLINE_MS). */
+  deadlineMs?: number;
 }
+
+/** A decision that runs longer than this is stopped (APX_DECISION_DEADLINE_MS overrides it). */
+export const DEFAULT_DECISION_DEADLINE_MS = 50;
+
+/** Thrown by the refuel import to unwind a module past its deadline. */
+class DeadlineExceeded extends Error {}
 
 const CACHE_MAX = 1024;
 /** Longest API key whose hash is cached. */
@@ -98,6 +113,17 @@ export class PolicyHost {
   private readonly u32: Uint32Array;
   private readonly i32: Int32Array;
   private readonly onFault: ((fault: PolicyFault) => void) | undefined;
+  private readonly deadlineMs: number;
+  /**
+   * Metering (meter.ts): decisions are numbered; the first refuel within a decision starts
+   * its clock, later ones compare against the deadline. A decision that never exhausts the
+   * fuel reads no clock at all.
+   */
+  private decisionSeq = 0;
+  private meteredSeq = -1;
+  private meteredSince = 0;
+  /** Set once a decision was stopped at its deadline: the module is never entered again. */
+  private stopped: PolicyDecision | undefined;
   private readonly keyHashes = new Map<string, Uint32Array>();
   private readonly ips = new Map<string, CachedIp | null>();
   private cursor = REQUEST_VAR_OFFSET;
@@ -149,6 +175,7 @@ export class PolicyHost {
     this.tables = tables;
     this.digest = artifact.digest;
     this.onFault = options.onFault;
+    this.deadlineMs = options.deadlineMs ?? DEFAULT_DECISION_DEADLINE_MS;
     this.keyIdentities = tables.apiKeys.map((k) =>
       Object.freeze({ kind: 'apiKey' as const, id: k.id, tenant: k.tenant, plan: k.plan }),
     );
@@ -160,7 +187,10 @@ export class PolicyHost {
     const memory = new WebAssembly.Memory({ initial: tables.memoryPages, maximum: tables.memoryPages });
     let instance: WebAssembly.Instance;
     try {
-      instance = new WebAssembly.Instance(artifact.module, { env: { memory } });
+      instance = new WebAssembly.Instance(artifact.module, {
+        [IMPORT_MODULE]: { [IMPORT_MEMORY]: memory },
+        [METER_MODULE]: { [METER_REFUEL]: () => this.refuel() },
+      });
     } catch (err) {
       // A LinkError (memory limits that disagree with the tables) or a trap in a start function.
       throw abiMismatch(`instantiation failed: ${(err as Error).message}`);
@@ -180,7 +210,25 @@ export class PolicyHost {
     return new PolicyHost(artifact, options);
   }
 
+  /** False once a decision ran past the deadline: every later decision is that deny. */
+  get healthy(): boolean {
+    return this.stopped === undefined;
+  }
+
+  /** The metered module's refuel import: another chunk of fuel, or the end of the decision. */
+  private refuel(): number {
+    const now = performance.now();
+    if (this.meteredSeq !== this.decisionSeq) {
+      this.meteredSeq = this.decisionSeq;
+      this.meteredSince = now;
+    } else if (now - this.meteredSince > this.deadlineMs) {
+      throw new DeadlineExceeded();
+    }
+    return FUEL_CHUNK;
+  }
+
   decide(request: PolicyRequest): PolicyDecision {
+    if (this.stopped) return this.stopped;
     try {
       this.encode(request);
     } catch (err) {
@@ -196,9 +244,17 @@ export class PolicyHost {
       return faultDecision('invalid request attributes', 400);
     }
     let rc: number;
+    this.decisionSeq++;
     try {
       rc = this.decideFn();
     } catch (err) {
+      if (err instanceof DeadlineExceeded) {
+        // The module was unwound mid-decision: its globals may be half-updated, and a request
+        // that loops once loops again. It is never entered again.
+        this.stopped = faultDecision('policy stopped: decision deadline exceeded', 503);
+        this.fault('deadline', `policy stopped: a decision ran past its ${this.deadlineMs} ms deadline`);
+        return this.stopped;
+      }
       this.fault('trap', `policy trapped: ${(err as Error).message}`);
       return faultDecision('policy evaluation failed', 500);
     }

@@ -15,6 +15,8 @@ export const StorageErrorCode = {
   TOO_LARGE: 'TOO_LARGE',
   /** A download shorter or longer than announced, or whose digest is not the one announced. */
   INTEGRITY: 'INTEGRITY',
+  /** A local store's object that is not a regular file (FIFO, socket, device, directory): never read. */
+  NOT_A_FILE: 'NOT_A_FILE',
   /** The store did not answer: connection refused, DNS failure, timeout. */
   UNREACHABLE: 'UNREACHABLE',
   /** The store refused the credentials (401/403). */

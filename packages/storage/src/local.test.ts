@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -42,6 +43,47 @@ describe('LocalStore', () => {
     assert.deepEqual(await readdir(root), ['.inflight.tmp', 'p@1.0.0.wasm'].sort());
     assert.deepEqual(await store.list(), ['p@1.0.0.wasm']);
     await rm(root, { recursive: true, force: true });
+  });
+
+  // A hang here would be the bug itself: the guard turns it into a failure, not a stuck run.
+  it('reads regular files only: a FIFO, a directory or a link to either is refused, never opened blocking', {
+    timeout: 30_000,
+  }, async () => {
+    const root = await mkdtemp(join(tmpdir(), 'apx-store-'));
+    try {
+      const store = new LocalStore({ root });
+      await store.put('ok@1.0.0.wasm', Buffer.from('regular'));
+      // More FIFOs than libuv has threads (4): a blocking open of each would stall every read after.
+      for (let i = 0; i < 6; i++) execFileSync('mkfifo', [join(root, `fifo${i}@1.0.0.wasm`)]);
+      await mkdir(join(root, 'tuf'));
+      execFileSync('mkfifo', [join(root, 'tuf', 'timestamp.json')]);
+      await mkdir(join(root, 'dir@1.0.0.wasm.sig'));
+      await symlink(join(root, 'ok@1.0.0.wasm'), join(root, 'link@1.0.0.wasm'));
+      await symlink(join(root, 'fifo0@1.0.0.wasm'), join(root, 'linkfifo@1.0.0.wasm'));
+      await symlink(join(root, 'gone'), join(root, 'dangling@1.0.0.wasm'));
+      const refused = (name: string, kind: string) =>
+        assert.rejects(store.get(name), (e: unknown) => {
+          assert.ok(e instanceof StorageError && e.code === StorageErrorCode.NOT_A_FILE, String(e));
+          assert.equal(e.message, `not a regular file: ${name} in file://${root} is ${kind}`);
+          assert.match(e.hint ?? '', /regular files only/);
+          return true;
+        });
+      await Promise.all([0, 1, 2, 3, 4, 5].map((i) => refused(`fifo${i}@1.0.0.wasm`, 'a named pipe (FIFO)')));
+      await refused('tuf/timestamp.json', 'a named pipe (FIFO)');
+      await refused('dir@1.0.0.wasm.sig', 'a directory');
+      await refused('linkfifo@1.0.0.wasm', 'a named pipe (FIFO)');
+      await assert.rejects(store.getVersioned('tuf/timestamp.json'), { code: StorageErrorCode.NOT_A_FILE });
+      await assert.rejects(store.swap('tuf/timestamp.json', Buffer.from('{}'), null), { code: StorageErrorCode.NOT_A_FILE });
+      // Links to regular files are followed; a dangling one is absent; regular reads still work.
+      assert.deepEqual(await store.get('link@1.0.0.wasm'), Buffer.from('regular'));
+      assert.equal(await store.get('dangling@1.0.0.wasm'), undefined);
+      assert.deepEqual(await store.get('ok@1.0.0.wasm'), Buffer.from('regular'));
+      // Listed (so that reading them reports them), never walked into through a link.
+      assert.deepEqual(await store.list('linkfifo'), ['linkfifo@1.0.0.wasm']);
+      assert.ok((await store.list()).includes('fifo3@1.0.0.wasm'));
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   it('is what a plain path, ./artifacts and file:// open', async () => {

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { type FileHandle, link, mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join, relative, sep } from 'node:path';
 import { compareExisting, swapConflict } from './conflict.js';
 import { replaceFileDurably } from './durable-file.js';
@@ -30,6 +31,12 @@ export interface LocalStoreOptions {
  * of the content. Content-as-version admits ABA (A → B → A looks unchanged), which is no
  * concern for the trust metadata swap exists for: TUF versions only increase, so a file's
  * content never returns to an earlier value.
+ *
+ * Only regular files are read. A FIFO, socket, device or directory under an object's name is
+ * refused (NOT_A_FILE) without ever being opened for a blocking read: opening a FIFO waits for
+ * a writer, and would hold one of libuv's few threads (and the worker's load) forever.
+ * Symbolic links are followed wherever they point (Kubernetes ConfigMap and Secret volumes are
+ * made of them); the file they reach must be regular, and its bytes are verified like any.
  */
 export class LocalStore implements ArtifactStore {
   readonly url: string;
@@ -46,19 +53,16 @@ export class LocalStore implements ArtifactStore {
     return join(this.#root, ...checkObjectName(name).split('/'));
   }
 
+  /** The store's directory (absolute when opened by openStore). */
+  get root(): string {
+    return this.#root;
+  }
+
   async get(name: string, options: GetOptions = {}): Promise<Buffer | undefined> {
-    const path = this.#path(name);
-    let handle: Awaited<ReturnType<typeof open>>;
+    const opened = await this.#openRegular(this.#path(name), name);
+    if (!opened) return undefined;
+    const { handle, stat: info } = opened;
     try {
-      handle = await open(path, 'r');
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
-      throw this.#ioError('read', name, err);
-    }
-    try {
-      const stat = await handle.stat();
-      if (!stat.isFile()) return undefined;
       // One open file: the size checked is the size of the file read, even if renamed over.
       const stream = handle.createReadStream({ autoClose: false, highWaterMark: 256 * 1024 });
       return await readCapped(
@@ -67,7 +71,7 @@ export class LocalStore implements ArtifactStore {
           storeUrl: this.url,
           name,
           maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
-          expectedLength: stat.size,
+          expectedLength: info.size,
           signal: options.signal,
         },
         () => stream.destroy(),
@@ -153,18 +157,56 @@ export class LocalStore implements ArtifactStore {
     });
   }
 
-  /** The current content's token, hashed while streaming (no size cap: nothing is kept). */
-  async #contentToken(path: string, name: string): Promise<string | undefined> {
-    let handle: Awaited<ReturnType<typeof open>>;
+  /**
+   * Opens an object for reading if it is a regular file; undefined when it does not exist.
+   * The name is judged before the open (stat: never blocks) and the file actually opened is
+   * judged again (the name may have been replaced in between); O_NONBLOCK keeps an open of a
+   * FIFO swapped in meanwhile from waiting for a writer.
+   */
+  async #openRegular(path: string, name: string): Promise<{ handle: FileHandle; stat: Stats } | undefined> {
+    let handle: FileHandle;
     try {
-      handle = await open(path, 'r');
+      const before = await stat(path);
+      if (!before.isFile()) throw this.#notAFile(name, before);
+      handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
     } catch (err) {
+      if (err instanceof StorageError) throw err;
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
       throw this.#ioError('read', name, err);
     }
     try {
-      if (!(await handle.stat()).isFile()) return undefined;
+      const opened = await handle.stat();
+      if (!opened.isFile()) throw this.#notAFile(name, opened);
+      return { handle, stat: opened };
+    } catch (err) {
+      await handle.close();
+      if (err instanceof StorageError) throw err;
+      throw this.#ioError('read', name, err);
+    }
+  }
+
+  #notAFile(name: string, info: Stats): StorageError {
+    const kind = info.isFIFO()
+      ? 'a named pipe (FIFO)'
+      : info.isSocket()
+        ? 'a socket'
+        : info.isCharacterDevice() || info.isBlockDevice()
+          ? 'a device'
+          : info.isDirectory()
+            ? 'a directory'
+            : 'not a regular file';
+    return new StorageError(StorageErrorCode.NOT_A_FILE, `not a regular file: ${name} in ${this.url} is ${kind}`, {
+      hint: 'a store holds regular files only (symbolic links to regular files are followed); remove or replace it',
+    });
+  }
+
+  /** The current content's token, hashed while streaming (no size cap: nothing is kept). */
+  async #contentToken(path: string, name: string): Promise<string | undefined> {
+    const opened = await this.#openRegular(path, name);
+    if (!opened) return undefined;
+    const { handle } = opened;
+    try {
       const hash = createHash('sha256');
       for await (const chunk of handle.createReadStream({ autoClose: false })) hash.update(chunk as Buffer);
       return hash.digest('hex');
@@ -173,10 +215,16 @@ export class LocalStore implements ArtifactStore {
     }
   }
 
-  async list(prefix = '', _options: ListOptions = {}): Promise<string[]> {
+  /**
+   * Names under the directory, sorted. Directories are walked (symbolic links to directories
+   * are not: no loops); every other entry is listed, special files included, so that reading
+   * one reports it (NOT_A_FILE) instead of it being silently invisible.
+   */
+  async list(prefix = '', options: ListOptions = {}): Promise<string[]> {
     checkListPrefix(prefix);
     const out: string[] = [];
     const walk = async (dir: string): Promise<void> => {
+      options.signal?.throwIfAborted();
       let entries: import('node:fs').Dirent[];
       try {
         entries = await readdir(dir, { withFileTypes: true });
@@ -188,7 +236,7 @@ export class LocalStore implements ArtifactStore {
         if (e.name.startsWith('.')) continue; // temporary files of writes in flight
         const full = join(dir, e.name);
         if (e.isDirectory()) await walk(full);
-        else if (e.isFile()) {
+        else {
           const name = relative(this.#root, full).split(sep).join('/');
           if (name.startsWith(prefix)) out.push(name);
         }

@@ -1,4 +1,16 @@
-import { formatArtifactRef, isApxError, isPolicyId, isSemver, parseArtifactRef } from '@apx/core';
+import { accessSync, constants, type Stats, statSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { dirname, isAbsolute, relative, resolve } from 'node:path';
+import {
+  type ApxError,
+  DEFAULT_DECISION_DEADLINE_MS,
+  formatArtifactRef,
+  isApxError,
+  isPolicyId,
+  isSemver,
+  parseArtifactRef,
+} from '@apx/core';
+import { systemErrorCode } from '@apx/core/os-error';
 import { AllowList } from './allow-list.js';
 import { WorkerError, WorkerErrorCode } from './error.js';
 import { DEFAULT_KEY_REFRESH_MS } from './refreshing-key.js';
@@ -30,6 +42,8 @@ export interface WorkerConfig {
   /** How often a public key held remotely (Secret Manager, KMS, HSM) is re-read. */
   keyRefreshMs: number;
   memoryCacheEntries: number;
+  /** Longest a decision may run before the policy is stopped (APX_DECISION_DEADLINE_MS). */
+  decisionDeadlineMs: number;
   /** Require a signed binding (name, version, environment) for every artifact. */
   requireBinding: boolean;
   /** The TUF trust repository: `store` (tuf/ in APX_STORE) or a store URL; undefined: runbook mode. */
@@ -179,10 +193,36 @@ export const SETTINGS: readonly Setting[] = [
     default: '64',
     description: 'Verified artifacts kept in memory, by digest.',
   },
+  {
+    key: 'decisionDeadlineMs',
+    env: 'APX_DECISION_DEADLINE_MS',
+    flag: 'decision-deadline-ms',
+    default: String(DEFAULT_DECISION_DEADLINE_MS),
+    description:
+      'Milliseconds one decision may run; a policy that runs longer is stopped, answers deny 503 and is unloaded until another version loads.',
+  },
 ];
 
 function invalid(setting: Setting, value: string, expected: string): WorkerError {
   return new WorkerError(WorkerErrorCode.CONFIG_INVALID, `invalid ${setting.env}="${value}"`, { hint: expected });
+}
+
+/** The ApxErrors an error stands for (an AggregateError of them: several problems), or undefined for a bug. */
+export function configProblems(err: unknown): ApxError[] | undefined {
+  if (isApxError(err)) return [err];
+  if (err instanceof AggregateError && err.errors.length > 0 && err.errors.every(isApxError)) return err.errors as ApxError[];
+  return undefined;
+}
+
+/** Throws nothing for no problem, the problem itself for one, an AggregateError of them for several. */
+export function throwProblems(problems: ApxError[], what = 'settings'): void {
+  if (problems.length === 1) throw problems[0];
+  if (problems.length > 1) {
+    throw new AggregateError(
+      problems,
+      `${problems.length} problems in the ${what}: ${problems.map((p) => p.message).join('; ')}`,
+    );
+  }
 }
 
 function parseEnvironment(s: Setting, v: string): Environment {
@@ -204,139 +244,348 @@ function parseBool(s: Setting, v: string): boolean {
   throw invalid(s, v, 'use true or false');
 }
 
-function parseInteger(s: Setting, v: string, min: number, max: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw invalid(s, v, `use a whole number from ${min} to ${max}`);
+/** A whole number written in digits (no sign, exponent, hex or fraction) from min to max. */
+function parseInteger(
+  s: Setting,
+  v: string,
+  min: number,
+  max: number,
+  expected = `use a whole number from ${min} to ${max}`,
+): number {
+  const n = /^\d{1,15}$/.test(v) ? Number(v) : Number.NaN;
+  if (!Number.isInteger(n) || n < min || n > max) throw invalid(s, v, expected);
   return n;
 }
 
-function parsePolicies(s: Setting, v: string): PolicySelector[] {
-  const out: PolicySelector[] = [];
-  for (const raw of v.split(',')) {
-    const item = raw.trim();
-    if (item === '') continue;
-    const at = item.lastIndexOf('@');
-    const policyId = at < 0 ? item : item.slice(0, at);
-    const version = at < 0 ? undefined : item.slice(at + 1);
-    if (!isPolicyId(policyId) || (version !== undefined && !isSemver(version))) {
-      throw invalid(s, v, `"${item}" is not a policy (pb-pay-v1) or reference (pb-pay-v1@1.0.0)`);
-    }
-    out.push({ policyId, version });
+/** A duration setting, in whole seconds, returned in milliseconds. */
+function parseSeconds(s: Setting, v: string, min: number, max: number, zero?: string): number {
+  const range = `from ${min} to ${max}${zero ? ` (${zero})` : ''}`;
+  const unit = /^\d+(\.\d+)?\s*[a-z]+$/i.test(v) ? `, without a unit (${v.replace(/[a-z\s]+$/i, '') || '30'} means seconds)` : '';
+  return parseInteger(s, v, min, max, `use a whole number of seconds ${range}${unit}`) * 1000;
+}
+
+function parsePort(s: Setting, v: string): number {
+  return parseInteger(s, v, 0, 65535, 'use a port number from 0 to 65535 (0 picks a free one)');
+}
+
+// RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
+const HOST_NAME = /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i;
+
+function parseHost(s: Setting, v: string): string {
+  if (isIP(v) !== 0 || HOST_NAME.test(v)) return v;
+  const bracketed = /^\[(.+)\]$/.exec(v)?.[1];
+  if (bracketed !== undefined && isIP(bracketed) === 6)
+    throw invalid(s, v, `write the IPv6 address without brackets: ${bracketed}`);
+  throw invalid(s, v, 'use an IP address of this machine (127.0.0.1; 0.0.0.0 or :: for every interface) or a host name');
+}
+
+/** Each comma-separated item of a list setting, parsed; one problem per bad item. */
+function parseItems<T>(s: Setting, v: string, parse: (item: string) => T | undefined, expected: (item: string) => string): T[] {
+  const out: T[] = [];
+  const problems: ApxError[] = [];
+  const items = v
+    .split(',')
+    .map((i) => i.trim())
+    .filter((i) => i !== '');
+  if (items.length === 0) problems.push(invalid(s, v, 'the list names nothing; unset it or list entries, comma-separated'));
+  for (const item of items) {
+    const parsed = parse(item);
+    if (parsed === undefined) {
+      problems.push(
+        new WorkerError(WorkerErrorCode.CONFIG_INVALID, `invalid ${s.env}="${v}": "${item}" ${expected(item)}`, {
+          hint: `fix or remove "${item}"`,
+        }),
+      );
+    } else out.push(parsed);
   }
+  throwProblems(problems);
   return out;
 }
 
-function parseRollbacks(s: Setting, v: string | undefined): ReadonlySet<string> {
-  const refs = new Set<string>();
-  for (const raw of (v ?? '').split(',')) {
-    const item = raw.trim();
-    if (item === '') continue;
+function parsePolicies(s: Setting, v: string): PolicySelector[] {
+  const selectors = parseItems(
+    s,
+    v,
+    (item) => {
+      const at = item.lastIndexOf('@');
+      const policyId = at < 0 ? item : item.slice(0, at);
+      const version = at < 0 ? undefined : item.slice(at + 1);
+      return isPolicyId(policyId) && (version === undefined || isSemver(version)) ? { policyId, version } : undefined;
+    },
+    () => 'is not a policy (pb-pay-v1) or exact reference (pb-pay-v1@1.0.0)',
+  );
+  const seen = new Set<string>();
+  for (const { policyId } of selectors) {
+    if (seen.has(policyId)) {
+      throw new WorkerError(WorkerErrorCode.CONFIG_INVALID, `invalid ${s.env}="${v}": ${policyId} is named more than once`, {
+        hint: `a worker serves one version of a policy: keep one entry for ${policyId} (pinned pb-pay-v1@1.0.0, or pb-pay-v1 for the highest allowed)`,
+      });
+    }
+    seen.add(policyId);
+  }
+  return selectors;
+}
+
+function parseRollbacks(s: Setting, v: string): ReadonlySet<string> {
+  const refs = parseItems(
+    s,
+    v,
+    (item) => {
+      try {
+        return formatArtifactRef(parseArtifactRef(item));
+      } catch (err) {
+        if (!isApxError(err)) throw err;
+        return undefined;
+      }
+    },
+    () => 'is not an exact reference; list references such as pb-pay-v1@1.0.0',
+  );
+  return new Set(refs);
+}
+
+/** The nearest part of `absolute` that exists (itself, or the closest parent), with its stats. */
+function nearestExisting(absolute: string): { path: string; stats: Stats } {
+  for (let p = absolute; ; p = dirname(p)) {
     try {
-      refs.add(formatArtifactRef(parseArtifactRef(item)));
+      return { path: p, stats: statSync(p) };
     } catch (err) {
-      if (!isApxError(err)) throw err;
-      throw invalid(s, v as string, `"${item}" is not an exact reference; list references such as pb-pay-v1@1.0.0`);
+      const code = systemErrorCode(err);
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || dirname(p) === p) throw err;
     }
   }
-  return refs;
+}
+
+/**
+ * A directory the worker writes (APX_STATE_DIR, APX_CACHE_DIR): an existing, writable
+ * directory, or a path it can create (its nearest existing part is a writable directory).
+ */
+function checkDirectory(s: Setting, v: string, cwd: string): string {
+  const absolute = resolve(cwd, v);
+  const hint = `set ${s.env} to a directory the worker can write (it is created if missing)`;
+  let found: { path: string; stats: Stats };
+  try {
+    found = nearestExisting(absolute);
+  } catch (err) {
+    throw new WorkerError(WorkerErrorCode.CONFIG_INVALID, `cannot use ${s.env}="${v}": ${(err as Error).message}`, { hint });
+  }
+  const shown = found.path === absolute ? undefined : isAbsolute(v) ? found.path : relative(cwd, found.path);
+  if (!found.stats.isDirectory()) {
+    throw new WorkerError(
+      WorkerErrorCode.CONFIG_INVALID,
+      shown === undefined ? `${s.env}="${v}" is a file, not a directory` : `${s.env}="${v}": ${shown} is a file, not a directory`,
+      { hint },
+    );
+  }
+  try {
+    accessSync(found.path, constants.W_OK | constants.X_OK);
+  } catch {
+    throw new WorkerError(
+      WorkerErrorCode.CONFIG_INVALID,
+      shown === undefined
+        ? `${s.env}="${v}" is not writable by the worker`
+        : `${s.env}="${v}" cannot be created: ${shown} is not writable by the worker`,
+      { hint },
+    );
+  }
+  return v;
+}
+
+/** A file the worker reads at start (APX_TRUST_ROOT): it must exist and be a regular file. */
+function checkFile(s: Setting, v: string, cwd: string, hint: string): string {
+  let stats: Stats;
+  try {
+    stats = statSync(resolve(cwd, v));
+  } catch (err) {
+    const code = systemErrorCode(err);
+    const why = code === 'ENOENT' || code === 'ENOTDIR' ? 'no such file' : (err as Error).message;
+    throw new WorkerError(WorkerErrorCode.CONFIG_INVALID, `${s.env}="${v}": ${why}`, { hint });
+  }
+  if (!stats.isFile()) {
+    throw new WorkerError(
+      WorkerErrorCode.CONFIG_INVALID,
+      `${s.env}="${v}" is ${stats.isDirectory() ? 'a directory' : 'not a regular file'}, not a file`,
+      { hint },
+    );
+  }
+  return v;
+}
+
+const STORE_SCHEMES = new Set(['file', 'gs', 's3', 'oci', 'oci+http']);
+const STORE_FORMS = 'a directory (./artifacts), file:///dir, gs://bucket/prefix, s3://bucket/prefix, oci://host/repo';
+
+/** A store URL's scheme is one the worker can open (the store itself is opened at start). */
+function checkStoreUrl(s: Setting, v: string): string {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(v)?.[1]?.toLowerCase();
+  if (scheme !== undefined && !STORE_SCHEMES.has(scheme))
+    throw invalid(s, v, `unsupported scheme ${scheme}://; use ${STORE_FORMS}`);
+  return v;
+}
+
+/** APX_TRUST_REPOSITORY: `store`, a store URL, or an existing local directory. */
+function checkTrustRepository(s: Setting, v: string, cwd: string): string {
+  checkStoreUrl(s, v);
+  if (v === 'store' || /^[a-z][a-z0-9+.-]*:\/\//i.test(v)) return v;
+  const hint = `use "store" for tuf/ in APX_STORE, or another store: ${STORE_FORMS}`;
+  let stats: Stats | undefined;
+  try {
+    stats = statSync(resolve(cwd, v));
+  } catch {
+    stats = undefined;
+  }
+  if (!stats?.isDirectory()) {
+    throw new WorkerError(WorkerErrorCode.CONFIG_INVALID, `${s.env}="${v}": no such directory`, { hint });
+  }
+  return v;
+}
+
+export interface ResolveOptions {
+  /** The directory relative paths are resolved against (default: the process's). */
+  cwd?: string;
 }
 
 /**
  * Builds the worker's configuration: flags override the environment, the environment
- * overrides defaults (DESIGN.md §6). Production refuses strict mode off and a missing
- * allow-list. Returns warnings to log at start (strict mode off outside production).
+ * overrides defaults (DESIGN.md §6). Every setting is checked, and every problem is
+ * reported: one ApxError (one line) per problem, thrown as that error alone or as an
+ * AggregateError of them. Production refuses strict mode off, a missing allow-list and
+ * wildcards in it. Returns warnings to log at start (strict mode off outside production).
  */
 export function resolveConfig(
   env: Record<string, string | undefined>,
   flags: Record<string, string | undefined> = {},
+  options: ResolveOptions = {},
 ): { config: WorkerConfig; warnings: string[] } {
+  const cwd = options.cwd ?? process.cwd();
   const raw = (s: Setting): string | undefined => {
     const v = flags[s.flag] ?? env[s.env];
     return v === undefined || v.trim() === '' ? s.default : v.trim();
   };
   const setting = (key: keyof WorkerConfig): Setting => SETTINGS.find((s) => s.key === key) as Setting;
   const text = (key: keyof WorkerConfig) => raw(setting(key));
-
-  const environment = parseEnvironment(setting('env'), text('env') as string);
-  const strict = parseBool(setting('strict'), text('strict') as string);
-  const allowText = text('allowList');
-  const allowList = allowText === undefined ? undefined : AllowList.parse(allowText);
-  const policiesText = text('policies');
-  const config: WorkerConfig = {
-    env: environment,
-    store: text('store') as string,
-    publicKey: text('publicKey') as string,
-    strict,
-    allowList,
-    policies: policiesText === undefined ? [] : parsePolicies(setting('policies'), policiesText),
-    cacheDir: text('cacheDir'),
-    stateDir: text('stateDir'),
-    allowRollback: parseRollbacks(setting('allowRollback'), text('allowRollback')),
-    host: text('host') as string,
-    port: parseInteger(setting('port'), text('port') as string, 0, 65535),
-    reloadIntervalMs: parseInteger(setting('reloadIntervalMs'), text('reloadIntervalMs') as string, 0, 86400) * 1000,
-    keyRefreshMs: parseInteger(setting('keyRefreshMs'), text('keyRefreshMs') as string, 1, 86400) * 1000,
-    memoryCacheEntries: parseInteger(setting('memoryCacheEntries'), text('memoryCacheEntries') as string, 1, 100000),
-    trustRepository: text('trustRepository'),
-    trustRoot: text('trustRoot'),
-    trustGraceMs: parseInteger(setting('trustGraceMs'), text('trustGraceMs') as string, 0, 30 * 86400) * 1000,
-    requireBinding: (() => {
-      const v = text('requireBinding');
-      return v === undefined ? environment !== 'dev' : parseBool(setting('requireBinding'), v);
-    })(),
+  const problems: ApxError[] = [];
+  // Each setting is parsed on its own; a bad one is recorded and replaced by `fallback`, so
+  // that every problem is found in one start.
+  const read = <T>(key: keyof WorkerConfig, parse: (s: Setting, v: string) => T, fallback: T): T => {
+    const s = setting(key);
+    const v = raw(s);
+    if (v === undefined) return fallback;
+    try {
+      return parse(s, v);
+    } catch (err) {
+      const found = configProblems(err);
+      if (!found) throw err;
+      problems.push(...found);
+      return fallback;
+    }
   };
+  const refuse = (code: WorkerErrorCode, message: string, hint: string) =>
+    problems.push(new WorkerError(code, message, { hint }));
 
   // The old trust documents are gone; a worker configured for them must not start without
   // the protection its operator thinks it has.
   for (const gone of ['APX_KEYRING', 'APX_REVOCATIONS', 'APX_INDEX', 'APX_INDEX_GRACE']) {
     if (env[gone] !== undefined && env[gone]?.trim() !== '') {
-      throw new WorkerError(WorkerErrorCode.CONFIG_INVALID, `${gone} is no longer supported`, {
-        hint: 'keyrings, revocation lists and policy indexes moved to the trust repository: set APX_TRUST_REPOSITORY (docs/operations.md, "Migrating")',
-      });
+      refuse(
+        WorkerErrorCode.CONFIG_INVALID,
+        `${gone} is no longer supported`,
+        'keyrings, revocation lists and policy indexes moved to the trust repository: set APX_TRUST_REPOSITORY (docs/operations.md, "Migrating")',
+      );
     }
   }
+  // Undefined when APX_ENV itself is wrong: the checks that depend on it are skipped.
+  const environment = read<Environment | undefined>('env', parseEnvironment, undefined);
+  const production = environment === 'production';
+  const strict = read('strict', parseBool, true);
+  const allowText = text('allowList');
+  const config: WorkerConfig = {
+    env: environment ?? 'dev',
+    store: read('store', checkStoreUrl, text('store') as string),
+    publicKey: text('publicKey') as string,
+    strict,
+    allowList: read('allowList', (s, v) => AllowList.parse(v, s.env, { production }), undefined),
+    policies: read('policies', parsePolicies, []),
+    cacheDir: read('cacheDir', (s, v) => checkDirectory(s, v, cwd), text('cacheDir')),
+    stateDir: read('stateDir', (s, v) => checkDirectory(s, v, cwd), text('stateDir')),
+    allowRollback: read('allowRollback', parseRollbacks, new Set<string>()),
+    host: read('host', parseHost, text('host') as string),
+    port: read('port', parsePort, 0),
+    reloadIntervalMs: read('reloadIntervalMs', (s, v) => parseSeconds(s, v, 0, 86400, '0 disables reloading'), 0),
+    keyRefreshMs: read('keyRefreshMs', (s, v) => parseSeconds(s, v, 1, 86400), DEFAULT_KEY_REFRESH_MS),
+    memoryCacheEntries: read('memoryCacheEntries', (s, v) => parseInteger(s, v, 1, 100000), 1),
+    decisionDeadlineMs: read(
+      'decisionDeadlineMs',
+      (s, v) => parseInteger(s, v, 1, 60_000, 'use a whole number of milliseconds from 1 to 60000'),
+      DEFAULT_DECISION_DEADLINE_MS,
+    ),
+    trustRepository: read('trustRepository', (s, v) => checkTrustRepository(s, v, cwd), text('trustRepository')),
+    trustRoot: read(
+      'trustRoot',
+      (s, v) => checkFile(s, v, cwd, "set APX_TRUST_ROOT to a copy of the repository's tuf/1.root.json obtained out of band"),
+      text('trustRoot'),
+    ),
+    trustGraceMs: read('trustGraceMs', (s, v) => parseSeconds(s, v, 0, 30 * 86400), 0),
+    requireBinding: read('requireBinding', parseBool, environment !== 'dev'),
+  };
+
   if (config.trustRepository !== undefined) {
     if (config.stateDir === undefined) {
-      throw new WorkerError(WorkerErrorCode.CONFIG_UNSAFE, 'refusing to use a trust repository without APX_STATE_DIR', {
-        hint: 'set APX_STATE_DIR to a persistent directory only the worker writes: it keeps the trusted metadata, so a restart never goes backwards',
-      });
+      refuse(
+        WorkerErrorCode.CONFIG_UNSAFE,
+        'refusing to use a trust repository without APX_STATE_DIR',
+        'set APX_STATE_DIR to a persistent directory only the worker writes: it keeps the trusted metadata, so a restart never goes backwards',
+      );
     }
     const explicitKey = flags[setting('publicKey').flag] ?? env.APX_PUBLIC_KEY;
     if (explicitKey !== undefined && explicitKey.trim() !== '') {
-      throw new WorkerError(WorkerErrorCode.CONFIG_INVALID, 'APX_PUBLIC_KEY and APX_TRUST_REPOSITORY cannot be used together', {
-        hint: "with a trust repository the environment's role names the artifact signers (apx trust signer add); unset APX_PUBLIC_KEY",
-      });
+      refuse(
+        WorkerErrorCode.CONFIG_INVALID,
+        'APX_PUBLIC_KEY and APX_TRUST_REPOSITORY cannot be used together',
+        "with a trust repository the environment's role names the artifact signers (apx trust signer add); unset APX_PUBLIC_KEY",
+      );
     }
+  } else if (config.trustRoot !== undefined) {
+    refuse(
+      WorkerErrorCode.CONFIG_INVALID,
+      'APX_TRUST_ROOT is set without APX_TRUST_REPOSITORY: it would be ignored',
+      'set APX_TRUST_REPOSITORY too (the root belongs to that repository), or unset APX_TRUST_ROOT',
+    );
   }
   const warnings: string[] = [];
-  if (environment === 'production') {
+  if (production) {
     if (!strict) {
-      throw new WorkerError(WorkerErrorCode.CONFIG_UNSAFE, 'refusing to start in production with strict mode disabled', {
-        hint: 'unset APX_STRICT_MODE (strict is the default); every production artifact must be signed',
-      });
+      refuse(
+        WorkerErrorCode.CONFIG_UNSAFE,
+        'refusing to start in production with strict mode disabled',
+        'unset APX_STRICT_MODE (strict is the default); every production artifact must be signed',
+      );
     }
-    if (!allowList) {
-      throw new WorkerError(WorkerErrorCode.CONFIG_UNSAFE, 'refusing to start in production without an allow-list', {
-        hint: 'set ALLOWED_POLICY_VERSIONS, e.g. ALLOWED_POLICY_VERSIONS="1.0.0,1.1.0"',
-      });
+    if (allowText === undefined) {
+      refuse(
+        WorkerErrorCode.CONFIG_UNSAFE,
+        'refusing to start in production without an allow-list',
+        'set ALLOWED_POLICY_VERSIONS, e.g. ALLOWED_POLICY_VERSIONS="1.0.0,1.1.0"',
+      );
     }
     if (!config.requireBinding) {
-      throw new WorkerError(WorkerErrorCode.CONFIG_UNSAFE, 'refusing to start in production without signed bindings', {
-        hint: 'unset APX_REQUIRE_BINDING; production artifacts must carry a statement naming policy, version and environment',
-      });
+      refuse(
+        WorkerErrorCode.CONFIG_UNSAFE,
+        'refusing to start in production without signed bindings',
+        'unset APX_REQUIRE_BINDING; production artifacts must carry a statement naming policy, version and environment',
+      );
     }
   }
   // Rollback floors kept only in memory are forgotten by a restart, which would re-open every
   // rollback; outside development they must persist.
-  if (environment !== 'dev' && config.stateDir === undefined) {
-    throw new WorkerError(WorkerErrorCode.CONFIG_UNSAFE, `refusing to start in ${environment} without APX_STATE_DIR`, {
-      hint: 'set APX_STATE_DIR to a persistent directory only the worker writes; it keeps the rollback floors across restarts',
-    });
-  }
-  if (environment !== 'production' && !strict) {
-    warnings.push(
-      `strict mode disabled (APX_ENV=${environment}): unsigned artifacts will be loaded; never do this in production`,
+  if (environment !== undefined && environment !== 'dev' && text('stateDir') === undefined) {
+    refuse(
+      WorkerErrorCode.CONFIG_UNSAFE,
+      `refusing to start in ${environment} without APX_STATE_DIR`,
+      'set APX_STATE_DIR to a persistent directory only the worker writes; it keeps the rollback floors across restarts',
     );
+  }
+  throwProblems(problems);
+  if (environment !== 'production' && !strict) {
+    warnings.push(`strict mode disabled (APX_ENV=${config.env}): unsigned artifacts will be loaded; never do this in production`);
   }
   return { config, warnings };
 }

@@ -19,6 +19,8 @@ export const WorkerErrorCode = {
   TRUST_STALE: 'TRUST_STALE',
   /** The trust repository cannot be read or refused (rollback, forged, mixed, expired...); the last good view is kept. */
   TRUST_REFRESH_FAILED: 'TRUST_REFRESH_FAILED',
+  /** A decision of this artifact ran past APX_DECISION_DEADLINE_MS: it was stopped and the artifact unloaded. */
+  DECISION_DEADLINE_EXCEEDED: 'DECISION_DEADLINE_EXCEEDED',
   /** The module could not be instantiated for the ABI. */
   INSTANTIATION_FAILED: 'INSTANTIATION_FAILED',
   /** The worker's state (APX_STATE_DIR: rollback floors) cannot be read or written. */

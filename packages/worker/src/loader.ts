@@ -90,6 +90,8 @@ export class PolicyLoader {
    * bytes must not keep the genuine bytes with their genuine .sig out.
    */
   private readonly blocked = new Set<string>();
+  /** Artifacts stopped at their decision deadline, by digest: never instantiated again until restart. */
+  private readonly stopped = new Map<string, WorkerError>();
   private readonly floors: RollbackFloors;
 
   constructor(options: PolicyLoaderOptions) {
@@ -235,6 +237,8 @@ export class PolicyLoader {
     persist?: (digest: string) => Promise<void>,
   ): Promise<LoadedPolicy> {
     let runtime: PolicyRuntime;
+    const stopped = this.stopped.get(artifact.digest);
+    if (stopped) throw new LoadError(ref, stopped, artifact.digest);
     try {
       // Whatever runtime is plugged in, it only ever receives what core verified.
       assertVerifiedArtifact(artifact);
@@ -265,6 +269,15 @@ export class PolicyLoader {
 
   /** Forget a loaded digest everywhere (its approval was withdrawn). */
   forget(digest: string): void {
+    this.memory.forgetDigest(digest);
+  }
+
+  /**
+   * Refuses an artifact whose decision was stopped at its deadline: a request that looped
+   * once loops again, so the same bytes are not instantiated again until restart.
+   */
+  stop(digest: string, reason: WorkerError): void {
+    this.stopped.set(digest, reason);
     this.memory.forgetDigest(digest);
   }
 }

@@ -60,13 +60,17 @@ export function toPolicyRequest(input: unknown): PolicyRequest {
 
 /**
  * Instantiates verified artifacts with core's PolicyHost (ABI checked before
- * instantiation; traps and malformed decisions fail closed as deny 500).
+ * instantiation; traps and malformed decisions fail closed as deny 500; a decision past
+ * `deadlineMs` is stopped and denied 503, and the runtime is unhealthy from then on).
  */
-export function policyHostRuntime(onFault: (fault: PolicyFault) => void): RuntimeFactory {
+export function policyHostRuntime(onFault: (fault: PolicyFault) => void, deadlineMs?: number): RuntimeFactory {
   return (artifact) => {
-    const host = PolicyHost.load(artifact, { onFault });
+    const host = PolicyHost.load(artifact, { onFault, ...(deadlineMs === undefined ? {} : { deadlineMs }) });
     const runtime: PolicyRuntime = {
       jwt: host.tables.jwt,
+      get healthy() {
+        return host.healthy;
+      },
       decide(request) {
         const d = host.decide(toPolicyRequest(request));
         return {

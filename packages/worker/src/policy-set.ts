@@ -20,6 +20,8 @@ export interface PolicyState {
 export interface PolicySetObserver {
   /** A serving version was unloaded: the trust repository no longer approves it. */
   revoked(state: PolicyState, unloaded: LoadedPolicy, error: LoadError): void;
+  /** A serving version was unloaded: one of its decisions ran past the deadline. */
+  stopped(state: PolicyState, unloaded: LoadedPolicy, error: LoadError): void;
   swapped(state: PolicyState, previous: LoadedPolicy | undefined): void;
   reloadRejected(state: PolicyState, error: LoadError): void;
   retryScheduled(state: PolicyState, delayMs: number): void;
@@ -231,6 +233,23 @@ export class PolicySet {
       state.lastError = new LoadError(current.ref, reason, current.artifact.digest);
       this.options.loader.forget(current.artifact.digest);
       this.options.observer.revoked(state, current, state.lastError);
+      this.scheduleRetry(state);
+    }
+  }
+
+  /**
+   * Unloads the artifact whose decision was stopped at its deadline, wherever it serves, and
+   * keeps the loader from instantiating it again: the policy is not ready and is retried, so
+   * only another version (other bytes) can take its place.
+   */
+  stopDigest(digest: string, reason: WorkerError): void {
+    this.options.loader.stop(digest, reason);
+    for (const state of this.states.values()) {
+      const current = state.current;
+      if (current?.artifact.digest !== digest) continue;
+      state.current = undefined;
+      state.lastError = new LoadError(current.ref, reason, digest);
+      this.options.observer.stopped(state, current, state.lastError);
       this.scheduleRetry(state);
     }
   }

@@ -5,6 +5,8 @@ export interface PolicyRuntime {
   decide(request: unknown): PolicyDecision;
   /** Where and how to verify bearer tokens, when the policy authenticates with JWTs. */
   readonly jwt?: JwtTable | null;
+  /** False once a decision was stopped at its deadline (every later decision is that deny). */
+  readonly healthy?: boolean;
 }
 
 /** The decision record the worker serves; the host's full decision rides along as `json`. */

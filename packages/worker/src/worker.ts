@@ -1,9 +1,11 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
+import { listenError } from '@apx/core/os-error';
 import type { DestinationStream } from 'pino';
 import { DiskCache } from './cache.js';
 import type { WorkerConfig } from './config.js';
+import { WorkerError, WorkerErrorCode } from './error.js';
 import { RollbackFloors } from './floors.js';
 import type { JwtVerifierOptions } from './jwt.js';
 import { keyProviderFromRef, keysTrustOf, type TrustedKeyProvider } from './keys.js';
@@ -89,14 +91,26 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
   const source = await (deps.openSource ?? ((url: string) => openArtifactSource(url, { env: deps.env, cwd: deps.cwd })))(
     config.store,
   );
+  // A decision stopped at its deadline unloads its artifact (set below, once the set exists).
+  let stopArtifact: ((digest: string, reason: WorkerError) => void) | undefined;
   const runtimeFactory =
     deps.runtimeFactory ??
-    policyHostRuntime((fault) =>
+    policyHostRuntime((fault) => {
       log.error(
         { policy_ref: fault.policy, digest: fault.digest, fault: fault.kind },
         `policy failed closed (deny): ${fault.message}`,
-      ),
-    );
+      );
+      if (fault.kind !== 'deadline') return;
+      metrics.deadlineExceeded.inc({ policy: fault.policy });
+      stopArtifact?.(
+        fault.digest,
+        new WorkerError(
+          WorkerErrorCode.DECISION_DEADLINE_EXCEEDED,
+          `${fault.policy} stopped: a decision ran past APX_DECISION_DEADLINE_MS (${config.decisionDeadlineMs} ms)`,
+          { hint: 'fix the policy and publish a new version; these bytes are not loaded again until the worker restarts' },
+        ),
+      );
+    }, config.decisionDeadlineMs);
   // Trust repository mode (APX_TRUST_REPOSITORY): the environment's signed targets role says
   // what may load and who signs; otherwise runbook mode, one trusted key (APX_PUBLIC_KEY).
   // The TUF client (tuf-js) loads only for workers that use a trust repository.
@@ -151,9 +165,12 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
       : {}),
     ...(deps.retryMinMs === undefined ? {} : { retryMinMs: deps.retryMinMs }),
   });
+  stopArtifact = (digest, reason) => policies.stopDigest(digest, reason);
   const server = createWorkerServer({ policies, metrics, limiter: new RateLimiter(), ...(deps.jwt ? { jwt: deps.jwt } : {}) });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    // A port in use or a host that is not this machine's is the operator's to fix: one clear error.
+    const listenOp = { host: config.host, port: config.port, hostSetting: '--host / APX_HOST', portSetting: '--port / APX_PORT' };
+    server.once('error', (err) => reject(listenError(err, listenOp) ?? err));
     server.listen(config.port, config.host, () => resolve());
   });
   const address = server.address() as AddressInfo;

@@ -173,9 +173,10 @@ export class WorkerProcess {
     return total;
   }
 
-  async stop(): Promise<void> {
+  /** SIGTERM, then the exit code (null if a signal killed it). */
+  async stop(): Promise<number | null> {
     this.child.kill('SIGTERM');
-    await this.exited;
+    return await this.exited;
   }
 }
 

@@ -34,6 +34,7 @@ const NOT_INTEGRITY = new Set<LoadErrorCode>([
   WorkerErrorCode.ARTIFACT_NOT_FOUND,
   WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE,
   WorkerErrorCode.TRUST_STALE,
+  WorkerErrorCode.DECISION_DEADLINE_EXCEEDED,
   StorageErrorCode.UNREACHABLE,
   StorageErrorCode.NOT_FOUND,
   StorageErrorCode.DENIED,
@@ -105,6 +106,13 @@ export function createObservers(log: WorkerLogger, metrics: WorkerMetrics): { lo
           reason: error.code,
           security_event: 'revoked_artifact',
         },
+        `policy unloaded: ${error.reason}`,
+      );
+    },
+    stopped(state, unloaded, error) {
+      metrics.policyReady.set({ policy: state.policyId }, 0);
+      log.error(
+        { policy_ref: unloaded.refText, digest: unloaded.artifact.digest, reason: error.code },
         `policy unloaded: ${error.reason}`,
       );
     },

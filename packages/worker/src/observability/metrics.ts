@@ -93,6 +93,12 @@ export class WorkerMetrics {
     labelNames: ['policy'],
     registers: [this.registry],
   });
+  readonly deadlineExceeded = new Counter({
+    name: 'apx_policy_deadline_exceeded_total',
+    help: 'Decisions stopped at APX_DECISION_DEADLINE_MS, by policy reference (the artifact is then unloaded).',
+    labelNames: ['policy'],
+    registers: [this.registry],
+  });
   readonly reloads = new Counter({
     name: 'apx_policy_reloads_total',
     help: 'Hot reloads of a new version, by result (swapped, rejected).',

@@ -74,9 +74,10 @@ function reportError(ctx: CliContext, command: CommandSpec, err: unknown): numbe
     ctx.stderr.write(`ERROR: ${oneLine(err.message)}; run "apx ${command.name} --help" for usage\n`);
     return 2;
   }
-  if (isApxError(err)) {
-    const hint = err.hint ? `; ${oneLine(err.hint)}` : '';
-    ctx.stderr.write(`ERROR: ${oneLine(err.message)}${hint}\n`);
+  // Several problems found at once (every bad setting of a worker): one line each.
+  const problems = err instanceof AggregateError && err.errors.length > 0 && err.errors.every(isApxError) ? err.errors : [err];
+  if (problems.every(isApxError)) {
+    for (const p of problems) ctx.stderr.write(`ERROR: ${oneLine(p.message)}${p.hint ? `; ${oneLine(p.hint)}` : ''}\n`);
     return 1;
   }
   const message = err instanceof Error ? err.message : String(err);

@@ -78,7 +78,9 @@ No rollback floor applies: a worker's floors are its own state (APX_STATE_DIR).`
     // The workers' own parser, from its small module: apx start-up never loads the worker.
     let allowList: VersionAllowList | undefined;
     if (allowed !== undefined)
-      allowList = (await import('@apx/worker/allow-list')).AllowList.parse(allowed, '--allowed-versions');
+      allowList = (await import('@apx/worker/allow-list')).AllowList.parse(allowed, '--allowed-versions', {
+        production: environment === 'production',
+      });
     const trust = await trustInForce(ctx, args, artifactPath);
     const verified = await verifyLocalArtifact(ctx, { artifactPath, environment, trust, allowList });
     const ref = `${verified.ref.policyId}@${verified.ref.version}`;

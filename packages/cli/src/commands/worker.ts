@@ -22,7 +22,7 @@ Logs are JSON lines on stdout (severity, message, time, policy_ref, digest, secu
     const { resolveConfig, startWorker } = await import('@apx/worker');
     const flags: Record<string, string | undefined> = {};
     for (const s of SETTINGS) flags[s.flag] = flagString(args, s.flag);
-    const { config, warnings } = resolveConfig(ctx.env, flags);
+    const { config, warnings } = resolveConfig(ctx.env, flags, { cwd: ctx.cwd });
     const worker = await startWorker(config, warnings, { env: ctx.env, cwd: ctx.cwd });
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {

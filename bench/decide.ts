@@ -5,6 +5,7 @@
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { keysTrust, PolicyHost, type PolicyRequest, PublicKey, SignatureVerifier, verifyPolicyArtifact } from '@apx/core';
+import { policyModule, unmeteredPolicyHost } from '@apx/core/testing';
 import { compilePolicy } from '@apx/policy';
 import { ReferenceEvaluator } from '@apx/policy/reference';
 
@@ -71,13 +72,13 @@ const source = readFileSync(new URL('../../configs/samples/payments-api.yaml', i
 const compiled = await compilePolicy(source, 'configs/samples/payments-api.yaml');
 const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const signature = Buffer.from(sign('sha256', compiled.wasm, privateKey).toString('base64'));
-const host = PolicyHost.load(
-  verifyPolicyArtifact({
-    material: { ref: { policyId: 'pb-pay-v1', version: '1.0.0' }, artifact: compiled.wasm, signature },
-    trust: keysTrust(new SignatureVerifier(PublicKey.fromKeyObject(publicKey))),
-    policy: { environment: 'dev', strict: true, requireBinding: false },
-  }),
-);
+const trust = keysTrust(new SignatureVerifier(PublicKey.fromKeyObject(publicKey)));
+const verified = verifyPolicyArtifact({
+  material: { ref: { policyId: 'pb-pay-v1', version: '1.0.0' }, artifact: compiled.wasm, signature },
+  trust,
+  policy: { environment: 'dev', strict: true, requireBinding: false },
+});
+const host = PolicyHost.load(verified);
 const reference = new ReferenceEvaluator(compiled.policy);
 
 for (const r of requests) {
@@ -133,3 +134,47 @@ for (const r of requests) {
     `${label} ${median(ws).toFixed(0).padStart(9)} ${median(ts).toFixed(0).padStart(14)} ${(median(ts) / median(ws)).toFixed(1).padStart(7)}x   ${d.effect} ${d.status} ${d.reason}`,
   );
 }
+
+// Issue 11: what the decision deadline costs. Served modules are metered (a fuel charge at
+// every function entry and loop head, core/src/wasm/meter.ts); the same verified bytes run
+// unmetered show the price, same requests, alternating rounds.
+function meteringCost(label: string, metered: PolicyHost, unmetered: PolicyHost, mix: PolicyRequest[]): void {
+  const with_: number[] = [];
+  const without: number[] = [];
+  const ratios: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const m = 1e9 / decisionsPerSecond((r) => metered.decide(r), mix);
+    const u = 1e9 / decisionsPerSecond((r) => unmetered.decide(r), mix);
+    with_.push(m);
+    without.push(u);
+    ratios.push(m / u);
+  }
+  console.log(`\n${label}`);
+  console.log(`  without metering (no deadline):          ${median(without).toFixed(1).padStart(10)} ns/decision`);
+  console.log(`  with metering (APX_DECISION_DEADLINE_MS): ${median(with_).toFixed(1).padStart(9)} ns/decision`);
+  console.log(`  cost ratio with/without (median of rounds): ${median(ratios).toFixed(3)}`);
+}
+
+meteringCost(
+  `decision deadline: payments sample, all ${requests.length} requests`,
+  host,
+  unmeteredPolicyHost(verified, compiled.wasm),
+  requests,
+);
+// A loop-heavy policy (1,000 iterations per decision): the charge is paid per iteration.
+const spinBytes = policyModule('pb-spin', '1.0.0', { spin: 1000 });
+const spin = verifyPolicyArtifact({
+  material: {
+    ref: { policyId: 'pb-spin', version: '1.0.0' },
+    artifact: spinBytes,
+    signature: Buffer.from(sign('sha256', spinBytes, privateKey).toString('base64')),
+  },
+  trust,
+  policy: { environment: 'dev', strict: true, requireBinding: false },
+});
+meteringCost(
+  'decision deadline: worst case, a 1,000-iteration loop per decision',
+  PolicyHost.load(spin),
+  unmeteredPolicyHost(spin, spinBytes),
+  [requests[0] as PolicyRequest],
+);

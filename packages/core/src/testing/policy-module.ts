@@ -4,10 +4,12 @@
 import { type KeyObject, sign } from 'node:crypto';
 import { bundleToJSON, toDSSEBundle } from '@sigstore/bundle';
 import { dsse } from '@sigstore/core';
+import type { VerifiedArtifact } from '../artifact/verified-artifact.js';
 import { type ArtifactBinding, bindingStatement } from '../binding/statement.js';
 import { IN_TOTO_PAYLOAD_TYPE } from '../bundle/verify.js';
 import { PublicKey } from '../keys/public-key.js';
 import { ABI_VERSION } from '../wasm/abi.js';
+import { PolicyHost, UNMETERED_FOR_BENCHMARKS } from '../wasm/host.js';
 
 const uleb = (n: number): number[] => {
   const out: number[] = [];
@@ -154,4 +156,12 @@ export function bindingBundle(
     ...binding,
   });
   return statementBundle(statement, privateKey);
+}
+
+/**
+ * A PolicyHost for a verified artifact, run from its verified bytes WITHOUT metering (no
+ * decision deadline): for benchmarks that measure what metering costs, never for serving.
+ */
+export function unmeteredPolicyHost(artifact: VerifiedArtifact, bytes: Uint8Array): PolicyHost {
+  return PolicyHost[UNMETERED_FOR_BENCHMARKS](artifact, bytes);
 }

@@ -48,6 +48,12 @@ export const DEFAULT_DECISION_DEADLINE_MS = 50;
 /** Thrown by the refuel import to unwind a module past its deadline. */
 class DeadlineExceeded extends Error {}
 
+/**
+ * The key of PolicyHost's unmetered constructor, for benchmarks that measure what metering
+ * costs (`@apx/core/testing`); it is not exported from `@apx/core`.
+ */
+export const UNMETERED_FOR_BENCHMARKS: unique symbol = Symbol('PolicyHost.unmetered');
+
 const CACHE_MAX = 1024;
 /** Longest API key whose hash is cached. */
 const MAX_CACHED_KEY = 512;
@@ -168,7 +174,7 @@ export class PolicyHost {
   private jwtCleared = -1;
   private lastJwtIdentity: DecisionIdentity | undefined;
 
-  private constructor(artifact: VerifiedArtifact, options: PolicyHostOptions) {
+  private constructor(artifact: VerifiedArtifact, options: PolicyHostOptions, module = artifact.module) {
     // The verifier checked the ABI and froze the tables (decisions hand out parts of them).
     const { meta, tables } = artifact;
     this.meta = meta;
@@ -187,7 +193,7 @@ export class PolicyHost {
     const memory = new WebAssembly.Memory({ initial: tables.memoryPages, maximum: tables.memoryPages });
     let instance: WebAssembly.Instance;
     try {
-      instance = new WebAssembly.Instance(artifact.module, {
+      instance = new WebAssembly.Instance(module, {
         [IMPORT_MODULE]: { [IMPORT_MEMORY]: memory },
         [METER_MODULE]: { [METER_REFUEL]: () => this.refuel() },
       });
@@ -208,6 +214,18 @@ export class PolicyHost {
   static load(artifact: VerifiedArtifact, options: PolicyHostOptions = {}): PolicyHost {
     assertVerifiedArtifact(artifact);
     return new PolicyHost(artifact, options);
+  }
+
+  /**
+   * The same verified artifact run from its verified bytes without metering: no deadline.
+   * Only benchmarks use it (through `@apx/core/testing`), to measure what metering costs.
+   */
+  static [UNMETERED_FOR_BENCHMARKS](artifact: VerifiedArtifact, bytes: Uint8Array): PolicyHost {
+    assertVerifiedArtifact(artifact);
+    if (`sha256:${createHash('sha256').update(bytes).digest('hex')}` !== artifact.digest) {
+      throw new Error('these bytes are not the verified artifact');
+    }
+    return new PolicyHost(artifact, {}, new WebAssembly.Module(bytes));
   }
 
   /** False once a decision ran past the deadline: every later decision is that deny. */

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import wabtInit from 'wabt';
-import { CoreErrorCode } from '../error.js';
+import { CoreErrorCode, isVerificationError } from '../error.js';
 import { PublicKey } from '../keys/public-key.js';
 import { SignatureVerifier } from '../signature/verifier.js';
 import { policyModule, signatureFile } from '../testing/policy-module.js';
@@ -130,6 +131,34 @@ describe('metering (bounded execution of verified modules)', () => {
     assert.throws(() => meterModule(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 10, 5, 1])), {
       code: CoreErrorCode.ARTIFACT_INVALID_WASM,
     });
+  });
+
+  test('on damaged modules: only VerificationErrors, and never a valid module made from an invalid one', () => {
+    const seeds = [
+      policyModule('pb-loop', '1.0.0', { spin: 5 }),
+      policyModule('pb-loop', '1.0.0', { spin: Number.POSITIVE_INFINITY }),
+    ];
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...seeds),
+        fc.array(fc.tuple(fc.nat(), fc.nat(255)), { minLength: 1, maxLength: 4 }),
+        fc.option(fc.nat(), { nil: undefined }),
+        (seed, flips, cut) => {
+          const bytes = Uint8Array.from(seed);
+          for (const [at, value] of flips) bytes[8 + (at % (bytes.length - 8))] = value;
+          const damaged = cut === undefined ? bytes : bytes.subarray(0, 8 + (cut % (bytes.length - 8)));
+          let out: Uint8Array;
+          try {
+            out = meterModule(damaged);
+          } catch (err) {
+            assert.ok(isVerificationError(err), `not a VerificationError: ${String(err)}`);
+            return;
+          }
+          assert.equal(WebAssembly.validate(out), WebAssembly.validate(damaged), 'metering changed validity');
+        },
+      ),
+      { numRuns: 3000 },
+    );
   });
 
   test('a verified policy that never returns is stopped at its deadline, denied, and never entered again', () => {

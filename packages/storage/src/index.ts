@@ -14,6 +14,7 @@ export {
   versionObjectNames,
 } from './names.js';
 export { DEFAULT_STORE_URL, type OpenStoreOptions, openStore } from './open.js';
+export { REDACTED, redactStoreUrl } from './redact.js';
 export {
   type ArtifactFiles,
   type FetchedArtifact,

@@ -50,7 +50,7 @@ import {
   WASM_CONFIG,
   WASM_LAYER,
 } from './mapping.js';
-import { type RegistryAuth, RegistryClient } from './registry.js';
+import { mayReceiveCredentials, type RegistryAuth, RegistryClient } from './registry.js';
 
 /**
  * Writers to one tag queue behind each other within a process. Registries offer no
@@ -88,7 +88,8 @@ export class OciStore implements ArtifactStore {
    * `oci://host[:port]/repository-prefix` (https) or `oci+http://...` (plain http, for a
    * loopback or lab registry: an explicit choice, never a fallback). Credentials from the
    * environment: APX_OCI_USERNAME + APX_OCI_PASSWORD (Basic, also used for the registry's
-   * token service) or APX_OCI_TOKEN (Bearer).
+   * token service) or APX_OCI_TOKEN (Bearer); refused with oci+http:// to a registry that is
+   * not on this machine (they would cross the network in clear text).
    */
   static create(u: URL, settings: NetworkStoreSettings): OciStore {
     if (u.search || u.hash) throw invalidUrl(settings.url, 'OCI store URLs take no query or fragment');
@@ -103,6 +104,13 @@ export class OciStore implements ArtifactStore {
       auth.password = pass;
     }
     const base = `${scheme}://${u.host}`;
+    if ((auth.token !== undefined || auth.username !== undefined) && !mayReceiveCredentials(new URL(base), new URL(base))) {
+      throw invalidUrl(
+        settings.url,
+        'registry credentials (APX_OCI_USERNAME/APX_OCI_PASSWORD, APX_OCI_TOKEN) are sent only over https, or over plain http to a registry on this machine (loopback)',
+        `use oci://${u.host}/${prefix} (https), or unset the credentials for an anonymous registry`,
+      );
+    }
     const client = new RegistryClient({ base, storeUrl: settings.url, timeoutMs: settings.timeoutMs, auth });
     return new OciStore({ client, repositoryPrefix: prefix, url: settings.url, lockKey: `${base}/${prefix}` });
   }

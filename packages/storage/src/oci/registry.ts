@@ -1,5 +1,6 @@
 // A small OCI distribution-spec client over Node's fetch: just the calls APX needs.
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import { StorageError, StorageErrorCode } from '../error.js';
 import { deadline, readCapped } from '../limits.js';
 import { denied, isNetworkFailure, requestFailed, unreachable } from '../net.js';
@@ -8,6 +9,29 @@ import { type Descriptor, type Manifest, OCI_MANIFEST } from './mapping.js';
 
 /** Manifests are small; a larger one is refused before parsing. */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/** Redirects followed for one GET or HEAD (blob downloads are often redirected to a CDN). */
+const MAX_REDIRECTS = 5;
+
+/** True for `localhost` and loopback addresses (127.0.0.0/8, ::1): traffic that never leaves the machine. */
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  if (isIP(host) === 6) return host === '::1' || /^::ffff:127\./.test(host) || /^::ffff:7f/.test(host);
+  return false;
+}
+
+/**
+ * Whether a secret (Basic credentials, a bearer token) may be sent to `target`: over https,
+ * or over plain http only to the registry's own origin when that is a loopback address
+ * (`oci+http://127.0.0.1:5000`, a registry on the same machine). A token service on another
+ * host or port over plain http never receives them.
+ */
+export function mayReceiveCredentials(target: URL, registry: URL): boolean {
+  if (target.protocol === 'https:') return true;
+  return target.protocol === 'http:' && target.origin === registry.origin && isLoopbackHost(target.hostname);
+}
 
 export interface RegistryAuth {
   username?: string;
@@ -35,9 +59,11 @@ export class RegistryClient {
   readonly #o: RegistryClientOptions;
   /** Bearer tokens from the registry's token service, by scope. */
   readonly #tokens = new Map<string, string>();
+  readonly #registry: URL;
 
   constructor(options: RegistryClientOptions) {
     this.#o = options;
+    this.#registry = new URL(options.base);
   }
 
   get storeUrl(): string {
@@ -86,17 +112,37 @@ export class RegistryClient {
     throw requestFailed(this.#o.storeUrl, `${method} ${path}`, lastError);
   }
 
+  /**
+   * Redirects are followed here, not by fetch: the Authorization header goes only to the
+   * registry's own origin (and only where mayReceiveCredentials allows), never along a
+   * redirect to another host, such as a CDN serving blobs. Only GET and HEAD follow redirects.
+   */
   async #send(method: string, path: string, scope: string, init: RequestInit2): Promise<Response> {
-    const headers: Record<string, string> = { ...init.headers };
-    const auth = this.#authorization(scope);
-    if (auth) headers.authorization = auth;
-    return fetch(`${this.#o.base}${path}`, {
-      method,
-      headers,
-      ...(init.body ? { body: init.body } : {}),
-      signal: deadline(this.#o.timeoutMs, init.signal),
-      redirect: 'follow',
-    });
+    const signal = deadline(this.#o.timeoutMs, init.signal);
+    let target = new URL(`${this.#o.base}${path}`);
+    for (let hop = 0; ; hop++) {
+      const headers: Record<string, string> = { ...init.headers };
+      const auth = target.origin === this.#registry.origin ? this.#authorization(scope) : undefined;
+      // An anonymous registry token is no secret of ours; configured credentials (and tokens
+      // got with them) go only where mayReceiveCredentials allows.
+      if (auth && (!this.#hasCredentials() || mayReceiveCredentials(target, this.#registry))) headers.authorization = auth;
+      const res = await fetch(target, {
+        method,
+        headers,
+        ...(init.body ? { body: init.body } : {}),
+        signal,
+        redirect: 'manual',
+      });
+      const next = redirectTarget(res, target);
+      if (next === undefined || (method !== 'GET' && method !== 'HEAD') || hop >= MAX_REDIRECTS) return res;
+      await res.body?.cancel();
+      target = next;
+    }
+  }
+
+  #hasCredentials(): boolean {
+    const { username, password, token } = this.#o.auth;
+    return token !== undefined || (username !== undefined && password !== undefined);
   }
 
   #authorization(scope: string): string | undefined {
@@ -109,20 +155,54 @@ export class RegistryClient {
     return undefined;
   }
 
-  /** distribution's token authentication: GET realm?service=&scope= with Basic credentials. */
+  /**
+   * distribution's token authentication: GET realm?service=&scope=, with the Basic
+   * credentials when some are set. They go only to a realm over https, or to the registry's
+   * own loopback origin over http (mayReceiveCredentials); a realm elsewhere over plain http is
+   * refused (DENIED) without being contacted. Without credentials an anonymous token is asked
+   * for, from any realm.
+   */
   async #fetchToken(challenge: string, scope: string, signal: AbortSignal | undefined): Promise<boolean> {
     const params = Object.fromEntries([...challenge.matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
     if (!params.realm) return false;
-    const u = new URL(params.realm);
+    let u: URL;
+    try {
+      u = new URL(params.realm);
+    } catch {
+      return false;
+    }
+    if (u.protocol !== 'https:' && u.protocol !== 'http:') return false;
+    u.username = '';
+    u.password = '';
     if (params.service) u.searchParams.set('service', params.service);
     u.searchParams.set('scope', scope);
     const { username, password } = this.#o.auth;
-    const headers: Record<string, string> =
+    const basic =
       username !== undefined && password !== undefined
-        ? { authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` }
-        : {};
+        ? `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`
+        : undefined;
+    if (basic && !mayReceiveCredentials(u, this.#registry)) {
+      throw new StorageError(
+        StorageErrorCode.DENIED,
+        `store ${this.#o.storeUrl}: the registry's token service ${u.origin} is plain http on another host; registry credentials are sent only over https`,
+        {
+          hint: 'configure the registry to name an https token realm (or use a registry on this machine with oci+http://127.0.0.1); check that the store URL names the registry you mean',
+        },
+      );
+    }
+    const timed = deadline(this.#o.timeoutMs, signal);
+    const realm = u.origin;
     try {
-      const res = await fetch(u, { headers, signal: deadline(this.#o.timeoutMs, signal) });
+      let res: Response;
+      for (let hop = 0; ; hop++) {
+        // The credentials go to the realm's own origin only, not along a redirect elsewhere.
+        const headers: Record<string, string> = basic && u.origin === realm ? { authorization: basic } : {};
+        res = await fetch(u, { headers, signal: timed, redirect: 'manual' });
+        const next = redirectTarget(res, u);
+        if (next === undefined || hop >= MAX_REDIRECTS) break;
+        await res.body?.cancel();
+        u = next;
+      }
       if (!res.ok) {
         await res.body?.cancel();
         return false;
@@ -133,7 +213,7 @@ export class RegistryClient {
       this.#tokens.set(scope, token);
       return true;
     } catch (err) {
-      if (isNetworkFailure(err)) throw unreachable(u.origin, err, this.#o.timeoutMs);
+      if (isNetworkFailure(err)) throw unreachable(realm, err, this.#o.timeoutMs);
       return false;
     }
   }
@@ -284,6 +364,19 @@ export class RegistryClient {
     }
     if (res.status === 401 || res.status === 403) throw denied(this.#o.storeUrl, res.status, what);
     throw requestFailed(this.#o.storeUrl, what, new Error(detail));
+  }
+}
+
+/** The URL a 3xx answer points at, or undefined for any other answer. */
+function redirectTarget(res: Response, from: URL): URL | undefined {
+  if (![301, 302, 303, 307, 308].includes(res.status)) return undefined;
+  const location = res.headers.get('location');
+  if (!location) return undefined;
+  try {
+    const next = new URL(location, from);
+    return next.protocol === 'https:' || next.protocol === 'http:' ? next : undefined;
+  } catch {
+    return undefined;
   }
 }
 

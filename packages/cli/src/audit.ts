@@ -1,9 +1,7 @@
-import { appendFile, mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
 import { sha256Hex } from '@apx/core';
 import { redactKeyRef } from '@apx/kms/key-ref';
-import { AuditLog, type Signer } from '@apx/sign';
+import { AuditLog, appendAuditLine, type Signer } from '@apx/sign';
 import type { CliContext } from './context.js';
 import { resolvePath } from './io.js';
 
@@ -18,7 +16,8 @@ export async function auditSigning(
   signed: Uint8Array,
   context: { reference?: string; environment?: string } = {},
 ): Promise<void> {
-  const log = new AuditLog(resolvePath(ctx, ctx.env.APX_AUDIT_LOG || DEFAULT_AUDIT_LOG));
+  const { path, named } = auditLogPath(ctx);
+  const log = new AuditLog(path, named);
   const key = await signer.publicKey();
   await log.record({ operation, keyId: key.keyId, keyRef: signer.keyRef, digest: `sha256:${sha256Hex(signed)}`, ...context });
 }
@@ -45,7 +44,7 @@ export interface TrustAuditEntry {
  * append of one line, mode 0600). A failure to audit fails the command, as for signing.
  */
 export async function auditTrust(ctx: CliContext, entry: TrustAuditEntry, now = new Date()): Promise<void> {
-  const path = resolvePath(ctx, ctx.env.APX_AUDIT_LOG || DEFAULT_AUDIT_LOG);
+  const { path, named } = auditLogPath(ctx);
   const line = JSON.stringify({
     time: now.toISOString(),
     host: hostname(),
@@ -59,6 +58,11 @@ export async function auditTrust(ctx: CliContext, entry: TrustAuditEntry, now = 
     environment: entry.environment ?? null,
     ...(entry.reason === undefined ? {} : { reason: entry.reason }),
   });
-  await mkdir(dirname(path), { recursive: true });
-  await appendFile(path, `${line}\n`, { mode: 0o600 });
+  await appendAuditLine(path, line, named);
+}
+
+/** The audit log's path, and how messages name it: as written, chosen by APX_AUDIT_LOG. */
+function auditLogPath(ctx: CliContext): { path: string; named: { path: string; cwd: string; setting: string } } {
+  const written = ctx.env.APX_AUDIT_LOG || DEFAULT_AUDIT_LOG;
+  return { path: resolvePath(ctx, written), named: { path: written, cwd: ctx.cwd, setting: 'APX_AUDIT_LOG' } };
 }

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { fileError } from '@apx/core/os-error';
 import type { CliContext } from './context.js';
 import { CliError, CliErrorCode } from './error.js';
 
@@ -19,6 +20,8 @@ export async function readInput(ctx: CliContext, path: string, what: string, hin
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new CliError(CliErrorCode.INPUT_NOT_FOUND, `${what} not found: ${path}`, { hint });
     if (code === 'EISDIR') throw new CliError(CliErrorCode.INPUT_UNREADABLE, `${what} is a directory: ${path}`, { hint });
+    const clear = fileError(err, { what, path, cwd: ctx.cwd, expect: 'file', access: 'read' });
+    if (clear) throw clear;
     throw new CliError(CliErrorCode.INPUT_UNREADABLE, `cannot read ${what} ${path}: ${(err as Error).message}`, {
       hint,
       cause: err,

@@ -1,6 +1,7 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname } from 'node:path';
+import { type FileOperation, fileError } from '@apx/core/os-error';
 import { redactKeyRef } from '@apx/kms/key-ref';
 
 /** One signing operation, as the audit trail records it (the runbook: "audit logs for all signing operations"). */
@@ -22,9 +23,12 @@ export interface SigningRecord {
  */
 export class AuditLog {
   readonly path: string;
+  private readonly named: Pick<FileOperation, 'path' | 'cwd' | 'setting'>;
 
-  constructor(path: string) {
+  /** `named`: how messages name the log (the path as written, the setting that chose it). */
+  constructor(path: string, named: Pick<FileOperation, 'path' | 'cwd' | 'setting'> = { path }) {
     this.path = path;
+    this.named = named;
   }
 
   async record(entry: SigningRecord, now = new Date()): Promise<void> {
@@ -38,7 +42,24 @@ export class AuditLog {
       reference: entry.reference ?? null,
       environment: entry.environment ?? null,
     });
-    await mkdir(dirname(this.path), { recursive: true });
-    await appendFile(this.path, `${line}\n`, { mode: 0o600 });
+    await appendAuditLine(this.path, line, this.named);
+  }
+}
+
+/**
+ * Appends one line to the audit log (creating its directory, mode 0600). A log that cannot
+ * be written (a directory in its place, a file on its path, no permission, a read-only or
+ * full disk) is one clear error naming the log and its setting.
+ */
+export async function appendAuditLine(
+  path: string,
+  line: string,
+  named: Pick<FileOperation, 'path' | 'cwd' | 'setting'> = { path },
+): Promise<void> {
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    await appendFile(path, `${line}\n`, { mode: 0o600 });
+  } catch (err) {
+    throw fileError(err, { what: 'audit log', ...named, expect: 'file', access: 'write' }) ?? err;
   }
 }

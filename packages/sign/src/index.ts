@@ -1,7 +1,7 @@
 // Signing: key custody behind one Signer interface, cosign-compatible key files and outputs.
 
 export { type ArtifactSignature, type BindingClaims, signArtifact } from './artifact.js';
-export { AuditLog, type SigningRecord } from './audit.js';
+export { AuditLog, appendAuditLine, type SigningRecord } from './audit.js';
 export { type BlobSignature, signBlob } from './blob.js';
 export { SignError, SignErrorCode } from './error.js';
 export { type AtomicWriteOptions, writeFileAtomic } from './fs/atomic-write.js';

@@ -1,5 +1,7 @@
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Hex } from '@apx/core';
+import { fileError } from '@apx/core/os-error';
 import type { CompiledPolicy, PolicyErrorCode } from '@apx/policy';
 import { type ArtifactSignature, type Signer, signArtifact, writeFileAtomic } from '@apx/sign';
 import { auditSigning } from '../audit.js';
@@ -134,17 +136,20 @@ SOURCE and exits 0 only when the bytes are identical. docs/policy-language.md, d
     const environment = environmentFlag(args);
     const publishUrl = flagString(args, 'publish');
     if (publishUrl && noSign) throw new UsageError('--publish needs signed artifacts; drop --no-sign');
+    await prepareOutDir(ctx, outDir);
     for (const c of compiled) {
       const wasmPath = join(outDir, c.fileName);
       const signature = signer ? await signPolicyArtifact(signer, c, environment) : undefined;
       if (signer)
         await auditSigning(ctx, signer, 'compile', c.wasm, { reference: c.fileName.slice(0, -'.wasm'.length), environment });
       // Signature and bundle first: a reader never finds this version's bytes unsigned.
+      const write = (path: string, data: string | Uint8Array) =>
+        writeFileAtomic(resolvePath(ctx, path), data, { overwrite: true, describe: { path, cwd: ctx.cwd } });
       if (signature) {
-        await writeFileAtomic(resolvePath(ctx, `${wasmPath}.sigstore.json`), signature.bundleJson, { overwrite: true });
-        await writeFileAtomic(resolvePath(ctx, `${wasmPath}.sig`), signature.signatureFileContent, { overwrite: true });
+        await write(`${wasmPath}.sigstore.json`, signature.bundleJson);
+        await write(`${wasmPath}.sig`, signature.signatureFileContent);
       }
-      await writeFileAtomic(resolvePath(ctx, wasmPath), c.wasm, { overwrite: true });
+      await write(wasmPath, c.wasm);
       ctx.stdout.write(`✓ Compiled: ${wasmPath}\n`);
       if (signature) ctx.stdout.write(`✓ Signed:    ${wasmPath}.sig\n`);
       else info(ctx, `WARNING: ${wasmPath} is not signed (--no-sign); workers in strict mode will refuse it`);
@@ -153,3 +158,21 @@ SOURCE and exits 0 only when the bytes are identical. docs/policy-language.md, d
     return 0;
   },
 };
+
+/** Creates --out (and its parents) before anything is signed: a file in the way is one clear error. */
+async function prepareOutDir(ctx: CliContext, outDir: string): Promise<void> {
+  try {
+    await mkdir(resolvePath(ctx, outDir), { recursive: true });
+  } catch (err) {
+    throw (
+      fileError(err, {
+        what: 'output directory',
+        path: outDir,
+        cwd: ctx.cwd,
+        setting: '--out',
+        expect: 'directory',
+        access: 'write',
+      }) ?? err
+    );
+  }
+}

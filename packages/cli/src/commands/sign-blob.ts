@@ -43,13 +43,19 @@ BLOB may be - for stdin.`,
     await auditSigning(ctx, signer, 'sign-blob', blob);
     info(ctx, `Signed with key id ${signed.publicKey.keyId}`);
     if (outSig) {
-      await writeFileAtomic(resolvePath(ctx, outSig), signed.signatureFileContent, { overwrite: true });
+      await writeFileAtomic(resolvePath(ctx, outSig), signed.signatureFileContent, {
+        overwrite: true,
+        describe: { what: 'signature file', path: outSig, cwd: ctx.cwd, setting: '--output-signature' },
+      });
       info(ctx, `Wrote signature to file ${outSig}`);
     } else {
       ctx.stdout.write(`${signed.signatureFileContent}\n`);
     }
     if (outBundle) {
-      await writeFileAtomic(resolvePath(ctx, outBundle), signed.bundleJson, { overwrite: true });
+      await writeFileAtomic(resolvePath(ctx, outBundle), signed.bundleJson, {
+        overwrite: true,
+        describe: { what: 'bundle file', path: outBundle, cwd: ctx.cwd, setting: '--bundle' },
+      });
       info(ctx, `Wrote bundle to file ${outBundle}`);
     }
     return 0;

@@ -75,8 +75,12 @@ reference and environment they load, so a renamed or promoted artifact is refuse
       sourceDigest: meta ? `sha256:${meta.sourceSha256}` : null,
     });
     await auditSigning(ctx, signer, 'sign', artifact, { reference: `${policyId}@${version}`, environment });
-    await writeFileAtomic(resolvePath(ctx, `${artifactPath}.sigstore.json`), signed.bundleJson, { overwrite: true });
-    await writeFileAtomic(resolvePath(ctx, `${artifactPath}.sig`), signed.signatureFileContent, { overwrite: true });
+    for (const [path, data] of [
+      [`${artifactPath}.sigstore.json`, signed.bundleJson],
+      [`${artifactPath}.sig`, signed.signatureFileContent],
+    ] as const) {
+      await writeFileAtomic(resolvePath(ctx, path), data, { overwrite: true, describe: { path, cwd: ctx.cwd } });
+    }
     info(ctx, `✓ Signed:    ${basename(artifactPath)}.sig`);
     info(ctx, `✓ Bound:     ${policyId}@${version} (${environment}) in ${basename(artifactPath)}.sigstore.json`);
     info(ctx, `  key id ${signed.keyId}`);

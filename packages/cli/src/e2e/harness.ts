@@ -2,7 +2,7 @@
 // worker as a child process whose JSON log lines and HTTP API the tests read.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -11,6 +11,20 @@ export const REPO = resolve(import.meta.dirname ?? dirname(new URL(import.meta.u
 export const MAIN = join(REPO, 'packages', 'cli', 'dist', 'main.js');
 export const SHARED = resolve(process.env.APX_SHARED_DIR ?? resolve(REPO, '..', 'shared'));
 export const PASSWORD = 'e2e-password';
+
+// Every scratch directory a test file makes through the harness is removed when its process
+// exits (each test file runs in its own process), whether its tests passed or not.
+const scratch: string[] = [];
+process.on('exit', () => {
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A new temporary directory, removed when the test process exits. */
+export function scratchDir(prefix = 'apx-e2e-'): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  scratch.push(dir);
+  return dir;
+}
 
 export interface Run {
   status: number | null;
@@ -64,7 +78,7 @@ export function ok(r: Run): Run {
  * build/ (dev environment), plus variants on demand.
  */
 export class Workspace {
-  readonly dir = mkdtempSync(join(tmpdir(), 'apx-e2e-'));
+  readonly dir = scratchDir('apx-e2e-');
 
   constructor() {
     ok(apx(this.dir, ['generate-key-pair']));
@@ -125,7 +139,7 @@ export class WorkerProcess {
   static async start(cwd: string, env: Record<string, string>, command: string[] = [MAIN, 'worker']): Promise<WorkerProcess> {
     // Staging and production workers need a state directory (rollback floors): each worker
     // gets a fresh one unless the test passes its own (to keep floors across restarts).
-    const stateDir = mkdtempSync(join(tmpdir(), 'apx-state-'));
+    const stateDir = scratchDir('apx-state-');
     const child = spawn(process.execPath, command, {
       cwd,
       env: { ...process.env, APX_PORT: '0', APX_RELOAD_INTERVAL: '0', APX_STATE_DIR: stateDir, ...env },

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { type FileOperation, fileError } from '@apx/core/os-error';
 import { SignError, SignErrorCode } from '../error.js';
 
 export interface AtomicWriteOptions {
@@ -8,6 +9,11 @@ export interface AtomicWriteOptions {
   mode?: number;
   /** Replace an existing file. Without it an existing file is an error, decided atomically. */
   overwrite?: boolean;
+  /**
+   * How messages name the file: what it is ("signature file"), the path as the user wrote it
+   * and the flag that named it. Default: "file" and the path written.
+   */
+  describe?: Partial<Pick<FileOperation, 'what' | 'path' | 'cwd' | 'setting'>>;
 }
 
 /**
@@ -18,10 +24,10 @@ export interface AtomicWriteOptions {
  */
 export async function writeFileAtomic(path: string, data: string | Uint8Array, options: AtomicWriteOptions = {}): Promise<void> {
   const dir = dirname(path);
-  await mkdir(dir, { recursive: true });
   const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
   let placed = false;
   try {
+    await mkdir(dir, { recursive: true });
     const handle = await open(temp, 'wx', options.mode ?? 0o644);
     try {
       await handle.writeFile(data);
@@ -46,6 +52,10 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
     }
   } catch (err) {
     if (err instanceof SignError) throw err;
+    // Ordinary mistakes (a directory in the way, a file where a directory belongs, no
+    // permission, a full disk) say so and name the flag; anything else keeps the system's words.
+    const clear = fileError(err, { what: 'file', path, ...options.describe, expect: 'file', access: 'write' });
+    if (clear) throw clear;
     throw new SignError(SignErrorCode.IO_FAILED, `cannot write ${path}: ${(err as Error).message}`, {
       hint: 'check that the directory exists and is writable',
       cause: err,

@@ -1,6 +1,7 @@
 import { sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { defaultDigestFor, PublicKey } from '@apx/core';
+import { fileError } from '@apx/core/os-error';
 import { SignError, SignErrorCode } from '../error.js';
 import { decryptPrivateKey } from '../keys/encrypted-key.js';
 import type { SignatureResult, Signer } from './signer.js';
@@ -34,6 +35,9 @@ export class FileSigner implements Signer {
           hint: 'create one with: apx generate-key-pair (or pass --key PATH)',
         });
       }
+      // A directory or a path through a file: say which, and that --key names the key file.
+      const clear = fileError(err, { what: 'key file', path: keyRef, setting: '--key', expect: 'file', access: 'read' });
+      if (clear) throw clear;
       throw new SignError(SignErrorCode.IO_FAILED, `cannot read key file ${keyRef}: ${(err as Error).message}`, { cause: err });
     }
     const key = await decryptPrivateKey(pem, await password({ keyPath: keyRef, confirm: false }), keyRef);

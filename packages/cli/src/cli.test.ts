@@ -2,16 +2,15 @@
 // independent implementation on the other side of every signature.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
+import { toolMissing } from '@apx/core/testing/tools';
 import { COMMANDS } from './commands/index.js';
-import { apx, PASSWORD, REPO, type Run, SHARED } from './e2e/harness.js';
+import { apx, PASSWORD, REPO, type Run, SHARED, scratchDir } from './e2e/harness.js';
 
 const VECTORS = resolve(SHARED, 'vectors', 'cosign');
-const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
-const noOpenssl = hasOpenssl ? false : 'openssl not installed (apt-get install openssl)';
+const noOpenssl = toolMissing('openssl');
 
 function openssl(cwd: string, args: string[]): Run {
   const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
@@ -28,7 +27,7 @@ function assertOneLineError(r: Run, status: number, includes: string): void {
   assert.doesNotMatch(r.stderr, /\n\s+at /);
 }
 
-const workdir = () => mkdtempSync(join(tmpdir(), 'apx-cli-'));
+const workdir = () => scratchDir('apx-cli-');
 
 describe('apx generate-key-pair', () => {
   it('writes keys/cosign.key (0600) and keys/cosign.pub, and refuses to overwrite without --force', () => {

@@ -1,10 +1,10 @@
 // The password prompt on a real terminal: `script` (util-linux) gives apx a pty.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
+import { tempDir } from '@apx/core/testing/hygiene';
 import { decryptPrivateKey } from '@apx/sign';
 
 const MAIN = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'main.js');
@@ -27,7 +27,7 @@ function runOnTerminal(cwd: string, args: string[], answers: string[]): Promise<
 
 describe('password prompt on a terminal', { skip: noScript }, () => {
   it('asks twice for a new key, echoes nothing, and encrypts with what was typed', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'apx-tty-'));
+    const dir = tempDir('apx-tty-');
     const r = await runOnTerminal(dir, ['generate-key-pair'], ['s3cret-typed', 's3cret-typed']);
     assert.equal(r.status, 0, r.output);
     assert.match(r.output, /Enter password for private key again: /);
@@ -36,7 +36,7 @@ describe('password prompt on a terminal', { skip: noScript }, () => {
   });
 
   it('refuses passwords that do not match, writing nothing', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'apx-tty-'));
+    const dir = tempDir('apx-tty-');
     const r = await runOnTerminal(dir, ['generate-key-pair'], ['one', 'two']);
     assert.equal(r.status, 1);
     assert.match(r.output, /ERROR: passwords do not match/);

@@ -3,8 +3,7 @@
 // README gives. Skipped, with the reason printed, where the folder is absent.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseBundle } from './bundle/parse.js';
@@ -13,6 +12,7 @@ import { CoreErrorCode } from './error.js';
 import { PublicKey } from './keys/public-key.js';
 import { derEcdsaLength } from './signature/encoding.js';
 import { SignatureVerifier } from './signature/verifier.js';
+import { tempDir } from './testing/hygiene.js';
 
 const VECTORS = resolve(process.env.APX_SHARED_DIR ?? resolve(process.cwd(), '..', 'shared'), 'vectors', 'cosign');
 const skip = existsSync(VECTORS) ? false : `cosign vectors not found at ${VECTORS} (set APX_SHARED_DIR to the shared folder)`;
@@ -108,7 +108,7 @@ describe('cosign vectors: blobs/ (real cosign output)', { skip }, () => {
     // checked with an independent implementation (the blob itself is unknown).
     const openssl = spawnSync('openssl', ['version']);
     if (openssl.status !== 0) return;
-    const dir = mkdtempSync(join(tmpdir(), 'apx-rekor-'));
+    const dir = tempDir('apx-rekor-');
     writeFileSync(join(dir, 'pub.pem'), pem);
     writeFileSync(join(dir, 'digest.bin'), Buffer.from(body.spec.data.hash.value, 'hex'));
     writeFileSync(join(dir, 'sig.der'), sig);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { setEnv } from '@apx/core/testing/hygiene';
 import { AwsKmsKey } from './aws.js';
 import { GcpKmsKey } from './gcp.js';
 import { parseKeyRef } from './key-ref.js';
@@ -26,7 +27,7 @@ describe('KMS signers: failures', () => {
 
   it('names AWS KMS refusals', async () => {
     const kms = await FakeAwsKms.start();
-    Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
+    const restoreEnv = setEnv({ AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
     try {
       await assert.rejects(
         AwsKmsKey.open('awskms://x/alias/none', 'alias/none', { endpoint: kms.endpoint, region: 'us-east-1' }),
@@ -36,6 +37,7 @@ describe('KMS signers: failures', () => {
         },
       );
     } finally {
+      restoreEnv();
       await kms.close();
     }
   });

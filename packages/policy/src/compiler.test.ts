@@ -1,17 +1,20 @@
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { ABI_VERSION, checkAbi, META_SECTION, PolicyHost } from '@apx/core';
+import { toolMissing } from '@apx/core/testing/tools';
 import wabtInit from 'wabt';
 import { COMPILER_VERSION, compilePolicy } from './compiler.js';
 import { compileSample, REPO_ROOT, SAMPLES, SAMPLES_DIR, signAndVerify } from './testing/artifacts.js';
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-const hasWasmValidate = spawnSync('wasm-validate', ['--version']).status === 0;
+const noWasmValidate = toolMissing('wasm-validate');
+const scratch = mkdtempSync(join(tmpdir(), 'apx-validate-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
 
 describe('compiler', () => {
   it('compiles the payments sample to pb-pay-v1@1.0.0.wasm with its metadata section', async () => {
@@ -51,10 +54,10 @@ describe('compiler', () => {
     });
 
     it(`${sample}: Debian's wasm-validate accepts it`, {
-      skip: hasWasmValidate ? false : 'wasm-validate not installed (apt-get install wabt)',
+      skip: noWasmValidate,
     }, async () => {
       const c = await compileSample(sample);
-      const file = join(mkdtempSync(join(tmpdir(), 'apx-validate-')), c.fileName);
+      const file = join(scratch, c.fileName);
       writeFileSync(file, c.wasm);
       execFileSync('wasm-validate', [file], { stdio: 'pipe' });
     });

@@ -4,11 +4,10 @@
 // gs:// runs prove the hook catches them, and show the error a missing optional SDK gives.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
 import { pathToFileURL } from 'node:url';
+import { tempDir } from '@apx/core/testing/hygiene';
 
 const INDEX = pathToFileURL(join(import.meta.dirname ?? new URL('.', import.meta.url).pathname, 'index.js')).href;
 const FORBIDDEN = String.raw`/node_modules\/(@google-cloud|@aws-sdk)\//`;
@@ -29,7 +28,7 @@ Module._resolveFilename = function (...args) {
 };`;
 
 function run(scheme: 'file' | 's3' | 'gs') {
-  const dir = mkdtempSync(join(tmpdir(), 'apx-lazy-'));
+  const dir = tempDir('apx-lazy-');
   const program = `
 import { openStore, publishArtifact, fetchArtifact } from ${JSON.stringify(INDEX)};
 const store = await openStore(${JSON.stringify(dir)});

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { tempDir } from '@apx/core/testing/hygiene';
 import { StorageError, StorageErrorCode } from './error.js';
 import { LocalStore } from './local.js';
 import { parseArtifactRef } from './names.js';
@@ -27,7 +27,7 @@ describe('artifact references', () => {
 
 describe('publishing files from disk', () => {
   it("refuses an artifact without its .sig (the runbook's strict message), reads the bundle if present", async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'apx-pub-'));
+    const dir = tempDir('apx-pub-');
     await writeFile(join(dir, 'pb-pay-v1@1.0.0.wasm'), 'w');
     await assert.rejects(
       readArtifactFiles('pb-pay-v1@1.0.0.wasm', { cwd: dir }),
@@ -50,7 +50,7 @@ describe('publishing files from disk', () => {
   });
 
   it('refuses an empty signature', async () => {
-    const store = new LocalStore({ root: await mkdtemp(join(tmpdir(), 'apx-pub-')) });
+    const store = new LocalStore({ root: tempDir('apx-pub-') });
     await assert.rejects(
       publishArtifact(store, { ref: 'a@1.0.0', artifact: Buffer.from('w'), signature: Buffer.alloc(0) }),
       code(StorageErrorCode.UNSIGNED),
@@ -59,7 +59,7 @@ describe('publishing files from disk', () => {
   });
 
   it('names an interrupted publish (signature stored, artifact not) and how to recover', async () => {
-    const store = new LocalStore({ root: await mkdtemp(join(tmpdir(), 'apx-pub-')) });
+    const store = new LocalStore({ root: tempDir('apx-pub-') });
     await store.put('a@1.0.0.wasm.sig', Buffer.from('old'));
     await assert.rejects(
       publishArtifact(store, { ref: 'a@1.0.0', artifact: Buffer.from('w'), signature: Buffer.from('new') }),

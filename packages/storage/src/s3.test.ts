@@ -4,6 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setEnv } from '@apx/core/testing/hygiene';
 import { openStore } from './open.js';
 import { runStoreContract } from './testing/contract.js';
 import { closedPort, startProxy } from './testing/proxy.js';
@@ -18,7 +19,7 @@ const env = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
 
 runStoreContract('S3 (@aws-sdk/client-s3 against s3rver)', async () => {
   // The SDK's default credential chain reads the environment; s3rver's fixed test key.
-  Object.assign(process.env, env);
+  const restoreEnv = setEnv(env);
   const S3rver = createRequire(import.meta.url)('s3rver') as S3rverCtor;
   const directory = await mkdtemp(join(tmpdir(), 'apx-s3rver-'));
   const server = new S3rver({
@@ -41,6 +42,7 @@ runStoreContract('S3 (@aws-sdk/client-s3 against s3rver)', async () => {
       await proxy.close();
       await server.close();
       await rm(directory, { recursive: true, force: true });
+      restoreEnv();
     },
   };
 });

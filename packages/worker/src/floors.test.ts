@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { tempDir } from '@apx/core/testing/hygiene';
 import { FLOORS_FILE, RollbackFloors } from './floors.js';
 
 describe('rollback floors (APX_STATE_DIR)', () => {
   it('only go up, and are read back by the next start', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'apx-floors-'));
+    const dir = tempDir('apx-floors-');
     const floors = await RollbackFloors.open(dir);
     await floors.raise('pb-pay-v1', '1.1.0');
     await floors.raise('pb-pay-v1', '1.0.0');
@@ -20,7 +20,7 @@ describe('rollback floors (APX_STATE_DIR)', () => {
   });
 
   it('refuse to start on a damaged file rather than forget the floors', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'apx-floors-'));
+    const dir = tempDir('apx-floors-');
     writeFileSync(join(dir, FLOORS_FILE), '{"floors": {"pb-pay-v1": "latest"}}');
     await assert.rejects(RollbackFloors.open(dir), {
       code: 'STATE_UNAVAILABLE',
@@ -31,7 +31,7 @@ describe('rollback floors (APX_STATE_DIR)', () => {
   });
 
   it('fail the write (and so the load) when the directory is not writable', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'apx-floors-'));
+    const dir = tempDir('apx-floors-');
     const floors = await RollbackFloors.open(join(dir, 'state'));
     writeFileSync(join(dir, 'blocker'), '');
     const blocked = await RollbackFloors.open(dir);

@@ -3,6 +3,7 @@
 // the provider's wire protocol, driven by the official clients.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { setEnv } from '@apx/core/testing/hygiene';
 import { openKmsKey } from '@apx/kms';
 import { FakeGcpKms } from '@apx/kms/testing/gcp-kms-fake';
 import { FakeAwsKms, FakeVault } from '@apx/kms/testing/kms-fakes';
@@ -81,13 +82,14 @@ describe('worker: public key from a KMS key', () => {
     await assert.rejects(fresh.verifier(), { code: 'PUBLIC_KEY_UNAVAILABLE', message: /PermissionDenied/ });
   });
 
-  it('reads AWS KMS and Vault transit keys the same way', async () => {
+  it('reads AWS KMS and Vault transit keys the same way', async (t) => {
     const aws = await FakeAwsKms.start();
     const vault = await FakeVault.start();
     try {
       aws.addKey('1234abcd-12ab-34cd-56ef-1234567890ab', 'apx-signing');
       vault.addKey('apx-signing');
-      Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
+      const restoreEnv = setEnv({ AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
+      t.after(restoreEnv);
       const kmsEnv = { AWS_REGION: 'us-east-1', VAULT_ADDR: vault.address, VAULT_TOKEN: vault.token };
       for (const ref of [`awskms://${aws.endpoint}/alias/apx-signing`, 'hashivault://apx-signing']) {
         const signer = await openKmsKey(ref, kmsEnv);

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { tempDir } from '@apx/core/testing/hygiene';
 import { runCli } from '../cli.js';
 import type { CliContext } from '../context.js';
 
@@ -28,7 +28,7 @@ async function apx(cwd: string, ...argv: string[]): Promise<{ code: number; stdo
 describe('apx compile, eval, inspect', () => {
   let dir = '';
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'apx-cli-'));
+    dir = tempDir('apx-cli-');
     mkdirSync(join(dir, 'configs'));
     cpSync(join(REPO, 'configs', 'samples'), join(dir, 'configs', 'samples'), { recursive: true });
     const keys = await apx(dir, 'generate-key-pair', '--output-key-prefix', 'keys/cosign');

@@ -1,12 +1,12 @@
 // `apx publish`, end to end: the real process, a real key, a local directory store.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
+import { tempDir } from '@apx/core/testing/hygiene';
 
 const MAIN = resolve(import.meta.dirname ?? new URL('.', import.meta.url).pathname, '..', 'main.js');
 const WASM = Buffer.from('0061736d010000000108016000017f', 'hex');
@@ -22,7 +22,7 @@ function apx(cwd: string, args: string[], env: Record<string, string> = {}) {
 }
 
 function signedArtifact(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'apx-publish-'));
+  const dir = tempDir('apx-publish-');
   assert.equal(apx(dir, ['generate-key-pair']).status, 0);
   writeFileSync(join(dir, 'pb-pay-v1@1.0.0.wasm'), WASM);
   const r = apx(dir, [
@@ -76,7 +76,7 @@ describe('apx publish', () => {
   });
 
   it("refuses an artifact without its .sig with the runbook's message, publishing nothing", () => {
-    const dir = mkdtempSync(join(tmpdir(), 'apx-publish-'));
+    const dir = tempDir('apx-publish-');
     writeFileSync(join(dir, 'pb-pay-v1@1.0.0.wasm'), WASM);
     const r = apx(dir, ['publish', 'pb-pay-v1@1.0.0.wasm'], { APX_STORE: 'out' });
     assert.equal(r.status, 1);

@@ -2,28 +2,22 @@
 // worker as a child process whose JSON log lines and HTTP API the tests read.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
+import { tempDir } from '@apx/core/testing/hygiene';
 
 export const REPO = resolve(import.meta.dirname ?? dirname(new URL(import.meta.url).pathname), '..', '..', '..', '..');
 export const MAIN = join(REPO, 'packages', 'cli', 'dist', 'main.js');
 export const SHARED = resolve(process.env.APX_SHARED_DIR ?? resolve(REPO, '..', 'shared'));
 export const PASSWORD = 'e2e-password';
 
-// Every scratch directory a test file makes through the harness is removed when its process
-// exits (each test file runs in its own process), whether its tests passed or not.
-const scratch: string[] = [];
-process.on('exit', () => {
-  for (const dir of scratch) rmSync(dir, { recursive: true, force: true });
-});
-
-/** A new temporary directory, removed when the test process exits. */
+/**
+ * A new temporary directory, removed when the test process exits (each test file runs in its
+ * own process), whether its tests passed or not.
+ */
 export function scratchDir(prefix = 'apx-e2e-'): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  scratch.push(dir);
-  return dir;
+  return tempDir(prefix);
 }
 
 export interface Run {
@@ -160,6 +154,11 @@ export class WorkerProcess {
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`no ${what} in worker output:\n${this.logs.map((l) => JSON.stringify(l)).join('\n')}`);
+  }
+
+  /** The worker process's id (e.g. to read its memory in /proc). */
+  get pid(): number {
+    return this.child.pid as number;
   }
 
   async get(path: string): Promise<{ status: number; body: unknown; text: string }> {

@@ -1,15 +1,15 @@
 // `npm start` on a fresh checkout: a development key appears, the samples are compiled and
 // signed into ./artifacts, and the worker serves them.
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdtempSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { tempDir } from '@apx/core/testing/hygiene';
 import { PAYMENTS_GET, REPO, WorkerProcess } from './harness.js';
 
 describe('e2e: npm start', () => {
   it('creates a development key, compiles and signs the samples, and serves them', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'apx-start-'));
+    const dir = tempDir('apx-start-');
     cpSync(join(REPO, 'configs'), join(dir, 'configs'), { recursive: true });
     const { COSIGN_PASSWORD: _unset, ...env } = process.env as Record<string, string>;
     const worker = await WorkerProcess.start(dir, env, [join(REPO, 'packages/cli/dist/start.js')]);

@@ -2,11 +2,11 @@
 // the worker loads and decides; then every rejection scenario of the runbook, each with
 // its exact message, metric and log line, and nothing loaded.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { tempDir } from '@apx/core/testing/hygiene';
 import { startFakeGcs } from '@apx/storage/testing/gcs-fake';
 import { closedPort, startProxy, type TestProxy } from '@apx/storage/testing/proxy';
 import { registryMissing, startRegistry } from '@apx/storage/testing/registry';
@@ -28,7 +28,7 @@ async function s3Backend(): Promise<Backend> {
     address: '127.0.0.1',
     port: 0,
     silent: true,
-    directory: mkdtempSync(join(tmpdir(), 'apx-e2e-s3-')),
+    directory: tempDir('apx-e2e-s3-'),
     configureBuckets: [{ name: 'apx-artifacts' }],
   });
   const { port } = await server.run();

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { toolMissing } from '@apx/core/testing/tools';
 
 // Where distributions install the module (Debian/Ubuntu, Fedora, Homebrew, source builds).
 const MODULE_CANDIDATES = [
@@ -22,13 +23,15 @@ export function softhsmModule(): string | undefined {
   return MODULE_CANDIDATES.find((p) => existsSync(p));
 }
 
-/** Why SoftHSM tests cannot run here, or false when they can (for node:test's `skip`). */
+/**
+ * Why SoftHSM tests cannot run here, or false when they can (for node:test's `skip`); in CI
+ * (which installs softhsm2) a missing SoftHSM fails the run instead (@apx/core/testing/tools).
+ */
 export function softhsmSkipReason(): string | false {
-  if (!softhsmModule()) {
-    return `SoftHSM2 module not found (looked in ${MODULE_CANDIDATES[0]} and the usual places; set APX_SOFTHSM_MODULE or install softhsm2)`;
-  }
-  if (spawnSync('softhsm2-util', ['--version']).status !== 0) return 'softhsm2-util not installed (install softhsm2)';
-  return false;
+  const problem = softhsmModule()
+    ? false
+    : `SoftHSM2 module not found (looked in ${MODULE_CANDIDATES[0]} and the usual places; set APX_SOFTHSM_MODULE)`;
+  return toolMissing('softhsm2-util', { problem });
 }
 
 export interface SoftHsmOptions {

@@ -1,5 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { it } from 'node:test';
+import { setEnv } from '@apx/core/testing/hygiene';
 import { AwsKmsKey, GcpKmsKey, Pkcs11Key, VaultKey } from '@apx/kms';
 import { FakeGcpKms } from '@apx/kms/testing/gcp-kms-fake';
 import { FakeAwsKms, FakeVault } from '@apx/kms/testing/kms-fakes';
@@ -22,12 +23,18 @@ runSignerContract('hashivault:// (Vault transit over HTTP)', async () => {
 runSignerContract('awskms:// (official @aws-sdk/client-kms, AWS JSON 1.1)', async () => {
   const kms = await FakeAwsKms.start();
   kms.addKey('1234abcd-12ab-34cd-56ef-1234567890ab', 'apx-signing');
-  Object.assign(process.env, { AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
+  const restoreEnv = setEnv({ AWS_ACCESS_KEY_ID: 'test', AWS_SECRET_ACCESS_KEY: 'test' });
   const signer = await AwsKmsKey.open(`awskms://${kms.endpoint}/alias/apx-signing`, 'alias/apx-signing', {
     endpoint: kms.endpoint,
     region: 'us-east-1',
   });
-  return { signer, cleanup: () => kms.close() };
+  return {
+    signer,
+    cleanup: async () => {
+      restoreEnv();
+      await kms.close();
+    },
+  };
 });
 
 runSignerContract('gcpkms:// (official @google-cloud/kms over gRPC)', async () => {

@@ -2,14 +2,15 @@
 // signatures verify with APX's verifier and with openssl against the public key it reports.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { SignatureVerifier } from '@apx/core';
+import { toolMissing } from '@apx/core/testing/tools';
 import type { Signer } from '../signer/signer.js';
 
-const hasOpenssl = spawnSync('openssl', ['version']).status === 0;
+const noOpenssl = toolMissing('openssl');
 
 export function runSignerContract(label: string, open: () => Promise<{ signer: Signer; cleanup(): Promise<void> }>): void {
   describe(`signer contract: ${label}`, () => {
@@ -32,11 +33,12 @@ export function runSignerContract(label: string, open: () => Promise<{ signer: S
     });
 
     it('produces signatures openssl verifies against the reported public key', {
-      skip: hasOpenssl ? false : 'openssl not installed',
-    }, async () => {
+      skip: noOpenssl,
+    }, async (t) => {
       const { signer, cleanup } = await open();
+      const dir = mkdtempSync(join(tmpdir(), 'apx-signer-'));
+      t.after(() => rmSync(dir, { recursive: true, force: true }));
       try {
-        const dir = mkdtempSync(join(tmpdir(), 'apx-signer-'));
         const message = Buffer.from(`openssl checks ${label}`);
         writeFileSync(join(dir, 'msg'), message);
         writeFileSync(join(dir, 'pub.pem'), (await signer.publicKey()).toPem());

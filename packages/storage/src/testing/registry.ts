@@ -1,24 +1,21 @@
 // Starts Debian's docker-registry (CNCF distribution 2.8) on a free loopback port with a
 // temporary filesystem storage directory, for tests.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { toolMissing } from '@apx/core/testing/tools';
 import { closedPort } from './proxy.js';
 
 export const REGISTRY_BIN = process.env.APX_TEST_REGISTRY_BIN ?? '/usr/bin/docker-registry';
 
-// In CI (.ci/run installs both) a missing tool must fail its tests, not skip them.
-const skipOutsideCi = (reason: string): string | false => (process.env.CI ? false : reason);
-
+// In CI (.ci/run installs both) a missing tool fails the run instead of skipping its tests.
 export function registryMissing(): string | false {
-  const r = spawnSync(REGISTRY_BIN, ['--version'], { encoding: 'utf8' });
-  return r.status === 0 ? false : skipOutsideCi(`${REGISTRY_BIN} not installed (apt-get install docker-registry)`);
+  return toolMissing('docker-registry', { command: REGISTRY_BIN });
 }
 
 export function skopeoMissing(): string | false {
-  const r = spawnSync('skopeo', ['--version'], { encoding: 'utf8' });
-  return r.status === 0 ? false : skipOutsideCi('skopeo not installed (apt-get install skopeo)');
+  return toolMissing('skopeo');
 }
 
 export interface TestRegistry {

@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { setEnv } from '@apx/core/testing/hygiene';
 import { type ArtifactStore, openStore } from '@apx/storage';
 import { startFakeGcs } from '@apx/storage/testing/gcs-fake';
 import { startProxy } from '@apx/storage/testing/proxy';
@@ -36,7 +37,7 @@ async function gcsBackend(): Promise<Backend> {
 
 async function s3Backend(): Promise<Backend> {
   const env = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
-  Object.assign(process.env, env);
+  const restoreEnv = setEnv(env);
   const S3rver = createRequire(import.meta.url)('s3rver') as new (
     o: Record<string, unknown>,
   ) => { run(): Promise<{ port: number }>; close(): Promise<void> };
@@ -59,6 +60,7 @@ async function s3Backend(): Promise<Backend> {
       await proxy.close();
       await server.close();
       await rm(directory, { recursive: true, force: true });
+      restoreEnv();
     },
   };
 }

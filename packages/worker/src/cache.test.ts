@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { type ArtifactRef, keysTrust, PublicKey, SignatureVerifier } from '@apx/core';
 import { policyModule, signatureFile } from '@apx/core/testing';
+import { tempDir } from '@apx/core/testing/hygiene';
 import { DiskCache } from './cache.js';
 import { RollbackFloors } from './floors.js';
 import type { LoadObserver } from './loader.js';
@@ -60,7 +60,7 @@ const storeWith = (available: boolean): ArtifactSource & { calls: number } => ({
 
 describe('on-disk cache (APX_CACHE_DIR)', () => {
   it('serves a restarted worker while the store is down, after re-verifying the entry', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'apx-cache-'));
+    const dir = tempDir('apx-cache-');
     const events: string[] = [];
     await loaderWith(dir, storeWith(true), events).load(ref);
     const offline = storeWith(false);
@@ -71,7 +71,7 @@ describe('on-disk cache (APX_CACHE_DIR)', () => {
   });
 
   it('rejects a tampered disk entry, drops it, and falls back to the store', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'apx-cache-'));
+    const dir = tempDir('apx-cache-');
     const events: string[] = [];
     await loaderWith(dir, storeWith(true), events).load(ref);
     const blob = readdirSync(join(dir, 'blobs')).find((f) => f.endsWith('.wasm')) as string;
@@ -85,7 +85,7 @@ describe('on-disk cache (APX_CACHE_DIR)', () => {
   });
 
   it('keeps no rollback state: floors live in APX_STATE_DIR only', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'apx-cache-'));
+    const dir = tempDir('apx-cache-');
     const events: string[] = [];
     await loaderWith(dir, storeWith(true), events).load({ policyId: 'pb-test', version: '1.0.0' });
     assert.deepEqual(readdirSync(dir).sort(), ['blobs', 'refs']);

@@ -3,8 +3,7 @@
 // tests; here each runbook rejection is checked for its message, metric and log line.
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import {
@@ -17,6 +16,7 @@ import {
   SignatureVerifier,
 } from '@apx/core';
 import { policyModule, signatureFile } from '@apx/core/testing';
+import { tempDir } from '@apx/core/testing/hygiene';
 import { resolveConfig } from './config.js';
 import type { TrustedKeyProvider } from './keys.js';
 import type { RuntimeFactory } from './runtime.js';
@@ -386,7 +386,7 @@ describe('worker: rollback floors (APX_STATE_DIR, APX_ALLOW_ROLLBACK)', () => {
     put(s, 'pb-test@1.0.0');
     put(s, 'pb-test@1.1.0');
   };
-  const stateDir = mkdtempSync(join(tmpdir(), 'apx-state-'));
+  const stateDir = tempDir('apx-state-');
 
   it('persists the floor, which survives a restart and which the allow-list does not bypass', async () => {
     const first = await harness({ APX_POLICIES: 'pb-test@1.1.0', APX_STATE_DIR: stateDir }, store);

@@ -28,6 +28,20 @@ function endpointUrl(endpoint: string): string {
 function failed(keyRef: string, err: unknown): KmsError {
   if (err instanceof KmsError) return err;
   const name = (err as { name?: string }).name ?? 'Error';
+  // The SDK found no credentials: nothing was asked of AWS KMS, so nothing was refused.
+  if (name === 'CredentialsProviderError') {
+    return new KmsError(
+      KmsErrorCode.KMS_FAILED,
+      `${keyRef}: no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run with an instance or task role`,
+      { hint: 'the AWS SDK looks in the environment, ~/.aws (AWS_PROFILE), then the instance or task role', cause: err },
+    );
+  }
+  if (/region is missing/i.test((err as Error).message ?? '')) {
+    return new KmsError(KmsErrorCode.KMS_FAILED, `${keyRef}: no AWS region; set AWS_REGION to the key's region`, {
+      hint: 'AWS_REGION or AWS_DEFAULT_REGION, or a region in the AWS_PROFILE profile',
+      cause: err,
+    });
+  }
   return new KmsError(KmsErrorCode.KMS_FAILED, `${keyRef}: AWS KMS refused: ${name}: ${(err as Error).message}`, {
     hint:
       name === 'AccessDeniedException'

@@ -51,9 +51,48 @@ function failed(keyRef: string, err: unknown): KmsError {
   );
 }
 
-async function connect(clientOptions: GcpKmsClientOptions): Promise<KmsClient> {
+const NO_CREDENTIALS = /could not load the default credentials/i;
+
+/** The client could not set up its connection (Google credentials, before any call). */
+function credentialsFailed(keyRef: string, err: unknown): KmsError {
+  const message = err instanceof Error ? err.message : String(err);
+  return new KmsError(
+    KmsErrorCode.KMS_FAILED,
+    NO_CREDENTIALS.test(message)
+      ? `${keyRef}: no Google credentials found; set GOOGLE_APPLICATION_CREDENTIALS or run with a service account (workload identity)`
+      : `${keyRef}: cannot get Google credentials: ${message}`,
+    {
+      hint: 'Cloud KMS needs Google credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, run gcloud auth application-default login, or attach a service account',
+      cause: err,
+    },
+  );
+}
+
+/**
+ * A connected client. The generated client connects (Google credentials included) lazily,
+ * inside each method, where a failure escapes as an unhandled rejection or an exception
+ * thrown from a callback (listCryptoKeyVersions): without credentials it would end the
+ * process. So the connection is made here, first and awaited, and a failure is this call's
+ * error; the failed client is closed and never called.
+ */
+async function connect(keyRef: string, clientOptions: GcpKmsClientOptions): Promise<KmsClient> {
   const { KeyManagementServiceClient } = await importClient<Sdk>('@google-cloud/kms', 'gcpkms://');
-  return new KeyManagementServiceClient(clientOptions as ConstructorParameters<Sdk['KeyManagementServiceClient']>[0]);
+  const client = new KeyManagementServiceClient(clientOptions as ConstructorParameters<Sdk['KeyManagementServiceClient']>[0]);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      client.initialize(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no Google credentials within ${CALL.timeout} ms`)), CALL.timeout);
+      }),
+    ]);
+  } catch (err) {
+    await client.close().catch(() => undefined);
+    throw credentialsFailed(keyRef, err);
+  } finally {
+    clearTimeout(timer);
+  }
+  return client;
 }
 
 /** A version's public key, checked against its CRC-32C (Google's integrity protocol). */
@@ -86,7 +125,7 @@ export class GcpKmsKey implements KmsKey {
   }
 
   static async open(keyRef: string, name: string, clientOptions: GcpKmsClientOptions = {}): Promise<GcpKmsKey> {
-    const client = await connect(clientOptions);
+    const client = await connect(keyRef, clientOptions);
     try {
       let versionName = name.replace('/versions/', '/cryptoKeyVersions/');
       if (!versionName.includes('/cryptoKeyVersions/')) {
@@ -117,7 +156,7 @@ export class GcpKmsKey implements KmsKey {
     }
     const [, location, ringId, keyId] = m as unknown as [string, string, string, string];
     const ring = `${location}/keyRings/${ringId}`;
-    const client = await connect(clientOptions);
+    const client = await connect(keyRef, clientOptions);
     try {
       await client.getKeyRing({ name: ring }, CALL).catch(async (err: { code?: number }) => {
         if (err.code !== 5) throw err;

@@ -198,6 +198,17 @@ export class S3Store implements ArtifactStore {
     if (status === undefined && isNetworkFailure(err)) return unreachable(this.url, err, this.#o.timeoutMs);
     if (e.name === 'NoSuchBucket')
       return requestFailed(this.url, what, err, `create the bucket ${this.#o.bucket} or fix the store URL`);
+    // The SDK's credential chain found nothing: no request was made.
+    if (e.name === 'CredentialsProviderError') {
+      return requestFailed(
+        this.url,
+        what,
+        new Error(
+          'no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or use an instance or task role',
+        ),
+        'the AWS SDK reads the environment, then ~/.aws (AWS_PROFILE), then the instance or task role',
+      );
+    }
     return requestFailed(this.url, what, err);
   }
 }

@@ -78,13 +78,30 @@ function hintFor(ref: string, code: number | undefined, reason: string): string 
     case 5:
       return `${name}; the version may also be disabled or destroyed`;
     case 16:
-      return 'the worker has no valid Google credentials: attach a service account (workload identity) or set GOOGLE_APPLICATION_CREDENTIALS';
+      return CREDENTIALS_HINT;
     case 4:
     case 14:
       return 'Secret Manager did not answer in time; check the network path to secretmanager.googleapis.com';
     default:
       return `${name}; ${grant}`;
   }
+}
+
+const NO_CREDENTIALS = /could not load the default credentials/i;
+const NO_CREDENTIALS_REASON =
+  'no Google credentials found; set GOOGLE_APPLICATION_CREDENTIALS or run the worker with a service account (workload identity)';
+
+const CREDENTIALS_HINT =
+  'the worker has no valid Google credentials: attach a service account (workload identity) or set GOOGLE_APPLICATION_CREDENTIALS';
+
+/** The client could not get Google credentials (before any call): the runbook's words, the reason, where credentials come from. */
+function credentialsFailure(err: unknown): WorkerError {
+  const message = err instanceof Error ? err.message : String(err);
+  const reason = NO_CREDENTIALS.test(message) ? NO_CREDENTIALS_REASON : `cannot get Google credentials: ${message}`;
+  return new WorkerError(WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE, `failed to access secret: ${reason}`, {
+    hint: CREDENTIALS_HINT,
+    cause: err,
+  });
 }
 
 /** `failed to access secret: <the provider's reason>` (the runbook's words), PUBLIC_KEY_UNAVAILABLE. */
@@ -98,6 +115,8 @@ function accessFailure(ref: string, err: unknown): WorkerError {
     reason = `rpc error: code = ${name} desc = ${desc}`;
   } else {
     reason = err instanceof Error ? err.message : String(err);
+    // google-auth-library's words, with a link, when Application Default Credentials find nothing.
+    if (NO_CREDENTIALS.test(reason)) reason = NO_CREDENTIALS_REASON;
   }
   return new WorkerError(WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE, `failed to access secret: ${reason}`, {
     hint: hintFor(ref, code, reason),
@@ -151,19 +170,43 @@ export class SecretManagerKeyProvider extends RefreshingKeyProvider {
     return accessFailure(this.ref, err);
   }
 
+  /**
+   * The client, connected. The generated client starts its connection (Google credentials
+   * included) lazily, inside every method, and rethrows a failure there from a promise
+   * nobody handles: without credentials, calling accessSecretVersion ends the process with
+   * an unhandled rejection. So the connection is made here first, awaited, and a failure
+   * becomes this read's error; a failed client is closed and never used, the next read
+   * starts a new one (credentials may appear: a metadata server starting late).
+   */
   private connect(): Promise<SecretManagerServiceClient> {
-    this.client ??= import('@google-cloud/secret-manager').then(
-      (sdk) => new sdk.SecretManagerServiceClient(this.options.clientOptions),
-      (err: unknown) => {
-        this.client = undefined;
+    if (this.client) return this.client;
+    const connecting = (async () => {
+      let sdk: typeof import('@google-cloud/secret-manager');
+      try {
+        sdk = await import('@google-cloud/secret-manager');
+      } catch (err) {
         throw new WorkerError(
           WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE,
           `failed to access secret: cannot load @google-cloud/secret-manager (${(err as Error).message})`,
           { hint: 'install the worker with its dependencies (npm install @google-cloud/secret-manager)', cause: err },
         );
-      },
-    );
-    return this.client;
+      }
+      const client = new sdk.SecretManagerServiceClient(this.options.clientOptions);
+      try {
+        await deadline(client.initialize(), this.timeoutMs + GUARD_MS);
+      } catch (err) {
+        await client.close().catch(() => undefined);
+        throw typeof (err as { code?: unknown } | undefined)?.code === 'number'
+          ? accessFailure(this.ref, err)
+          : credentialsFailure(err);
+      }
+      return client;
+    })();
+    this.client = connecting;
+    connecting.catch(() => {
+      if (this.client === connecting) this.client = undefined;
+    });
+    return connecting;
   }
 
   protected async read(): Promise<{ verifier: SignatureVerifier; info: TrustedKeyInfo }> {

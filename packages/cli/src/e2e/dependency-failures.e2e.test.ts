@@ -1,0 +1,139 @@
+// No crash from a dependency: a worker whose key source or store needs credentials it does
+// not have (Secret Manager, Cloud KMS, AWS KMS, Vault, S3) keeps running and says so: each
+// load fails with a message naming what is missing, /readyz is 503 with that reason, /healthz
+// keeps answering while the loads are retried, and nothing says "unexpected". Google's
+// clients used to end the process about a second after start (an unhandled rejection inside
+// the client when Application Default Credentials find nothing).
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { closedPort } from '@apx/storage/testing/proxy';
+import { Workspace } from './harness.js';
+import { WorkerChild } from './worker-child.js';
+
+interface Case {
+  name: string;
+  env: () => Promise<Record<string, string>>;
+  /** What the load failure says. */
+  message: RegExp;
+}
+
+/**
+ * No Google credentials: no GOOGLE_APPLICATION_CREDENTIALS, an empty HOME (no gcloud
+ * credentials file), and the metadata server at a closed loopback port (as on a machine
+ * outside Google Cloud, without waiting for 169.254.169.254 to time out).
+ */
+async function noGoogleCredentials(): Promise<Record<string, string>> {
+  const metadata = `127.0.0.1:${await closedPort()}`;
+  return { GCE_METADATA_HOST: metadata, GCE_METADATA_IP: metadata };
+}
+
+const NO_GOOGLE = /no Google credentials found; set GOOGLE_APPLICATION_CREDENTIALS or run (the worker )?with a service account/;
+
+const CASES: Case[] = [
+  {
+    name: 'APX_PUBLIC_KEY in Secret Manager, no Google credentials',
+    env: async () => ({ ...(await noGoogleCredentials()), APX_PUBLIC_KEY: 'projects/p/secrets/s/versions/1' }),
+    message: new RegExp(`failed to access secret: ${NO_GOOGLE.source}`),
+  },
+  {
+    name: 'APX_PUBLIC_KEY in Cloud KMS (a key: its versions are listed), no Google credentials',
+    env: async () => ({
+      ...(await noGoogleCredentials()),
+      APX_PUBLIC_KEY: 'gcpkms://projects/p/locations/global/keyRings/r/cryptoKeys/k',
+    }),
+    message: new RegExp(
+      `public key not available: gcpkms://projects/p/locations/global/keyRings/r/cryptoKeys/k \\(${NO_GOOGLE.source}`,
+    ),
+  },
+  {
+    name: 'APX_PUBLIC_KEY in Cloud KMS (a version), no Google credentials',
+    env: async () => ({
+      ...(await noGoogleCredentials()),
+      APX_PUBLIC_KEY: 'gcpkms://projects/p/locations/global/keyRings/r/cryptoKeys/k/cryptoKeyVersions/1',
+    }),
+    message: NO_GOOGLE,
+  },
+  {
+    name: 'APX_PUBLIC_KEY in AWS KMS, no AWS credentials',
+    env: async () => ({ AWS_REGION: 'us-east-1', AWS_EC2_METADATA_DISABLED: 'true', APX_PUBLIC_KEY: 'awskms:///alias/apx' }),
+    message:
+      /public key not available: awskms:\/\/\/alias\/apx \(no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/,
+  },
+  {
+    name: 'APX_PUBLIC_KEY in Vault, no VAULT_TOKEN',
+    env: async () => ({ APX_PUBLIC_KEY: 'hashivault://apx' }),
+    message: /public key not available: hashivault:\/\/apx \(VAULT_ADDR and VAULT_TOKEN must be set/,
+  },
+  {
+    name: 'an S3 store, no AWS credentials',
+    env: async () => ({
+      AWS_REGION: 'us-east-1',
+      AWS_EC2_METADATA_DISABLED: 'true',
+      APX_STORE: `s3://apx-artifacts/p?endpoint=http://127.0.0.1:${await closedPort()}`,
+    }),
+    message: /no AWS credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY/,
+  },
+];
+
+/** Polls /healthz (200 each time) until two load attempts have been rejected. */
+async function untilRetried(worker: WorkerChild): Promise<void> {
+  for (let i = 0; i < 300; i++) {
+    assert.equal(worker.exitCode, undefined, `the worker exited:\n${worker.output}`);
+    assert.equal((await worker.get('/healthz')).status, 200);
+    const { text } = await worker.get('/metrics');
+    const rejected = text
+      .split('\n')
+      .filter((l) => l.startsWith('apx_policy_load_duration_seconds_count{') && l.includes('result="rejected"'))
+      .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
+    if (rejected >= 2) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.fail(`no second load attempt; output:\n${worker.output}`);
+}
+
+describe('e2e: a client library without credentials never stops the worker', () => {
+  let ws: Workspace;
+  let store: string;
+
+  before(() => {
+    ws = new Workspace();
+    store = ws.path('store');
+    ws.stage(store, ws.compilePayments());
+  });
+  after(() => rmSync(ws.dir, { recursive: true, force: true }));
+
+  for (const c of CASES) {
+    it(c.name, async () => {
+      const worker = await WorkerChild.start(ws.dir, {
+        APX_STORE: store,
+        APX_POLICIES: 'pb-pay-v1@1.0.0',
+        ...(await c.env()),
+      });
+      try {
+        assert.equal(worker.exitCode, undefined, `the worker exited at start:\n${worker.output}`);
+        const failure = (l: { severity: string; message: string; policy_ref?: unknown }) =>
+          l.severity === 'ERROR' && l.policy_ref === 'pb-pay-v1@1.0.0';
+        const first = await worker.waitFor(failure, 'load failure');
+        assert.match(first.message, c.message);
+        assert.match(first.message, /^artifact verification failed for pb-pay-v1@1\.0\.0: /);
+        // The load is retried (the crash came during the first attempts): poll /healthz until
+        // a second attempt has failed too (the load-duration histogram counts every attempt).
+        await untilRetried(worker);
+        const ready = await worker.get('/readyz');
+        assert.equal(ready.status, 503);
+        assert.match(JSON.stringify(ready.body), c.message);
+        assert.equal(worker.exitCode, undefined, `the worker exited:\n${worker.output}`);
+      } finally {
+        assert.equal(await worker.stop(), 0, worker.output);
+      }
+      assert.doesNotMatch(worker.output, /unexpected|report it/i);
+      assert.deepEqual(
+        worker.logs.filter((l) => l.severity === 'RAW'),
+        [],
+        'every line on stdout is a JSON log line',
+      );
+      assert.doesNotMatch(worker.stderr, /Error:|at .*\.js:\d+/, `a stack trace on stderr:\n${worker.stderr}`);
+    });
+  }
+});

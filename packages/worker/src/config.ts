@@ -11,6 +11,7 @@ import {
   parseArtifactRef,
 } from '@apx/core';
 import { systemErrorCode } from '@apx/core/os-error';
+import { redactStoreUrl } from '@apx/storage/redact';
 import { AllowList } from './allow-list.js';
 import { WorkerError, WorkerErrorCode } from './error.js';
 import { DEFAULT_KEY_REFRESH_MS } from './refreshing-key.js';
@@ -417,7 +418,7 @@ const STORE_FORMS = 'a directory (./artifacts), file:///dir, gs://bucket/prefix,
 function checkStoreUrl(s: Setting, v: string): string {
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(v)?.[1]?.toLowerCase();
   if (scheme !== undefined && !STORE_SCHEMES.has(scheme))
-    throw invalid(s, v, `unsupported scheme ${scheme}://; use ${STORE_FORMS}`);
+    throw invalid(s, redactStoreUrl(v), `unsupported scheme ${scheme}://; use ${STORE_FORMS}`);
   return v;
 }
 

@@ -23,15 +23,41 @@ Logs are JSON lines on stdout (severity, message, time, policy_ref, digest, secu
     const flags: Record<string, string | undefined> = {};
     for (const s of SETTINGS) flags[s.flag] = flagString(args, s.flag);
     const { config, warnings } = resolveConfig(ctx.env, flags, { cwd: ctx.cwd });
-    const worker = await startWorker(config, warnings, { env: ctx.env, cwd: ctx.cwd });
-    await new Promise<void>((resolve) => {
-      const stop = (signal: string) => {
-        worker.log.info({ signal }, 'worker stopping');
-        void worker.stop().then(resolve);
+    // Defence in depth. A promise that rejects with nobody waiting on it is a bug (ours or a
+    // client library's: Google's clients did it without credentials), but not one that leaves
+    // the worker unsafe: everything the worker loads or decides with is awaited and fails
+    // closed on its own, so nothing is half-done because of it. Node's default would end the
+    // process and take every policy down; the worker logs it as an error and keeps serving.
+    // Exceptions (uncaughtException) still end the process (main.ts).
+    let log: { error(fields: object, message: string): void } | undefined;
+    const onRejection = (reason: unknown) => {
+      const why = reason instanceof Error ? reason.message : String(reason);
+      const message = `unhandled promise rejection (the worker keeps running): ${why.replace(/\s*\n\s*/g, ' ')}; this is a bug: rerun with APX_DEBUG=1 and report it`;
+      const fields = {
+        unhandled_rejection: true,
+        ...(ctx.env.APX_DEBUG === '1' && reason instanceof Error && reason.stack ? { stack: reason.stack } : {}),
       };
-      process.once('SIGINT', () => stop('SIGINT'));
-      process.once('SIGTERM', () => stop('SIGTERM'));
-    });
+      if (log) log.error(fields, message);
+      else
+        ctx.stdout.write(
+          `${JSON.stringify({ severity: 'ERROR', time: new Date().toISOString(), service: 'apx-worker', ...fields, message })}\n`,
+        );
+    };
+    process.on('unhandledRejection', onRejection);
+    try {
+      const worker = await startWorker(config, warnings, { env: ctx.env, cwd: ctx.cwd });
+      log = worker.log;
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          worker.log.info({ signal }, 'worker stopping');
+          void worker.stop().then(resolve);
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+    } finally {
+      process.off('unhandledRejection', onRejection);
+    }
     return 0;
   },
 };

@@ -136,4 +136,40 @@ describe('e2e: a client library without credentials never stops the worker', () 
       assert.doesNotMatch(worker.stderr, /Error:|at .*\.js:\d+/, `a stack trace on stderr:\n${worker.stderr}`);
     });
   }
+
+  it('a stray rejection from a library is logged as an error and the worker keeps serving', async () => {
+    // A preload stands for a library with such a bug: once the worker has its handler, it
+    // lets one promise reject with nobody waiting on it.
+    const preload = `const t = setInterval(() => {
+      if (process.listenerCount('unhandledRejection') === 0) return;
+      clearInterval(t);
+      Promise.reject(new Error('simulated dependency failure'));
+    }, 20);
+    t.unref();`;
+    const worker = await WorkerChild.start(ws.dir, {
+      APX_STORE: store,
+      APX_PUBLIC_KEY: 'keys/cosign.pub',
+      NODE_OPTIONS: `--import=data:text/javascript,${encodeURIComponent(preload)}`,
+    });
+    try {
+      const line = await worker.waitFor((l) => l.unhandled_rejection === true, 'unhandled rejection line');
+      assert.equal(line.severity, 'ERROR');
+      assert.match(
+        line.message,
+        /^unhandled promise rejection \(the worker keeps running\): simulated dependency failure; this is a bug/,
+      );
+      assert.equal((await worker.get('/healthz')).status, 200);
+      // And it goes on serving: the policy loads, the worker becomes ready.
+      let ready = 0;
+      for (let i = 0; i < 300 && ready !== 200; i++) {
+        ready = (await worker.get('/readyz')).status;
+        if (ready !== 200) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.equal(ready, 200, worker.output);
+    } finally {
+      assert.equal(await worker.stop(), 0, worker.output);
+    }
+    assert.equal(worker.logs.filter((l) => l.unhandled_rejection === true).length, 1, worker.output);
+    assert.equal(worker.stderr, '');
+  });
 });

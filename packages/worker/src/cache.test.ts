@@ -10,7 +10,7 @@ import { DiskCache } from './cache.js';
 import { RollbackFloors } from './floors.js';
 import type { LoadObserver } from './loader.js';
 import { PolicyLoader } from './loader.js';
-import type { ArtifactSource } from './source.js';
+import { type ArtifactSource, listingOf } from './source.js';
 
 const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const ref = { policyId: 'pb-test', version: '1.0.0' };
@@ -50,8 +50,8 @@ const storeWith = (available: boolean): ArtifactSource & { calls: number } => ({
   async versions() {
     return ['1.0.0'];
   },
-  async policies() {
-    return ['pb-test'];
+  async listing() {
+    return listingOf([{ policyId: 'pb-test', version: '1.0.0' }]);
   },
   async getObject() {
     return undefined;

@@ -43,3 +43,50 @@ export class LoadError extends ApxError<LoadErrorCode> {
     this.reason = reason;
   }
 }
+
+/**
+ * Codes that say the artifact could not be judged now (store, key, trust freshness, the
+ * worker's state, a bug), as opposed to verdicts on the artifact itself (refused bytes,
+ * signature, name, version, approval...). A failure of availability may pass: it is reported
+ * again when it changes and a policy it keeps out stays in readiness. A verdict stays until
+ * the store holds other bytes: it is reported once per (reference, digest, reason).
+ */
+const AVAILABILITY = new Set<LoadErrorCode>([
+  WorkerErrorCode.STORE_UNAVAILABLE,
+  WorkerErrorCode.ARTIFACT_NOT_FOUND,
+  WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE,
+  WorkerErrorCode.TRUST_STALE,
+  WorkerErrorCode.TRUST_REFRESH_FAILED,
+  WorkerErrorCode.STATE_UNAVAILABLE,
+  WorkerErrorCode.CONFIG_INVALID,
+  WorkerErrorCode.CONFIG_UNSAFE,
+  WorkerErrorCode.INTERNAL,
+  StorageErrorCode.INVALID_URL,
+  StorageErrorCode.NOT_FOUND,
+  StorageErrorCode.UNREACHABLE,
+  StorageErrorCode.INTEGRITY, // a download cut short: the next one may be whole
+  StorageErrorCode.DENIED,
+  StorageErrorCode.CONFLICT,
+  StorageErrorCode.BACKEND_UNAVAILABLE,
+  StorageErrorCode.REQUEST_FAILED,
+]);
+
+export function isAvailabilityProblem(code: LoadErrorCode): boolean {
+  return AVAILABILITY.has(code);
+}
+
+const STORED_OBJECT_VERDICTS = new Set<string>([
+  StorageErrorCode.TOO_LARGE,
+  StorageErrorCode.NOT_A_FILE,
+  StorageErrorCode.INVALID_NAME,
+]);
+const CORE_CODES = new Set<string>(Object.values(CoreErrorCode));
+
+/**
+ * The verifier refused the artifact on its merits (core's verdicts, or a stored object that
+ * cannot be an artifact): what the store holds under that name will not load until it is
+ * replaced. Runtime failures of an accepted artifact and availability problems are not.
+ */
+export function isVerifierRefusal(code: LoadErrorCode): boolean {
+  return CORE_CODES.has(code) || STORED_OBJECT_VERDICTS.has(code);
+}

@@ -16,6 +16,7 @@ import {
 } from '@apx/core';
 import { StorageErrorCode } from '@apx/storage';
 import type { AllowList } from './allow-list.js';
+import { BoundedSet } from './bounded-set.js';
 import { type DiskCache, MemoryCache } from './cache.js';
 import { WorkerError, WorkerErrorCode } from './error.js';
 import { RollbackFloors } from './floors.js';
@@ -36,7 +37,8 @@ export type LoadSource = 'memory' | 'disk' | 'store';
 /** What the loader tells the service, which logs and counts (the loader does neither). */
 export interface LoadObserver {
   loaded(policy: LoadedPolicy, source: LoadSource, seconds: number): void;
-  rejected(error: LoadError, seconds: number): void;
+  /** `serving`: a hot reload's refusal, the reference that keeps serving. */
+  rejected(error: LoadError, seconds: number, serving?: string): void;
   unsignedAccepted(ref: string, digest: string): void;
   diskEntryRejected(error: LoadError): void;
 }
@@ -89,7 +91,7 @@ export class PolicyLoader {
    * refused on sight until restart. Pairs, never digests alone: a junk .sig beside genuine
    * bytes must not keep the genuine bytes with their genuine .sig out.
    */
-  private readonly blocked = new Set<string>();
+  private readonly blocked = new BoundedSet<string>(10_000);
   /** Artifacts stopped at their decision deadline, by digest: never instantiated again until restart. */
   private readonly stopped = new Map<string, WorkerError>();
   private readonly floors: RollbackFloors;
@@ -104,7 +106,8 @@ export class PolicyLoader {
     return this.options.maxBytes ?? MAX_ARTIFACT_BYTES;
   }
 
-  load(ref: ArtifactRef): Promise<LoadedPolicy> {
+  /** `context.serving`: a hot reload, and what keeps serving if this version is refused. */
+  load(ref: ArtifactRef, context: { serving?: string | undefined } = {}): Promise<LoadedPolicy> {
     const refText = formatArtifactRef(ref);
     const cached = this.memory.get(refText);
     if (cached) {
@@ -115,18 +118,23 @@ export class PolicyLoader {
     if (pending) return pending;
     const started = process.hrtime.bigint();
     const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
-    const promise = this.loadUncached(ref, refText, seconds).finally(() => this.inflight.delete(refText));
+    const promise = this.loadUncached(ref, refText, seconds, context.serving).finally(() => this.inflight.delete(refText));
     this.inflight.set(refText, promise);
     return promise;
   }
 
-  private async loadUncached(ref: ArtifactRef, refText: string, seconds: () => number): Promise<LoadedPolicy> {
+  private async loadUncached(
+    ref: ArtifactRef,
+    refText: string,
+    seconds: () => number,
+    serving: string | undefined,
+  ): Promise<LoadedPolicy> {
     // Freshness gates every new load (disk and store alike); what is loaded keeps serving.
     const stale = this.options.trust.kind === 'tuf' ? this.options.trust.refusal() : undefined;
     if (stale) {
       const hint = { hint: 'renew the trust repository (apx trust publish with the snapshot and timestamp keys)' };
       const error = new LoadError(ref, new WorkerError(WorkerErrorCode.TRUST_STALE, stale, hint));
-      this.options.observer.rejected(error, seconds());
+      this.options.observer.rejected(error, seconds(), serving);
       throw error;
     }
     const disk = this.options.diskCache;
@@ -152,7 +160,7 @@ export class PolicyLoader {
       return loaded;
     } catch (err) {
       const error = err instanceof LoadError ? err : new LoadError(ref, err);
-      this.options.observer.rejected(error, seconds());
+      this.options.observer.rejected(error, seconds(), serving);
       throw error;
     }
   }

@@ -13,7 +13,7 @@ import { WorkerError, WorkerErrorCode } from './error.js';
 import { keyProviderFromRef } from './keys.js';
 import type { TrustedKeyInfo } from './refreshing-key.js';
 import { crc32c, type SecretManagerKeyOptions, SecretManagerKeyProvider } from './secret-manager.js';
-import type { ArtifactSource } from './source.js';
+import { type ArtifactSource, listingOf } from './source.js';
 import { FakeSecretManager, grpc, permissionDenied } from './test-support/secret-manager-server.js';
 import { startWorker } from './worker.js';
 
@@ -348,7 +348,7 @@ describe('trusted key from GCP Secret Manager (official client, local gRPC serve
         bundle: undefined,
       }),
       versions: async () => ['1.0.0'],
-      policies: async () => ['pb-test'],
+      listing: async () => listingOf([{ policyId: 'pb-test', version: '1.0.0' }]),
     });
 
     async function run(signer = first.privateKey) {

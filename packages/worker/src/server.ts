@@ -181,7 +181,7 @@ export function createWorkerServer(deps: ServerDeps): Server {
         digest: s.current?.artifact.digest ?? null,
         key_id: s.current?.artifact.keyId ?? null,
         verified_at: s.current?.artifact.verifiedAt.toISOString() ?? null,
-        status: s.current ? 'ready' : 'not_ready',
+        status: s.current ? 'ready' : s.refused && policies.discovering ? 'refused' : 'not_ready',
         last_error: s.lastError?.message ?? null,
       })),
     );
@@ -210,12 +210,16 @@ export function createWorkerServer(deps: ServerDeps): Server {
       case 'GET /healthz':
         return send(res, 200, { status: 'ok' });
       case 'GET /readyz': {
-        const ready = policies.ready();
+        const { ready, reason } = policies.readiness();
         return send(res, ready ? 200 : 503, {
           status: ready ? 'ready' : 'not_ready',
-          policies: policies
-            .list()
-            .map((s) => ({ policy: s.policyId, ready: s.current !== undefined, error: s.lastError?.message ?? null })),
+          ...(reason ? { reason } : {}),
+          policies: policies.list().map((s) => ({
+            policy: s.policyId,
+            ready: s.current !== undefined,
+            ...(s.refused && policies.discovering && !s.current ? { refused: true } : {}),
+            error: s.lastError?.message ?? null,
+          })),
         });
       }
       case 'GET /metrics':

@@ -1,6 +1,18 @@
+import { stat } from 'node:fs/promises';
 import { type ArtifactRef, formatArtifactRef } from '@apx/core';
-import { ARTIFACT_SUFFIX, fetchArtifact, openStore, parseVersionObjectName } from '@apx/storage';
-import type { ArtifactSource } from './source.js';
+import {
+  ARTIFACT_SUFFIX,
+  BUNDLE_SUFFIX,
+  fetchArtifact,
+  LocalStore,
+  openStore,
+  parseVersionObjectName,
+  SIGNATURE_SUFFIX,
+} from '@apx/storage';
+import type { ArtifactSource, StoreListing } from './source.js';
+
+/** Names of misnamed artifacts kept for messages. */
+const EXAMPLES = 3;
 
 /** The worker's read-only view of an ArtifactStore chosen by URL (APX_STORE). */
 export async function openArtifactSource(
@@ -32,8 +44,44 @@ export async function openArtifactSource(
     getObject(name: string, maxBytes: number) {
       return store.get(name, { maxBytes });
     },
-    async policies() {
-      return [...new Set((await artifacts('')).map((r) => r.policyId))].sort();
+    async listing({ maxObjects, signal }) {
+      const names = await store.list('', signal ? { signal } : {});
+      const considered = names.length > maxObjects ? names.slice(0, maxObjects) : names;
+      const listing: StoreListing = {
+        artifacts: new Map(),
+        signed: new Set(),
+        objects: names.length,
+        truncated: names.length > maxObjects,
+        misnamed: { count: 0, examples: [] },
+      };
+      for (const name of considered) {
+        const parsed = parseVersionObjectName(name);
+        if (parsed?.suffix === ARTIFACT_SUFFIX) {
+          const versions = listing.artifacts.get(parsed.ref.policyId);
+          if (versions) versions.push(parsed.ref.version);
+          else listing.artifacts.set(parsed.ref.policyId, [parsed.ref.version]);
+        } else if (parsed?.suffix === SIGNATURE_SUFFIX || parsed?.suffix === BUNDLE_SUFFIX) {
+          listing.signed.add(formatArtifactRef(parsed.ref));
+        } else if (!parsed && name.endsWith(ARTIFACT_SUFFIX)) {
+          listing.misnamed.count++;
+          if (listing.misnamed.examples.length < EXAMPLES) listing.misnamed.examples.push(name);
+        }
+      }
+      if (names.length === 0 && store instanceof LocalStore) {
+        const absent = await directoryProblem(store.root);
+        if (absent) listing.absent = absent;
+      }
+      return listing;
     },
   };
+}
+
+/** Why a local store's directory cannot hold artifacts, if it cannot. */
+async function directoryProblem(root: string): Promise<string | undefined> {
+  try {
+    return (await stat(root)).isDirectory() ? undefined : `${root} is not a directory`;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? `the directory ${root} does not exist` : `${root} cannot be read: ${(err as Error).message}`;
+  }
 }

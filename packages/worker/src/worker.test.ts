@@ -13,6 +13,7 @@ import {
   METER_MODULE,
   METER_REFUEL,
   PublicKey,
+  parseArtifactRef,
   SignatureVerifier,
 } from '@apx/core';
 import { policyModule, signatureFile } from '@apx/core/testing';
@@ -20,7 +21,7 @@ import { tempDir } from '@apx/core/testing/hygiene';
 import { resolveConfig } from './config.js';
 import type { TrustedKeyProvider } from './keys.js';
 import type { RuntimeFactory } from './runtime.js';
-import type { ArtifactMaterial, ArtifactSource } from './source.js';
+import { type ArtifactMaterial, type ArtifactSource, listingOf } from './source.js';
 import { type RunningWorker, startWorker } from './worker.js';
 
 /** A signed-ready module of the policy ABI whose embedded apx.meta names `ref`. */
@@ -56,8 +57,8 @@ class MemorySource implements ArtifactSource {
   async versions(policyId: string) {
     return [...this.objects.keys()].filter((k) => k.startsWith(`${policyId}@`)).map((k) => k.slice(policyId.length + 1));
   }
-  async policies() {
-    return [...new Set([...this.objects.keys()].map((k) => k.split('@')[0] as string))];
+  async listing() {
+    return listingOf([...this.objects.keys()].map((k) => parseArtifactRef(k)));
   }
   async getObject() {
     return undefined;
@@ -348,8 +349,22 @@ describe('worker: serving', () => {
     h.source.put('pb-test@1.2.0', { artifact: bad, signature: sigFile(v120) });
     await h.worker.policies.reload();
     assert.equal(h.worker.policies.get('pb-test')?.refText, 'pb-test@1.1.0');
-    assert.ok(h.logs.some((l) => String(l.message).startsWith('new version rejected, still serving pb-test@1.1.0')));
-    assert.equal(await metric(h.worker, 'apx_policy_reloads_total{policy="pb-test",result="rejected"}'), 1);
+    // One line for the refusal, saying what keeps serving. The next pass finds the pair blocked
+    // (DIGEST_BLOCKED, one line); passes after that find the same refusal: no line, no count.
+    const refusals = () => h.logs.filter((l) => l.policy_ref === 'pb-test@1.2.0' && l.severity === 'ERROR');
+    assert.deepEqual(
+      refusals().map((l) => [l.reason, l.serving]),
+      [['SIGNATURE_INVALID', 'pb-test@1.1.0']],
+    );
+    for (let pass = 0; pass < 3; pass++) await h.worker.policies.reload();
+    assert.deepEqual(
+      refusals().map((l) => l.reason),
+      ['SIGNATURE_INVALID', 'DIGEST_BLOCKED'],
+    );
+    assert.equal(await metric(h.worker, 'apx_policy_reloads_total{policy="pb-test",result="rejected"}'), 2);
+    assert.equal(await metric(h.worker, 'apx_artifacts_verification_failures_total{reason="SIGNATURE_INVALID"}'), 1);
+    assert.equal(await metric(h.worker, 'apx_artifacts_verification_failures_total{reason="DIGEST_BLOCKED"}'), 1);
+    assert.equal(await metric(h.worker, 'apx_policy_load_failures_total{reason="DIGEST_BLOCKED"}'), 3, 'every attempt');
   });
 
   it('refuses to roll back below the highest verified version', async () => {

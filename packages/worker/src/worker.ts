@@ -1,6 +1,7 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
+import { type ArtifactRef, CoreErrorCode, formatArtifactRef, VerificationError } from '@apx/core';
 import { listenError } from '@apx/core/os-error';
 import type { DestinationStream } from 'pino';
 import { DiskCache } from './cache.js';
@@ -9,16 +10,17 @@ import { WorkerError, WorkerErrorCode } from './error.js';
 import { RollbackFloors } from './floors.js';
 import type { JwtVerifierOptions } from './jwt.js';
 import { keyProviderFromRef, keysTrustOf, type TrustedKeyProvider } from './keys.js';
+import { isKmsKeyRef } from './kms-key.js';
 import { PolicyLoader } from './loader.js';
 import { createObservers } from './observability/events.js';
 import { createLogger, type WorkerLogger } from './observability/logger.js';
 import { WorkerMetrics } from './observability/metrics.js';
 import { policyHostRuntime } from './policy-runtime.js';
-import { PolicySet } from './policy-set.js';
+import { type DiscoveryLimits, PolicySet } from './policy-set.js';
 import { RateLimiter } from './rate-limit.js';
 import type { RefreshingKeyOptions } from './refreshing-key.js';
 import type { RuntimeFactory } from './runtime.js';
-import type { SecretManagerKeyOptions } from './secret-manager.js';
+import { SECRET_VERSION_REF, type SecretManagerKeyOptions } from './secret-manager.js';
 import { createWorkerServer } from './server.js';
 import type { ArtifactSource } from './source.js';
 import { openArtifactSource } from './store-source.js';
@@ -39,6 +41,8 @@ export interface WorkerDeps {
   /** For an APX_PUBLIC_KEY held by a KMS or HSM: intervals, clock. The worker adds its log hooks. */
   kms?: Omit<RefreshingKeyOptions, 'onKeyLoaded' | 'onRefreshError'>;
   retryMinMs?: number;
+  /** Bounds of discovery (APX_POLICIES unset); default DEFAULT_DISCOVERY_LIMITS. */
+  discovery?: Partial<DiscoveryLimits>;
   /** JWKS fetch options (tests). */
   jwt?: JwtVerifierOptions;
 }
@@ -160,10 +164,18 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
           approved: {
             versions: (policyId: string) => trust.watcher.approvedVersions(policyId),
             policies: () => trust.watcher.policies(),
+            // Core's words for a reference the environment's role does not list.
+            refusal: (ref: ArtifactRef) =>
+              new VerificationError(
+                CoreErrorCode.NOT_APPROVED,
+                `not approved for ${config.env}: ${formatArtifactRef(ref)} is not a target of the ${config.env} targets role`,
+                { hint: `have the ${config.env} targets role approve the artifact, or load a version it approves` },
+              ),
           },
         }
       : {}),
     ...(deps.retryMinMs === undefined ? {} : { retryMinMs: deps.retryMinMs }),
+    ...(deps.discovery ? { discovery: deps.discovery } : {}),
   });
   stopArtifact = (digest, reason) => policies.stopDigest(digest, reason);
   const server = createWorkerServer({ policies, metrics, limiter: new RateLimiter(), ...(deps.jwt ? { jwt: deps.jwt } : {}) });
@@ -188,9 +200,15 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
     },
     `worker listening on ${url}`,
   );
+  if (keys && !deps.keys && isLocalKeyRef(config.publicKey)) await reportMissingKey(keys, log);
   // The trust repository first: nothing unapproved or revoked is loaded even once.
   await trust?.refresh(policies);
   await policies.start();
+  // A worker that cannot serve anything says so once, with the fix (and /readyz says why).
+  const readiness = policies.readiness();
+  if (!readiness.ready && policies.list().every((s) => !s.current)) {
+    log.error({ ready: false }, `not ready, no policy serves: ${readiness.reason}`);
+  }
   let trustTimer: NodeJS.Timeout | undefined;
   if (trust && config.reloadIntervalMs > 0) {
     trustTimer = setInterval(() => void trust.refresh(policies), config.reloadIntervalMs);
@@ -220,6 +238,24 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
       await trust?.close();
     },
   };
+}
+
+/** A public key in a file or a variable: read at start, so that a missing one is said at once. */
+function isLocalKeyRef(ref: string): boolean {
+  return ref.startsWith('env://') || !(SECRET_VERSION_REF.test(ref) || isKmsKeyRef(ref));
+}
+
+/** Says at start, in one line with the fix, that the trusted key cannot be read (nothing could be verified). */
+async function reportMissingKey(keys: TrustedKeyProvider, log: WorkerLogger): Promise<void> {
+  try {
+    await keys.verifier();
+  } catch (err) {
+    const e = err as { code?: string; message: string; hint?: string };
+    log.error(
+      { setting: 'APX_PUBLIC_KEY', reason: e.code ?? WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE },
+      `${e.message}: no artifact can be verified${e.hint ? `; ${e.hint}` : ''}`,
+    );
+  }
 }
 
 /**

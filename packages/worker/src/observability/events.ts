@@ -1,9 +1,10 @@
-import { CoreErrorCode } from '@apx/core';
+import { CoreErrorCode, formatArtifactRef } from '@apx/core';
 import { StorageErrorCode } from '@apx/storage';
+import { BoundedSet } from '../bounded-set.js';
 import { WorkerErrorCode } from '../error.js';
-import type { LoadError, LoadErrorCode } from '../load-error.js';
+import { isAvailabilityProblem, type LoadError, type LoadErrorCode } from '../load-error.js';
 import type { LoadObserver } from '../loader.js';
-import type { PolicySetObserver } from '../policy-set.js';
+import type { DiscoveryReport, PolicySetObserver } from '../policy-set.js';
 import type { WorkerLogger } from './logger.js';
 import type { WorkerMetrics } from './metrics.js';
 
@@ -35,6 +36,12 @@ const NOT_INTEGRITY = new Set<LoadErrorCode>([
   WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE,
   WorkerErrorCode.TRUST_STALE,
   WorkerErrorCode.DECISION_DEADLINE_EXCEEDED,
+  WorkerErrorCode.STATE_UNAVAILABLE,
+  WorkerErrorCode.TRUST_REFRESH_FAILED,
+  WorkerErrorCode.CONFIG_INVALID,
+  WorkerErrorCode.CONFIG_UNSAFE,
+  StorageErrorCode.CONFLICT,
+  StorageErrorCode.UNSIGNED,
   StorageErrorCode.UNREACHABLE,
   StorageErrorCode.NOT_FOUND,
   StorageErrorCode.DENIED,
@@ -44,25 +51,104 @@ const NOT_INTEGRITY = new Set<LoadErrorCode>([
   StorageErrorCode.INVALID_NAME,
 ]);
 
+/** Every reason apx_artifacts_verification_failures_total can be labelled with: each series exists from start, at 0. */
+export const VERIFICATION_FAILURE_REASONS: readonly string[] = [
+  ...Object.values(CoreErrorCode),
+  ...Object.values(WorkerErrorCode),
+  ...Object.values(StorageErrorCode),
+].filter((code) => !NOT_INTEGRITY.has(code as LoadErrorCode));
+
+/** Verdicts that do not depend on the bytes: one refusal per reference, whatever the digest. */
+const BYTES_INDEPENDENT = new Set<string>([CoreErrorCode.VERSION_NOT_ALLOWED]);
+
+/** Distinct refusals remembered (and so reported once each); past this the oldest may be reported again. */
+export const REMEMBERED_REFUSALS = 10_000;
+
 /**
- * Turns loader and policy-set events into the runbook's metrics and one JSON log line
- * each. A rejection logs ERROR (WARNING for a missing signature) with the runbook message,
- * `policy_ref`, `digest`, the reason code, and `security_event: "artifact_tampering"` when
- * the bytes or signature were tampered with.
+ * Turns loader and policy-set events into the runbook's metrics and JSON log lines. A
+ * refusal is reported once: one line, ERROR (WARNING for a missing signature) with the
+ * runbook message, `policy_ref`, `digest`, the reason code and, when the bytes or signature
+ * were tampered with, `security_event: "artifact_tampering"`; and one count in the runbook's
+ * counters. A verdict on an artifact is the same refusal as long as (reference, digest,
+ * reason) is the same, however often it is retried; an availability problem (store, key,
+ * trust freshness) is reported again when it changes. Repeats are logged at DEBUG and counted
+ * only in apx_policy_load_failures_total (every attempt).
  */
 export function createObservers(log: WorkerLogger, metrics: WorkerMetrics): { load: LoadObserver; set: PolicySetObserver } {
-  const reportRejection = (error: LoadError) => {
+  for (const reason of VERIFICATION_FAILURE_REASONS) metrics.verificationFailures.inc({ reason }, 0);
+  for (const reason of ['misnamed', 'over_object_cap', 'over_policy_cap']) metrics.storeObjectsIgnored.set({ reason }, 0);
+  const reported = new BoundedSet<string>(REMEMBERED_REFUSALS);
+  /** The availability problem last reported for each reference (reported again when it changes). */
+  const lastUnavailable = new Map<string, string>();
+  const isNew = (error: LoadError): boolean => {
+    if (isAvailabilityProblem(error.code)) {
+      if (lastUnavailable.get(error.ref) === error.code) return false;
+      lastUnavailable.delete(error.ref);
+      lastUnavailable.set(error.ref, error.code);
+      if (lastUnavailable.size > REMEMBERED_REFUSALS) lastUnavailable.delete(lastUnavailable.keys().next().value as string);
+      return true;
+    }
+    lastUnavailable.delete(error.ref);
+    const digest = BYTES_INDEPENDENT.has(error.code) ? '-' : (error.digest ?? '-');
+    return reported.add(`${error.ref} ${digest} ${error.code}`);
+  };
+  const reportRejection = (error: LoadError, serving?: string) => {
     metrics.loadFailures.inc({ reason: error.code });
+    const fields: Record<string, unknown> = { policy_ref: error.ref, reason: error.code };
+    if (error.digest) fields.digest = error.digest;
+    if (serving) fields.serving = serving;
+    const securityEvent = SECURITY_EVENTS[error.code];
+    if (securityEvent) fields.security_event = securityEvent;
+    if (!isNew(error)) {
+      log.debug({ ...fields, repeated: true }, error.message);
+      return;
+    }
     if (error.code === CoreErrorCode.SIGNATURE_MISSING) metrics.unsignedBlocked.inc();
     else if (error.code === CoreErrorCode.VERSION_NOT_ALLOWED) metrics.unknownVersions.inc();
     else if (error.code === CoreErrorCode.REVOKED) metrics.revokedBlocked.inc();
     if (!NOT_INTEGRITY.has(error.code)) metrics.verificationFailures.inc({ reason: error.code });
-    const fields: Record<string, unknown> = { policy_ref: error.ref, reason: error.code };
-    if (error.digest) fields.digest = error.digest;
-    const securityEvent = SECURITY_EVENTS[error.code];
-    if (securityEvent) fields.security_event = securityEvent;
+    if (serving) metrics.reloads.inc({ policy: error.ref.slice(0, error.ref.indexOf('@')), result: 'rejected' });
     if (error.code === CoreErrorCode.SIGNATURE_MISSING) log.warn(fields, error.message);
     else log.error(fields, error.message);
+  };
+  /** Discovery warnings last logged, by kind: each is logged again only when it changes. */
+  const discoveryLines = new Map<string, string>();
+  const onChange = (kind: string, line: string | undefined, fields: Record<string, unknown> = {}) => {
+    if (line === undefined) {
+      discoveryLines.delete(kind);
+      return;
+    }
+    if (discoveryLines.get(kind) === line) return;
+    discoveryLines.set(kind, line);
+    log.warn(fields, line);
+  };
+  const reportDiscovery = ({ storeUrl, listing, policies, overCap, limits }: DiscoveryReport) => {
+    onChange('listing', undefined);
+    const overObjects = listing.truncated ? listing.objects - limits.maxObjects : 0;
+    metrics.storeObjectsIgnored.set({ reason: 'misnamed' }, listing.misnamed.count);
+    metrics.storeObjectsIgnored.set({ reason: 'over_object_cap' }, overObjects);
+    metrics.storeObjectsIgnored.set({ reason: 'over_policy_cap' }, overCap);
+    onChange(
+      'objects',
+      listing.truncated
+        ? `the store ${storeUrl} lists ${listing.objects} objects, more than ${limits.maxObjects}: only the first ${limits.maxObjects} by name are considered; set APX_POLICIES to the policies to serve, or remove what does not belong in the store`
+        : undefined,
+      { objects: listing.objects, max_objects: limits.maxObjects },
+    );
+    onChange(
+      'policies',
+      overCap > 0
+        ? `${policies} policies found in ${storeUrl}, more than ${limits.maxPolicies}: ${overCap} not served; set APX_POLICIES to the policies to serve`
+        : undefined,
+      { policies, max_policies: limits.maxPolicies },
+    );
+    onChange(
+      'misnamed',
+      listing.misnamed.count > 0
+        ? `the store ${storeUrl} holds ${listing.misnamed.count} .wasm object(s) not named <policy-id>@<semver>.wasm, never loaded: ${listing.misnamed.examples.join(', ')}${listing.misnamed.count > listing.misnamed.examples.length ? ', ...' : ''}; publish artifacts as <policy-id>@<semver>.wasm (apx compile names them so) and remove the others`
+        : undefined,
+      { misnamed: listing.misnamed.count },
+    );
   };
   const load: LoadObserver = {
     loaded(policy, source, seconds) {
@@ -73,6 +159,7 @@ export function createObservers(log: WorkerLogger, metrics: WorkerMetrics): { lo
       if (source === 'disk') metrics.cacheHits.inc({ tier: 'disk' });
       else metrics.cacheMisses.inc();
       metrics.loadDuration.observe({ result: 'loaded', source }, seconds);
+      lastUnavailable.delete(policy.refText);
       log.info(
         {
           policy_ref: policy.refText,
@@ -84,9 +171,9 @@ export function createObservers(log: WorkerLogger, metrics: WorkerMetrics): { lo
         `policy loaded: ${policy.refText}`,
       );
     },
-    rejected(error, seconds) {
+    rejected(error, seconds, serving) {
       metrics.loadDuration.observe({ result: 'rejected', source: 'store' }, seconds);
-      reportRejection(error);
+      reportRejection(error, serving);
     },
     unsignedAccepted(ref, digest) {
       log.warn({ policy_ref: ref, digest }, `loading unsigned artifact ${ref}: strict mode disabled`);
@@ -127,22 +214,30 @@ export function createObservers(log: WorkerLogger, metrics: WorkerMetrics): { lo
         );
       }
     },
-    reloadRejected(state, error) {
-      metrics.reloads.inc({ policy: state.policyId, result: 'rejected' });
-      log.error(
-        { policy_ref: error.ref, serving: state.current?.refText, reason: error.code },
-        `new version rejected, still serving ${state.current?.refText ?? 'nothing'}: ${error.message}`,
-      );
-    },
     retryScheduled(state, delayMs) {
       metrics.policyReady.set({ policy: state.policyId }, state.current ? 1 : 0);
-      log.warn(
+      // The refusal itself was reported (once); each retry is a DEBUG line.
+      log.debug(
         { policy: state.policyId, retry_in_ms: delayMs, reason: state.lastError?.code },
         `policy ${state.policyId} not loaded; retrying in ${delayMs} ms${state.lastError ? `: ${state.lastError.message}` : ' (no version in the store)'}`,
       );
     },
     discoveryFailed(error) {
-      log.error({ reason: 'STORE_UNAVAILABLE' }, `cannot list policies in the store: ${(error as Error).message}`);
+      const message = `cannot list policies in the store: ${(error as Error).message}`;
+      if (discoveryLines.get('listing') === message) return;
+      discoveryLines.set('listing', message);
+      log.error({ reason: 'STORE_UNAVAILABLE' }, message);
+    },
+    discovered: reportDiscovery,
+    unknownVersion(ref, reason) {
+      const refText = formatArtifactRef(ref);
+      // The same key as a refused load of that reference: counted once, whichever comes first.
+      if (!reported.add(`${refText} - ${reason.code}`)) return;
+      metrics.unknownVersions.inc();
+      log.warn(
+        { policy_ref: refText, reason: reason.code },
+        `unknown version in the store, not loaded: ${refText}: ${reason.message}`,
+      );
     },
   };
   return { load, set };

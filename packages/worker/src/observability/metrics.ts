@@ -10,18 +10,18 @@ export class WorkerMetrics {
   readonly registry = new Registry();
   readonly verificationFailures = new Counter({
     name: 'apx_artifacts_verification_failures_total',
-    help: 'Artifacts rejected by verification, by reason code (apx.artifacts.verification_failures).',
+    help: 'Artifacts refused by verification, by reason code, once per distinct (reference, digest, reason) however often retried; every reason exists from start at 0 (apx.artifacts.verification_failures).',
     labelNames: ['reason'],
     registers: [this.registry],
   });
   readonly unsignedBlocked = new Counter({
     name: 'apx_artifacts_unsigned_blocked_total',
-    help: 'Unsigned artifacts refused in strict mode (apx.artifacts.unsigned_blocked).',
+    help: 'Unsigned artifacts refused in strict mode, once per distinct artifact (apx.artifacts.unsigned_blocked).',
     registers: [this.registry],
   });
   readonly unknownVersions = new Counter({
     name: 'apx_artifacts_unknown_versions_total',
-    help: 'Loads refused because the version is not in the allow-list (apx.artifacts.unknown_versions).',
+    help: 'Versions refused or left aside because the allow-list or the trust repository does not admit them, once per distinct artifact found (apx.artifacts.unknown_versions).',
     registers: [this.registry],
   });
   readonly revokedBlocked = new Counter({
@@ -55,6 +55,12 @@ export class WorkerMetrics {
     name: 'apx_trust_protection_enabled',
     help: '1 when a protection is on (revocation, freshness, approvals: the trust repository; rollback: APX_STATE_DIR), else 0.',
     labelNames: ['protection'],
+    registers: [this.registry],
+  });
+  readonly storeObjectsIgnored = new Gauge({
+    name: 'apx_store_objects_ignored',
+    help: 'Objects or policies the last discovery listing left aside: misnamed .wasm objects, objects past the listing cap, policies past the discovery cap.',
+    labelNames: ['reason'],
     registers: [this.registry],
   });
   readonly loadFailures = new Counter({

@@ -14,7 +14,6 @@ export {
   versionObjectNames,
 } from './names.js';
 export { DEFAULT_STORE_URL, type OpenStoreOptions, openStore } from './open.js';
-export { REDACTED, redactStoreUrl } from './redact.js';
 export {
   type ArtifactFiles,
   type FetchedArtifact,
@@ -28,6 +27,7 @@ export {
   publishArtifactFiles,
   readArtifactFiles,
 } from './publish.js';
+export { REDACTED, redactStoreUrl } from './redact.js';
 export {
   type ArtifactStore,
   DEFAULT_ATTEMPTS,

@@ -56,13 +56,16 @@ const NO_CREDENTIALS = /could not load the default credentials/i;
 /** The client could not set up its connection (Google credentials, before any call). */
 function credentialsFailed(keyRef: string, err: unknown): KmsError {
   const message = err instanceof Error ? err.message : String(err);
+  const none = NO_CREDENTIALS.test(message);
   return new KmsError(
     KmsErrorCode.KMS_FAILED,
-    NO_CREDENTIALS.test(message)
+    none
       ? `${keyRef}: no Google credentials found; set GOOGLE_APPLICATION_CREDENTIALS or run with a service account (workload identity)`
       : `${keyRef}: cannot get Google credentials: ${message}`,
     {
-      hint: 'Cloud KMS needs Google credentials: set GOOGLE_APPLICATION_CREDENTIALS to a service account key file, run gcloud auth application-default login, or attach a service account',
+      hint: none
+        ? 'on a workstation: gcloud auth application-default login'
+        : 'GOOGLE_APPLICATION_CREDENTIALS must name a readable service account key file (or be unset, to use the attached service account)',
       cause: err,
     },
   );

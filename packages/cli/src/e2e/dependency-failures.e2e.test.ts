@@ -172,4 +172,24 @@ describe('e2e: a client library without credentials never stops the worker', () 
     assert.equal(worker.logs.filter((l) => l.unhandled_rejection === true).length, 1, worker.output);
     assert.equal(worker.stderr, '');
   });
+
+  it('only a bug says "this is unexpected": an exception thrown outside any request ends the process in one line', async () => {
+    // What remains of the "unexpected" path: a plain exception from a timer, which no code of
+    // the worker or of a library handles. State may be half-changed, so the process ends (exit
+    // 1) rather than serve on; the line asks for a report, with no stack trace.
+    const preload = `const t = setInterval(() => {
+      if (process.listenerCount('unhandledRejection') === 0) return;
+      clearInterval(t);
+      throw new TypeError('simulated bug');
+    }, 20);
+    t.unref();`;
+    const worker = await WorkerChild.start(ws.dir, {
+      APX_STORE: store,
+      APX_PUBLIC_KEY: 'keys/cosign.pub',
+      NODE_OPTIONS: `--import=data:text/javascript,${encodeURIComponent(preload)}`,
+    });
+    assert.equal(await worker.exited, 1, worker.output);
+    assert.equal(worker.stderr, 'ERROR: simulated bug; this is unexpected: rerun with APX_DEBUG=1 and report it\n');
+    await worker.stop();
+  });
 });

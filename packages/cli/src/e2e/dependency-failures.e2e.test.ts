@@ -84,7 +84,7 @@ async function untilRetried(worker: WorkerChild): Promise<void> {
     const { text } = await worker.get('/metrics');
     const rejected = text
       .split('\n')
-      .filter((l) => l.startsWith('apx_policy_load_duration_seconds_count{') && l.includes('result="rejected"'))
+      .filter((l) => l.startsWith('apx_policy_load_failures_total{'))
       .reduce((sum, l) => sum + Number(l.split(' ').pop()), 0);
     if (rejected >= 2) return;
     await new Promise((r) => setTimeout(r, 100));
@@ -118,7 +118,7 @@ describe('e2e: a client library without credentials never stops the worker', () 
         assert.match(first.message, c.message);
         assert.match(first.message, /^artifact verification failed for pb-pay-v1@1\.0\.0: /);
         // The load is retried (the crash came during the first attempts): poll /healthz until
-        // a second attempt has failed too (the load-duration histogram counts every attempt).
+        // a second attempt has failed too (apx_policy_load_failures_total counts every attempt).
         await untilRetried(worker);
         const ready = await worker.get('/readyz');
         assert.equal(ready.status, 503);

@@ -4,11 +4,29 @@ import { setEnv } from '@apx/core/testing/hygiene';
 import { AwsKmsKey } from './aws.js';
 import { GcpKmsKey } from './gcp.js';
 import { parseKeyRef } from './key-ref.js';
+import { vaultOptions } from './open.js';
 import { FakeGcpKms } from './testing/gcp-kms-fake.js';
 import { FakeAwsKms, FakeVault } from './testing/kms-fakes.js';
 import { VaultKey } from './vault.js';
 
 describe('KMS signers: failures', () => {
+  it('refuses a VAULT_ADDR that carries a secret, without repeating it', () => {
+    for (const address of [
+      'https://user:s3cret@vault.example.com',
+      'https://vault.example.com/?token=s3cret',
+      'vault.example.com',
+    ]) {
+      assert.throws(
+        () => vaultOptions({ VAULT_ADDR: address, VAULT_TOKEN: 't' }, 'hashivault://k'),
+        (err: Error) => /VAULT_ADDR must be a plain http\(s\) address/.test(err.message) && !err.message.includes('s3cret'),
+      );
+    }
+    assert.equal(
+      vaultOptions({ VAULT_ADDR: 'https://vault.example.com:8200', VAULT_TOKEN: 't' }, 'k').address,
+      'https://vault.example.com:8200',
+    );
+  });
+
   it('names Vault refusals (token, key) in one line', async () => {
     const vault = await FakeVault.start();
     try {

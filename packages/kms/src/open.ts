@@ -18,6 +18,18 @@ export function vaultOptions(env: KmsEnv, keyRef: string): VaultOptions {
       hint: 'export VAULT_ADDR=https://vault.example.com:8200 and VAULT_TOKEN for a token allowed to use the transit key',
     });
   }
+  // The address is shown in messages: it must carry no secret (the token has its own variable).
+  let url: URL | undefined;
+  try {
+    url = new URL(address);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password || url.search || url.hash) {
+    throw new KmsError(KmsErrorCode.KMS_FAILED, `${keyRef}: VAULT_ADDR must be a plain http(s) address (scheme, host, port)`, {
+      hint: 'put the token in VAULT_TOKEN, never in the address: export VAULT_ADDR=https://vault.example.com:8200',
+    });
+  }
   const transitPath = env.TRANSIT_SECRET_ENGINE_PATH;
   return { address, token, ...(transitPath ? { transitPath } : {}) };
 }

@@ -15,7 +15,7 @@ import { bindingBundle, policyModule, signatureFile } from '@apx/core/testing';
 import { publishArtifact } from '@apx/storage';
 import { type TestRepository, testRepository } from '@apx/trust/testing/repo';
 import { resolveConfig } from './config.js';
-import type { ArtifactSource } from './source.js';
+import { type ArtifactSource, listingOf } from './source.js';
 import { type RunningWorker, startWorker, type WorkerDeps } from './worker.js';
 
 const signer = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -221,6 +221,28 @@ describe('discovery: bounded, reported once, never held hostage', () => {
     const ready = await readyz(worker);
     assert.equal(ready.status, 503);
     assert.match(String(ready.body.reason), /^no policy found: cannot list the store memory:\/\/hanging: /);
+  });
+
+  it('a download that never ends fails at its deadline; the worker answers and retries', async () => {
+    const w = await ws();
+    const stuck: ArtifactSource = {
+      url: 'memory://stuck',
+      fetch: () => new Promise(() => undefined),
+      versions: async () => ['1.0.0'],
+      getObject: async () => undefined,
+      listing: async () => listingOf([{ policyId: 'pb-stuck', version: '1.0.0' }]),
+    };
+    const { worker, logs } = await start(w.dir, {}, { openSource: async () => stuck, fetchTimeoutMs: 50 });
+    const line = logs.find((l) => l.policy_ref === 'pb-stuck@1.0.0');
+    assert.equal(line?.reason, 'STORE_UNAVAILABLE');
+    assert.equal(
+      line?.message,
+      'artifact verification failed for pb-stuck@1.0.0: store unavailable: memory://stuck: downloading pb-stuck@1.0.0.wasm took longer than 0.05 s',
+    );
+    assert.equal((await fetch(`${worker.url}/healthz`)).status, 200);
+    const ready = await readyz(worker);
+    assert.equal(ready.status, 503, 'an unreachable store holds readiness: it is not a verdict on the artifact');
+    assert.match(String(ready.body.reason), /^1 of 1 policies not ready: pb-stuck \(STORE_UNAVAILABLE: /);
   });
 
   it('a FIFO as a signature is refused with a message and never hangs the load', { timeout: 30_000 }, async () => {

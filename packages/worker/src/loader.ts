@@ -34,6 +34,9 @@ export interface LoadedPolicy {
 
 export type LoadSource = 'memory' | 'disk' | 'store';
 
+/** Default bound of one download (artifact with its signature and bundle). */
+export const DEFAULT_FETCH_TIMEOUT_MS = 60_000;
+
 /** What the loader tells the service, which logs and counts (the loader does neither). */
 export interface LoadObserver {
   loaded(policy: LoadedPolicy, source: LoadSource, seconds: number): void;
@@ -61,6 +64,8 @@ export interface PolicyLoaderOptions {
   memoryCacheEntries: number;
   diskCache?: DiskCache | undefined;
   maxBytes?: number;
+  /** How long one download (artifact, signature, bundle) may take before it fails (default 60 s). */
+  fetchTimeoutMs?: number;
   /**
    * The worker's environment and whether a signed binding (bundle statement) is required.
    * When a bundle is present it is always checked (name, version, size; the environment
@@ -165,11 +170,38 @@ export class PolicyLoader {
     }
   }
 
+  /**
+   * One download, bounded in time: the store is asked to stop at the deadline (its signal), and
+   * a store that does not listen still cannot hold the load (or the retries behind it) past it.
+   */
+  private fetchWithin(ref: ArtifactRef): Promise<ArtifactMaterial | undefined> {
+    const { source } = this.options;
+    const ms = this.options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () =>
+          reject(
+            new WorkerError(
+              WorkerErrorCode.STORE_UNAVAILABLE,
+              `store unavailable: ${source.url}: downloading ${artifactFileName(ref)} took longer than ${ms / 1000} s`,
+              { hint: 'check that the store is reachable and responsive; the worker keeps serving what it has and retries' },
+            ),
+          ),
+        ms,
+      );
+      timer.unref();
+      source
+        .fetch(ref, { maxBytes: this.maxBytes, signal: AbortSignal.timeout(ms) })
+        .then(resolve, reject)
+        .finally(() => clearTimeout(timer));
+    });
+  }
+
   private async download(ref: ArtifactRef): Promise<ArtifactMaterial> {
     const { source } = this.options;
     let material: ArtifactMaterial | undefined;
     try {
-      material = await source.fetch(ref, { maxBytes: this.maxBytes });
+      material = await this.fetchWithin(ref);
     } catch (err) {
       // The store enforces the cap while streaming; report it under core's code, one label.
       if (isApxError(err) && err.code === StorageErrorCode.TOO_LARGE) {

@@ -43,6 +43,8 @@ export interface WorkerDeps {
   retryMinMs?: number;
   /** Bounds of discovery (APX_POLICIES unset); default DEFAULT_DISCOVERY_LIMITS. */
   discovery?: Partial<DiscoveryLimits>;
+  /** Bound of one download; default DEFAULT_FETCH_TIMEOUT_MS (60 s). */
+  fetchTimeoutMs?: number;
   /** JWKS fetch options (tests). */
   jwt?: JwtVerifierOptions;
 }
@@ -151,6 +153,7 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
     floors: config.stateDir ? await RollbackFloors.open(config.stateDir) : RollbackFloors.inMemory(),
     allowRollback: config.allowRollback,
     diskCache: config.cacheDir ? new DiskCache(config.cacheDir) : undefined,
+    ...(deps.fetchTimeoutMs === undefined ? {} : { fetchTimeoutMs: deps.fetchTimeoutMs }),
   });
   const policies = new PolicySet({
     loader,

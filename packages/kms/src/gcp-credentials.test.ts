@@ -5,20 +5,12 @@
 // fails at the same point, and the test needs no change to process.env.)
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { recordEscapes } from '@apx/core/testing/hygiene';
 import { KmsError } from './error.js';
 import { GcpKmsKey } from './gcp.js';
 
 describe('Cloud KMS without Google credentials', () => {
-  const escaped: unknown[] = [];
-  const record = (err: unknown) => escaped.push(err);
-  before(() => {
-    process.on('unhandledRejection', record);
-    process.on('uncaughtException', record);
-  });
-  after(() => {
-    process.off('unhandledRejection', record);
-    process.off('uncaughtException', record);
-  });
+  const escaped = recordEscapes(before, after);
 
   const options = { keyFilename: '/nonexistent/apx-test/key.json' };
   for (const name of [

@@ -6,20 +6,12 @@
 // fails at the same point, and the test needs no change to process.env.)
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { recordEscapes } from '@apx/core/testing/hygiene';
 import { WorkerError, WorkerErrorCode } from './error.js';
 import { SecretManagerKeyProvider } from './secret-manager.js';
 
 describe('Secret Manager without Google credentials', () => {
-  const escaped: unknown[] = [];
-  const record = (err: unknown) => escaped.push(err);
-  before(() => {
-    process.on('unhandledRejection', record);
-    process.on('uncaughtException', record);
-  });
-  after(() => {
-    process.off('unhandledRejection', record);
-    process.off('uncaughtException', record);
-  });
+  const escaped = recordEscapes(before, after);
 
   it('fails each read with a message naming the credentials, and nothing escapes', async () => {
     const provider = new SecretManagerKeyProvider('projects/p/secrets/s/versions/1', {

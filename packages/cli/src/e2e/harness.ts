@@ -45,7 +45,12 @@ export function apx(cwd: string, args: string[], env: Record<string, string | un
  * The same, without blocking the event loop: needed whenever the test process itself hosts
  * a server the command talks to (fake GCS, s3rver, proxies).
  */
-export function apxAsync(cwd: string, args: string[], env: Record<string, string | undefined> = {}): Promise<Run> {
+export function apxAsync(
+  cwd: string,
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  options: { killAfterMs?: number } = {},
+): Promise<Run & { timedOut: boolean }> {
   const child = spawn(process.execPath, [MAIN, ...args], {
     cwd,
     env: environment(env),
@@ -59,7 +64,22 @@ export function apxAsync(cwd: string, args: string[], env: Record<string, string
   child.stderr.on('data', (c: Buffer) => {
     stderr += c.toString('utf8');
   });
-  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
+  // A command that should have ended (a worker that should have refused to start) is killed
+  // and reported, not waited for.
+  let timedOut = false;
+  const timer =
+    options.killAfterMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          child.kill('SIGKILL');
+        }, options.killAfterMs);
+  return new Promise((resolve) =>
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout, stderr, timedOut });
+    }),
+  );
 }
 
 export function ok(r: Run): Run {
@@ -103,6 +123,26 @@ export class Workspace {
     for (const p of parts) copyFileSync(`${artifact}${p}`, join(store, `${name}${p}`));
     return join(store, name);
   }
+}
+
+/** An HTTP answer: its status, its text, and the text parsed as JSON when it is JSON. */
+export interface HttpAnswer {
+  status: number;
+  body: unknown;
+  text: string;
+}
+
+/** GET `url`; the body parsed as JSON when it is (metrics are text). */
+export async function httpGet(url: string): Promise<HttpAnswer> {
+  const res = await fetch(url);
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // not JSON: the text is the body
+  }
+  return { status: res.status, body, text };
 }
 
 export interface LogLine {
@@ -161,16 +201,8 @@ export class WorkerProcess {
     return this.child.pid as number;
   }
 
-  async get(path: string): Promise<{ status: number; body: unknown; text: string }> {
-    const res = await fetch(`${this.url}${path}`);
-    const text = await res.text();
-    let body: unknown = text;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // metrics are text
-    }
-    return { status: res.status, body, text };
+  get(path: string): Promise<HttpAnswer> {
+    return httpGet(`${this.url}${path}`);
   }
 
   async decide(policy: string, request: Record<string, unknown>): Promise<{ status: number; body: Record<string, unknown> }> {

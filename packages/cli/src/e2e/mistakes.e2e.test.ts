@@ -3,43 +3,15 @@
 // one `ERROR: <what>; <how to fix it>` line per problem on stderr, never "this is unexpected"
 // and never a stack trace.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { apx, MAIN, PASSWORD, type Run, scratchDir, Workspace } from './harness.js';
+import { apx, apxAsync, type Run, scratchDir, Workspace } from './harness.js';
 
-/**
- * `apx ARGS` without blocking the event loop, stopped after 30 s if it is still running (a
- * worker that started although it should have refused is then reported, not waited for).
- */
+/** `apx ARGS` without blocking the event loop, killed and reported if still running after 30 s. */
 function run(cwd: string, args: string[], env: Record<string, string | undefined> = {}): Promise<Run & { timedOut: boolean }> {
-  const full = Object.fromEntries(
-    Object.entries({ ...process.env, COSIGN_PASSWORD: PASSWORD, APX_RELOAD_INTERVAL: '0', ...env }).filter(
-      (e): e is [string, string] => e[1] !== undefined,
-    ),
-  );
-  const child = spawn(process.execPath, [MAIN, ...args], { cwd, env: full, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => {
-    stdout += c.toString('utf8');
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString('utf8');
-  });
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    child.kill('SIGKILL');
-  }, 30_000);
-  return new Promise((resolve) =>
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr, timedOut });
-    }),
-  );
+  return apxAsync(cwd, args, { APX_RELOAD_INTERVAL: '0', ...env }, { killAfterMs: 30_000 });
 }
 
 /** Exit code 1, one ERROR line per expected match (in order), nothing else on stderr. */

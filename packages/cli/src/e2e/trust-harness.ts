@@ -16,7 +16,7 @@ import { decryptPrivateKey, FileSigner } from '@apx/sign';
 import { LocalStore } from '@apx/storage';
 import type { MetadataSigner } from '@apx/trust';
 import { forge, signedOf } from '@apx/trust/testing/forge';
-import { apxAsync, type LogLine, MAIN, PAYMENTS_GET, REPO, type Run } from './harness.js';
+import { apxAsync, type HttpAnswer, httpGet, type LogLine, MAIN, PAYMENTS_GET, REPO, type Run } from './harness.js';
 
 export type { LogLine, Run };
 export { PAYMENTS_GET };
@@ -497,16 +497,8 @@ export class TrustWorker {
     assert.equal(line, undefined, `${ref} must not load`);
   }
 
-  async get(path: string): Promise<{ status: number; body: unknown; text: string }> {
-    const res = await fetch(`${this.url}${path}`);
-    const text = await res.text();
-    let body: unknown = text;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // metrics are text
-    }
-    return { status: res.status, body, text };
+  get(path: string): Promise<HttpAnswer> {
+    return httpGet(`${this.url}${path}`);
   }
 
   async decide(policy = 'pb-pay-v1', request: Record<string, unknown> = PAYMENTS_GET) {

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { type LogLine, MAIN } from './harness.js';
+import { type HttpAnswer, httpGet, type LogLine, MAIN } from './harness.js';
 
 /** Variables that would let a client library find credentials or settings of this machine. */
 const AMBIENT =
@@ -87,16 +87,8 @@ export class WorkerChild {
     throw new Error(`no ${what} (worker ${state}); output:\n${this.output}`);
   }
 
-  async get(path: string): Promise<{ status: number; text: string; body: unknown }> {
-    const res = await fetch(`${this.url}${path}`);
-    const text = await res.text();
-    let body: unknown = text;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // metrics are text
-    }
-    return { status: res.status, text, body };
+  get(path: string): Promise<HttpAnswer> {
+    return httpGet(`${this.url}${path}`);
   }
 
   /** SIGTERM, then the exit code; removes the HOME directory. */

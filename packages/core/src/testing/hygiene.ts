@@ -45,3 +45,22 @@ export function setEnv(vars: Record<string, string | undefined>): () => void {
     }
   };
 }
+
+/**
+ * Records what escapes every caller (unhandled rejections, uncaught exceptions) while a
+ * suite runs: `const escaped = recordEscapes(before, after)`, then `escaped` is [] if nothing did.
+ * Node would otherwise end the test process, or the failure would surface in another test.
+ */
+export function recordEscapes(before: (fn: () => void) => void, after: (fn: () => void) => void): unknown[] {
+  const escaped: unknown[] = [];
+  const record = (err: unknown) => escaped.push(err);
+  before(() => {
+    process.on('unhandledRejection', record);
+    process.on('uncaughtException', record);
+  });
+  after(() => {
+    process.off('unhandledRejection', record);
+    process.off('uncaughtException', record);
+  });
+  return escaped;
+}

@@ -1,5 +1,5 @@
 import { CoreErrorCode, VerificationError } from '../error.js';
-import { METER_MODULE, METER_REFUEL } from './abi.js';
+import { META_SECTION, METER_MODULE, METER_REFUEL, TABLES_SECTION } from './abi.js';
 import { abiMismatch } from './abi-check.js';
 
 /**
@@ -14,8 +14,9 @@ import { abiMismatch } from './abi-check.js';
  * - one defined global, the fuel (mutable i32), appended after the module's own globals;
  * - one imported function, `apx_meter.refuel: [] -> [i32]`, appended after the module's own
  *   function imports (so every defined function index moves up by one: calls, exports, the
- *   start function, element segments and `ref.func` are renumbered; the `name` section,
- *   which would now name the wrong functions, is dropped);
+ *   start function, element segments and `ref.func` are renumbered);
+ * - custom sections other than the ABI's `apx.meta` and `apx.tables` are left out (they never
+ *   change what runs; `name` would now name the wrong functions);
  * - at the entry of every function and at the head of every `loop`, a charge: the fuel is
  *   decreased by the number of instructions of that region (the function body outside its
  *   loops, or the loop body outside its inner loops), and when it falls below zero the host's
@@ -153,44 +154,60 @@ interface IndexPatch {
   index: number;
 }
 
+/** Bytes appended to one growing buffer (doubling): few allocations, one copy per byte. */
 class Writer {
-  private readonly parts: Uint8Array[] = [];
+  private buffer: Uint8Array;
   length = 0;
 
-  bytes(b: Uint8Array | number[]): void {
-    const part = b instanceof Uint8Array ? b : Uint8Array.from(b);
-    this.parts.push(part);
-    this.length += part.length;
+  constructor(capacity = 256) {
+    this.buffer = new Uint8Array(Math.max(capacity, 16));
+  }
+
+  private reserve(n: number): void {
+    if (this.length + n <= this.buffer.length) return;
+    let size = this.buffer.length * 2;
+    while (size < this.length + n) size *= 2;
+    const bigger = new Uint8Array(size);
+    bigger.set(this.buffer.subarray(0, this.length));
+    this.buffer = bigger;
+  }
+
+  bytes(b: Uint8Array | readonly number[]): void {
+    this.reserve(b.length);
+    if (b instanceof Uint8Array) this.buffer.set(b, this.length);
+    else for (let i = 0; i < b.length; i++) this.buffer[this.length + i] = b[i] as number;
+    this.length += b.length;
+  }
+
+  /** Copies [start, end) of `source`: short runs byte by byte (a subarray costs more than them). */
+  range(source: Uint8Array, start: number, end: number): void {
+    const n = end - start;
+    if (n >= 64) return this.bytes(source.subarray(start, end));
+    this.reserve(n);
+    for (let i = 0; i < n; i++) this.buffer[this.length + i] = source[start + i] as number;
+    this.length += n;
   }
 
   /** Copies [start, end) of `source`, replacing each patched index (patches in order). */
   copy(source: Uint8Array, start: number, end: number, patches: readonly IndexPatch[] = [], shift = 0): void {
     let at = start;
     for (const p of patches) {
-      if (p.start > at) this.bytes(source.subarray(at, p.start));
+      if (p.start > at) this.range(source, at, p.start);
       this.bytes(uleb(p.index >= shift ? p.index + 1 : p.index));
       at = p.end;
     }
-    if (end > at) this.bytes(source.subarray(at, end));
+    if (end > at) this.range(source, at, end);
   }
 
+  /** Empties the writer, keeping its buffer. */
+  reset(): void {
+    this.length = 0;
+  }
+
+  /** The bytes written (a view: valid until the next write or reset). */
   concat(): Uint8Array {
-    const out = new Uint8Array(this.length);
-    let at = 0;
-    for (const p of this.parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    return this.buffer.subarray(0, this.length);
   }
-}
-
-/** Section framing: id, then the size as LEB128, then the content. */
-function section(id: number, content: Writer): Writer {
-  const w = new Writer();
-  w.bytes([id, ...uleb(content.length)]);
-  w.bytes(content.concat());
-  return w;
 }
 
 interface RawSection {
@@ -211,51 +228,94 @@ interface Scan {
   costs: number[];
 }
 
+/** The position after one LEB128 integer at `at`, of at most `max` bytes. */
+function skipLeb(b: Uint8Array, at: number, end: number, max: number): number {
+  const limit = Math.min(end, at + max);
+  for (let i = at; i < limit; i++) if ((b[i] as number) < 0x80) return i + 1;
+  throw new Malformed(at + max <= end ? 'integer representation too long' : 'unexpected end of section');
+}
+
+/** The position after a block type: empty, one value type, or a type index (s33). */
+function skipBlockType(b: Uint8Array, at: number, end: number): number {
+  if (at >= end) throw new Malformed('unexpected end of section');
+  const t = b[at] as number;
+  if (t === 0x40 || isValType(t)) return at + 1;
+  if ((t & 0xc0) === 0x40) throw new Unsupported('a block of a reference type (GC)');
+  return skipLeb(b, at, end, 5);
+}
+
+/** The position after a memarg: alignment (bit 6: a memory index follows), then the offset. */
+function skipMemArg(r: Reader, at: number): number {
+  const first = r.bytes[at];
+  if (first !== undefined && first < 0x40) return skipLeb(r.bytes, at + 1, r.end, 10);
+  r.at = at;
+  if (r.u32() & 0x40) r.u32();
+  return skipLeb(r.bytes, r.at, r.end, 10);
+}
+
+/** Stack of block regions, grown on demand. */
+function grown(stack: Int32Array<ArrayBuffer>): Int32Array<ArrayBuffer> {
+  const bigger = new Int32Array(stack.length * 2);
+  bigger.set(stack);
+  return bigger;
+}
+
 /**
  * Decodes one expression up to its final `end`, recording what metering needs. Every
  * immediate is decoded, so instruction boundaries are exact; a byte sequence that does not
- * decode is Malformed, an instruction outside the metered set is Unsupported.
+ * decode is Malformed, an instruction outside the metered set is Unsupported. This runs over
+ * every instruction of every artifact loaded, so it keeps its state in locals: the position,
+ * the innermost region and the count not yet added to it.
  */
 function scanExpression(r: Reader, constant: boolean): Scan {
-  const scan: Scan = { patches: [], loops: [], costs: [0] };
-  // The region each open block belongs to; a loop opens its own region.
-  const regions: number[] = [0];
-  const funcIndex = () => {
-    const start = r.at;
-    const index = r.u32();
-    scan.patches.push({ start, end: r.at, index });
-  };
-  const blockType = () => {
-    const b = r.bytes[r.at];
-    if (b === 0x40 || (b !== undefined && isValType(b))) r.at++;
-    else if (b !== undefined && (b & 0xc0) === 0x40) throw new Unsupported('a block of a reference type (GC)');
-    else r.sleb(5); // s33 type index
-  };
-  const memArg = () => {
-    const align = r.u32();
-    if (align & 0x40) r.u32(); // multi-memory: memory index
-    r.u32(); // offset (u64 under memory64: same encoding)
-  };
+  const b = r.bytes;
+  const end = r.end;
+  let at = r.at;
+  const patches: IndexPatch[] = [];
+  const loops: Array<{ at: number; region: number }> = [];
+  const costs: number[] = [0];
+  // The region of each open block: a loop opens its own, other blocks stay in their parent's.
+  let stack = new Int32Array(16);
+  let depth = 1; // stack[0] = 0: the function body (or the constant expression)
+  let region = 0;
+  let cost = 0;
   for (;;) {
-    const op = r.byte();
-    const region = regions[regions.length - 1] as number;
-    scan.costs[region] = (scan.costs[region] as number) + 1;
+    if (at >= end) throw new Malformed('unexpected end of section');
+    const op = b[at++] as number;
+    cost++;
     if (constant && !CONSTANT_OPS.has(op)) throw new Malformed(`opcode 0x${op.toString(16)} in a constant expression`);
     switch (op) {
-      case 0x0b: // end
-        regions.pop();
-        if (regions.length === 0) return scan;
+      case 0x0b: {
+        // end
+        depth--;
+        if (depth === 0) {
+          costs[region] = (costs[region] as number) + cost;
+          r.at = at;
+          return { patches, loops, costs };
+        }
+        const outer = stack[depth - 1] as number;
+        if (outer !== region) {
+          costs[region] = (costs[region] as number) + cost;
+          cost = 0;
+          region = outer;
+        }
         break;
+      }
       case 0x02: // block
       case 0x04: // if
-        blockType();
-        regions.push(region);
+        at = skipBlockType(b, at, end);
+        if (depth === stack.length) stack = grown(stack);
+        stack[depth++] = region;
         break;
       case 0x03: // loop
-        blockType();
-        scan.costs.push(0);
-        regions.push(scan.costs.length - 1);
-        scan.loops.push({ at: r.at, region: scan.costs.length - 1 });
+        at = skipBlockType(b, at, end);
+        costs[region] = (costs[region] as number) + cost;
+        cost = 0;
+        region = costs.length;
+        costs.push(0);
+        if (depth === stack.length) stack = grown(stack);
+        stack[depth++] = region;
+        loops.push({ at, region });
         break;
       case 0x0c: // br
       case 0x0d: // br_if
@@ -266,62 +326,65 @@ function scanExpression(r: Reader, constant: boolean): Scan {
       case 0x24: // global.set
       case 0x25: // table.get
       case 0x26: // table.set
-        r.u32();
+      case 0x3f: // memory.size
+      case 0x40: // memory.grow
+      case 0x41: // i32.const
+        at = skipLeb(b, at, end, 5);
+        break;
+      case 0x42: // i64.const
+        at = skipLeb(b, at, end, 10);
+        break;
+      case 0x43: // f32.const
+      case 0x44: // f64.const
+        at += op === 0x43 ? 4 : 8;
+        if (at > end) throw new Malformed('unexpected end of section');
         break;
       case 0x0e: {
         // br_table: the label vector, then the default label
+        r.at = at;
         const count = r.u32();
-        for (let i = 0; i <= count; i++) r.u32();
+        at = r.at;
+        for (let i = 0; i <= count; i++) at = skipLeb(b, at, end, 5);
         break;
       }
       case 0x10: // call
-        funcIndex();
+      case 0xd2: {
+        // ref.func
+        r.at = at;
+        const index = r.u32();
+        patches.push({ start: at, end: r.at, index });
+        at = r.at;
         break;
+      }
       case 0x11: // call_indirect: type index, table index
-        r.u32();
-        r.u32();
+        at = skipLeb(b, skipLeb(b, at, end, 5), end, 5);
         break;
       case 0x1c: {
         // select with value types
-        const count = r.u32();
-        for (let i = 0; i < count; i++) r.valType();
+        r.at = at;
+        for (let n = r.u32(); n > 0; n--) r.valType();
+        at = r.at;
         break;
       }
-      case 0x3f: // memory.size
-      case 0x40: // memory.grow
-        r.u32();
-        break;
-      case 0x41: // i32.const
-        r.sleb(5);
-        break;
-      case 0x42: // i64.const
-        r.sleb(10);
-        break;
-      case 0x43: // f32.const
-        r.skip(4);
-        break;
-      case 0x44: // f64.const
-        r.skip(8);
-        break;
       case 0xd0: {
         // ref.null: funcref or externref
-        const heap = r.byte();
+        if (at >= end) throw new Malformed('unexpected end of section');
+        const heap = b[at++];
         if (heap !== 0x70 && heap !== 0x6f) throw new Unsupported('ref.null of a typed reference (GC)');
         break;
       }
-      case 0xd2: // ref.func
-        funcIndex();
-        break;
       case 0xfc:
-        prefixed(r, scan, region);
+        r.at = at;
+        cost += prefixed(r);
+        at = r.at;
         break;
       default:
-        if (op <= 0x01 || op === 0x05 || op === 0x0f || op === 0x1a || op === 0x1b || op === 0xd1) break;
+        if (op >= 0x45 && op <= 0xc4) break; // numeric, sign extension
         if (op >= 0x28 && op <= 0x3e) {
-          memArg();
+          at = skipMemArg(r, at);
           break;
         }
-        if (op >= 0x45 && op <= 0xc4) break; // numeric, sign extension
+        if (op <= 0x01 || op === 0x05 || op === 0x0f || op === 0x1a || op === 0x1b || op === 0xd1) break;
         throw new Unsupported(describe(op));
     }
   }
@@ -330,29 +393,28 @@ function scanExpression(r: Reader, constant: boolean): Scan {
 /** Opcodes allowed in constant expressions (with extended-const arithmetic). */
 const CONSTANT_OPS = new Set([0x0b, 0x23, 0x41, 0x42, 0x43, 0x44, 0xd0, 0xd2, 0x6a, 0x6b, 0x6c, 0x7c, 0x7d, 0x7e]);
 
-/** The 0xFC prefix: saturating truncation (0-7) and bulk memory (8-11). */
-function prefixed(r: Reader, scan: Scan, region: number): void {
+/** The 0xFC prefix: saturating truncation (0-7) and bulk memory (8-11); returns the extra weight. */
+function prefixed(r: Reader): number {
   const sub = r.u32();
-  if (sub <= 7) return;
+  if (sub <= 7) return 0;
   switch (sub) {
     case 8: // memory.init: data index, memory index
       r.u32();
       r.u32();
-      break;
+      return BULK_WEIGHT;
     case 9: // data.drop
       r.u32();
-      return;
+      return 0;
     case 10: // memory.copy: two memory indices
       r.u32();
       r.u32();
-      break;
+      return BULK_WEIGHT;
     case 11: // memory.fill
       r.u32();
-      break;
+      return BULK_WEIGHT;
     default:
       throw new Unsupported(`table bulk instruction 0xfc ${sub}`);
   }
-  scan.costs[region] = (scan.costs[region] as number) + BULK_WEIGHT;
 }
 
 function describe(op: number): string {
@@ -451,7 +513,9 @@ function readLayout(bytes: Uint8Array): Layout {
  */
 export function meterModule(bytes: Uint8Array): Uint8Array {
   try {
-    return rewrite(bytes);
+    // A plain view: a Buffer's subarray goes through its species constructor, which costs a
+    // microsecond per slice, and the rewrite slices at every insertion point.
+    return rewrite(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (err) {
     if (err instanceof Unsupported) throw abiMismatch(`the module uses ${err.message}, which policy modules may not use`);
     if (err instanceof Malformed) {
@@ -536,30 +600,51 @@ function rewrite(bytes: Uint8Array): Uint8Array {
   const elementSection = byId.get(ELEMENT);
   if (elementSection) rebuilt.set(ELEMENT, rewriteElements(bytes, elementSection, shift));
   const codeSection = byId.get(CODE);
-  if (codeSection) rebuilt.set(CODE, rewriteCode(bytes, codeSection, shift, fuel, refuel));
+  const code = codeSection ? planCode(bytes, codeSection, shift, fuel, refuel) : undefined;
 
   // Reassemble in the original order; sections the module lacked go where the order puts them.
-  const out = new Writer();
-  out.bytes(WASM_HEADER);
+  // Everything is sized first and written once into one buffer of the exact size: a large
+  // fresh buffer costs page faults per megabyte, so there is only one.
+  const pieces: Array<{ header: number[]; write: (out: Writer) => void; size: number }> = [];
+  const raw = (start: number, end: number) =>
+    pieces.push({ header: [], size: end - start, write: (out) => out.range(bytes, start, end) });
+  const framed = (id: number, size: number, write: (out: Writer) => void) =>
+    pieces.push({ header: [id, ...uleb(size)], size, write });
+  const rebuiltSection = (id: number) => {
+    if (id === CODE && code) {
+      framed(CODE, code.size, (out) => writeCode(out, bytes, code, shift));
+      return;
+    }
+    const w = rebuilt.get(id) as Writer;
+    framed(id, w.length, (out) => out.bytes(w.concat()));
+  };
   const pending = [...rebuilt.keys()].filter((id) => !byId.has(id)).sort((a, b) => (ORDER[a] as number) - (ORDER[b] as number));
   const flushBefore = (rank: number) => {
-    while (pending.length > 0 && (ORDER[pending[0] as number] as number) < rank) {
-      const id = pending.shift() as number;
-      out.bytes(section(id, rebuilt.get(id) as Writer).concat());
-    }
+    while (pending.length > 0 && (ORDER[pending[0] as number] as number) < rank) rebuiltSection(pending.shift() as number);
   };
   for (const s of sections) {
     if (s.id === SECTION.custom) {
-      const r = new Reader(bytes, s.contentStart, s.end);
-      if (r.name() === 'name') continue; // function names would now be off by one
-      out.bytes(bytes.subarray(s.start, s.end));
+      // Custom sections never change what runs. Only the ABI's are kept (the ABI check reads
+      // them from the compiled module); the others (names, which would now be off by one,
+      // debug information, padding up to the size cap) are not copied.
+      const name = new Reader(bytes, s.contentStart, s.end).name();
+      if (name === META_SECTION || name === TABLES_SECTION) raw(s.start, s.end);
       continue;
     }
     flushBefore(ORDER[s.id] as number);
-    const replacement = rebuilt.get(s.id);
-    out.bytes(replacement ? section(s.id, replacement).concat() : bytes.subarray(s.start, s.end));
+    if (rebuilt.has(s.id) || (s.id === CODE && code)) rebuiltSection(s.id);
+    else raw(s.start, s.end);
   }
   flushBefore(Number.POSITIVE_INFINITY);
+  const total = pieces.reduce((sum, p) => sum + p.header.length + p.size, WASM_HEADER.length);
+  const out = new Writer(total);
+  out.bytes(WASM_HEADER);
+  for (const p of pieces) {
+    out.bytes(p.header);
+    const before = out.length;
+    p.write(out);
+    if (out.length - before !== p.size) throw new Error('metering: section size miscounted');
+  }
   return out.concat();
 }
 
@@ -612,14 +697,31 @@ function rewriteElements(bytes: Uint8Array, s: RawSection, shift: number): Write
   return w;
 }
 
-function rewriteCode(bytes: Uint8Array, s: RawSection, shift: number, fuel: number[], refuel: number[]): Writer {
+/** One function body as metered: where its parts are, what is inserted, its new size. */
+interface BodyPlan {
+  localsStart: number;
+  codeStart: number;
+  bodyEnd: number;
+  scan: Scan;
+  charges: number[][];
+  size: number;
+}
+
+/** Scans every function body and sizes the metered code section (written by writeCode). */
+function planCode(
+  bytes: Uint8Array,
+  s: RawSection,
+  shift: number,
+  fuel: number[],
+  refuel: number[],
+): { count: number; bodies: BodyPlan[]; size: number } {
   const r = new Reader(bytes, s.contentStart, s.end);
-  const w = new Writer();
   const count = r.u32();
-  w.bytes(uleb(count));
+  const bodies: BodyPlan[] = [];
+  let size = uleb(count).length;
   for (let n = count; n > 0; n--) {
-    const size = r.u32();
-    const bodyEnd = r.at + size;
+    const oldSize = r.u32();
+    const bodyEnd = r.at + oldSize;
     if (bodyEnd > r.end) throw new Malformed('function body exceeds the code section');
     const body = new Reader(bytes, r.at, bodyEnd);
     const localsStart = body.at;
@@ -630,25 +732,37 @@ function rewriteCode(bytes: Uint8Array, s: RawSection, shift: number, fuel: numb
     const codeStart = body.at;
     const scan = scanExpression(body, false);
     if (body.at !== bodyEnd) throw new Malformed('function body size mismatch');
-    // Insertion points (loop heads) and renumbered indices, in byte order.
-    const out = new Writer();
-    out.copy(bytes, localsStart, codeStart);
-    out.bytes(charge(scan.costs[0] as number, fuel, refuel));
-    let at = codeStart;
-    let p = 0;
-    for (const loop of scan.loops) {
-      const before: IndexPatch[] = [];
-      while (p < scan.patches.length && (scan.patches[p] as IndexPatch).start < loop.at)
-        before.push(scan.patches[p++] as IndexPatch);
-      out.copy(bytes, at, loop.at, before, shift);
-      out.bytes(charge(scan.costs[loop.region] as number, fuel, refuel));
-      at = loop.at;
-    }
-    out.copy(bytes, at, bodyEnd, scan.patches.slice(p), shift);
-    w.bytes(uleb(out.length));
-    w.bytes(out.concat());
+    // Charges added, renumbered indices re-encoded (an index may take one more byte).
+    const charges = scan.costs.map((cost) => charge(cost, fuel, refuel));
+    let newSize = oldSize;
+    for (const c of charges) newSize += c.length;
+    for (const p of scan.patches) newSize += uleb(p.index >= shift ? p.index + 1 : p.index).length - (p.end - p.start);
+    bodies.push({ localsStart, codeStart, bodyEnd, scan, charges, size: newSize });
+    size += uleb(newSize).length + newSize;
     r.at = bodyEnd;
   }
   if (r.at !== r.end) throw new Malformed('code section size mismatch');
-  return w;
+  return { count, bodies, size };
+}
+
+/** Writes the code section planned by planCode: each body with its charges and renumbered calls. */
+function writeCode(w: Writer, bytes: Uint8Array, plan: { count: number; bodies: BodyPlan[] }, shift: number): void {
+  w.bytes(uleb(plan.count));
+  for (const { localsStart, codeStart, bodyEnd, scan, charges, size } of plan.bodies) {
+    w.bytes(uleb(size));
+    const written = w.length;
+    w.copy(bytes, localsStart, codeStart);
+    w.bytes(charges[0] as number[]);
+    let at = codeStart;
+    let p = 0;
+    for (const loop of scan.loops) {
+      const first = p;
+      while (p < scan.patches.length && (scan.patches[p] as IndexPatch).start < loop.at) p++;
+      w.copy(bytes, at, loop.at, scan.patches.slice(first, p), shift);
+      w.bytes(charges[loop.region] as number[]);
+      at = loop.at;
+    }
+    w.copy(bytes, at, bodyEnd, p === 0 ? scan.patches : scan.patches.slice(p), shift);
+    if (w.length - written !== size) throw new Error('metering: function body size miscounted');
+  }
 }

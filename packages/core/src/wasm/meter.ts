@@ -182,7 +182,10 @@ class Writer {
   /** Copies [start, end) of `source`: short runs byte by byte (a subarray costs more than them). */
   range(source: Uint8Array, start: number, end: number): void {
     const n = end - start;
-    if (n >= 64) return this.bytes(source.subarray(start, end));
+    if (n >= 64) {
+      this.bytes(source.subarray(start, end));
+      return;
+    }
     this.reserve(n);
     for (let i = 0; i < n; i++) this.buffer[this.length + i] = source[start + i] as number;
     this.length += n;

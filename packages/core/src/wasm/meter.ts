@@ -515,6 +515,25 @@ function readLayout(bytes: Uint8Array): Layout {
  * ARTIFACT_ABI_MISMATCH when they use an instruction or section policy modules may not use.
  */
 export function meterModule(bytes: Uint8Array): Uint8Array {
+  // The verified bytes must be valid as they are. The rewrite appends a type, a global and
+  // an import; in an invalid module, an index one past the end would come to name them (a
+  // function of a missing type would get refuel's, a global.set past the end would reset the
+  // fuel), so an invalid module could turn valid, and unmetered. V8 validates, we rewrite.
+  if (!WebAssembly.validate(bytes)) {
+    let detail = 'the module does not validate';
+    try {
+      new WebAssembly.Module(bytes);
+    } catch (err) {
+      detail = (err as Error).message;
+    }
+    throw new VerificationError(
+      CoreErrorCode.ARTIFACT_INVALID_WASM,
+      `invalid artifact: WebAssembly validation failed: ${detail}`,
+      {
+        hint: 'recompile the policy with apx compile',
+      },
+    );
+  }
   try {
     // A plain view: a Buffer's subarray goes through its species constructor, which costs a
     // microsecond per slice, and the rewrite slices at every insertion point.

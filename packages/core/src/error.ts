@@ -17,6 +17,26 @@ export const CoreErrorCode = {
   BUNDLE_DIGEST_MISMATCH: 'BUNDLE_DIGEST_MISMATCH',
   /** Transparency-log or timestamp material in a bundle that does not verify. */
   BUNDLE_VERIFICATION_FAILED: 'BUNDLE_VERIFICATION_FAILED',
+  /** A trusted_root.json that is not a Sigstore TrustedRoot, or has an entry without a start of validity. */
+  TRUSTED_ROOT_INVALID: 'TRUSTED_ROOT_INVALID',
+  /** The trust-root entry (CA, TSA, Rekor or CT log key) the bundle needs was not valid at the bundle's time. */
+  TRUSTED_ROOT_ENTRY_OUTSIDE_VALIDITY: 'TRUSTED_ROOT_ENTRY_OUTSIDE_VALIDITY',
+  /** A signing certificate that does not chain to a certificate authority of the trusted root. */
+  CERTIFICATE_UNTRUSTED: 'CERTIFICATE_UNTRUSTED',
+  /** A signing certificate (or a certificate of its chain) not valid at the signature's trusted time. */
+  CERTIFICATE_EXPIRED: 'CERTIFICATE_EXPIRED',
+  /** A signing certificate with no signed certificate timestamp, or one no trusted CT log signed. */
+  SCT_INVALID: 'SCT_INVALID',
+  /** A transparency-log entry that is missing, or whose proof, promise, checkpoint or body does not verify. */
+  TLOG_INVALID: 'TLOG_INVALID',
+  /** An RFC 3161 timestamp that does not verify against the trusted root, or no trusted time at all. */
+  TIMESTAMP_INVALID: 'TIMESTAMP_INVALID',
+  /** A certificate whose issuer, subject or Fulcio extensions the identity policy does not accept. */
+  IDENTITY_MISMATCH: 'IDENTITY_MISMATCH',
+  /** An identity policy that cannot be used (an unanchored pattern, an empty value...); refused on load. */
+  IDENTITY_POLICY_INVALID: 'IDENTITY_POLICY_INVALID',
+  /** A signing key used outside its validity window, judged at a trusted time (never the signer's claim). */
+  KEY_OUTSIDE_VALIDITY: 'KEY_OUTSIDE_VALIDITY',
   /** No signature beside an artifact while strict mode is on. */
   SIGNATURE_MISSING: 'SIGNATURE_MISSING',
   /** A signed statement that names another policy, version or environment than the one loaded. */

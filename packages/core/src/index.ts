@@ -24,10 +24,22 @@ export {
   POLICY_PREDICATE_TYPE,
   readBinding,
 } from './binding/statement.js';
+export {
+  isKeylessBundle,
+  type KeylessVerification,
+  type KeylessVerifyOptions,
+  verifyKeylessBundle,
+} from './bundle/keyless.js';
 export type { ParsedBundle } from './bundle/parse.js';
 export { parseBundle } from './bundle/parse.js';
-export type { BundleVerification, BundleVerifyOptions } from './bundle/verify.js';
-export { IN_TOTO_PAYLOAD_TYPE, IN_TOTO_STATEMENT_V1, verifyBundle } from './bundle/verify.js';
+export type { ArtifactDigest, ArtifactInput, BundleVerification, BundleVerifyOptions } from './bundle/verify.js';
+export {
+  artifactDigest,
+  IN_TOTO_PAYLOAD_TYPE,
+  IN_TOTO_STATEMENT_V1,
+  isArtifactDigest,
+  verifyBundle,
+} from './bundle/verify.js';
 export { crc32c } from './crc32c.js';
 export {
   type DigestAlgorithm,
@@ -46,9 +58,29 @@ export {
   isVerificationError,
   VerificationError,
 } from './error.js';
+export {
+  type CertificateIdentity,
+  certificateIdentity,
+  compileAnchoredPattern,
+  describeIdentityPolicy,
+  type IdentityMatcher,
+  type IdentityPolicy,
+  type IdentityPolicyJson,
+  identityMismatch,
+  identityPolicyJson,
+  matchIdentity,
+  parseIdentityPolicy,
+} from './keyless/identity.js';
+export {
+  loadTrustedRoot,
+  PUBLIC_GOOD_TUF_URL,
+  publicGoodTrustedRoot,
+  type SigstoreTrustedRoot,
+} from './keyless/trusted-root.js';
 export { checkKey, defaultDigestFor, type KeyAlgorithm, type KeyCheck } from './keys/key-policy.js';
 export { decodeFirstPem, encodePem, type PemBlock } from './keys/pem.js';
 export { PublicKey } from './keys/public-key.js';
+export { checkKeyValidity, type KeyValidity, type VerifiedTime } from './keys/validity.js';
 export { decodeSignatureFile, ecdsaSignatureToDer, p1363ToDer } from './signature/encoding.js';
 export { SignatureVerifier, type SignatureVerifierOptions } from './signature/verifier.js';
 export * from './verify/index.js';

@@ -29,8 +29,10 @@ export interface VerifiedArtifact {
   /** `sha256:<hex>` of the verified bytes. */
   readonly digest: string;
   readonly size: number;
-  /** Key id (hex SHA-256 of SPKI DER) of the key whose signature verified; null only when unsigned. */
+  /** Key id (hex SHA-256 of SPKI DER) of the key whose signature verified; null only when unsigned. Keyless: the certificate's key. */
   readonly keyId: string | null;
+  /** Keyless: the trusted identity the Fulcio certificate satisfied (`subject from issuer`); null when signed by a key. */
+  readonly identity: string | null;
   /** The module's embedded `apx.meta`; its policy and version equal `ref`. */
   readonly meta: PolicyMeta;
   /** The module's `apx.tables`, ABI-checked and deeply frozen. */
@@ -66,6 +68,7 @@ export function issueVerifiedArtifact(fields: VerifiedArtifactFields): VerifiedA
     digest: fields.digest,
     size: fields.size,
     keyId: fields.keyId,
+    identity: fields.identity,
     meta: { ...fields.meta },
     tables: fields.tables,
     binding: fields.binding === null ? null : { ...fields.binding },

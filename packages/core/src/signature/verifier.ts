@@ -4,6 +4,7 @@ import { CoreErrorCode, VerificationError } from '../error.js';
 import { defaultDigestFor, signatureFamilyName } from '../keys/key-policy.js';
 import type { PublicKey } from '../keys/public-key.js';
 import { decodeSignatureFile, ecdsaSignatureToDer } from './encoding.js';
+import { verifyPrehashed } from './prehashed.js';
 
 export interface SignatureVerifierOptions {
   /**
@@ -49,10 +50,37 @@ export class SignatureVerifier {
     } catch {
       ok = false; // OpenSSL rejects some malformed inputs by throwing: same verdict
     }
-    if (!ok) {
-      throw new VerificationError(CoreErrorCode.SIGNATURE_INVALID, this.failure, {
-        hint: 'the artifact was modified after signing, or it was signed by a different key than the one given',
-      });
+    if (!ok) throw this.invalid();
+  }
+
+  /**
+   * Like verify, from the message's digest instead of the message (`sha256:<hex>` in place
+   * of a file). The digest must be of this verifier's digest algorithm; an Ed25519 key, which
+   * signs the message itself, cannot be checked this way.
+   */
+  verifyDigest(algorithm: DigestAlgorithm, messageDigest: Uint8Array, signature: Uint8Array): void {
+    if (this.digestAlgorithm === null) {
+      throw new VerificationError(
+        CoreErrorCode.DIGEST_ALGORITHM_UNSUPPORTED,
+        'an Ed25519 signature covers the whole file, not a digest: it cannot be verified from a digest',
+        { hint: 'pass the file itself instead of sha256:<hex>' },
+      );
     }
+    if (algorithm !== this.digestAlgorithm) {
+      throw new VerificationError(
+        CoreErrorCode.DIGEST_ALGORITHM_UNSUPPORTED,
+        `a ${algorithm} digest was given but this key signs ${this.digestAlgorithm} digests`,
+        { hint: 'pass the file itself, or --signature-digest-algorithm matching the digest' },
+      );
+    }
+    const raw = decodeSignatureFile(signature);
+    const sig = this.isEcdsa ? ecdsaSignatureToDer(raw) : raw;
+    if (verifyPrehashed(this.keyObject, algorithm, Buffer.from(messageDigest), sig) !== 'valid') throw this.invalid();
+  }
+
+  private invalid(): VerificationError {
+    return new VerificationError(CoreErrorCode.SIGNATURE_INVALID, this.failure, {
+      hint: 'the artifact was modified after signing, or it was signed by a different key than the one given',
+    });
   }
 }

@@ -1,4 +1,7 @@
 import type { ArtifactRef } from '../artifact/ref.js';
+import type { IdentityPolicy } from '../keyless/identity.js';
+import type { SigstoreTrustedRoot } from '../keyless/trusted-root.js';
+import type { KeyValidity } from '../keys/validity.js';
 import type { SignatureVerifier } from '../signature/verifier.js';
 
 /** What was fetched for one reference; nothing in it is trusted yet. */
@@ -16,6 +19,12 @@ export interface TrustedSigner {
   /** Hex SHA-256 of the key's SPKI DER. */
   keyId: string;
   verifier: SignatureVerifier;
+  /**
+   * The key's validity window in the trust policy (a retired key has an end). Judged at the
+   * bundle's trusted time (RFC 3161 timestamp or Rekor integrated time, verified against
+   * `VerificationPolicy.trustedRoot`), never the signer's own claim; without one, at now.
+   */
+  validity?: KeyValidity | undefined;
 }
 
 /**
@@ -26,6 +35,8 @@ export interface TrustedSigner {
 export interface KeysTrust {
   kind: 'keys';
   signers: readonly TrustedSigner[];
+  /** Identities trusted to sign keylessly (Fulcio certificate, Rekor entry). */
+  identities?: readonly IdentityPolicy[] | undefined;
 }
 
 /** Runbook trust in one key. */
@@ -46,6 +57,8 @@ export interface TufTrust {
   /** The target for this reference; undefined when the environment does not approve it. */
   target: { length: number; sha256: string } | undefined;
   signers: readonly TufSigner[];
+  /** Identities the environment trusts to sign keylessly (Fulcio certificate, Rekor entry). */
+  identities?: readonly IdentityPolicy[] | undefined;
   /** Versions of this policy the targets role names explicitly: each may load below the rollback floor. */
   namedVersions: ReadonlySet<string>;
 }
@@ -71,6 +84,12 @@ export interface VerificationPolicy {
   maxBytes?: number | undefined;
   /** Clock, for the keyring's validity windows and verifiedAt. */
   now?: (() => Date) | undefined;
+  /**
+   * The Sigstore trusted root that keyless bundles, and the timestamps that date keyed
+   * signatures, are verified against (offline: loaded once by the caller). Keyless bundles
+   * fall back to the public-good root embedded in @sigstore/tuf when it is absent.
+   */
+  trustedRoot?: SigstoreTrustedRoot | undefined;
 }
 
 /** What the caller remembers between verifications. */

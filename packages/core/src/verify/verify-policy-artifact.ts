@@ -8,15 +8,19 @@ import {
 } from '../artifact/verified-artifact.js';
 import { START_SECTION, wasmSectionIds } from '../artifact/wasm-sections.js';
 import type { ArtifactBinding } from '../binding/statement.js';
+import { isKeylessBundle, verifyKeylessBundle } from '../bundle/keyless.js';
 import { type ParsedBundle, parseBundle } from '../bundle/parse.js';
-import { type BundleVerification, verifyBundle } from '../bundle/verify.js';
+import { type BundleVerification, type BundleVerifyOptions, verifyBundle } from '../bundle/verify.js';
 import { sha256Hex } from '../digest.js';
 import { CoreErrorCode, isApxError, VerificationError } from '../error.js';
-import type { SignatureVerifier } from '../signature/verifier.js';
+import { publicGoodTrustedRoot } from '../keyless/trusted-root.js';
+import { PublicKey } from '../keys/public-key.js';
+import { checkKeyValidity, type KeyValidity } from '../keys/validity.js';
+import { SignatureVerifier } from '../signature/verifier.js';
 import { checkAbi } from '../wasm/abi-check.js';
 import { meterModule } from '../wasm/meter.js';
 import { bindingFromStatement } from './binding.js';
-import type { TrustInForce, VerificationInput, VerificationMaterial } from './input.js';
+import type { TrustInForce, VerificationInput, VerificationMaterial, VerificationPolicy } from './input.js';
 import { compareSemver } from './semver.js';
 
 /** `\0asm` then version 1: every WebAssembly binary module starts with these 8 bytes. */
@@ -26,6 +30,7 @@ const WASM_HEADER = Buffer.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]
 interface Candidate {
   keyId: string;
   verifier: SignatureVerifier;
+  validity?: KeyValidity | undefined;
 }
 
 type Outcome<T> = { ok: true; value: T } | { ok: false; error: unknown };
@@ -147,25 +152,41 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
     }
   }
 
+  // The bundle is read once: its key hint narrows the candidates of step 9, its verified
+  //    statement gives step 10 the binding. A bundle with a Fulcio certificate is keyless:
+  //    it is the signature (the .sig, when present, must verify with the certificate's key).
+  const parsed = material.bundle === undefined ? undefined : attempt(() => parseBundleOf(material, file));
+  const keyless = parsed?.ok === true && isKeylessBundle(parsed.value);
+
   // 8. Runbook "Verification Steps" 1 / "Verify sig file": does the .sig exist? Without
   //    strict mode (development only) an unsigned artifact goes on, with keyId null.
-  if (material.signature === undefined && policy.strict) {
+  if (material.signature === undefined && policy.strict && !keyless) {
     throw new VerificationError(CoreErrorCode.SIGNATURE_MISSING, `signature file not found: ${file}.sig (strict mode enabled)`, {
       hint: 'sign the artifact (apx sign) and publish the .sig beside it',
     });
   }
 
-  // The bundle is read once: its key hint narrows the candidates of step 9, its verified
-  //    statement gives step 10 the binding.
-  const parsed = material.bundle === undefined ? undefined : attempt(() => parseBundleOf(material, file));
   const hint = parsed?.ok && parsed.value.format === 'sigstore' ? parsed.value.keyHint : undefined;
   const candidates = candidatesOf(trust, hint);
 
   // 9. Runbook "Verification Steps" 3 / "Verify ECDSA signature": Verify(hash, signature, pubkey)
-  //    with a key the trust in force names (the runbook's key, or a signer of the targets role).
-  const signer = material.signature === undefined ? undefined : verifySignature(trust, artifact, material.signature, candidates);
-  const bundle: Outcome<BundleVerification> | undefined =
-    parsed?.ok === true ? attempt(() => verifyBundleWith(parsed.value, artifact, signer, candidates)) : parsed;
+  //    with a key the trust in force names (the runbook's key, or a signer of the targets role);
+  //    keyless: the certificate chains to the trusted root and names an identity the trust in
+  //    force names. A key's validity window is judged at the bundle's trusted time.
+  let signer: Candidate | undefined;
+  let identity: string | null = null;
+  let bundle: Outcome<BundleVerification> | undefined;
+  if (keyless && parsed?.ok === true) {
+    const verified = verifyKeyless(trust, policy, parsed.value, artifact, material.signature);
+    signer = verified.signer;
+    identity = verified.identity;
+    bundle = { ok: true, value: verified.bundle };
+  } else {
+    signer = material.signature === undefined ? undefined : verifySignature(trust, artifact, material.signature, candidates);
+    bundle =
+      parsed?.ok === true ? attempt(() => verifyBundleWith(parsed.value, artifact, signer, candidates, policy, now())) : parsed;
+    if (signer?.validity && bundle === undefined) checkKeyValidity(signer.keyId, signer.validity, [], now());
+  }
 
   // 10. Signed binding (docs/security-model.md): required when the caller requires it,
   //     checked whenever present; the DSSE statement, signed by the same key as the .sig,
@@ -251,6 +272,7 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
     digest,
     size: artifact.byteLength,
     keyId: signer?.keyId ?? null,
+    identity,
     meta,
     tables,
     binding,
@@ -296,7 +318,7 @@ function hintKeyId(hint: string | undefined): string | undefined {
 }
 
 function candidatesOf(trust: TrustInForce, hint: string | undefined): Candidate[] {
-  const all = trust.signers.map((s) => ({ keyId: s.keyId, verifier: s.verifier }));
+  const all = trust.signers.map((s) => ({ keyId: s.keyId, verifier: s.verifier, validity: s.validity }));
   const named = all.filter((s) => s.keyId === hintKeyId(hint));
   return named.length > 0 ? named : all;
 }
@@ -323,6 +345,21 @@ function verifySignature(trust: TrustInForce, artifact: Uint8Array, signature: U
 }
 
 /**
+ * Bundle options for a candidate key: with a validity window, the bundle's timestamps and
+ * log entries (when it has any and a trusted root is configured) are verified to date the
+ * signature; the window is judged at those times, or at now without them.
+ */
+function bundleOptions(parsed: ParsedBundle, candidate: Candidate, policy: VerificationPolicy, now: Date): BundleVerifyOptions {
+  if (!candidate.validity) return {};
+  const evidence = parsed.format === 'sigstore' && parsed.timestamps + parsed.tlogEntries > 0;
+  return {
+    keyValidity: candidate.validity,
+    now,
+    ...(evidence && policy.trustedRoot ? { trustedRoot: policy.trustedRoot, requireTlog: false } : {}),
+  };
+}
+
+/**
  * Verifies the bundle with the key whose .sig verified. An unsigned artifact (strict mode
  * off) has no such key: its bundle must then verify with one of the trusted keys.
  */
@@ -331,18 +368,65 @@ function verifyBundleWith(
   artifact: Uint8Array,
   signer: Candidate | undefined,
   candidates: Candidate[],
+  policy: VerificationPolicy,
+  now: Date,
 ): BundleVerification {
-  if (signer) return verifyBundle(parsed, artifact, signer.verifier);
+  if (signer) return verifyBundle(parsed, artifact, signer.verifier, bundleOptions(parsed, signer, policy, now));
   let firstFailure: unknown = new VerificationError(
     CoreErrorCode.NOT_APPROVED,
     'not approved: the trust in force names no signer',
   );
   for (const [i, candidate] of candidates.entries()) {
     try {
-      return verifyBundle(parsed, artifact, candidate.verifier);
+      return verifyBundle(parsed, artifact, candidate.verifier, bundleOptions(parsed, candidate, policy, now));
     } catch (err) {
       if (i === 0) firstFailure = err;
     }
   }
   throw firstFailure;
+}
+
+/**
+ * A keyless bundle: verified against the trusted root (the caller's, else the public-good
+ * root embedded in @sigstore/tuf) and the identities the trust in force names. A .sig beside
+ * it must verify with the certificate's key.
+ */
+function verifyKeyless(
+  trust: TrustInForce,
+  policy: VerificationPolicy,
+  parsed: ParsedBundle,
+  artifact: Uint8Array,
+  signature: Uint8Array | undefined,
+): { signer: Candidate; identity: string; bundle: BundleVerification } {
+  const identities = trust.identities ?? [];
+  if (identities.length === 0) {
+    throw new VerificationError(
+      CoreErrorCode.NOT_APPROVED,
+      'not approved: the artifact is signed keylessly and the trust in force names no trusted identity',
+      {
+        hint:
+          trust.kind === 'tuf'
+            ? `have the ${trust.environment} role trust the signing identity, or sign with a trusted key`
+            : 'sign with the configured key, or trust the signing identity',
+      },
+    );
+  }
+  const result = verifyKeylessBundle(parsed, artifact, {
+    trustedRoot: policy.trustedRoot ?? publicGoodTrustedRoot(),
+    identities,
+  });
+  const verifier = new SignatureVerifier(PublicKey.fromKeyObject(result.publicKey));
+  if (signature !== undefined) verifier.verify(artifact, signature);
+  const bundle: BundleVerification = {
+    format: 'sigstore',
+    tlogEntriesVerified: result.tlogEntriesVerified,
+    tlogEntriesUnchecked: 0,
+    trustedTimes: result.trustedTimes,
+  };
+  if (result.statement) bundle.statement = result.statement;
+  return {
+    signer: { keyId: verifier.publicKey.keyId, verifier },
+    identity: `${result.identity.subject ?? '(no subject)'} from ${result.identity.issuer ?? '(no issuer)'}`,
+    bundle,
+  };
 }

@@ -1,0 +1,240 @@
+// Test support: keyless Sigstore bundles made offline, in-process. @sigstore/mock's Fulcio
+// (CA + CT log), Rekor v1 and RFC 3161 TSA handlers run behind one node:http server on
+// 127.0.0.1; @sigstore/sign's real FulcioSigner, RekorWitness and TSAWitness talk to it.
+// Each service has its own key, so a test can build a trusted root that trusts some of a
+// fixture's services and another fixture's others (wrong CA, wrong CT log, wrong TSA...).
+import { createHash, createPublicKey, sign as cryptoSign, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { bundleToJSON } from '@sigstore/bundle';
+import * as mock from '@sigstore/mock';
+import {
+  DSSEBundleBuilder,
+  FulcioSigner,
+  MessageSignatureBundleBuilder,
+  RekorWitness,
+  type Signer,
+  TSAWitness,
+  type Witness,
+} from '@sigstore/sign';
+
+export interface KeylessServicesOptions {
+  /** The services' clock (whole seconds; default two seconds from now): Rekor integrated time and TSA time. */
+  clock?: Date;
+  /** The CA's clock, when it differs (an earlier one issues certificates already expired at `clock`). */
+  caClock?: Date;
+  /** Embed an SCT in certificates (default true). */
+  ct?: boolean;
+}
+
+export interface SignOptions {
+  /** OIDC token claims: iss, sub and GitHub's (repository, repository_id, ref, sha, event_name, workflow). */
+  claims?: Record<string, string>;
+  /** 'message' (hashedrekord) or 'dsse' (in-toto statement over the data). */
+  kind?: 'message' | 'dsse';
+  /** Log to Rekor (default true). */
+  tlog?: boolean;
+  /** Add an RFC 3161 timestamp (default true). */
+  tsa?: boolean;
+  /** For 'dsse': the in-toto statement to sign (default: a statement whose one subject is `data`). */
+  statement?: Record<string, unknown>;
+}
+
+export const DEFAULT_ISSUER = 'https://issuer.example';
+export const DEFAULT_SUBJECT = 'https://github.com/acme/policies/.github/workflows/release.yml@refs/tags/v1.0.0';
+
+type ServiceKeys = { ca: unknown; ctlog: unknown; tlog: unknown; tsa: unknown };
+
+export interface KeylessServices {
+  url: string;
+  clock: Date;
+  /** DER of the CA root, CT log key, Rekor key, TSA chain. */
+  material: {
+    caRoot: Buffer;
+    ctlogKey: Buffer;
+    tlogKey: Buffer;
+    tsaChain: Buffer[];
+  };
+  /** A keyless bundle (JSON text) over `data`: a message signature, or a DSSE statement whose subject is `data`. */
+  sign(data: Buffer, options?: SignOptions): Promise<string>;
+  /** A bundle over `data` signed with `privateKey` (a key hint, no certificate), with this fixture's TSA and/or Rekor. */
+  signWithKey(data: Buffer, privateKey: KeyObject, options?: Omit<SignOptions, 'claims'>): Promise<string>;
+  close(): Promise<void>;
+}
+
+const p256 = () => generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const wholeSecond = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
+const sha256 = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+const b64url = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+
+/**
+ * Real Rekor v1 stores a `dsse` proposal as hashes of the envelope and payload with the
+ * signatures; the mock logs the proposal verbatim. Rewrite it as Rekor does, so that
+ * @sigstore/verify's body check sees what it would see from Rekor.
+ */
+function asRekorWouldStore(proposal: Record<string, unknown>): Record<string, unknown> {
+  if (proposal.kind !== 'dsse') return proposal;
+  const spec = proposal.spec as { proposedContent: { envelope: string; verifiers: string[] } };
+  const envelope = JSON.parse(spec.proposedContent.envelope) as { payload: string; signatures: Array<{ sig: string }> };
+  return {
+    apiVersion: '0.0.1',
+    kind: 'dsse',
+    spec: {
+      envelopeHash: { algorithm: 'sha256', value: sha256(spec.proposedContent.envelope) },
+      payloadHash: { algorithm: 'sha256', value: sha256(Buffer.from(envelope.payload, 'base64')) },
+      signatures: envelope.signatures.map((s) => ({ signature: s.sig, verifier: spec.proposedContent.verifiers[0] })),
+    },
+  };
+}
+
+export async function startKeylessServices(options: KeylessServicesOptions = {}): Promise<KeylessServices> {
+  // Two seconds ahead by default: the mock TSA dates its signing certificate with the real
+  // time, not the clock, so a clock rounded down could precede that certificate (~5% of runs).
+  const clock = wholeSecond(options.clock ?? new Date(Date.now() + 2000));
+  const caClock = wholeSecond(options.caClock ?? clock);
+  const keys: ServiceKeys = { ca: p256(), ctlog: p256(), tlog: p256(), tsa: p256() };
+  type Handler = { path: string; fn: (body: string) => Promise<{ statusCode: number; response: unknown; contentType?: string }> };
+  const handlers: Handler[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const handler = handlers.find((h) => h.path === req.url);
+      if (!handler || req.method !== 'POST') {
+        res.writeHead(404).end();
+        return;
+      }
+      handler.fn(Buffer.concat(chunks).toString('utf8')).then(
+        (r) => {
+          res.writeHead(r.statusCode, { 'Content-Type': r.contentType ?? 'text/plain' });
+          res.end(r.response as string | Uint8Array);
+        },
+        (err: unknown) => res.writeHead(500).end(String(err)),
+      );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  // biome-ignore lint/suspicious/noExplicitAny: @sigstore/mock's key-pair type is not exported
+  const k = keys as Record<keyof ServiceKeys, any>;
+  const ctlog = await mock.initializeCTLog(k.ctlog, clock);
+  const ca = await mock.initializeCA(k.ca, options.ct === false ? undefined : ctlog, caClock);
+  const tlog = await mock.initializeTLog(url, k.tlog, clock);
+  const tsa = await mock.initializeTSA(k.tsa, clock);
+  handlers.push(mock.fulcioHandler(ca, { strict: true }) as Handler);
+  handlers.push({
+    path: '/api/v1/log/entries',
+    fn: async (body) => ({
+      statusCode: 201,
+      response: JSON.stringify(await tlog.log(asRekorWouldStore(JSON.parse(body)))),
+      contentType: 'application/json',
+    }),
+  });
+  handlers.push(mock.tsaHandler(tsa, { strict: true }) as Handler);
+
+  async function build(signer: Signer, data: Buffer, signOptions: Omit<SignOptions, 'claims'>): Promise<string> {
+    const kind = signOptions.kind ?? 'message';
+    const witnesses: Witness[] = [];
+    if (signOptions.tlog !== false) {
+      witnesses.push(
+        new RekorWitness({
+          rekorBaseURL: url,
+          fetchOnConflict: false,
+          ...(kind === 'dsse' ? { entryType: 'dsse' as const } : {}),
+        }),
+      );
+    }
+    if (signOptions.tsa !== false) witnesses.push(new TSAWitness({ tsaBaseURL: url }));
+    if (kind === 'message') {
+      return JSON.stringify(bundleToJSON(await new MessageSignatureBundleBuilder({ signer, witnesses }).create({ data })));
+    }
+    const statement = signOptions.statement ?? {
+      _type: 'https://in-toto.io/Statement/v1',
+      subject: [{ name: 'artifact', digest: { sha256: sha256(data) } }],
+      predicateType: 'https://example.com/test/v1',
+      predicate: {},
+    };
+    return JSON.stringify(
+      bundleToJSON(
+        await new DSSEBundleBuilder({ signer, witnesses }).create({
+          data: Buffer.from(JSON.stringify(statement)),
+          type: 'application/vnd.in-toto+json',
+        }),
+      ),
+    );
+  }
+
+  return {
+    url,
+    clock,
+    material: {
+      caRoot: Buffer.from(ca.rootCertificate.buffer, ca.rootCertificate.byteOffset, ca.rootCertificate.byteLength),
+      ctlogKey: Buffer.from(ctlog.publicKey),
+      tlogKey: Buffer.from(tlog.publicKey),
+      tsaChain: [tsa.intCertificate, tsa.rootCertificate].map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)),
+    },
+    async sign(data, signOptions = {}) {
+      const claims = { iss: DEFAULT_ISSUER, sub: DEFAULT_SUBJECT, ...signOptions.claims };
+      const token = [b64url({ alg: 'none' }), b64url(claims), 'sig'].join('.');
+      const signer = new FulcioSigner({ fulcioBaseURL: url, identityProvider: { getToken: async () => token } });
+      return build(signer, data, signOptions);
+    },
+    async signWithKey(data, privateKey, signOptions = {}) {
+      const publicKey = createPublicKey(privateKey);
+      const hint = createHash('sha256')
+        .update(publicKey.export({ type: 'spki', format: 'der' }))
+        .digest('hex');
+      const signer: Signer = {
+        sign: async (payload: Buffer) => ({
+          signature: cryptoSign('sha256', payload, privateKey),
+          key: { $case: 'publicKey', publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(), hint },
+        }),
+      };
+      return build(signer, data, signOptions);
+    },
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+export interface TrustedRootParts {
+  ca: KeylessServices;
+  ctlog: KeylessServices;
+  tlog: KeylessServices;
+  tsa: KeylessServices;
+}
+
+/**
+ * A trusted_root.json (as JSON) trusting each kind of service from the fixture named in
+ * `parts` (all the same fixture for the happy path). `start` is every entry's start of
+ * validity (default: a minute before the earliest clock); `edit` changes the JSON last.
+ */
+export function trustedRootJson(
+  parts: KeylessServices | (Partial<TrustedRootParts> & { base: KeylessServices }),
+  options: { start?: Date; end?: Date; edit?: (root: Record<string, unknown[]>) => void } = {},
+): Record<string, unknown> {
+  const base = 'base' in parts ? parts.base : parts;
+  const pick = (kind: keyof TrustedRootParts) => ('base' in parts ? (parts[kind] ?? base) : base);
+  const start = (options.start ?? new Date(base.clock.getTime() - 3600_000)).toISOString();
+  const validFor = options.end ? { start, end: options.end.toISOString() } : { start };
+  const log = (key: Buffer, url: string) => ({
+    baseUrl: url,
+    hashAlgorithm: 'SHA2_256',
+    publicKey: { rawBytes: key.toString('base64'), keyDetails: 'PKIX_ECDSA_P256_SHA_256', validFor },
+    logId: { keyId: createHash('sha256').update(key).digest('base64') },
+  });
+  const authority = (certs: Buffer[], url: string) => ({
+    subject: { organization: 'apx-test', commonName: 'apx-test' },
+    uri: url,
+    certChain: { certificates: certs.map((c) => ({ rawBytes: c.toString('base64') })) },
+    validFor,
+  });
+  const root: Record<string, unknown[]> = {
+    tlogs: [log(pick('tlog').material.tlogKey, pick('tlog').url)],
+    certificateAuthorities: [authority([pick('ca').material.caRoot], pick('ca').url)],
+    ctlogs: [log(pick('ctlog').material.ctlogKey, pick('ctlog').url)],
+    timestampAuthorities: [authority(pick('tsa').material.tsaChain, pick('tsa').url)],
+  };
+  options.edit?.(root);
+  return { mediaType: 'application/vnd.dev.sigstore.trustedroot+json;version=0.1', ...root };
+}

@@ -3,17 +3,33 @@
 // it trusts and the record of what it revoked; each approved target carries `apx` with the
 // policy reference it approves.
 
-import { PublicKey } from '@apx/core';
+import { type IdentityPolicy, identityPolicyJson, PublicKey, parseIdentityPolicy } from '@apx/core';
 import type { Targets } from '@tufjs/models';
 import { TrustError, TrustErrorCode } from './error.js';
 
 export const CUSTOM_FIELD = 'apx';
 
-/** A key trusted to sign artifacts for an environment (cosign key; identities come later). */
+/** A key trusted to sign artifacts for an environment (cosign key). */
 export interface ArtifactSigner {
   /** APX key id: hex SHA-256 of the SPKI DER (DESIGN.md §3). */
   keyId: string;
   publicKey: PublicKey;
+  /**
+   * The key's validity window (RFC 3339), e.g. the end of a retired key: judged by the
+   * worker at the signature's trusted time (TSA timestamp, Rekor integrated time), never
+   * at the signing time the signer claims.
+   */
+  notBefore?: string;
+  notAfter?: string;
+}
+
+/**
+ * An identity trusted to sign artifacts keylessly for an environment (a Fulcio certificate
+ * for this OIDC issuer and subject, and GitHub workflow facts when given). Written in
+ * `apx.signers` as `{"identity": {...}}` beside the key records.
+ */
+export interface IdentitySigner {
+  identity: IdentityPolicy;
 }
 
 /** What a revocation removed, kept for the audit trail and for `apx trust status`. */
@@ -26,6 +42,8 @@ export interface RevocationRecord {
 
 export interface EnvironmentCustom {
   signers: ArtifactSigner[];
+  /** Keyless signers; kept in `apx.signers` beside the keys. */
+  identities?: IdentitySigner[];
   revoked: RevocationRecord[];
 }
 
@@ -46,12 +64,27 @@ export function readEnvironmentCustom(role: string, signed: Targets): Environmen
   const revokedRaw = raw.revoked ?? [];
   if (!Array.isArray(signersRaw)) throw invalid(role, 'signers is not a list');
   if (!Array.isArray(revokedRaw)) throw invalid(role, 'revoked is not a list');
-  const signers = signersRaw.map((s, i) => {
+  const signers: ArtifactSigner[] = [];
+  const identities: IdentitySigner[] = [];
+  signersRaw.forEach((s, i) => {
+    if (isObject(s) && s.identity !== undefined) {
+      // A bad identity (an unanchored pattern...) refuses the whole role: fail closed.
+      identities.push({ identity: parseIdentityPolicy(s.identity, `in ${role} apx.signers[${i}]`) });
+      return;
+    }
     if (!isObject(s) || typeof s.publicKey !== 'string' || typeof s.keyId !== 'string')
-      throw invalid(role, `signers[${i}] needs keyId and publicKey`);
+      throw invalid(role, `signers[${i}] needs keyId and publicKey, or identity`);
     const publicKey = PublicKey.fromPem(s.publicKey, `${role} apx.signers[${i}]`);
     if (publicKey.keyId !== s.keyId) throw invalid(role, `signers[${i}].keyId does not match its public key`);
-    return { keyId: publicKey.keyId, publicKey };
+    const signer: ArtifactSigner = { keyId: publicKey.keyId, publicKey };
+    for (const bound of ['notBefore', 'notAfter'] as const) {
+      const v = s[bound];
+      if (v === undefined) continue;
+      if (typeof v !== 'string' || Number.isNaN(Date.parse(v)))
+        throw invalid(role, `signers[${i}].${bound} is not an RFC 3339 time`);
+      signer[bound] = v;
+    }
+    signers.push(signer);
   });
   const revoked = revokedRaw.map((r, i) => {
     if (
@@ -64,16 +97,21 @@ export function readEnvironmentCustom(role: string, signed: Targets): Environmen
       throw invalid(role, `revoked[${i}] needs path, sha256, reason and revokedAt`);
     return { path: r.path, sha256: r.sha256, reason: r.reason, revokedAt: r.revokedAt };
   });
-  return { signers, revoked };
+  return identities.length > 0 ? { signers, identities, revoked } : { signers, revoked };
 }
 
 /** The `apx` field as written into an environment role. */
 export function environmentCustomJson(custom: EnvironmentCustom): Record<string, unknown> {
   return {
-    signers: custom.signers.map((s) => ({
-      keyId: s.keyId,
-      publicKey: s.publicKey.keyObject.export({ type: 'spki', format: 'pem' }).toString(),
-    })),
+    signers: [
+      ...custom.signers.map((s) => ({
+        keyId: s.keyId,
+        publicKey: s.publicKey.keyObject.export({ type: 'spki', format: 'pem' }).toString(),
+        ...(s.notBefore ? { notBefore: s.notBefore } : {}),
+        ...(s.notAfter ? { notAfter: s.notAfter } : {}),
+      })),
+      ...(custom.identities ?? []).map((s) => ({ identity: identityPolicyJson(s.identity) })),
+    ],
     revoked: custom.revoked.map((r) => ({ ...r })),
   };
 }

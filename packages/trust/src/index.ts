@@ -4,7 +4,13 @@
 export { type ApprovedTarget, TrustClient, type TrustClientOptions, type TrustView } from './client/client.js';
 export { STORE_URL_BASE, StoreFetcher } from './client/store-fetcher.js';
 export { approvedRefs, tufTrustFor } from './client/view-trust.js';
-export { type ArtifactSigner, type EnvironmentCustom, type RevocationRecord, readEnvironmentCustom } from './custom.js';
+export {
+  type ArtifactSigner,
+  type EnvironmentCustom,
+  type IdentitySigner,
+  type RevocationRecord,
+  readEnvironmentCustom,
+} from './custom.js';
 export { isTrustError, TrustError, TrustErrorCode } from './error.js';
 export { type MetadataSigner, publicKeyOf, tufKey } from './keys.js';
 export {

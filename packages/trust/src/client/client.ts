@@ -5,7 +5,13 @@
 import type { ArtifactStore } from '@apx/storage';
 import type { Metadata, Root, Targets } from '@tufjs/models';
 import { TrustedMetadataStore } from 'tuf-js/dist/store.js';
-import { type ArtifactSigner, type RevocationRecord, readEnvironmentCustom } from '../custom.js';
+import {
+  type ArtifactSigner,
+  type EnvironmentCustom,
+  type IdentitySigner,
+  type RevocationRecord,
+  readEnvironmentCustom,
+} from '../custom.js';
 import { TrustError, TrustErrorCode } from '../error.js';
 import {
   MAX_ROOT_ROTATIONS,
@@ -38,6 +44,8 @@ export interface TrustView {
   targets: ReadonlyMap<string, ApprovedTarget>;
   /** Keys trusted to sign artifacts for this environment. */
   signers: readonly ArtifactSigner[];
+  /** Identities trusted to sign artifacts keylessly for this environment. */
+  identities: readonly IdentitySigner[];
   revoked: readonly RevocationRecord[];
   refreshedAt: Date;
 }
@@ -430,13 +438,14 @@ function buildView(
     if (typeof sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(sha256)) continue; // unmatchable: approves nothing
     targets.set(path, { path, length: t.length, sha256 });
   }
-  const custom = envRole ? readEnvironmentCustom(environment, envRole.signed) : { signers: [], revoked: [] };
+  const custom: EnvironmentCustom = envRole ? readEnvironmentCustom(environment, envRole.signed) : { signers: [], revoked: [] };
   return {
     environment,
     versions,
     expires: new Date(Math.min(...expiries)),
     targets,
     signers: custom.signers,
+    identities: custom.identities ?? [],
     revoked: custom.revoked,
     refreshedAt: now,
   };

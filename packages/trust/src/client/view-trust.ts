@@ -1,6 +1,6 @@
 // What a trust view means for one artifact reference, in the core verifier's terms.
 
-import { type ArtifactRef, artifactFileName, SignatureVerifier, type TufTrust } from '@apx/core';
+import { type ArtifactRef, artifactFileName, type KeyValidity, SignatureVerifier, type TufTrust } from '@apx/core';
 import type { TrustView } from './client.js';
 
 const ARTIFACT_PATH = /^([a-z0-9](?:[a-z0-9._-]{0,126}[a-z0-9])?)@(.+)\.wasm$/;
@@ -31,7 +31,15 @@ export function tufTrustFor(
     kind: 'tuf',
     environment: view?.environment ?? '',
     target: target && { length: target.length, sha256: target.sha256 },
-    signers: (view?.signers ?? []).map((s) => ({ keyId: s.keyId, verifier: verifierOf(s) })),
+    signers: (view?.signers ?? []).map((s) => {
+      const validity: KeyValidity = {};
+      if (s.notBefore) validity.notBefore = new Date(s.notBefore);
+      if (s.notAfter) validity.notAfter = new Date(s.notAfter);
+      return s.notBefore || s.notAfter
+        ? { keyId: s.keyId, verifier: verifierOf(s), validity }
+        : { keyId: s.keyId, verifier: verifierOf(s) };
+    }),
+    identities: (view?.identities ?? []).map((s) => s.identity),
     namedVersions: new Set(
       approvedRefs(view)
         .filter((r) => r.policyId === ref.policyId)

@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PublicKey } from '@apx/core';
+import { identityPolicyJson, PublicKey, parseIdentityPolicy } from '@apx/core';
 import { TrustClient } from '../client/client.js';
+import { tufTrustFor } from '../client/view-trust.js';
 import { TrustError, TrustErrorCode } from '../error.js';
 import { testSigner } from '../testing/keys.js';
 import { type TestRepository, testRepository } from '../testing/repo.js';
@@ -114,6 +115,28 @@ describe('trust repository: approvals by k of n', () => {
       ...t.online,
     ]);
     assert.deepEqual((await client().refresh()).signers, []);
+  });
+
+  it('signers: an environment can trust keyless identities, kept beside its keys', async () => {
+    const identity = parseIdentityPolicy({
+      issuer: 'https://token.actions.githubusercontent.com',
+      subjectRegExp: '^https://github\\.com/acme/policies/\\.github/workflows/release\\.yml@refs/tags/v.*$',
+      githubRepositoryId: '4242',
+    });
+    const sign = [...t.keys.production.slice(0, 2), ...t.online];
+    let repo = await t.open();
+    await repo.commit(repo.setSigner('production', { addIdentity: identity }), sign);
+    const view = await client().refresh();
+    assert.deepEqual(
+      view.identities.map((s) => identityPolicyJson(s.identity)),
+      [identityPolicyJson(identity)],
+    );
+    const trust = tufTrustFor(view, ref('1.0.0'));
+    assert.equal(trust.identities?.[0]?.subject.kind, 'regexp');
+    repo = await t.open();
+    assert.throws(() => repo.setSigner('production', { addIdentity: identity }), code(TrustErrorCode.INVALID_REQUEST));
+    await repo.commit(repo.setSigner('production', { removeIdentity: identity }), sign);
+    assert.deepEqual((await client().refresh()).identities, []);
   });
 
   it('revoking removes the approval and keeps the reason', async () => {

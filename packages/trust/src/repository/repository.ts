@@ -3,7 +3,14 @@
 // publishes complete sets with one compare-and-swap on tuf/timestamp.json.
 
 import type { ArtifactRef } from '@apx/core';
-import { artifactFileName, formatArtifactRef, type PublicKey } from '@apx/core';
+import {
+  artifactFileName,
+  describeIdentityPolicy,
+  formatArtifactRef,
+  type IdentityPolicy,
+  identityPolicyJson,
+  type PublicKey,
+} from '@apx/core';
 import type { ArtifactStore } from '@apx/storage';
 import type { Metadata, Root, Snapshot, Targets, Timestamp } from '@tufjs/models';
 import type { EnvironmentCustom, TargetCustom } from '../custom.js';
@@ -285,9 +292,42 @@ export class TrustRepository {
     });
   }
 
-  /** Trusts (or stops trusting) a key to sign artifacts for an environment. */
-  setSigner(env: string, change: { add?: PublicKey; removeKeyId?: string }): Drafts {
+  /**
+   * Trusts (or stops trusting) a key, or an identity (keyless: a Fulcio certificate's issuer,
+   * subject and GitHub facts), to sign artifacts for an environment.
+   */
+  setSigner(
+    env: string,
+    change: { add?: PublicKey; removeKeyId?: string; addIdentity?: IdentityPolicy; removeIdentity?: IdentityPolicy },
+  ): Drafts {
     return this.#changeEnvironment(env, (_targets, custom) => {
+      const same = (a: IdentityPolicy, b: IdentityPolicy) =>
+        JSON.stringify(identityPolicyJson(a)) === JSON.stringify(identityPolicyJson(b));
+      if (change.addIdentity) {
+        const identity = change.addIdentity;
+        custom.identities ??= [];
+        if (custom.identities.some((s) => same(s.identity, identity))) {
+          throw new TrustError(
+            TrustErrorCode.INVALID_REQUEST,
+            `identity ${describeIdentityPolicy(identity)} already signs for ${env}`,
+          );
+        }
+        custom.identities.push({ identity });
+      }
+      if (change.removeIdentity) {
+        const identity = change.removeIdentity;
+        const at = (custom.identities ?? []).findIndex((s) => same(s.identity, identity));
+        if (at < 0) {
+          throw new TrustError(
+            TrustErrorCode.INVALID_REQUEST,
+            `identity ${describeIdentityPolicy(identity)} does not sign for ${env}`,
+            {
+              hint: `apx trust status --env ${env} lists its signers`,
+            },
+          );
+        }
+        custom.identities?.splice(at, 1);
+      }
       if (change.add) {
         const key = change.add;
         if (custom.signers.some((s) => s.keyId === key.keyId)) {

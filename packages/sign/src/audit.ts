@@ -7,9 +7,12 @@ import { redactKeyRef } from '@apx/kms/key-ref';
 /** One signing operation, as the audit trail records it (the runbook: "audit logs for all signing operations"). */
 export interface SigningRecord {
   operation: string;
-  keyId: string;
+  /** The key that signed (keyed signing). */
+  keyId?: string;
   /** Where the key lives; secrets in it (PINs, tokens) are removed before writing. */
-  keyRef: string;
+  keyRef?: string;
+  /** Keyless signing: the identity the Fulcio certificate names, instead of a key. */
+  identity?: { subject: string; issuer: string };
   /** `sha256:<hex>` of what was signed. */
   digest: string;
   reference?: string;
@@ -36,8 +39,12 @@ export class AuditLog {
       time: now.toISOString(),
       host: hostname(),
       operation: entry.operation,
-      key_id: entry.keyId,
-      key_ref: redactKeyRef(entry.keyRef), // signers' keyRefs are redacted already; a second guard
+      ...(entry.identity
+        ? { identity: { subject: entry.identity.subject, issuer: entry.identity.issuer } }
+        : {
+            key_id: entry.keyId ?? null,
+            key_ref: entry.keyRef === undefined ? null : redactKeyRef(entry.keyRef), // signers' keyRefs are redacted already; a second guard
+          }),
       digest: entry.digest,
       reference: entry.reference ?? null,
       environment: entry.environment ?? null,

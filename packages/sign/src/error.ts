@@ -20,6 +20,18 @@ export const SignErrorCode = {
   PASSWORD_MISMATCH: 'PASSWORD_MISMATCH',
   /** A file could not be read or written. */
   IO_FAILED: 'IO_FAILED',
+  /** Keyless signing without an OIDC identity token (no --identity-token, SIGSTORE_ID_TOKEN or CI ambient token). */
+  IDENTITY_TOKEN_MISSING: 'IDENTITY_TOKEN_MISSING',
+  /** An identity token that is not a JWT with an issuer and a subject, or has expired. */
+  IDENTITY_TOKEN_INVALID: 'IDENTITY_TOKEN_INVALID',
+  /** Fulcio did not issue a signing certificate (refused the token, or unreachable). */
+  CERTIFICATE_REFUSED: 'CERTIFICATE_REFUSED',
+  /** The transparency log (Rekor) did not record the signature (refused, or unreachable). */
+  TLOG_FAILED: 'TLOG_FAILED',
+  /** The timestamp authority did not timestamp the signature (refused, unreachable, bad reply). */
+  TIMESTAMP_FAILED: 'TIMESTAMP_FAILED',
+  /** A Sigstore signing config file that cannot be used (not JSON, no usable service). */
+  SIGNING_CONFIG_INVALID: 'SIGNING_CONFIG_INVALID',
 } as const;
 export type SignErrorCode = (typeof SignErrorCode)[keyof typeof SignErrorCode];
 

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { sha256Hex } from '@apx/core';
 import { redactKeyRef } from '@apx/kms/key-ref';
-import { AuditLog, appendAuditLine, type Signer } from '@apx/sign';
+import { AuditLog, appendAuditLine, isKeyless, type Signer } from '@apx/sign';
 import type { CliContext } from './context.js';
 import { resolvePath } from './io.js';
 
@@ -18,8 +18,14 @@ export async function auditSigning(
 ): Promise<void> {
   const { path, named } = auditLogPath(ctx);
   const log = new AuditLog(path, named);
+  const digest = `sha256:${sha256Hex(signed)}`;
+  // Keyless: the identity the certificate names; the ephemeral key means nothing afterwards.
+  if (isKeyless(signer)) {
+    await log.record({ operation, identity: await signer.identity(), digest, ...context });
+    return;
+  }
   const key = await signer.publicKey();
-  await log.record({ operation, keyId: key.keyId, keyRef: signer.keyRef, digest: `sha256:${sha256Hex(signed)}`, ...context });
+  await log.record({ operation, keyId: key.keyId, keyRef: signer.keyRef, digest, ...context });
 }
 
 /** One change to the trust repository (apx trust), as the audit trail records it. */

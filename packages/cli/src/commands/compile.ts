@@ -3,28 +3,35 @@ import { join } from 'node:path';
 import { sha256Hex } from '@apx/core';
 import { fileError } from '@apx/core/os-error';
 import type { CompiledPolicy, PolicyErrorCode } from '@apx/policy';
-import { type ArtifactSignature, type Signer, signArtifact, writeFileAtomic } from '@apx/sign';
+import { type ArtifactSignature, isKeyless, signArtifact, writeFileAtomic } from '@apx/sign';
 import { auditSigning } from '../audit.js';
 import { type CommandSpec, flagBool, flagString, UsageError } from '../command.js';
 import { type CliContext, info } from '../context.js';
 import { environmentFlag } from '../environment.js';
 import { readInput, resolvePath } from '../io.js';
-import { DEFAULT_PRIVATE_KEY, openSigner } from '../keyref.js';
+import { DEFAULT_PRIVATE_KEY } from '../keyref.js';
+import { describeEvidence, openSigning, SIGNING_FLAGS, type Signing } from '../signing.js';
 import { publishToStore } from './publish.js';
 
 /**
  * The one place a compiled policy is signed: cosign's signature over the bytes, and the
  * statement binding them to name, version, environment, ABI, compiler and source digest.
  */
-function signPolicyArtifact(signer: Signer, compiled: CompiledPolicy, environment: string): Promise<ArtifactSignature> {
-  return signArtifact(signer, compiled.wasm, {
-    policyId: compiled.meta.policy,
-    version: compiled.meta.version,
-    environment,
-    abiVersion: compiled.meta.abi,
-    compilerVersion: compiled.meta.compiler,
-    sourceDigest: `sha256:${compiled.meta.sourceSha256}`,
-  });
+function signPolicyArtifact(signing: Signing, compiled: CompiledPolicy, environment: string): Promise<ArtifactSignature> {
+  return signArtifact(
+    signing.signer,
+    compiled.wasm,
+    {
+      policyId: compiled.meta.policy,
+      version: compiled.meta.version,
+      environment,
+      abiVersion: compiled.meta.abi,
+      compilerVersion: compiled.meta.compiler,
+      sourceDigest: `sha256:${compiled.meta.sourceSha256}`,
+    },
+    new Date(),
+    { witnesses: signing.witnesses('dsse') },
+  );
 }
 
 // The compiler (YAML, CEL, wabt) loads when a command compiles, not at every `apx` start.
@@ -87,12 +94,15 @@ async function check(ctx: CliContext, artifactPath: string, sourcePath: string):
 export const compileCommand: CommandSpec = {
   name: 'compile',
   summary: 'Compile apx/v1 policy YAML to signed WebAssembly artifacts (<name>@<version>.wasm).',
-  usage: '[--out DIR] [--key KEY | --no-sign] FILE...   |   --check ARTIFACT SOURCE',
+  usage: '[--out DIR] [--key KEY | --keyless [--identity-token TOKEN] | --no-sign] FILE...   |   --check ARTIFACT SOURCE',
   details: `Writes <name>@<version>.wasm, its signature .wasm.sig (base64, as cosign sign-blob) and a
 Sigstore bundle .wasm.sigstore.json into DIR, each atomically. A policy with problems prints one
 line per problem (file:line:column path: message) and writes nothing. Output is deterministic:
 the same source and compiler version give the same bytes, so --check ARTIFACT SOURCE rebuilds
-SOURCE and exits 0 only when the bytes are identical. docs/policy-language.md, docs/abi.md.`,
+SOURCE and exits 0 only when the bytes are identical. --keyless signs as apx sign --keyless
+does (a Fulcio certificate, also written to .wasm.pem, and a Rekor entry in the bundle);
+--timestamp-server-url adds an RFC 3161 timestamp. docs/policy-language.md, docs/abi.md,
+docs/operations.md ("Keyless signing").`,
   flags: [
     { name: 'out', type: 'string', value: 'DIR', description: 'Directory for the artifacts (default: .).' },
     {
@@ -115,6 +125,7 @@ SOURCE and exits 0 only when the bytes are identical. docs/policy-language.md, d
       description: 'Also publish each signed artifact to this store (directory, gs://, s3://, oci://).',
     },
     { name: 'check', type: 'string', value: 'ARTIFACT', description: 'Rebuild SOURCE and compare with ARTIFACT byte for byte.' },
+    ...SIGNING_FLAGS,
   ],
   positionals: { min: 1, max: 64, names: 'FILE (a policy YAML file)' },
   async run(ctx, args) {
@@ -124,22 +135,36 @@ SOURCE and exits 0 only when the bytes are identical. docs/policy-language.md, d
       return check(ctx, checkPath, args.positionals[0] as string);
     }
     const noSign = flagBool(args, 'no-sign');
-    const keyRef = flagString(args, 'key');
-    if (noSign && keyRef) throw new UsageError('--key and --no-sign exclude each other');
+    if (noSign) {
+      for (const name of [
+        'key',
+        'keyless',
+        'identity-token',
+        'timestamp-server-url',
+        'fulcio-url',
+        'rekor-url',
+        'signing-config',
+      ]) {
+        if (args.flags[name] !== undefined) throw new UsageError(`--${name} and --no-sign exclude each other`);
+      }
+    }
     const outDir = flagString(args, 'out') ?? '.';
     // The key's scrypt runs on the thread pool while the main thread compiles.
-    const opening = noSign ? undefined : openSigner(ctx, keyRef ?? DEFAULT_PRIVATE_KEY);
+    const opening = noSign ? undefined : openSigning(ctx, args);
     opening?.catch(() => undefined);
     const compiled = await compileAll(ctx, args.positionals);
-    // Have the key before writing anything: a missing key must not leave unsigned artifacts.
-    const signer = await opening;
+    // Have the key (keyless: the Fulcio certificate) before writing anything: a missing key
+    // or a refused identity must not leave unsigned artifacts.
+    const signing = await opening;
+    if (signing && isKeyless(signing.signer)) await signing.signer.certificate();
+    const signer = signing?.signer;
     const environment = environmentFlag(args);
     const publishUrl = flagString(args, 'publish');
     if (publishUrl && noSign) throw new UsageError('--publish needs signed artifacts; drop --no-sign');
     await prepareOutDir(ctx, outDir);
     for (const c of compiled) {
       const wasmPath = join(outDir, c.fileName);
-      const signature = signer ? await signPolicyArtifact(signer, c, environment) : undefined;
+      const signature = signing ? await signPolicyArtifact(signing, c, environment) : undefined;
       if (signer)
         await auditSigning(ctx, signer, 'compile', c.wasm, { reference: c.fileName.slice(0, -'.wasm'.length), environment });
       // Signature and bundle first: a reader never finds this version's bytes unsigned.
@@ -148,11 +173,15 @@ SOURCE and exits 0 only when the bytes are identical. docs/policy-language.md, d
       if (signature) {
         await write(`${wasmPath}.sigstore.json`, signature.bundleJson);
         await write(`${wasmPath}.sig`, signature.signatureFileContent);
+        if (signature.certificatePem) await write(`${wasmPath}.pem`, signature.certificatePem);
       }
       await write(wasmPath, c.wasm);
       ctx.stdout.write(`✓ Compiled: ${wasmPath}\n`);
-      if (signature) ctx.stdout.write(`✓ Signed:    ${wasmPath}.sig\n`);
-      else info(ctx, `WARNING: ${wasmPath} is not signed (--no-sign); workers in strict mode will refuse it`);
+      if (signature) {
+        ctx.stdout.write(`✓ Signed:    ${wasmPath}.sig\n`);
+        if (signature.identity) info(ctx, `  identity ${signature.identity.subject} (issuer ${signature.identity.issuer})`);
+        describeEvidence(ctx, signature.bundleJson);
+      } else info(ctx, `WARNING: ${wasmPath} is not signed (--no-sign); workers in strict mode will refuse it`);
       if (publishUrl) await publishToStore(ctx, wasmPath, { store: publishUrl });
     }
     return 0;

@@ -1,19 +1,25 @@
 import { signBlob, writeFileAtomic } from '@apx/sign';
 import { auditSigning } from '../audit.js';
-import { type CommandSpec, flagString } from '../command.js';
+import { type CommandSpec, flagString, UsageError } from '../command.js';
 import { info } from '../context.js';
 import { readInput, resolvePath } from '../io.js';
-import { DEFAULT_PRIVATE_KEY, openSigner } from '../keyref.js';
+import { DEFAULT_PRIVATE_KEY } from '../keyref.js';
+import { describeSigning, openSigning, SIGNING_FLAGS, wantsKeyless } from '../signing.js';
 
 export const signBlobCommand: CommandSpec = {
   name: 'sign-blob',
-  summary: 'Sign a file with a cosign-compatible key: a detached signature and, optionally, a Sigstore bundle.',
-  usage: '[--key KEY] [--output-signature FILE] [--bundle FILE] BLOB',
+  summary: 'Sign a file with a cosign-compatible key, or keylessly: a detached signature and, optionally, a Sigstore bundle.',
+  usage:
+    '[--key KEY | --keyless [--identity-token TOKEN]] [--output-signature FILE] [--output-certificate FILE] [--bundle FILE] BLOB',
   details: `The signature is over the whole blob: ECDSA with the curve's hash (SHA-256 for P-256,
 SHA-384 for P-384, SHA-512 for P-521), RSA PKCS#1 v1.5 with SHA-256, or pure Ed25519, as
 cosign 2.6+ signs. It is base64 of the DER value: written to --output-signature without a
 trailing newline, or printed to stdout with one. --bundle writes a Sigstore bundle v0.3 with
 a message signature, the key id as publicKey.hint and no transparency-log entry (offline).
+--timestamp-server-url adds an RFC 3161 timestamp of the signature to the bundle.
+--keyless (or --identity-token) signs with an ephemeral key and a Fulcio certificate for the
+OIDC identity of the token, logs the signature to Rekor, and puts certificate and log entry in
+the bundle; --output-certificate writes the certificate (PEM). docs/operations.md, "Keyless signing".
 BLOB may be - for stdin.`,
   flags: [
     {
@@ -29,19 +35,34 @@ BLOB may be - for stdin.`,
       description: 'Write the base64 signature to FILE (no trailing newline).',
     },
     { name: 'output', type: 'string', value: 'FILE', description: 'Deprecated alias of --output-signature (as in cosign).' },
+    {
+      name: 'output-certificate',
+      type: 'string',
+      value: 'FILE',
+      description: 'Keyless: write the Fulcio signing certificate (PEM) to FILE.',
+    },
     { name: 'bundle', type: 'string', value: 'FILE', description: 'Also write a Sigstore bundle v0.3 to FILE.' },
+    ...SIGNING_FLAGS,
   ],
   positionals: { min: 1, max: 1, names: 'BLOB (the file to sign)' },
   async run(ctx, args) {
     const blobPath = args.positionals[0] as string;
-    const keyRef = flagString(args, 'key') ?? DEFAULT_PRIVATE_KEY;
     const outSig = flagString(args, 'output-signature') ?? flagString(args, 'output');
     const outBundle = flagString(args, 'bundle');
+    const outCert = flagString(args, 'output-certificate');
+    if (outCert && !wantsKeyless(args)) throw new UsageError('--output-certificate is for keyless signing: add --keyless');
     const blob = await readInput(ctx, blobPath, 'file', 'pass the path of the file to sign');
-    const signer = await openSigner(ctx, keyRef);
-    const signed = await signBlob(signer, blob);
-    await auditSigning(ctx, signer, 'sign-blob', blob);
-    info(ctx, `Signed with key id ${signed.publicKey.keyId}`);
+    const signing = await openSigning(ctx, args);
+    const signed = await signBlob(signing.signer, blob, { witnesses: signing.witnesses('message') });
+    await auditSigning(ctx, signing.signer, 'sign-blob', blob);
+    await describeSigning(ctx, signing, signed);
+    if (outCert && signed.certificatePem) {
+      await writeFileAtomic(resolvePath(ctx, outCert), signed.certificatePem, {
+        overwrite: true,
+        describe: { what: 'certificate file', path: outCert, cwd: ctx.cwd, setting: '--output-certificate' },
+      });
+      info(ctx, `Wrote certificate to file ${outCert}`);
+    }
     if (outSig) {
       await writeFileAtomic(resolvePath(ctx, outSig), signed.signatureFileContent, {
         overwrite: true,

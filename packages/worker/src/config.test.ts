@@ -193,6 +193,13 @@ describe('worker settings are checked at start, one problem per line', () => {
     assert.equal(resolveConfig({ ...repo, APX_TRUST_ROOT: rootFile }).config.trustRoot, rootFile);
   });
 
+  it('APX_SIGSTORE_TRUSTED_ROOT: an existing file', () => {
+    assert.deepEqual(problems({ APX_SIGSTORE_TRUSTED_ROOT: 'missing.json' }), [
+      'APX_SIGSTORE_TRUSTED_ROOT="missing.json": no such file; set APX_SIGSTORE_TRUSTED_ROOT to the trusted_root.json of your Sigstore instance',
+    ]);
+    assert.equal(resolveConfig({ APX_SIGSTORE_TRUSTED_ROOT: rootFile }).config.sigstoreTrustedRoot, rootFile);
+  });
+
   it('APX_TRUST_REPOSITORY and APX_STORE: "store", a known store URL or an existing directory', () => {
     const repo = { APX_STATE_DIR: stateDir };
     assert.deepEqual(problems({ ...repo, APX_TRUST_REPOSITORY: 'Store' }), [

@@ -53,6 +53,11 @@ export interface WorkerConfig {
   trustRoot: string | undefined;
   /** How long loaded policies keep serving after the trust metadata expired. */
   trustGraceMs: number;
+  /**
+   * A Sigstore trusted_root.json: keyless artifacts and the timestamps that date keyed
+   * signatures are verified against it (default for keyless: the public-good root embedded in APX).
+   */
+  sigstoreTrustedRoot: string | undefined;
 }
 
 /** One setting: its environment name (DESIGN.md §6), its flag, default and meaning. */
@@ -132,6 +137,14 @@ export const SETTINGS: readonly Setting[] = [
     default: undefined,
     description:
       "The trust repository's root to trust on first start (a copy of tuf/1.root.json obtained out of band); later starts use the root kept in APX_STATE_DIR.",
+  },
+  {
+    key: 'sigstoreTrustedRoot',
+    env: 'APX_SIGSTORE_TRUSTED_ROOT',
+    flag: 'sigstore-trusted-root',
+    default: undefined,
+    description:
+      'A Sigstore trusted_root.json (Fulcio CAs, Rekor and CT log keys, timestamp authorities): keyless artifacts, and the timestamps that date signatures by keys with a validity window, are verified against it. Keyless default: the public-good root embedded in APX.',
   },
   {
     key: 'trustGraceMs',
@@ -525,6 +538,11 @@ export function resolveConfig(
       text('trustRoot'),
     ),
     trustGraceMs: read('trustGraceMs', (s, v) => parseSeconds(s, v, 0, 30 * 86400), 0),
+    sigstoreTrustedRoot: read(
+      'sigstoreTrustedRoot',
+      (s, v) => checkFile(s, v, cwd, 'set APX_SIGSTORE_TRUSTED_ROOT to the trusted_root.json of your Sigstore instance'),
+      text('sigstoreTrustedRoot'),
+    ),
     requireBinding: read('requireBinding', parseBool, environment !== 'dev'),
   };
 

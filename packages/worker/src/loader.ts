@@ -7,6 +7,7 @@ import {
   isApxError,
   isVerificationError,
   MAX_ARTIFACT_BYTES,
+  type SigstoreTrustedRoot,
   sha256Hex,
   signatureMaterialDigest,
   type TrustInForce,
@@ -76,6 +77,8 @@ export interface PolicyLoaderOptions {
   floors?: RollbackFloors;
   /** Exact references the operator allows below their floor (APX_ALLOW_ROLLBACK). */
   allowRollback?: ReadonlySet<string>;
+  /** The Sigstore trusted root (APX_SIGSTORE_TRUSTED_ROOT) for keyless artifacts and timestamps. */
+  trustedRoot?: SigstoreTrustedRoot | undefined;
 }
 
 /**
@@ -249,6 +252,7 @@ export class PolicyLoader {
           requireBinding: binding.required,
           allowList,
           maxBytes: this.maxBytes,
+          trustedRoot: this.options.trustedRoot,
         },
         state: {
           floor: this.floors.get(ref.policyId),

@@ -1,7 +1,15 @@
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
-import { type ArtifactRef, CoreErrorCode, formatArtifactRef, VerificationError } from '@apx/core';
+import {
+  type ArtifactRef,
+  CoreErrorCode,
+  formatArtifactRef,
+  loadTrustedRoot,
+  type SigstoreTrustedRoot,
+  VerificationError,
+} from '@apx/core';
 import { listenError } from '@apx/core/os-error';
 import type { DestinationStream } from 'pino';
 import { DiskCache } from './cache.js';
@@ -153,6 +161,7 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
     floors: config.stateDir ? await RollbackFloors.open(config.stateDir) : RollbackFloors.inMemory(),
     allowRollback: config.allowRollback,
     diskCache: config.cacheDir ? new DiskCache(config.cacheDir) : undefined,
+    trustedRoot: config.sigstoreTrustedRoot ? readSigstoreTrustedRoot(resolve(deps.cwd, config.sigstoreTrustedRoot)) : undefined,
     ...(deps.fetchTimeoutMs === undefined ? {} : { fetchTimeoutMs: deps.fetchTimeoutMs }),
   });
   const policies = new PolicySet({
@@ -274,4 +283,21 @@ function reportProtections(config: WorkerConfig, repository: boolean, log: Worke
     { setting: 'APX_TRUST_REPOSITORY', protections_off: ['revocation', 'freshness', 'approvals'] },
     `no trust repository (APX_TRUST_REPOSITORY unset): runbook mode trusts the APX_PUBLIC_KEY key alone; artifact revocation, freshness and multi-party approval are off`,
   );
+}
+
+/** APX_SIGSTORE_TRUSTED_ROOT, read once at start (a worker never fetches trust material). */
+function readSigstoreTrustedRoot(path: string): SigstoreTrustedRoot {
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (err) {
+    throw new WorkerError(
+      WorkerErrorCode.CONFIG_INVALID,
+      `APX_SIGSTORE_TRUSTED_ROOT="${path}" is not a JSON file: ${(err as Error).message}`,
+      {
+        hint: 'set APX_SIGSTORE_TRUSTED_ROOT to the trusted_root.json of your Sigstore instance',
+      },
+    );
+  }
+  return loadTrustedRoot(json, path);
 }

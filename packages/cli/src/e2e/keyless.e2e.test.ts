@@ -186,6 +186,9 @@ describe('keyless signing through the real CLI', () => {
       'ERROR: no identity token for keyless signing; pass --identity-token TOKEN, set SIGSTORE_ID_TOKEN, or run in GitHub Actions with `permissions: id-token: write`\n',
     );
     assert.equal(existsSync(join(dir, 'none.json')), false);
+    const typo = await apxAsync(dir, ['sign-blob', '--identity-token', 'no-such-token-file', ...urls, 'blob.txt'], clean);
+    assert.equal(typo.status, 1);
+    assert.match(typo.stderr, /^ERROR: invalid identity token: --identity-token is neither a JWT nor a file;/);
   });
 
   it('Fulcio refusing the token, and Rekor unreachable: one line each, naming the service', async () => {
@@ -232,14 +235,29 @@ describe('keyless signing through the real CLI', () => {
         tsaUrls: [{ url: services.tsaUrl, majorApiVersion: 1, validFor: { start: '2020-01-01T00:00:00Z' } }],
       }),
     );
+    // The token from a file (cosign accepts the token or a path to it).
+    writeFileSync(join(dir, 'token.jwt'), `${services.token(IDENTITY)}\n`);
     const r = await apxAsync(
       dir,
-      ['sign-blob', '--keyless', '--signing-config', 'signing_config.json', '--bundle', 'cfg.sigstore.json', 'blob.txt'],
-      { ...clean, SIGSTORE_ID_TOKEN: services.token(IDENTITY) },
+      [
+        'sign-blob',
+        '--identity-token',
+        'token.jwt',
+        '--signing-config',
+        'signing_config.json',
+        '--bundle',
+        'cfg.sigstore.json',
+        'blob.txt',
+      ],
+      clean,
     );
     assert.equal(r.status, 0, r.stderr);
-    const bundle = JSON.parse(readFileSync(join(dir, 'cfg.sigstore.json'), 'utf8'));
-    assert.equal(bundle.verificationMaterial.timestampVerificationData.rfc3161Timestamps.length, 1);
+    const cfgBundle = readFileSync(join(dir, 'cfg.sigstore.json'), 'utf8');
+    assert.equal(JSON.parse(cfgBundle).verificationMaterial.timestampVerificationData.rfc3161Timestamps.length, 1);
+    const { identity } = independentVerify(cfgBundle, services.trustedRootJson, {
+      artifact: readFileSync(join(dir, 'blob.txt')),
+    });
+    assert.equal(identity?.subjectAlternativeName, IDENTITY);
 
     const both = apx(dir, ['sign-blob', '--key', 'keys/cosign.key', '--keyless', 'blob.txt'], clean);
     assert.equal(both.status, 2);

@@ -80,6 +80,28 @@ describe('keyless signing against local Sigstore services (loopback HTTP)', () =
     }
   });
 
+  it('certificates that must fail: no SCT, expired at the signing time', async () => {
+    for (const [options, code, message] of [
+      [{ fulcioWithoutSct: true }, 'CERTIFICATE_ERROR', /SCT/i],
+      [{ fulcioClockOffsetMs: -3_600_000 }, 'CERTIFICATE_ERROR', /certificate chain/i],
+    ] as const) {
+      const bad = await startSigstoreServices({ openssl: false, ...options });
+      try {
+        const fx = await keylessBlobBundle(bad, blob, { identity: IDENTITY });
+        assert.throws(
+          () => independentVerify(fx.bundleJson, fx.trustedRootJson, { artifact: blob }),
+          (err: Error & { code?: string }) => {
+            assert.equal(err.code, code, err.message);
+            assert.match(err.message, message);
+            return true;
+          },
+        );
+      } finally {
+        await bad.close();
+      }
+    }
+  });
+
   it('keyed signing with an openssl RFC 3161 timestamp: the key window is judged at the TSA time', {
     skip: noOpenssl,
   }, async () => {

@@ -32,6 +32,9 @@
 // one whole-second clock fixed at start (the mock TSA's genTime must have no odd fractions),
 // so certificates are valid from then for 10 minutes; the openssl TSA uses the real time.
 // Every trust-root entry has a `validFor.start` (a minute before that clock) and no end.
+// Certificates that must fail: `startSigstoreServices({ fulcioWithoutSct: true })` (no SCT),
+// `{ fulcioClockOffsetMs: -3_600_000 }` (expired when logged and timestamped), another
+// services' trustedRootJson (wrong chain), token(identity, { issuer }) (another issuer).
 import { execFile, spawnSync } from 'node:child_process';
 import {
   createHash,
@@ -95,6 +98,13 @@ export interface SigstoreServices {
 export interface StartOptions {
   /** Start the openssl TSA (default: when openssl is installed). */
   openssl?: boolean;
+  /** Fulcio issues certificates without an embedded SCT (a CA that skips certificate transparency). */
+  fulcioWithoutSct?: boolean;
+  /**
+   * Fulcio's clock, in ms from the other services' (e.g. -3_600_000: its certificates expired
+   * 50 minutes before Rekor and the mock TSA date the signature).
+   */
+  fulcioClockOffsetMs?: number;
 }
 
 interface Reply {
@@ -178,8 +188,6 @@ function opensslInstalled(): boolean {
 
 /** Starts every service on 127.0.0.1 (ephemeral ports). Close them with `close()`. */
 export async function startSigstoreServices(options: StartOptions = {}): Promise<SigstoreServices> {
-  const clock = new Date(Math.floor(Date.now() / 1000) * 1000);
-  const start = new Date(clock.getTime() - 60_000).toISOString();
   const requests = { fulcio: 0, rekor: 0, tsa: 0, opensslTsa: 0 };
   const servers: Server[] = [];
   const dir = tempDir('apx-sigstore-');
@@ -257,11 +265,6 @@ export async function startSigstoreServices(options: StartOptions = {}): Promise
   };
 
   // Fulcio (with its CT log), behind a check of the token's signature.
-  const ctlogKey = p256();
-  const caKey = p256();
-  const ctlog = await initializeCTLog(ctlogKey, clock);
-  const ca = await initializeCA(caKey, ctlog, clock);
-  const fulcioMock = fulcioHandler(ca, { strict: true });
   const fulcio = await listen(async (req, body, url) => {
     if (req.method !== 'POST' || url.pathname !== fulcioMock.path) return notFound();
     requests.fulcio++;
@@ -287,12 +290,8 @@ export async function startSigstoreServices(options: StartOptions = {}): Promise
     return json(201, entry);
   });
   servers.push(rekorServer.server);
-  const tlogKey = p256();
-  const tlog = await initializeTLog(rekorServer.url, tlogKey, clock);
 
   // The mock TSA, answering RFC 3161 queries (what APX and cosign send) and Sigstore's JSON ones.
-  const tsaKey = p256();
-  const tsa = await initializeTSA(tsaKey, clock);
   const tsaServer = await listen(async (req, body, url) => {
     if (req.method !== 'POST' || url.pathname !== '/api/v1/timestamp') return notFound();
     requests.tsa++;
@@ -328,6 +327,31 @@ export async function startSigstoreServices(options: StartOptions = {}): Promise
     return { status: 200, type: 'application/timestamp-reply', body: bytes(await tsa.timestamp(query)) };
   });
   servers.push(tsaServer.server);
+
+  // The mocks' one clock, in whole seconds: the mock TSA's genTime must have no odd fractions,
+  // and the mock roots (made at the real time) must be valid at it, so it is the second they
+  // are made in (made again in the rare case a second boundary passes meanwhile).
+  const ctlogKey = p256();
+  const caKey = p256();
+  const tlogKey = p256();
+  const tsaKey = p256();
+  const second = () => Math.floor(Date.now() / 1000) * 1000;
+  const initMocks = async () => {
+    const ms = Date.now() % 1000;
+    if (ms > 600) await new Promise((resolve) => setTimeout(resolve, 1005 - ms));
+    const clock = new Date(second());
+    const fulcioClock = new Date(clock.getTime() + (options.fulcioClockOffsetMs ?? 0));
+    const ctlog = await initializeCTLog(ctlogKey, fulcioClock);
+    const ca = await initializeCA(caKey, options.fulcioWithoutSct ? undefined : ctlog, fulcioClock);
+    const tlog = await initializeTLog(rekorServer.url, tlogKey, clock);
+    const tsa = await initializeTSA(tsaKey, clock);
+    return { clock, ca, tlog, tsa };
+  };
+  let mocks = await initMocks();
+  for (let i = 0; i < 5 && second() !== mocks.clock.getTime(); i++) mocks = await initMocks();
+  const { clock, ca, tlog, tsa } = mocks;
+  const fulcioMock = fulcioHandler(ca, { strict: true });
+  const start = new Date(Math.min(clock.getTime(), clock.getTime() + (options.fulcioClockOffsetMs ?? 0)) - 60_000).toISOString();
 
   const openssl = (options.openssl ?? true) && opensslInstalled() ? await startOpensslTsa(dir, requests) : undefined;
   if (openssl) servers.push(openssl.server);

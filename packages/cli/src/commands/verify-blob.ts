@@ -1,27 +1,50 @@
-import { parseBundle, parseDigestAlgorithm, SignatureVerifier, type SignatureVerifierOptions, verifyBundle } from '@apx/core';
-import { type CommandSpec, flagString, UsageError } from '../command.js';
-import { info } from '../context.js';
+import {
+  type ArtifactInput,
+  isKeylessBundle,
+  loadTrustedRoot,
+  parseBundle,
+  parseDigestAlgorithm,
+  publicGoodTrustedRoot,
+  SignatureVerifier,
+  type SignatureVerifierOptions,
+  type SigstoreTrustedRoot,
+  verifyBundle,
+  verifyKeylessBundle,
+} from '@apx/core';
+import { type CommandSpec, flagString, type ParsedArgs, UsageError } from '../command.js';
+import { type CliContext, info } from '../context.js';
 import { CliError, CliErrorCode } from '../error.js';
+import { IDENTITY_FLAG_SPECS, identityFlagValues, identityFromFlags } from '../identity-flags.js';
 import { readInput } from '../io.js';
 import { loadPublicKey } from '../keyref.js';
 
+const DIGEST_ARGUMENT = /^sha256:([0-9a-fA-F]{64})$/;
+
 export const verifyBlobCommand: CommandSpec = {
   name: 'verify-blob',
-  summary: 'Verify a file against a detached signature or a Sigstore bundle with a public key.',
-  usage: '--key PUB (--signature FILE | --bundle FILE) [--trusted-root FILE] BLOB',
-  details: `Accepts what cosign verify-blob accepts: base64 or raw DER signatures (a trailing newline
-is fine), high-S signatures, raw 64-byte r||s (IEEE P1363); rejects trailing bytes after the
-DER value. Bundles: Sigstore v0.1-v0.3 (message signature or DSSE in-toto) and cosign's legacy
-{"base64Signature":...} JSON; the bundle must name this blob's digest. Verification is offline by
-key (like cosign's --insecure-ignore-tlog); with --trusted-root, transparency-log entries and
-timestamps are verified too. Unlike cosign's CLI, the digest defaults to the key's own (SHA-384
-for P-384, SHA-512 for P-521). Prints "Verified OK" on success, exit 1 otherwise.`,
+  summary: 'Verify a file (or its sha256: digest) against a signature or a Sigstore bundle, with a key or keylessly.',
+  usage:
+    '(--key PUB (--signature FILE | --bundle FILE) | --bundle FILE --certificate-identity[-regexp] ID --certificate-oidc-issuer[-regexp] ISSUER) [--trusted-root FILE] (BLOB | sha256:HEX)',
+  details: `Speaks cosign verify-blob. With --key: accepts base64 or raw DER signatures (a trailing newline
+is fine), high-S signatures, raw 64-byte r||s (IEEE P1363); rejects trailing bytes after the DER
+value. Bundles: Sigstore v0.1-v0.3 (message signature or DSSE in-toto) and cosign's legacy
+{"base64Signature":...} JSON; the bundle must name this blob's digest. Keyed verification is
+offline by key (like cosign's --insecure-ignore-tlog); with --trusted-root, transparency-log
+entries and timestamps are verified too. Unlike cosign's CLI, the digest defaults to the key's own
+(SHA-384 for P-384, SHA-512 for P-521).
+Without --key, verification is keyless: the bundle's Fulcio certificate must chain to the trusted
+root (--trusted-root, or the Sigstore public-good root embedded in APX), carry an SCT, be valid at
+the time its Rekor entry or RFC 3161 timestamp proves, and name the identity given by
+--certificate-identity(-regexp) and --certificate-oidc-issuer(-regexp), both required; patterns
+must be anchored (^...$). Nothing is fetched: verification is offline.
+In place of BLOB, sha256:<hex> verifies against the file's digest (cosign's digest form).
+Prints "Verified OK" on stderr on success; exit 0 verified, 1 refused, 2 usage.`,
   flags: [
     {
       name: 'key',
       type: 'string',
       value: 'PUB',
-      description: 'The public key: a PEM file, env://VAR, a cosign private key file, or a KMS/HSM URI (required).',
+      description: 'The public key: a PEM file, env://VAR, a cosign private key file, or a KMS/HSM URI. Without it, keyless.',
     },
     { name: 'signature', type: 'string', value: 'FILE', description: 'The detached signature file (base64 or raw DER).' },
     { name: 'bundle', type: 'string', value: 'FILE', description: 'A Sigstore bundle or legacy cosign bundle.' },
@@ -35,28 +58,37 @@ for P-384, SHA-512 for P-521). Prints "Verified OK" on success, exit 1 otherwise
       name: 'trusted-root',
       type: 'string',
       value: 'FILE',
-      description: "A Sigstore trusted_root.json: also verify the bundle's transparency-log entries.",
+      description:
+        'A Sigstore trusted_root.json (every entry needs a start of validity). Keyless: the default is the public-good root; with --key: also verify log entries and timestamps.',
     },
+    ...IDENTITY_FLAG_SPECS,
     {
       name: 'insecure-ignore-tlog',
       type: 'boolean',
-      description: 'Accepted for cosign compatibility; APX verifies offline unless --trusted-root is given.',
+      description:
+        'With --key and --trusted-root: do not require a transparency-log entry (a timestamp still dates the signature).',
+    },
+    { name: 'offline', type: 'boolean', description: 'Accepted for cosign compatibility: APX always verifies offline.' },
+    {
+      name: 'use-signed-timestamps',
+      type: 'boolean',
+      description: 'Accepted for cosign compatibility: verified RFC 3161 timestamps are always used.',
     },
   ],
-  positionals: { min: 1, max: 1, names: 'BLOB (the file to verify)' },
+  positionals: { min: 1, max: 1, names: 'BLOB (the file to verify, or sha256:<hex>)' },
   async run(ctx, args) {
-    const blobPath = args.positionals[0] as string;
+    const target = args.positionals[0] as string;
     const keyRef = flagString(args, 'key');
-    if (!keyRef) throw new UsageError("--key is required (the signer's public key, e.g. keys/cosign.pub)");
     const sigPath = flagString(args, 'signature');
     const bundlePath = flagString(args, 'bundle');
+    if (!keyRef) return verifyKeyless(ctx, args, target, bundlePath);
     if (!sigPath && !bundlePath) throw new UsageError('pass --signature FILE or --bundle FILE');
     const options: SignatureVerifierOptions = {};
     const alg = flagString(args, 'signature-digest-algorithm');
     if (alg) options.digestAlgorithm = parseDigestAlgorithm(alg);
 
     const verifier = new SignatureVerifier(await loadPublicKey(ctx, keyRef), options);
-    const blob = await readInput(ctx, blobPath, 'file', 'pass the path of the file to verify');
+    const blob = await readTarget(ctx, target);
     if (sigPath) {
       const sig = await readInput(
         ctx,
@@ -64,24 +96,20 @@ for P-384, SHA-512 for P-521). Prints "Verified OK" on success, exit 1 otherwise
         'signature file',
         'pass the .sig file written by apx sign-blob or cosign sign-blob',
       );
-      verifier.verify(blob, sig);
+      if (blob instanceof Uint8Array) verifier.verify(blob, sig);
+      else verifier.verifyDigest(blob.algorithm, blob.digest, sig);
     }
     if (bundlePath) {
       const text = (
         await readInput(ctx, bundlePath, 'bundle file', 'pass the .sigstore.json bundle written beside the artifact')
       ).toString('utf8');
       const rootPath = flagString(args, 'trusted-root');
-      const trustedRoot = rootPath
-        ? parseJsonFile(
-            (await readInput(ctx, rootPath, 'trusted root file', 'pass a Sigstore trusted_root.json')).toString('utf8'),
-            rootPath,
-          )
-        : undefined;
+      const trustedRoot = rootPath ? await readTrustedRoot(ctx, rootPath) : undefined;
       const result = verifyBundle(
         parseBundle(text, bundlePath),
         blob,
         verifier,
-        trustedRoot === undefined ? {} : { trustedRoot },
+        trustedRoot === undefined ? {} : { trustedRoot, requireTlog: args.flags['insecure-ignore-tlog'] !== true },
       );
       if (result.tlogEntriesUnchecked > 0) {
         info(
@@ -95,12 +123,61 @@ for P-384, SHA-512 for P-521). Prints "Verified OK" on success, exit 1 otherwise
   },
 };
 
-function parseJsonFile(text: string, path: string): unknown {
+async function verifyKeyless(ctx: CliContext, args: ParsedArgs, target: string, bundlePath: string | undefined): Promise<number> {
+  const spec = identityFlagValues(args);
+  const anyIdentityFlag = Object.keys(spec).length > 0;
+  if (!bundlePath) {
+    throw new UsageError(
+      anyIdentityFlag
+        ? 'keyless verification needs --bundle FILE (the Sigstore bundle with the certificate)'
+        : "--key is required (the signer's public key, e.g. keys/cosign.pub), or --bundle with --certificate-identity and --certificate-oidc-issuer for keyless verification",
+    );
+  }
+  if (spec.subject === undefined && spec.subjectRegExp === undefined) {
+    throw new UsageError(
+      '--certificate-identity or --certificate-identity-regexp is required for keyless verification (or pass --key)',
+    );
+  }
+  if (spec.issuer === undefined && spec.issuerRegExp === undefined) {
+    throw new UsageError(
+      '--certificate-oidc-issuer or --certificate-oidc-issuer-regexp is required for keyless verification (or pass --key)',
+    );
+  }
+  const identity = identityFromFlags(spec);
+  const blob = await readTarget(ctx, target);
+  const text = (
+    await readInput(ctx, bundlePath, 'bundle file', 'pass the .sigstore.json bundle written beside the artifact')
+  ).toString('utf8');
+  const parsed = parseBundle(text, bundlePath);
+  if (!isKeylessBundle(parsed)) {
+    throw new UsageError('this bundle is signed with a key, not a certificate: verify it with --key');
+  }
+  const rootPath = flagString(args, 'trusted-root');
+  const trustedRoot = rootPath ? await readTrustedRoot(ctx, rootPath) : publicGoodTrustedRoot();
+  verifyKeylessBundle(parsed, blob, { trustedRoot, identities: [identity] });
+  info(ctx, 'Verified OK');
+  return 0;
+}
+
+/** The file's bytes, or its digest when given as sha256:<hex>. */
+async function readTarget(ctx: CliContext, target: string): Promise<ArtifactInput> {
+  const m = DIGEST_ARGUMENT.exec(target);
+  if (m?.[1]) return { algorithm: 'sha256', digest: Buffer.from(m[1], 'hex') };
+  if (target.startsWith('sha256:')) {
+    throw new UsageError(`${target} is not a sha256 digest: write sha256: and 64 hex digits`);
+  }
+  return readInput(ctx, target, 'file', 'pass the path of the file to verify, or sha256:<hex>');
+}
+
+async function readTrustedRoot(ctx: CliContext, path: string): Promise<SigstoreTrustedRoot> {
+  const text = (await readInput(ctx, path, 'trusted root file', 'pass a Sigstore trusted_root.json')).toString('utf8');
+  let json: unknown;
   try {
-    return JSON.parse(text);
+    json = JSON.parse(text);
   } catch {
     throw new CliError(CliErrorCode.INPUT_UNREADABLE, `trusted root file ${path} is not JSON`, {
       hint: 'pass a Sigstore trusted_root.json',
     });
   }
+  return loadTrustedRoot(json, path);
 }

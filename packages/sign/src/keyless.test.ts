@@ -164,6 +164,13 @@ describe('keyless signing against local Sigstore services (loopback HTTP)', () =
       message: /^invalid identity token: expired at /,
     });
     assert.throws(() => checkIdentityToken('not-a-jwt'), { code: SignErrorCode.IDENTITY_TOKEN_INVALID });
+    // An email claim must be verified by the issuer (what Fulcio's clients require).
+    const unverified = services.token(IDENTITY, { claims: { email: 'alice@example.com' } });
+    const signer2 = new KeylessSigner({ fulcioUrl: services.fulcioUrl, identityToken: async () => unverified });
+    await assert.rejects(signBlob(signer2, blob), {
+      code: SignErrorCode.IDENTITY_TOKEN_INVALID,
+      message: 'invalid identity token: JWT email not verified by issuer',
+    });
     assert.equal(services.requests.fulcio, before);
   });
 

@@ -157,8 +157,9 @@ export function serviceError(err: unknown, service: Service, url: string): SignE
       tokenProblem ? SignErrorCode.IDENTITY_TOKEN_INVALID : SignErrorCode.CERTIFICATE_REFUSED,
       tokenProblem ? `invalid identity token: ${cause?.message ?? reason}` : `Fulcio at ${url} issued no certificate: ${reason}`,
       {
-        hint:
-          cause?.statusCode === 401 || cause?.statusCode === 403 || cause?.statusCode === 400
+        hint: tokenProblem
+          ? 'pass an OIDC ID token with a verified email or a subject (--identity-token or SIGSTORE_ID_TOKEN)'
+          : cause?.statusCode === 401 || cause?.statusCode === 403 || cause?.statusCode === 400
             ? 'the identity token was refused: get a fresh token from an issuer this Fulcio trusts'
             : 'check --fulcio-url (or the signing config) and that Fulcio is reachable',
         cause: err,

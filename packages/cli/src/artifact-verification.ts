@@ -8,6 +8,7 @@ import {
   keysTrust,
   parseArtifactRef,
   SignatureVerifier,
+  type SigstoreTrustedRoot,
   type TrustInForce,
   VerificationError,
   type VerifiedArtifact,
@@ -76,6 +77,8 @@ export interface LocalVerification {
   environment: Environment;
   trust: TrustInForce;
   allowList?: VersionAllowList | undefined;
+  /** A worker's APX_SIGSTORE_TRUSTED_ROOT: keyless bundles and timestamps are verified against it. */
+  trustedRoot?: SigstoreTrustedRoot | undefined;
 }
 
 /**
@@ -94,6 +97,12 @@ export async function verifyLocalArtifact(ctx: CliContext, options: LocalVerific
   return verifyPolicyArtifact({
     material: { ref, artifact, signature, bundle },
     trust: options.trust,
-    policy: { environment, strict: true, requireBinding: environment !== 'dev', allowList: options.allowList },
+    policy: {
+      environment,
+      strict: true,
+      requireBinding: environment !== 'dev',
+      allowList: options.allowList,
+      trustedRoot: options.trustedRoot,
+    },
   });
 }

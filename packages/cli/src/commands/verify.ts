@@ -1,8 +1,11 @@
-import type { TrustInForce, VersionAllowList } from '@apx/core';
+import { loadTrustedRoot, type SigstoreTrustedRoot, type TrustInForce, type VersionAllowList } from '@apx/core';
 import { refFromFileName, trustFromKey, trustFromRepository, verifyLocalArtifact } from '../artifact-verification.js';
 import { type CommandSpec, flagString, type ParsedArgs, UsageError } from '../command.js';
 import type { CliContext } from '../context.js';
 import { environmentFlag } from '../environment.js';
+import { CliError, CliErrorCode } from '../error.js';
+import { IDENTITY_FLAG_SPECS, identityFlagValues, identityFromFlags } from '../identity-flags.js';
+import { readInput } from '../io.js';
 import { DEFAULT_PUBLIC_KEY } from '../keyref.js';
 
 /**
@@ -13,12 +16,21 @@ import { DEFAULT_PUBLIC_KEY } from '../keyref.js';
  */
 async function trustInForce(ctx: CliContext, args: ParsedArgs, artifactPath: string): Promise<TrustInForce> {
   const storeUrl = flagString(args, 'trust-repository');
+  const identity = identityFlagValues(args);
   if (storeUrl === undefined) {
     if (flagString(args, 'trust-root') !== undefined) throw new UsageError('--trust-root goes with --trust-repository');
-    return trustFromKey(ctx, flagString(args, 'key') ?? DEFAULT_PUBLIC_KEY);
+    const keyRef = flagString(args, 'key');
+    if (Object.keys(identity).length === 0) return trustFromKey(ctx, keyRef ?? DEFAULT_PUBLIC_KEY);
+    // Keyless: the identity the signer's Fulcio certificate must name (and the key, when given).
+    const identities = [identityFromFlags(identity)];
+    return keyRef === undefined
+      ? { kind: 'keys', signers: [], identities }
+      : { ...(await trustFromKey(ctx, keyRef)), identities };
   }
-  if (flagString(args, 'key') !== undefined) {
-    throw new UsageError('--key and --trust-repository cannot be used together: the repository names the signers');
+  if (flagString(args, 'key') !== undefined || Object.keys(identity).length > 0) {
+    throw new UsageError(
+      '--key (or an identity) and --trust-repository cannot be used together: the repository names the signers',
+    );
   }
   return trustFromRepository(ctx, {
     storeUrl,
@@ -31,7 +43,8 @@ async function trustInForce(ctx: CliContext, args: ParsedArgs, artifactPath: str
 export const verifyCommand: CommandSpec = {
   name: 'verify',
   summary: 'Would a worker in ENV load this artifact? Runs the workers’ own verifier on it.',
-  usage: '[--env ENV] [--key PUB | --trust-repository URL [--trust-root ROOT]] [--allowed-versions LIST] ARTIFACT',
+  usage:
+    '[--env ENV] [--key PUB [--certificate-identity[-regexp] ID --certificate-oidc-issuer[-regexp] ISSUER] | --trust-repository URL [--trust-root ROOT]] [--sigstore-trusted-root FILE] [--allowed-versions LIST] ARTIFACT',
   details: `ARTIFACT is <policy-id>@<version>.wasm; ARTIFACT.sig and ARTIFACT.sigstore.json are read
 beside it. The checks are core's, in the workers' order, with a worker's defaults for ENV:
 strict mode, a signed binding naming the policy, version and ENV outside dev, the allow-list
@@ -42,7 +55,11 @@ With --trust-repository (a store URL, as a worker's APX_TRUST_REPOSITORY), the t
 environment's signed targets role, read and verified as a worker reads it: the artifact must be
 approved there (length and SHA-256) and signed by a key the role trusts. --trust-root pins the
 root to start from (a worker's APX_TRUST_ROOT); without it the store's tuf/1.root.json is trusted.
-No rollback floor applies: a worker's floors are its own state (APX_STATE_DIR).`,
+No rollback floor applies: a worker's floors are its own state (APX_STATE_DIR).
+A keyless artifact (its bundle carries a Fulcio certificate) loads when the certificate names a
+trusted identity: the repository's, or the one named with cosign's --certificate-identity and
+--certificate-oidc-issuer flags; it is verified against --sigstore-trusted-root (a worker's
+APX_SIGSTORE_TRUSTED_ROOT) or the public-good root embedded in APX.`,
   flags: [
     { name: 'env', type: 'string', value: 'ENV', description: 'dev, staging or production (default: dev).' },
     { name: 'key', type: 'string', value: 'PUB', description: `The public key workers trust (default: ${DEFAULT_PUBLIC_KEY}).` },
@@ -58,6 +75,14 @@ No rollback floor applies: a worker's floors are its own state (APX_STATE_DIR).`
       value: 'ROOT',
       description: 'The root.json to trust first (default: the store’s tuf/1.root.json).',
     },
+    {
+      name: 'sigstore-trusted-root',
+      type: 'string',
+      value: 'FILE',
+      description:
+        "A Sigstore trusted_root.json, as a worker's APX_SIGSTORE_TRUSTED_ROOT (keyless default: the public-good root).",
+    },
+    ...IDENTITY_FLAG_SPECS,
     {
       name: 'allowed-versions',
       type: 'string',
@@ -82,9 +107,25 @@ No rollback floor applies: a worker's floors are its own state (APX_STATE_DIR).`
         production: environment === 'production',
       });
     const trust = await trustInForce(ctx, args, artifactPath);
-    const verified = await verifyLocalArtifact(ctx, { artifactPath, environment, trust, allowList });
+    const rootPath = flagString(args, 'sigstore-trusted-root');
+    const trustedRoot = rootPath ? await readSigstoreTrustedRoot(ctx, rootPath) : undefined;
+    const verified = await verifyLocalArtifact(ctx, { artifactPath, environment, trust, allowList, trustedRoot });
     const ref = `${verified.ref.policyId}@${verified.ref.version}`;
-    ctx.stdout.write(`✓ ${ref} would load in ${environment} (key ${verified.keyId}, ${verified.digest})\n`);
+    const by = verified.identity ? `identity ${verified.identity}` : `key ${verified.keyId}`;
+    ctx.stdout.write(`✓ ${ref} would load in ${environment} (${by}, ${verified.digest})\n`);
     return 0;
   },
 };
+
+async function readSigstoreTrustedRoot(ctx: CliContext, path: string): Promise<SigstoreTrustedRoot> {
+  const text = (await readInput(ctx, path, 'trusted root file', 'pass a Sigstore trusted_root.json')).toString('utf8');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new CliError(CliErrorCode.INPUT_UNREADABLE, `trusted root file ${path} is not JSON`, {
+      hint: 'pass a Sigstore trusted_root.json',
+    });
+  }
+  return loadTrustedRoot(json, path);
+}

@@ -3,9 +3,10 @@
 // keyed bundles, by file and by sha256:<hex> digest, with cosign's identity flags.
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { bindingStatement } from '@apx/core';
 import {
   DEFAULT_ISSUER,
   DEFAULT_SUBJECT,
@@ -13,7 +14,7 @@ import {
   startKeylessServices,
   trustedRootJson,
 } from '@apx/core/testing/keyless-fixtures';
-import { apx, ok, scratchDir } from './harness.js';
+import { apx, ok, REPO, scratchDir } from './harness.js';
 
 const blob = Buffer.from('\0asm\x01\0\0\0 a policy artifact');
 const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
@@ -265,5 +266,51 @@ describe('apx trust signer with cosign identity flags', () => {
     );
     ok(apx(dir, ['trust', 'signer', 'remove', '--env', 'production', ...identity, ...store, ...keys]));
     assert.deepEqual(role(), []);
+  });
+});
+
+describe('apx verify with a keyless artifact', () => {
+  it('would load for the identity named, against --sigstore-trusted-root; not for another', async () => {
+    const dir = scratchDir('apx-verify-keyless-');
+    const svc = await startKeylessServices();
+    try {
+      ok(apx(dir, ['generate-key-pair']));
+      ok(apx(dir, ['compile', '--out', 'build', join(REPO, 'configs/samples/payments-api.yaml')]));
+      const artifact = join(dir, 'build', 'pb-pay-v1@1.0.0.wasm');
+      const bytes = readFileSync(artifact);
+      const statement = bindingStatement(bytes, {
+        policyId: 'pb-pay-v1',
+        version: '1.0.0',
+        environment: 'dev',
+        size: bytes.byteLength,
+        abiVersion: null,
+        compilerVersion: null,
+        sourceDigest: null,
+        signedAt: new Date().toISOString(),
+      });
+      // The artifact signed keylessly: its bundle is the signature (no .sig).
+      writeFileSync(`${artifact}.sigstore.json`, await svc.sign(bytes, { kind: 'dsse', statement }));
+      rmSync(`${artifact}.sig`);
+      writeFileSync(join(dir, 'trusted_root.json'), JSON.stringify(trustedRootJson(svc)));
+      const common = ['verify', '--sigstore-trusted-root', 'trusted_root.json', '--certificate-oidc-issuer', DEFAULT_ISSUER];
+      const r = ok(apx(dir, [...common, '--certificate-identity', DEFAULT_SUBJECT, artifact]));
+      assert.match(
+        r.stdout,
+        new RegExp(`^✓ pb-pay-v1@1\\.0\\.0 would load in dev \\(identity ${DEFAULT_SUBJECT.replace(/[.]/g, '\\.')} from `),
+      );
+      refused(
+        apx(dir, [...common, '--certificate-identity', 'https://github.com/mallory/x', artifact]),
+        1,
+        /^ERROR: certificate identity mismatch: /,
+      );
+      // Runbook mode without an identity: the key in force did not sign it.
+      refused(
+        apx(dir, ['verify', artifact]),
+        1,
+        /^ERROR: not approved: the artifact is signed keylessly and the trust in force names no trusted identity/,
+      );
+    } finally {
+      await svc.close();
+    }
   });
 });

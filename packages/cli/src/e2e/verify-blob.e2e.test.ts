@@ -266,6 +266,29 @@ describe('apx trust signer with cosign identity flags', () => {
     );
     ok(apx(dir, ['trust', 'signer', 'remove', '--env', 'production', ...identity, ...store, ...keys]));
     assert.deepEqual(role(), []);
+    // Retiring a key ends its validity window (judged by workers at a trusted time).
+    ok(apx(dir, ['trust', 'signer', 'add', '--env', 'production', 'keys/root.pub', ...store, ...keys]));
+    const retired = ok(
+      apx(dir, [
+        'trust',
+        'signer',
+        'retire',
+        '--env',
+        'production',
+        'keys/root.pub',
+        '--at',
+        '2026-06-01T00:00:00Z',
+        ...store,
+        ...keys,
+      ]),
+    );
+    assert.match(retired.stdout + retired.stderr, /for signatures made until 2026-06-01T00:00:00\.000Z/);
+    assert.equal((role()[0] as { notAfter?: string }).notAfter, '2026-06-01T00:00:00.000Z');
+    refused(
+      apx(dir, ['trust', 'signer', 'retire', '--env', 'production', 'keys/root.pub', '--at', 'tomorrow', ...store, ...keys]),
+      2,
+      /^ERROR: --at tomorrow is not an RFC 3339 time/,
+    );
   });
 });
 

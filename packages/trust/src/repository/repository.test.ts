@@ -139,6 +139,21 @@ describe('trust repository: approvals by k of n', () => {
     assert.deepEqual((await client().refresh()).identities, []);
   });
 
+  it('signers: retiring a key ends its validity window; workers receive it', async () => {
+    const artifactKey = PublicKey.fromKeyObject(testSigner('retired').key.keyObject);
+    const sign = [...t.keys.production.slice(0, 2), ...t.online];
+    let repo = await t.open();
+    await repo.commit(repo.setSigner('production', { add: artifactKey }), sign);
+    repo = await t.open();
+    await repo.commit(repo.setSigner('production', { retire: { keyId: artifactKey.keyId, at: '2026-01-01T00:00:00Z' } }), sign);
+    const view = await client().refresh();
+    assert.equal(view.signers.find((s) => s.keyId === artifactKey.keyId)?.notAfter, '2026-01-01T00:00:00.000Z');
+    const signer = tufTrustFor(view, ref('1.0.0')).signers.find((s) => s.keyId === artifactKey.keyId);
+    assert.equal(signer?.validity?.notAfter?.toISOString(), '2026-01-01T00:00:00.000Z');
+    repo = await t.open();
+    await repo.commit(repo.setSigner('production', { removeKeyId: artifactKey.keyId }), sign);
+  });
+
   it('revoking removes the approval and keeps the reason', async () => {
     const repo = await t.open();
     await repo.commit(repo.revoke('production', ref('1.0.0'), 'leaked rule'), [...t.keys.production.slice(1), ...t.online]);

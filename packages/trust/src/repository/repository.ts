@@ -298,9 +298,28 @@ export class TrustRepository {
    */
   setSigner(
     env: string,
-    change: { add?: PublicKey; removeKeyId?: string; addIdentity?: IdentityPolicy; removeIdentity?: IdentityPolicy },
+    change: {
+      add?: PublicKey;
+      removeKeyId?: string;
+      addIdentity?: IdentityPolicy;
+      removeIdentity?: IdentityPolicy;
+      /** Ends a key's validity window at `at` (RFC 3339): its signatures still load when a trusted time dates them before. */
+      retire?: { keyId: string; at: string };
+    },
   ): Drafts {
     return this.#changeEnvironment(env, (_targets, custom) => {
+      if (change.retire) {
+        const { keyId: id, at } = change.retire;
+        const signer = custom.signers.find((s) => s.keyId === id || (id.length >= 8 && s.keyId.startsWith(id)));
+        if (!signer) {
+          throw new TrustError(TrustErrorCode.INVALID_REQUEST, `key ${id} does not sign for ${env}`, {
+            hint: `apx trust status --env ${env} lists its signers`,
+          });
+        }
+        if (Number.isNaN(Date.parse(at)))
+          throw new TrustError(TrustErrorCode.INVALID_REQUEST, `--at ${at} is not an RFC 3339 time`);
+        signer.notAfter = new Date(at).toISOString();
+      }
       const same = (a: IdentityPolicy, b: IdentityPolicy) =>
         JSON.stringify(identityPolicyJson(a)) === JSON.stringify(identityPolicyJson(b));
       if (change.addIdentity) {

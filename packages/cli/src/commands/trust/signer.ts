@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { describeIdentityPolicy, identityPolicyJson } from '@apx/core';
-import { type CommandSpec, UsageError } from '../../command.js';
+import { type CommandSpec, flagString, UsageError } from '../../command.js';
 import type { CliContext } from '../../context.js';
 import { IDENTITY_FLAG_SPECS, identityFlagValues, identityFromFlags } from '../../identity-flags.js';
 import { resolvePath } from '../../io.js';
@@ -27,7 +27,7 @@ export const trustSignerCommand: CommandSpec = {
   name: 'trust signer',
   summary: 'Trust (add) or stop trusting (remove) a key, or a keyless identity, that signs artifacts for an environment.',
   usage:
-    '(add | remove) --env ENV (PUBKEY-REF | KEYID | --certificate-identity[-regexp] ID --certificate-oidc-issuer[-regexp] ISSUER [--certificate-github-...]) --key REF... [--store URL] [--json]',
+    '(add | remove) --env ENV (PUBKEY-REF | KEYID | --certificate-identity[-regexp] ID --certificate-oidc-issuer[-regexp] ISSUER [--certificate-github-...]) --key REF... [--store URL] [--json]  |  retire --env ENV (PUBKEY-REF | KEYID) [--at TIME] --key REF...',
   details: `add PUBKEY-REF: ENV's workers accept artifacts whose signature verifies with this key (a
 public key file, env://VAR, a KMS or HSM reference, or a private key file whose public half is
 used). remove PUBKEY-REF or KEYID (the APX key id, hex SHA-256 of the public key; 8 or more
@@ -36,19 +36,32 @@ Keyless: instead of a key, cosign's identity flags name an identity (issuer and 
 by a pattern anchored with ^...$, and optionally GitHub workflow facts; prefer
 --certificate-github-repository-id to the repository name): ENV's workers accept artifacts whose
 Fulcio certificate names it (verified against APX_SIGSTORE_TRUSTED_ROOT, or the public-good root).
+retire PUBKEY-REF or KEYID [--at TIME]: the key's validity ends at TIME (RFC 3339, default now).
+Workers then accept its signatures only when a trusted time proves them made before: an RFC 3161
+timestamp or a Rekor integrated time in the bundle, verified against APX_SIGSTORE_TRUSTED_ROOT;
+never the signing time the signer wrote itself.
 The change is a new version of ENV's role: --key needs ENV's approver keys (a threshold publishes,
 fewer stage it) and the snapshot and timestamp keys. A concurrent change is applied again on top,
 up to 3 times, when your keys publish by themselves.`,
-  flags: [ENV_FLAG, KEY_FLAG, STORE_FLAG, JSON_FLAG, ...IDENTITY_FLAG_SPECS],
+  flags: [
+    ENV_FLAG,
+    KEY_FLAG,
+    STORE_FLAG,
+    JSON_FLAG,
+    ...IDENTITY_FLAG_SPECS,
+    { name: 'at', type: 'string', value: 'TIME', description: 'retire: when the key stops being valid (RFC 3339; default now).' },
+  ],
   positionals: { min: 1, max: 2, names: 'add or remove, and the key (PUBKEY-REF or KEYID) unless identity flags are given' },
   async run(ctx, args) {
     const [action, keyText] = args.positionals as [string, string | undefined];
-    if (action !== 'add' && action !== 'remove') {
-      throw new UsageError(`unknown action trust signer ${action}; use: apx trust signer add|remove`);
+    if (action !== 'add' && action !== 'remove' && action !== 'retire') {
+      throw new UsageError(`unknown action trust signer ${action}; use: apx trust signer add|remove|retire`);
     }
     const env = environmentFlag(args);
     const identitySpec = identityFlagValues(args);
+    if (action !== 'retire' && flagString(args, 'at') !== undefined) throw new UsageError('--at goes with trust signer retire');
     if (Object.keys(identitySpec).length > 0) {
+      if (action === 'retire') throw new UsageError('retire takes a key: an identity is removed with trust signer remove');
       if (keyText !== undefined) throw new UsageError('name a key or an identity (--certificate-... flags), not both');
       const identity = identityFromFlags(identitySpec);
       const described = describeIdentityPolicy(identity);
@@ -77,14 +90,19 @@ up to 3 times, when your keys publish by themselves.`,
         'name the key (PUBKEY-REF or KEYID), or an identity with --certificate-identity and --certificate-oidc-issuer',
       );
     }
-    const key = action === 'remove' && isKeyId(ctx, keyText) ? undefined : await loadPublicKey(ctx, keyText);
+    const key = action !== 'add' && isKeyId(ctx, keyText) ? undefined : await loadPublicKey(ctx, keyText);
     const keyId = key?.keyId ?? keyText;
+    const at = action === 'retire' ? retireTime(flagString(args, 'at')) : undefined;
     const signers = await openSigners(ctx, args);
     return withTrustStore(ctx, args, async (store) => {
       const { result } = await commitChange(ctx, store, {
         signers,
         retry: { role: env },
-        apply: (repo) => repo.setSigner(env, key && action === 'add' ? { add: key } : { removeKeyId: keyId }),
+        apply: (repo) =>
+          repo.setSigner(
+            env,
+            at !== undefined ? { retire: { keyId, at } } : key && action === 'add' ? { add: key } : { removeKeyId: keyId },
+          ),
       });
       await auditChange(ctx, signers, result, {
         operation: `trust signer ${action}`,
@@ -94,9 +112,21 @@ up to 3 times, when your keys publish by themselves.`,
       const line =
         action === 'add'
           ? `${env} trusts artifact signing key ${keyId}`
-          : `${env} no longer trusts artifact signing key ${keyId}`;
-      report(ctx, args, line, result, { environment: env, action, keyId });
+          : action === 'retire'
+            ? `${env} trusts artifact signing key ${keyId} for signatures made until ${at} (proved by a trusted timestamp)`
+            : `${env} no longer trusts artifact signing key ${keyId}`;
+      report(ctx, args, line, result, { environment: env, action, keyId, ...(at ? { notAfter: at } : {}) });
       return 0;
     });
   },
 };
+
+/** --at as an RFC 3339 time (default now). */
+function retireTime(text: string | undefined): string {
+  if (text === undefined) return new Date().toISOString();
+  const ms = Date.parse(text);
+  if (Number.isNaN(ms) || !/^\d{4}-\d{2}-\d{2}T/.test(text)) {
+    throw new UsageError(`--at ${text} is not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z)`);
+  }
+  return new Date(ms).toISOString();
+}

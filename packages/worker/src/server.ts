@@ -180,6 +180,7 @@ export function createWorkerServer(deps: ServerDeps): Server {
         ref: s.current?.refText ?? null,
         digest: s.current?.artifact.digest ?? null,
         key_id: s.current?.artifact.keyId ?? null,
+        ...(s.current?.artifact.identity ? { identity: s.current.artifact.identity } : {}),
         verified_at: s.current?.artifact.verifiedAt.toISOString() ?? null,
         status: s.current ? 'ready' : s.refused && policies.discovering ? 'refused' : 'not_ready',
         last_error: s.lastError?.message ?? null,

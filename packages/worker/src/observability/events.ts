@@ -165,6 +165,8 @@ export function createObservers(log: WorkerLogger, metrics: WorkerMetrics): { lo
           policy_ref: policy.refText,
           digest: policy.artifact.digest,
           key_id: policy.artifact.keyId,
+          // Keyless: the identity the Fulcio certificate named (subject from issuer).
+          ...(policy.artifact.identity ? { identity: policy.artifact.identity } : {}),
           source,
           load_ms: Math.round(seconds * 1e6) / 1e3,
         },

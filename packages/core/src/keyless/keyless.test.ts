@@ -108,6 +108,10 @@ describe('keyless verification', () => {
     const dsse = await svc.sign(blob, { kind: 'dsse' });
     assert.equal(verify(dsse).statement?._type, 'https://in-toto.io/Statement/v1');
     verify(dsse, digestOf(blob));
+    // A DSSE envelope logged as a hashedrekord entry of SHA-256(PAE) (Rekor v2 clients' way).
+    const dsseHashedrekord = await svc.sign(blob, { kind: 'dsse', dsseAsHashedrekord: true });
+    assert.equal(JSON.parse(dsseHashedrekord).verificationMaterial.tlogEntries[0].kindVersion.kind, 'hashedrekord');
+    verify(dsseHashedrekord);
     // GitHub facts in the policy: the repository id is preferred, and all given must match.
     const gh = parseIdentityPolicy({
       issuer: DEFAULT_ISSUER,

@@ -2,6 +2,7 @@
 // message per failure class. Certificate chains, SCTs, Rekor SETs, inclusion proofs,
 // checkpoints and RFC 3161 tokens are all checked by @sigstore/verify; this file only
 // prepares its inputs and names its verdicts.
+import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Bundle } from '@sigstore/bundle';
 import type { KeyFinderFunc, SignedEntity, Signer, TrustMaterial } from '@sigstore/verify';
@@ -156,10 +157,32 @@ function times(entity: SignedEntity): string {
   return list.length ? list.join(', ') : '(none)';
 }
 
-/** Builds the entity @sigstore/verify checks from a bundle and (for message signatures) the artifact. */
+/**
+ * Builds the entity @sigstore/verify checks from a bundle and (for message signatures) the
+ * artifact. A DSSE envelope logged as a `hashedrekord` entry (what Rekor v2 clients write)
+ * records the digest of what was signed, SHA-256(PAE(type, payload)); @sigstore/verify 3.x
+ * compares that digest with SHA-256(payload) only (fixed in its 4.1 line, which drops Node 20),
+ * so for such entries the PAE digest is accepted too. Either binds the envelope: the signature
+ * is verified over PAE, and the log signed the entry.
+ */
 export function toEntity(bundle: Bundle, artifact: Buffer | undefined): SignedEntity {
   const { toSignedEntity } = lazyRequire('@sigstore/verify') as SigstoreVerify;
-  return toSignedEntity(bundle, artifact);
+  const entity = toSignedEntity(bundle, artifact);
+  if (bundle.content.$case !== 'dsseEnvelope') return entity;
+  if (!bundle.verificationMaterial.tlogEntries.some((e) => e.kindVersion?.kind === 'hashedrekord')) return entity;
+  const { dsse } = lazyRequire('@sigstore/core') as typeof import('@sigstore/core');
+  const envelope = bundle.content.dsseEnvelope;
+  const paeDigest = createHash('sha256').update(dsse.preAuthEncoding(envelope.payloadType, envelope.payload)).digest();
+  const content = entity.signature;
+  return {
+    ...entity,
+    signature: {
+      signature: content.signature,
+      compareSignature: (sig) => content.compareSignature(sig),
+      compareDigest: (d) => content.compareDigest(d) || paeDigest.equals(d),
+      verifySignature: (key) => content.verifySignature(key),
+    },
+  };
 }
 
 /**

@@ -7,6 +7,7 @@ import { createHash, createPublicKey, sign as cryptoSign, generateKeyPairSync, t
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { bundleToJSON } from '@sigstore/bundle';
+import { dsse } from '@sigstore/core';
 import * as mock from '@sigstore/mock';
 import {
   DSSEBundleBuilder,
@@ -38,6 +39,8 @@ export interface SignOptions {
   tsa?: boolean;
   /** For 'dsse': the in-toto statement to sign (default: a statement whose one subject is `data`). */
   statement?: Record<string, unknown>;
+  /** For 'dsse': log the envelope as a hashedrekord entry of SHA-256(PAE), as Rekor v2 clients do. */
+  dsseAsHashedrekord?: boolean;
 }
 
 export const DEFAULT_ISSUER = 'https://issuer.example';
@@ -72,8 +75,25 @@ const b64url = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64ur
  * signatures; the mock logs the proposal verbatim. Rewrite it as Rekor does, so that
  * @sigstore/verify's body check sees what it would see from Rekor.
  */
-function asRekorWouldStore(proposal: Record<string, unknown>): Record<string, unknown> {
+function asRekorWouldStore(proposal: Record<string, unknown>, asHashedrekord: boolean): Record<string, unknown> {
   if (proposal.kind !== 'dsse') return proposal;
+  if (asHashedrekord) {
+    const { proposedContent } = proposal.spec as { proposedContent: { envelope: string; verifiers: string[] } };
+    const env = JSON.parse(proposedContent.envelope) as {
+      payloadType: string;
+      payload: string;
+      signatures: Array<{ sig: string }>;
+    };
+    const pae = dsse.preAuthEncoding(env.payloadType, Buffer.from(env.payload, 'base64'));
+    return {
+      apiVersion: '0.0.1',
+      kind: 'hashedrekord',
+      spec: {
+        data: { hash: { algorithm: 'sha256', value: sha256(pae) } },
+        signature: { content: env.signatures[0]?.sig, publicKey: { content: proposedContent.verifiers[0] } },
+      },
+    };
+  }
   const spec = proposal.spec as { proposedContent: { envelope: string; verifiers: string[] } };
   const envelope = JSON.parse(spec.proposedContent.envelope) as { payload: string; signatures: Array<{ sig: string }> };
   return {
@@ -95,6 +115,7 @@ export async function startKeylessServices(options: KeylessServicesOptions = {})
   const keys: ServiceKeys = { ca: p256(), ctlog: p256(), tlog: p256(), tsa: p256() };
   type Handler = { path: string; fn: (body: string) => Promise<{ statusCode: number; response: unknown; contentType?: string }> };
   const handlers: Handler[] = [];
+  let dsseAsHashedrekord = false;
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -127,7 +148,7 @@ export async function startKeylessServices(options: KeylessServicesOptions = {})
     path: '/api/v1/log/entries',
     fn: async (body) => ({
       statusCode: 201,
-      response: JSON.stringify(await tlog.log(asRekorWouldStore(JSON.parse(body)))),
+      response: JSON.stringify(await tlog.log(asRekorWouldStore(JSON.parse(body), dsseAsHashedrekord))),
       contentType: 'application/json',
     }),
   });
@@ -135,6 +156,7 @@ export async function startKeylessServices(options: KeylessServicesOptions = {})
 
   async function build(signer: Signer, data: Buffer, signOptions: Omit<SignOptions, 'claims'>): Promise<string> {
     const kind = signOptions.kind ?? 'message';
+    dsseAsHashedrekord = signOptions.dsseAsHashedrekord === true;
     const witnesses: Witness[] = [];
     if (signOptions.tlog !== false) {
       witnesses.push(

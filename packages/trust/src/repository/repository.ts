@@ -537,11 +537,6 @@ export class TrustRepository {
   async #publish(signed: Map<string, RoleMetadata>, signers: MetadataSigner[]): Promise<CommitResult> {
     const root = (signed.get(ROOT) as Metadata<Root> | undefined) ?? this.state.root;
     const files: Record<string, { version: number; bytes: Buffer }> = {};
-    const rootMd = signed.get(ROOT);
-    if (rootMd) {
-      const name = metadataObjectName(ROOT, rootMd.signed.version);
-      if ((await put(this.store, name, metadataBytes(rootMd))) === 'exists') throw conflictOn(name);
-    }
     for (const [role, md] of signed) {
       if (role === ROOT) continue;
       const bytes = metadataBytes(md);
@@ -566,6 +561,14 @@ export class TrustRepository {
     requireThreshold(root, TIMESTAMP, timestamp);
     const snapshotName = metadataObjectName(SNAPSHOT, snapshotVersion);
     if ((await put(this.store, snapshotName, snapshotBytes)) === 'exists') throw conflictOn(snapshotName);
+    // A new root is visible to clients as soon as it exists (they look for the next root
+    // first), while the roles signed under it count only once the timestamp names them: the
+    // root goes last before the swap, so the two appear as close together as the store allows.
+    const rootMd = signed.get(ROOT);
+    if (rootMd) {
+      const name = metadataObjectName(ROOT, rootMd.signed.version);
+      if ((await put(this.store, name, metadataBytes(rootMd))) === 'exists') throw conflictOn(name);
+    }
     await swap(this.store, TIMESTAMP_OBJECT, metadataBytes(timestamp), this.state.timestampToken);
     const roles = Object.fromEntries([...signed].map(([role, md]) => [role, md.signed.version]));
     return { kind: 'published', roles, snapshot: snapshotVersion, timestamp: timestampVersion };

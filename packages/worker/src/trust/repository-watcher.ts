@@ -17,6 +17,14 @@ export interface RepositoryWatcherOptions {
   /** `fromState`: the store could not be used; this is what the worker verified before. */
   onApplied(view: TrustView, previous: TrustView | undefined, fromState: boolean): void;
   onRejected(error: TrustError, kept: TrustView | undefined): void;
+  /**
+   * A refused refresh is tried once more after this pause before it is reported (default
+   * 1000 ms). A publish is several writes (a new root is visible before the timestamp that
+   * goes with it is swapped in), so a refresh that lands between them can see a root whose
+   * rotated keys do not sign the roles of the moment before. Whatever is refused is never
+   * adopted; an attack is still refused, and reported, a pause later.
+   */
+  retryRefusedAfterMs?: number;
 }
 
 export class RepositoryWatcher {
@@ -40,7 +48,15 @@ export class RepositoryWatcher {
   /** One refresh; a failure keeps the last good view and is reported, never thrown. */
   async refresh(): Promise<void> {
     try {
-      this.#adopt(await this.#o.client.refresh(), false);
+      let view: TrustView;
+      try {
+        view = await this.#o.client.refresh();
+      } catch (err) {
+        if (!(err instanceof TrustError) || err.code === TrustErrorCode.STORE_FAILED) throw err;
+        await new Promise((resolve) => setTimeout(resolve, this.#o.retryRefusedAfterMs ?? 1000));
+        view = await this.#o.client.refresh();
+      }
+      this.#adopt(view, false);
       this.#lastError = undefined;
     } catch (err) {
       const error =

@@ -1,6 +1,15 @@
 // cosign's certificate identity flags (verify-blob, trust signer): one identity policy.
-import { type IdentityPolicy, type IdentityPolicyJson, parseIdentityPolicy } from '@apx/core';
+import {
+  type IdentityPolicy,
+  type IdentityPolicyJson,
+  loadTrustedRoot,
+  parseIdentityPolicy,
+  type SigstoreTrustedRoot,
+} from '@apx/core';
 import { type FlagSpec, flagString, type ParsedArgs } from './command.js';
+import type { CliContext } from './context.js';
+import { CliError, CliErrorCode } from './error.js';
+import { readInput } from './io.js';
 
 /** Each flag and the identity-policy field it sets. */
 export const IDENTITY_FLAGS: ReadonlyArray<[flag: string, field: keyof IdentityPolicyJson, description: string]> = [
@@ -52,4 +61,18 @@ export function identityFlagValues(args: ParsedArgs): Record<string, string> {
 /** The identity policy the flags name; refused (with the reason) when a pattern is unanchored. */
 export function identityFromFlags(spec: Record<string, string>): IdentityPolicy {
   return parseIdentityPolicy(spec, 'from the command line');
+}
+
+/** A Sigstore trusted_root.json named on the command line (--trusted-root), checked by core. */
+export async function readTrustedRoot(ctx: CliContext, path: string): Promise<SigstoreTrustedRoot> {
+  const text = (await readInput(ctx, path, 'trusted root file', 'pass a Sigstore trusted_root.json')).toString('utf8');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new CliError(CliErrorCode.INPUT_UNREADABLE, `trusted root file ${path} is not JSON`, {
+      hint: 'pass a Sigstore trusted_root.json',
+    });
+  }
+  return loadTrustedRoot(json, path);
 }

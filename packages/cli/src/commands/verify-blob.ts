@@ -1,20 +1,17 @@
 import {
   type ArtifactInput,
   isKeylessBundle,
-  loadTrustedRoot,
   parseBundle,
   parseDigestAlgorithm,
   publicGoodTrustedRoot,
   SignatureVerifier,
   type SignatureVerifierOptions,
-  type SigstoreTrustedRoot,
   verifyBundle,
   verifyKeylessBundle,
 } from '@apx/core';
 import { type CommandSpec, flagString, type ParsedArgs, UsageError } from '../command.js';
 import { type CliContext, info } from '../context.js';
-import { CliError, CliErrorCode } from '../error.js';
-import { IDENTITY_FLAG_SPECS, identityFlagValues, identityFromFlags } from '../identity-flags.js';
+import { IDENTITY_FLAG_SPECS, identityFlagValues, identityFromFlags, readTrustedRoot } from '../identity-flags.js';
 import { readInput } from '../io.js';
 import { loadPublicKey } from '../keyref.js';
 
@@ -167,17 +164,4 @@ async function readTarget(ctx: CliContext, target: string): Promise<ArtifactInpu
     throw new UsageError(`${target} is not a sha256 digest: write sha256: and 64 hex digits`);
   }
   return readInput(ctx, target, 'file', 'pass the path of the file to verify, or sha256:<hex>');
-}
-
-async function readTrustedRoot(ctx: CliContext, path: string): Promise<SigstoreTrustedRoot> {
-  const text = (await readInput(ctx, path, 'trusted root file', 'pass a Sigstore trusted_root.json')).toString('utf8');
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new CliError(CliErrorCode.INPUT_UNREADABLE, `trusted root file ${path} is not JSON`, {
-      hint: 'pass a Sigstore trusted_root.json',
-    });
-  }
-  return loadTrustedRoot(json, path);
 }

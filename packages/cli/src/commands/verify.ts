@@ -1,11 +1,9 @@
-import { loadTrustedRoot, type SigstoreTrustedRoot, type TrustInForce, type VersionAllowList } from '@apx/core';
+import type { TrustInForce, VersionAllowList } from '@apx/core';
 import { refFromFileName, trustFromKey, trustFromRepository, verifyLocalArtifact } from '../artifact-verification.js';
 import { type CommandSpec, flagString, type ParsedArgs, UsageError } from '../command.js';
 import type { CliContext } from '../context.js';
 import { environmentFlag } from '../environment.js';
-import { CliError, CliErrorCode } from '../error.js';
-import { IDENTITY_FLAG_SPECS, identityFlagValues, identityFromFlags } from '../identity-flags.js';
-import { readInput } from '../io.js';
+import { IDENTITY_FLAG_SPECS, identityFlagValues, identityFromFlags, readTrustedRoot } from '../identity-flags.js';
 import { DEFAULT_PUBLIC_KEY } from '../keyref.js';
 
 /**
@@ -108,7 +106,7 @@ APX_SIGSTORE_TRUSTED_ROOT) or the public-good root embedded in APX.`,
       });
     const trust = await trustInForce(ctx, args, artifactPath);
     const rootPath = flagString(args, 'sigstore-trusted-root');
-    const trustedRoot = rootPath ? await readSigstoreTrustedRoot(ctx, rootPath) : undefined;
+    const trustedRoot = rootPath ? await readTrustedRoot(ctx, rootPath) : undefined;
     const verified = await verifyLocalArtifact(ctx, { artifactPath, environment, trust, allowList, trustedRoot });
     const ref = `${verified.ref.policyId}@${verified.ref.version}`;
     const by = verified.identity ? `identity ${verified.identity}` : `key ${verified.keyId}`;
@@ -116,16 +114,3 @@ APX_SIGSTORE_TRUSTED_ROOT) or the public-good root embedded in APX.`,
     return 0;
   },
 };
-
-async function readSigstoreTrustedRoot(ctx: CliContext, path: string): Promise<SigstoreTrustedRoot> {
-  const text = (await readInput(ctx, path, 'trusted root file', 'pass a Sigstore trusted_root.json')).toString('utf8');
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new CliError(CliErrorCode.INPUT_UNREADABLE, `trusted root file ${path} is not JSON`, {
-      hint: 'pass a Sigstore trusted_root.json',
-    });
-  }
-  return loadTrustedRoot(json, path);
-}

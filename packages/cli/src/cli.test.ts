@@ -128,8 +128,9 @@ describe('apx sign-blob / verify-blob', () => {
       1,
       'key file not found: nope.pub',
     );
-    assertOneLineError(verify([]), 2, 'pass --signature FILE or --bundle FILE');
-    assertOneLineError(apx(dir, ['verify-blob', '--signature', 't.sig', 'pb.wasm']), 2, '--key is required');
+    // verify-blob exits 1 for every failure, usage mistakes included, as cosign verify-blob does.
+    assertOneLineError(verify([]), 1, 'pass --signature FILE or --bundle FILE');
+    assertOneLineError(apx(dir, ['verify-blob', '--signature', 't.sig', 'pb.wasm']), 1, '--key is required');
     assertOneLineError(apx(dir, ['sign-blob', '--no-such-flag', 'pb.wasm']), 2, "Unknown option '--no-such-flag'");
     assertOneLineError(apx(dir, ['frobnicate']), 2, 'unknown command "frobnicate"');
   });

@@ -72,7 +72,7 @@ function reportError(ctx: CliContext, command: CommandSpec, err: unknown): numbe
   if (ctx.env.APX_DEBUG === '1' && err instanceof Error && err.stack) ctx.stderr.write(`${err.stack}\n`);
   if (err instanceof UsageError) {
     ctx.stderr.write(`ERROR: ${oneLine(err.message)}; run "apx ${command.name} --help" for usage\n`);
-    return 2;
+    return command.usageExitCode ?? 2;
   }
   // Several problems found at once (every bad setting of a worker): one line each.
   const problems = err instanceof AggregateError && err.errors.length > 0 && err.errors.every(isApxError) ? err.errors : [err];

@@ -28,6 +28,11 @@ export interface CommandSpec {
    * name is `<group> <subcommand>`; it then parses the rest and has its own --help.
    */
   subcommands?: readonly CommandSpec[];
+  /**
+   * Exit code for a usage mistake (default 2). Commands that stand in for cosign's use 1,
+   * as cosign exits 1 for every failure and scripts written for it test for that.
+   */
+  usageExitCode?: number;
 }
 
 export interface ParsedArgs {

@@ -19,6 +19,7 @@ const DIGEST_ARGUMENT = /^sha256:([0-9a-fA-F]{64})$/;
 
 export const verifyBlobCommand: CommandSpec = {
   name: 'verify-blob',
+  usageExitCode: 1, // as cosign verify-blob: 0 verified, 1 anything else
   summary: 'Verify a file (or its sha256: digest) against a signature or a Sigstore bundle, with a key or keylessly.',
   usage:
     '(--key PUB (--signature FILE | --bundle FILE) | --bundle FILE --certificate-identity[-regexp] ID --certificate-oidc-issuer[-regexp] ISSUER) [--trusted-root FILE] (BLOB | sha256:HEX)',

@@ -88,12 +88,12 @@ describe('apx verify-blob speaks cosign', () => {
     const root = ['--trusted-root', 'trusted_root.json'];
     refused(
       verify(['--bundle', 'keyless.sigstore.json', '--certificate-oidc-issuer', DEFAULT_ISSUER]),
-      2,
+      1,
       /^ERROR: --certificate-identity or --certificate-identity-regexp is required for keyless verification/,
     );
     refused(
       verify(['--bundle', 'keyless.sigstore.json', '--certificate-identity', DEFAULT_SUBJECT]),
-      2,
+      1,
       /^ERROR: --certificate-oidc-issuer or --certificate-oidc-issuer-regexp is required/,
     );
     refused(
@@ -164,7 +164,7 @@ describe('apx verify-blob speaks cosign', () => {
     );
     refused(
       verify(['--bundle', 'keyed.sigstore.json', ...identity, ...root]),
-      2,
+      1,
       /^ERROR: this bundle is signed with a key, not a certificate: verify it with --key/,
     );
   });
@@ -198,7 +198,7 @@ describe('apx verify-blob speaks cosign', () => {
     );
     refused(
       verify(['--key', 'keys/cosign.pub', '--signature', 'blob.wasm.sig'], 'sha256:abc'),
-      2,
+      1,
       /^ERROR: sha256:abc is not a sha256 digest/,
     );
   });

@@ -1,5 +1,6 @@
 import type { ArtifactBinding } from '../binding/statement.js';
 import { CoreErrorCode, VerificationError } from '../error.js';
+import type { CertificateIdentity } from '../keyless/identity.js';
 import type { PolicyMeta, PolicyTables } from '../wasm/abi.js';
 import type { ArtifactRef } from './ref.js';
 
@@ -33,6 +34,11 @@ export interface VerifiedArtifact {
   readonly keyId: string | null;
   /** Keyless: the trusted identity the Fulcio certificate satisfied (`subject from issuer`); null when signed by a key. */
   readonly identity: string | null;
+  /**
+   * Keyless: what the verified Fulcio certificate says (issuer, subject, GitHub facts), so that a
+   * holder can judge again whether the identities trusted now still accept it; null when signed by a key.
+   */
+  readonly certificateIdentity: CertificateIdentity | null;
   /** The module's embedded `apx.meta`; its policy and version equal `ref`. */
   readonly meta: PolicyMeta;
   /** The module's `apx.tables`, ABI-checked and deeply frozen. */
@@ -69,6 +75,7 @@ export function issueVerifiedArtifact(fields: VerifiedArtifactFields): VerifiedA
     size: fields.size,
     keyId: fields.keyId,
     identity: fields.identity,
+    certificateIdentity: fields.certificateIdentity === null ? null : { ...fields.certificateIdentity },
     meta: { ...fields.meta },
     tables: fields.tables,
     binding: fields.binding === null ? null : { ...fields.binding },

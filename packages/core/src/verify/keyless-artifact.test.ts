@@ -58,6 +58,9 @@ describe('verifyPolicyArtifact: keyless artifacts and trusted time', () => {
       policy: { ...policy, trustedRoot },
     });
     assert.equal(verified.identity, `${DEFAULT_SUBJECT} from ${DEFAULT_ISSUER}`);
+    // What the certificate says, for holders that judge it again against later trust.
+    assert.equal(verified.certificateIdentity?.subject, DEFAULT_SUBJECT);
+    assert.equal(verified.certificateIdentity?.issuer, DEFAULT_ISSUER);
     assert.equal(verified.binding?.environment, 'production');
 
     const other: KeysTrust = {

@@ -13,6 +13,7 @@ import { type ParsedBundle, parseBundle } from '../bundle/parse.js';
 import { type BundleVerification, type BundleVerifyOptions, verifyBundle } from '../bundle/verify.js';
 import { sha256Hex } from '../digest.js';
 import { CoreErrorCode, isApxError, VerificationError } from '../error.js';
+import type { CertificateIdentity } from '../keyless/identity.js';
 import { publicGoodTrustedRoot } from '../keyless/trusted-root.js';
 import { PublicKey } from '../keys/public-key.js';
 import { checkKeyValidity, type KeyValidity } from '../keys/validity.js';
@@ -175,11 +176,13 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
   //    force names. A key's validity window is judged at the bundle's trusted time.
   let signer: Candidate | undefined;
   let identity: string | null = null;
+  let certificateIdentity: CertificateIdentity | null = null;
   let bundle: Outcome<BundleVerification> | undefined;
   if (keyless && parsed?.ok === true) {
     const verified = verifyKeyless(trust, policy, parsed.value, artifact, material.signature);
     signer = verified.signer;
     identity = verified.identity;
+    certificateIdentity = verified.certificateIdentity;
     bundle = { ok: true, value: verified.bundle };
   } else {
     signer = material.signature === undefined ? undefined : verifySignature(trust, artifact, material.signature, candidates);
@@ -273,6 +276,7 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
     size: artifact.byteLength,
     keyId: signer?.keyId ?? null,
     identity,
+    certificateIdentity,
     meta,
     tables,
     binding,
@@ -397,7 +401,7 @@ function verifyKeyless(
   parsed: ParsedBundle,
   artifact: Uint8Array,
   signature: Uint8Array | undefined,
-): { signer: Candidate; identity: string; bundle: BundleVerification } {
+): { signer: Candidate; identity: string; certificateIdentity: CertificateIdentity; bundle: BundleVerification } {
   const identities = trust.identities ?? [];
   if (identities.length === 0) {
     throw new VerificationError(
@@ -427,6 +431,7 @@ function verifyKeyless(
   return {
     signer: { keyId: verifier.publicKey.keyId, verifier },
     identity: `${result.identity.subject ?? '(no subject)'} from ${result.identity.issuer ?? '(no issuer)'}`,
+    certificateIdentity: result.identity,
     bundle,
   };
 }

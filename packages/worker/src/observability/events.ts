@@ -24,6 +24,8 @@ const SECURITY_EVENTS: Partial<Record<LoadErrorCode, string>> = {
   [CoreErrorCode.TARGET_MISMATCH]: 'artifact_tampering',
   [CoreErrorCode.ARTIFACT_NOT_VERIFIED]: 'artifact_tampering',
   [CoreErrorCode.NOT_APPROVED]: 'unapproved_artifact',
+  // Keyless: a valid certificate for an identity the environment does not trust.
+  [CoreErrorCode.IDENTITY_MISMATCH]: 'untrusted_identity',
   [CoreErrorCode.REVOKED]: 'revoked_artifact',
 };
 

@@ -2,7 +2,14 @@
 // never going backwards (the client keeps its state in APX_STATE_DIR), and judged for
 // freshness against the timestamp's expiry with a bounded grace.
 
-import { type ArtifactRef, artifactFileName, SignatureVerifier, type TufTrust } from '@apx/core';
+import {
+  type ArtifactRef,
+  artifactFileName,
+  type CertificateIdentity,
+  identityMismatch,
+  SignatureVerifier,
+  type TufTrust,
+} from '@apx/core';
 import { approvedRefs, type TrustClient, TrustError, TrustErrorCode, type TrustView, tufTrustFor } from '@apx/trust';
 import semver from 'semver';
 
@@ -125,8 +132,18 @@ export class RepositoryWatcher {
     return [...new Set(approvedRefs(this.#view).map((r) => r.policyId))].sort();
   }
 
-  /** Why a serving artifact lost the environment's approval; undefined while it still has it. */
-  withdrawal(ref: ArtifactRef, digest: string, keyId: string | null): string | undefined {
+  /**
+   * Why a serving artifact lost the environment's approval; undefined while it still has it.
+   * Signed by a key: that key must still be a signer. Signed keylessly (`certificate`, what its
+   * verified Fulcio certificate says; its key is ephemeral and never a signer): an identity the
+   * environment trusts must still accept that certificate.
+   */
+  withdrawal(
+    ref: ArtifactRef,
+    digest: string,
+    keyId: string | null,
+    certificate: CertificateIdentity | null = null,
+  ): string | undefined {
     const view = this.#view;
     if (!view) return undefined; // no view yet: nothing loaded through it either
     const path = artifactFileName(ref);
@@ -138,6 +155,10 @@ export class RepositoryWatcher {
     }
     if (`sha256:${target.sha256}` !== digest) {
       return `revoked: ${view.environment} now approves other bytes for ${path} (sha256:${target.sha256})`;
+    }
+    if (certificate !== null) {
+      if (view.identities.some((s) => identityMismatch(s.identity, certificate) === undefined)) return undefined;
+      return `revoked: identity ${certificate.subject ?? '(no subject)'} from ${certificate.issuer ?? '(no issuer)'} no longer signs for ${view.environment}`;
     }
     if (keyId !== null && !view.signers.some((s) => s.keyId === keyId)) {
       return `revoked: key ${keyId} no longer signs for ${view.environment}`;

@@ -4,7 +4,7 @@
 
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { type ApxError, CoreErrorCode, VerificationError } from '@apx/core';
+import { type ApxError, CoreErrorCode, describeIdentityPolicy, VerificationError } from '@apx/core';
 import { DEFAULT_MAX_BYTES, openStore } from '@apx/storage';
 import { TrustClient, TrustErrorCode, type TrustView } from '@apx/trust';
 import type { WorkerConfig } from '../config.js';
@@ -101,6 +101,9 @@ export async function openWorkerTrust(config: WorkerConfig, deps: WorkerTrustDep
           trust_versions: view.versions,
           approved: view.targets.size,
           signer_key_ids: view.signers.map((s) => s.keyId),
+          ...(view.identities.length > 0
+            ? { signer_identities: view.identities.map((s) => describeIdentityPolicy(s.identity)) }
+            : {}),
           expires: view.expires.toISOString(),
         },
         `trust repository in force: ${describe(view)}, ${view.targets.size} approved artifact(s), expires ${view.expires.toISOString()}`,
@@ -115,7 +118,12 @@ export async function openWorkerTrust(config: WorkerConfig, deps: WorkerTrustDep
   });
   const withdrawn = (loaded: LoadedPolicy): ApxError | undefined => {
     if (loaded.artifact.trust !== 'tuf') return undefined;
-    const why = watcher.withdrawal(loaded.ref, loaded.artifact.digest, loaded.artifact.keyId);
+    const why = watcher.withdrawal(
+      loaded.ref,
+      loaded.artifact.digest,
+      loaded.artifact.keyId,
+      loaded.artifact.certificateIdentity,
+    );
     if (!why) return undefined;
     return new VerificationError(CoreErrorCode.REVOKED, why, {
       hint: 'the trust repository no longer approves this artifact; the highest version still approved loads in its place',

@@ -1,6 +1,7 @@
-import { artifactFileName, formatArtifactRef, PublicKey } from '@apx/core';
+import { artifactFileName, formatArtifactRef, type IdentityPolicy, PublicKey, parseIdentityPolicy } from '@apx/core';
 import type { Drafts, TrustRepository } from '@apx/trust';
-import type { CommandSpec } from '../../command.js';
+import { type CommandSpec, flagString } from '../../command.js';
+import { readTrustedRoot } from '../../identity-flags.js';
 import { checkWouldVerify, readArtifactToApprove } from './artifact-check.js';
 import {
   auditChange,
@@ -17,10 +18,16 @@ import {
 
 type Json = Record<string, unknown>;
 
-/** The artifact signing keys an environment role's draft trusts (its `apx.signers`). */
-export function draftSigners(draft: Json | undefined, env: string): PublicKey[] {
-  const signers = ((draft?.apx as Json | undefined)?.signers ?? []) as Array<{ publicKey?: unknown }>;
-  return signers.map((s, i) => PublicKey.fromPem(String(s.publicKey ?? ''), `${env} apx.signers[${i}]`));
+/** The artifact signers an environment role's draft trusts (its `apx.signers`): keys, and keyless identities. */
+export function draftSigners(draft: Json | undefined, env: string): { keys: PublicKey[]; identities: IdentityPolicy[] } {
+  const signers = ((draft?.apx as Json | undefined)?.signers ?? []) as Array<{ publicKey?: unknown; identity?: unknown }>;
+  const keys: PublicKey[] = [];
+  const identities: IdentityPolicy[] = [];
+  signers.forEach((s, i) => {
+    if (s.identity !== undefined) identities.push(parseIdentityPolicy(s.identity, `in ${env} apx.signers[${i}]`));
+    else keys.push(PublicKey.fromPem(String(s.publicKey ?? ''), `${env} apx.signers[${i}]`));
+  });
+  return { keys, identities };
 }
 
 /**
@@ -49,19 +56,35 @@ export function stagedSameApproval(
 export const trustApproveCommand: CommandSpec = {
   name: 'trust approve',
   summary: "Approve an artifact for an environment (its length and SHA-256 in the environment's signed targets).",
-  usage: '(ARTIFACT | REF) --env ENV --key REF... [--store URL] [--json]',
+  usage: '(ARTIFACT | REF) --env ENV --key REF... [--sigstore-trusted-root FILE] [--store URL] [--json]',
   details: `ARTIFACT is a local .wasm (its .sig and .sigstore.json beside it); REF (pb-pay-v1@1.1.0)
 reads the artifact from the store. Before signing, the artifact is checked as a worker of ENV
 would check it once approved: its signature must verify with an artifact signing key ENV trusts
-(apx trust signer add), with the signed binding outside dev, and the WebAssembly must pass.
+(apx trust signer add), or, signed keylessly, its certificate must name an identity ENV trusts
+(verified against --sigstore-trusted-root, the workers' APX_SIGSTORE_TRUSTED_ROOT, default the
+public-good root); with the signed binding outside dev, and the WebAssembly must pass.
 --key: the approver keys of ENV you hold, plus the snapshot and timestamp keys to publish. With
 fewer approver signatures than ENV's threshold, the approval is staged: other approvers run the
 same command (or apx trust sign) with their keys. A concurrent change by another command is
 applied again on top of it, up to 3 times, when your keys publish by themselves.`,
-  flags: [ENV_FLAG, KEY_FLAG, STORE_FLAG, JSON_FLAG],
+  flags: [
+    ENV_FLAG,
+    KEY_FLAG,
+    STORE_FLAG,
+    JSON_FLAG,
+    {
+      name: 'sigstore-trusted-root',
+      type: 'string',
+      value: 'FILE',
+      description:
+        "Keyless artifacts: the Sigstore trusted_root.json ENV's workers use (APX_SIGSTORE_TRUSTED_ROOT; default: the public-good root).",
+    },
+  ],
   positionals: { min: 1, max: 1, names: 'ARTIFACT (a .wasm path) or REF (pb-pay-v1@1.1.0 in the store)' },
   async run(ctx, args) {
     const env = environmentFlag(args);
+    const rootPath = flagString(args, 'sigstore-trusted-root');
+    const trustedRoot = rootPath === undefined ? undefined : await readTrustedRoot(ctx, rootPath);
     const signers = await openSigners(ctx, args);
     return withTrustStore(ctx, args, async (store) => {
       const input = await readArtifactToApprove(ctx, store, args.positionals[0] as string);
@@ -75,7 +98,7 @@ applied again on top of it, up to 3 times, when your keys publish by themselves.
           const drafts = same
             ? new Map([[env, same]])
             : repo.approve(env, { ref: input.ref, length: input.length, sha256: input.sha256 });
-          await checkWouldVerify(env, input, draftSigners(drafts.get(env), env));
+          await checkWouldVerify(env, input, draftSigners(drafts.get(env), env), trustedRoot);
           return drafts;
         },
       });

@@ -2,7 +2,16 @@
 // artifact once it is approved? The one verifier in core answers (DESIGN.md §1), with the
 // trust the environment role will carry: this target, and the artifact signers it trusts.
 
-import { type ArtifactRef, isApxError, type PublicKey, SignatureVerifier, sha256Hex, verifyPolicyArtifact } from '@apx/core';
+import {
+  type ArtifactRef,
+  type IdentityPolicy,
+  isApxError,
+  type PublicKey,
+  SignatureVerifier,
+  type SigstoreTrustedRoot,
+  sha256Hex,
+  verifyPolicyArtifact,
+} from '@apx/core';
 import type { ArtifactStore } from '@apx/storage';
 import type { CliContext } from '../../context.js';
 import { CliError, CliErrorCode } from '../../error.js';
@@ -54,13 +63,21 @@ export async function readArtifactToApprove(ctx: CliContext, store: ArtifactStor
 
 /**
  * Refuses an approval that workers of `env` would not honour: the signature must verify with
- * one of the artifact signers the environment trusts, and every other check of the worker's
+ * one of the artifact signing keys the environment trusts, or a keyless signature's certificate
+ * (checked against `trustedRoot`, the workers' APX_SIGSTORE_TRUSTED_ROOT, default the
+ * public-good root) must name an identity it trusts; and every other check of the worker's
  * verifier must pass (binding, WebAssembly, ABI, embedded name), as if the approval were in force.
  */
-export async function checkWouldVerify(env: string, input: ArtifactToApprove, signers: readonly PublicKey[]): Promise<void> {
+export async function checkWouldVerify(
+  env: string,
+  input: ArtifactToApprove,
+  trusted: { keys: readonly PublicKey[]; identities: readonly IdentityPolicy[] },
+  trustedRoot?: SigstoreTrustedRoot,
+): Promise<void> {
   const { TrustError, TrustErrorCode } = await trustModule();
   const name = `${input.ref.policyId}@${input.ref.version}`;
-  if (signers.length === 0) {
+  const signers = trusted.keys;
+  if (signers.length === 0 && trusted.identities.length === 0) {
     throw new TrustError(
       TrustErrorCode.INVALID_REQUEST,
       `refusing to approve ${name} for ${env}: ${env} trusts no artifact signing key yet`,
@@ -77,10 +94,11 @@ export async function checkWouldVerify(env: string, input: ArtifactToApprove, si
         environment: env,
         target: { length: input.length, sha256: input.sha256 },
         signers: signers.map((key) => ({ keyId: key.keyId, verifier: new SignatureVerifier(key) })),
+        identities: [...trusted.identities],
         namedVersions: new Set([input.ref.version]),
       },
       // Workers require signed bindings outside development (APX_REQUIRE_BINDING's default).
-      policy: { environment: env, strict: true, requireBinding: env !== 'dev' },
+      policy: { environment: env, strict: true, requireBinding: env !== 'dev', ...(trustedRoot ? { trustedRoot } : {}) },
     });
   } catch (err) {
     if (!isApxError(err)) throw err;

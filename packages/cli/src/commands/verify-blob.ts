@@ -26,9 +26,11 @@ export const verifyBlobCommand: CommandSpec = {
   details: `Speaks cosign verify-blob. With --key: accepts base64 or raw DER signatures (a trailing newline
 is fine), high-S signatures, raw 64-byte r||s (IEEE P1363); rejects trailing bytes after the DER
 value. Bundles: Sigstore v0.1-v0.3 (message signature or DSSE in-toto) and cosign's legacy
-{"base64Signature":...} JSON; the bundle must name this blob's digest. Keyed verification is
-offline by key (like cosign's --insecure-ignore-tlog); with --trusted-root, transparency-log
-entries and timestamps are verified too. Unlike cosign's CLI, the digest defaults to the key's own
+{"base64Signature":...} JSON; the bundle must name this blob's digest. As with cosign, the
+transparency-log entries a keyed bundle carries are verified, with its timestamps, against
+--trusted-root or else the embedded public-good root; --insecure-ignore-tlog verifies by key
+alone. A bundle with no log entry (apx sign's offline signature) is verified by key alone.
+Unlike cosign's CLI, the digest defaults to the key's own
 (SHA-384 for P-384, SHA-512 for P-521).
 Without --key, verification is keyless: the bundle's Fulcio certificate must chain to the trusted
 root (--trusted-root, or the Sigstore public-good root embedded in APX), carry an SCT, be valid at
@@ -64,7 +66,7 @@ Prints "Verified OK" on stderr on success; exit 0 verified, 1 refused, 2 usage.`
       name: 'insecure-ignore-tlog',
       type: 'boolean',
       description:
-        'With --key and --trusted-root: do not require a transparency-log entry (a timestamp still dates the signature).',
+        "With --key: do not check the bundle's transparency-log entries (verify by key alone; with --trusted-root a timestamp still dates the signature).",
     },
     { name: 'offline', type: 'boolean', description: 'Accepted for cosign compatibility: APX always verifies offline.' },
     {
@@ -102,17 +104,27 @@ Prints "Verified OK" on stderr on success; exit 0 verified, 1 refused, 2 usage.`
         await readInput(ctx, bundlePath, 'bundle file', 'pass the .sigstore.json bundle written beside the artifact')
       ).toString('utf8');
       const rootPath = flagString(args, 'trusted-root');
-      const trustedRoot = rootPath ? await readTrustedRoot(ctx, rootPath) : undefined;
+      const ignoreTlog = args.flags['insecure-ignore-tlog'] === true;
+      const parsed = parseBundle(text, bundlePath);
+      // As cosign: transparency-log entries a bundle carries are checked, against --trusted-root
+      // or else the embedded public-good root, unless --insecure-ignore-tlog. A bundle without
+      // any (a private key's offline signature, as apx sign writes) is verified by key alone.
+      const logged = parsed.format === 'sigstore' && parsed.tlogEntries > 0;
+      const trustedRoot = rootPath
+        ? await readTrustedRoot(ctx, rootPath)
+        : logged && !ignoreTlog
+          ? publicGoodTrustedRoot()
+          : undefined;
       const result = verifyBundle(
-        parseBundle(text, bundlePath),
+        parsed,
         blob,
         verifier,
-        trustedRoot === undefined ? {} : { trustedRoot, requireTlog: args.flags['insecure-ignore-tlog'] !== true },
+        trustedRoot === undefined ? {} : { trustedRoot, requireTlog: !ignoreTlog },
       );
       if (result.tlogEntriesUnchecked > 0) {
         info(
           ctx,
-          `WARNING: ${result.tlogEntriesUnchecked} transparency-log entr${result.tlogEntriesUnchecked === 1 ? 'y' : 'ies'} not checked (offline verification by key; pass --trusted-root to check)`,
+          `WARNING: ${result.tlogEntriesUnchecked} transparency-log entr${result.tlogEntriesUnchecked === 1 ? 'y' : 'ies'} not checked (${ignoreTlog ? '--insecure-ignore-tlog' : "a legacy cosign bundle's Rekor bundle is not verified"})`,
         );
       }
     }

@@ -171,8 +171,16 @@ describe('apx verify-blob speaks cosign', () => {
 
   it('verifies a keyed bundle with --key, by file and digest, its log entry and timestamp against --trusted-root', () => {
     for (const target of ['blob.wasm', digest]) {
-      const offline = ok(verify(['--key', 'key.pub', '--bundle', 'keyed.sigstore.json'], target));
-      assert.match(offline.stderr, /WARNING: 1 transparency-log entry not checked/);
+      // As cosign: the log entry a bundle carries is checked, by default against the embedded
+      // public-good root, which does not know these local services...
+      refused(
+        verify(['--key', 'key.pub', '--bundle', 'keyed.sigstore.json'], target),
+        1,
+        /^ERROR: (timestamp|transparency log entry) invalid: .*check that the trusted root is the one of the Sigstore instance/,
+      );
+      // ...unless --insecure-ignore-tlog: then the key alone, and a warning.
+      const offline = ok(verify(['--key', 'key.pub', '--bundle', 'keyed.sigstore.json', '--insecure-ignore-tlog'], target));
+      assert.match(offline.stderr, /WARNING: 1 transparency-log entry not checked \(--insecure-ignore-tlog\)/);
       assert.match(offline.stderr, /Verified OK\n$/);
       const r = ok(
         verify(['--key', 'key.pub', '--bundle', 'keyed.sigstore.json', '--trusted-root', 'trusted_root.json'], target),
@@ -180,7 +188,7 @@ describe('apx verify-blob speaks cosign', () => {
       assert.equal(r.stderr, 'Verified OK\n');
     }
     refused(
-      verify(['--key', 'key.pub', '--bundle', 'keyed.sigstore.json'], 'other.wasm'),
+      verify(['--key', 'key.pub', '--bundle', 'keyed.sigstore.json', '--insecure-ignore-tlog'], 'other.wasm'),
       1,
       /^ERROR: bundle digest does not match/,
     );

@@ -173,14 +173,34 @@ export function toEntity(bundle: Bundle, artifact: Buffer | undefined): SignedEn
   const { dsse } = lazyRequire('@sigstore/core') as typeof import('@sigstore/core');
   const envelope = bundle.content.dsseEnvelope;
   const paeDigest = createHash('sha256').update(dsse.preAuthEncoding(envelope.payloadType, envelope.payload)).digest();
+  return withSignatureChecks(entity, {
+    compareDigest: (original) => (d) => original(d) || paeDigest.equals(d),
+  });
+}
+
+type SignatureContent = SignedEntity['signature'];
+
+/**
+ * The entity with some of its signature checks replaced; each replacement is given the
+ * original check. The other checks are the entity's own.
+ */
+function withSignatureChecks(
+  entity: SignedEntity,
+  replace: {
+    compareDigest?: (original: SignatureContent['compareDigest']) => SignatureContent['compareDigest'];
+    verifySignature?: (original: SignatureContent['verifySignature']) => SignatureContent['verifySignature'];
+  },
+): SignedEntity {
   const content = entity.signature;
+  const compareDigest: SignatureContent['compareDigest'] = (d) => content.compareDigest(d);
+  const verifySignature: SignatureContent['verifySignature'] = (key) => content.verifySignature(key);
   return {
     ...entity,
     signature: {
       signature: content.signature,
       compareSignature: (sig) => content.compareSignature(sig),
-      compareDigest: (d) => content.compareDigest(d) || paeDigest.equals(d),
-      verifySignature: (key) => content.verifySignature(key),
+      compareDigest: replace.compareDigest ? replace.compareDigest(compareDigest) : compareDigest,
+      verifySignature: replace.verifySignature ? replace.verifySignature(verifySignature) : verifySignature,
     },
   };
 }
@@ -191,16 +211,10 @@ export function toEntity(bundle: Bundle, artifact: Buffer | undefined): SignedEn
  * with the digest given). Everything else is @sigstore/verify's as usual.
  */
 export function withDigestSignature(entity: SignedEntity, algorithm: DigestAlgorithm, messageDigest: Buffer): SignedEntity {
-  const content = entity.signature;
-  return {
-    ...entity,
-    signature: {
-      signature: content.signature,
-      compareSignature: (sig) => content.compareSignature(sig),
-      compareDigest: (d) => content.compareDigest(d),
-      verifySignature: (key) => verifyPrehashed(key, algorithm, messageDigest, content.signature) === 'valid',
-    },
-  };
+  const signature = entity.signature.signature;
+  return withSignatureChecks(entity, {
+    verifySignature: () => (key) => verifyPrehashed(key, algorithm, messageDigest, signature) === 'valid',
+  });
 }
 
 /**

@@ -62,6 +62,17 @@ export interface KeylessServices {
   sign(data: Buffer, options?: SignOptions): Promise<string>;
   /** A bundle over `data` signed with `privateKey` (a key hint, no certificate), with this fixture's TSA and/or Rekor. */
   signWithKey(data: Buffer, privateKey: KeyObject, options?: Omit<SignOptions, 'claims'>): Promise<string>;
+  /**
+   * A bundle over `data` signed with `privateKey` and carrying `certificatePem` as its
+   * verification material, logged and timestamped by this fixture: for certificates a test
+   * made itself (with openssl), that no Fulcio would issue.
+   */
+  signWithCertificate(
+    data: Buffer,
+    privateKey: KeyObject,
+    certificatePem: string,
+    options?: Omit<SignOptions, 'claims'>,
+  ): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -211,6 +222,15 @@ export async function startKeylessServices(options: KeylessServicesOptions = {})
         sign: async (payload: Buffer) => ({
           signature: cryptoSign('sha256', payload, privateKey),
           key: { $case: 'publicKey', publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(), hint },
+        }),
+      };
+      return build(signer, data, signOptions);
+    },
+    async signWithCertificate(data, privateKey, certificatePem, signOptions = {}) {
+      const signer: Signer = {
+        sign: async (payload: Buffer) => ({
+          signature: cryptoSign('sha256', payload, privateKey),
+          key: { $case: 'x509Certificate', certificate: certificatePem },
         }),
       };
       return build(signer, data, signOptions);

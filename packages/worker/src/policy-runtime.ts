@@ -84,6 +84,8 @@ export function policyHostRuntime(onFault: (fault: PolicyFault) => void, deadlin
             burst: c.burst > 0 ? c.burst : c.limit,
           })),
           json: decisionJson(d),
+          rule: d.rule,
+          headers: d.headers,
         };
       },
     };

@@ -1,4 +1,4 @@
-import type { JwtTable, VerifiedArtifact } from '@apx/core';
+import type { HeaderMutationTable, JwtTable, VerifiedArtifact } from '@apx/core';
 
 /** An instantiated policy: decides one request at a time, synchronously. */
 export interface PolicyRuntime {
@@ -18,6 +18,10 @@ export interface PolicyDecision {
   rateLimits: Array<{ name: string; key: string; rps: number; burst: number }>;
   /** The runtime's full decision as a JSON object text (it includes allow, status and reason). */
   json: string;
+  /** The rule that decided, or null (default effect, or a runtime that does not say). */
+  rule?: string | null;
+  /** Header mutations of an allowed request (shared, read-only); absent or empty otherwise. */
+  headers?: HeaderMutationTable;
 }
 
 /** Turns a verified artifact into a runtime; only verified artifacts can be instantiated. */

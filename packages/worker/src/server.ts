@@ -1,20 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { JwtTable } from '@apx/core';
-import { bearerToken, createJwtVerifier, type JwtVerifierOptions, type JwtVerify } from './jwt.js';
-import type { LoadedPolicy } from './loader.js';
-import type { WorkerMetrics } from './observability/metrics.js';
-import type { PolicySet } from './policy-set.js';
-import type { RateLimiter } from './rate-limit.js';
+import { createDecisionService, type DecisionDeps, type DecisionOutcome } from './gateway/decision-service.js';
 
 const MAX_DECIDE_BODY = 1024 * 1024;
 
-export interface ServerDeps {
-  policies: PolicySet;
-  metrics: WorkerMetrics;
-  limiter: RateLimiter;
-  /** Options of the JWKS fetches (tests point fetch at a local server). */
-  jwt?: JwtVerifierOptions;
-}
+export type ServerDeps = DecisionDeps;
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const json = JSON.stringify(body);
@@ -59,7 +48,8 @@ function readBody(req: IncomingMessage, done: (body: Buffer | undefined) => void
  * charge rate limits, answer; nothing is logged per request.
  */
 export function createWorkerServer(deps: ServerDeps): Server {
-  const { policies, metrics, limiter } = deps;
+  const { policies, metrics } = deps;
+  const service = createDecisionService(deps);
 
   function decide(res: ServerResponse, body: Buffer | undefined) {
     if (!body) return send(res, 413, { error: `request body over ${MAX_DECIDE_BODY} bytes` });
@@ -72,73 +62,44 @@ export function createWorkerServer(deps: ServerDeps): Server {
     if (typeof input !== 'object' || input === null || typeof input.request !== 'object' || input.request === null) {
       return send(res, 400, { error: 'missing "request" object; send {"policy": "<policy-id>", "request": {...}}' });
     }
-    let policyId = input.policy;
-    if (policyId === undefined) {
-      const states = policies.list();
-      if (states.length !== 1) return send(res, 400, { error: 'several policies are served; name one with "policy"' });
-      policyId = states[0]?.policyId;
-    }
-    if (typeof policyId !== 'string') return send(res, 400, { error: '"policy" must be a policy id string' });
-    const loaded = policies.get(policyId);
-    if (!loaded) {
-      const known = policies.list().some((s) => s.policyId === policyId);
-      return send(res, known ? 503 : 404, {
-        error: known ? `policy ${policyId} is not loaded yet` : `unknown policy ${policyId}`,
-      });
-    }
-    const request = input.request as Record<string, unknown>;
-    if (request.jwt !== undefined) {
-      return send(res, 400, {
-        error: 'request.jwt is set by the worker; send the token as request.headers.authorization: "Bearer <token>"',
-      });
-    }
-    const token = loaded.runtime.jwt ? bearerToken(request.headers) : undefined;
-    if (token === undefined) return answer(res, loaded, policyId, request);
-    // Only token-bearing requests go asynchronous: the JWKS may need fetching.
-    jwtVerifierFor(loaded)
-      .then((verify) => verify(token))
-      .then(
-        (jwt) => answer(res, loaded, policyId as string, { ...request, jwt }),
-        (err: unknown) => send(res, 500, { error: `token verification failed: ${(err as Error).message}` }),
+    service.evaluate(input.policy, input.request, (o) => answer(res, o));
+  }
+
+  function answer(res: ServerResponse, o: DecisionOutcome) {
+    if (o.kind === 'refused') {
+      // A decision the runtime refused (a bad request shape) names the policy that refused it.
+      return send(
+        res,
+        o.status,
+        o.loaded && o.status === 400 ? { error: o.error, policy: o.loaded.refText } : { error: o.error },
       );
-  }
-
-  /** One JWT verifier per loaded version (its JWKS cache lives as long as the version serves). */
-  const verifiers = new WeakMap<LoadedPolicy, Promise<JwtVerify>>();
-  function jwtVerifierFor(loaded: LoadedPolicy): Promise<JwtVerify> {
-    let v = verifiers.get(loaded);
-    if (!v) {
-      v = createJwtVerifier(loaded.runtime.jwt as JwtTable, deps.jwt ?? {});
-      verifiers.set(loaded, v);
     }
-    return v;
-  }
-
-  function answer(res: ServerResponse, loaded: LoadedPolicy, policyId: string, request: unknown) {
-    let decision: ReturnType<typeof loaded.runtime.decide>;
-    try {
-      decision = loaded.runtime.decide(request);
-    } catch (err) {
-      counter(policyId, 'error').inc();
-      return send(res, 400, { error: (err as Error).message, policy: loaded.refText });
-    }
+    const { loaded } = o;
     const meta = { policy: loaded.refText, digest: loaded.artifact.digest };
-    if (decision.allow && decision.rateLimits.length > 0) {
-      const refused = limiter.take(loaded.refText, decision.rateLimits);
-      if (refused) {
-        counter(policyId, 'rate_limited').inc();
-        // Refusals under load must stay cheap: a small fixed body, no re-serialized decision.
-        return send(
+    if (o.kind === 'rate_limited') {
+      const denied = { allow: false, status: 429, reason: `rate limit exceeded: ${o.limit}`, rateLimit: o.limit, ...meta };
+      // Dry run: the policy's allow, with what the rate limit would have answered.
+      if (o.dryRun)
+        return sendRaw(
           res,
-          429,
-          { allow: false, status: 429, reason: `rate limit exceeded: ${refused.limit}`, rateLimit: refused.limit, ...meta },
-          { 'retry-after': String(refused.retryAfter) },
+          `${o.decision.json.slice(0, -1)},"dryRun":true,"wouldDeny":${JSON.stringify(denied)}${referenceSuffix(loaded)}`,
         );
-      }
+      // Refusals under load must stay cheap: a small fixed body, no re-serialized decision.
+      return send(res, 429, denied, { 'retry-after': String(o.retryAfter) });
     }
-    counter(policyId, decision.allow ? 'allow' : 'deny').inc();
+    if (o.dryRun) {
+      // Dry run: an allow, carrying the denial the policy decided.
+      const reason = JSON.stringify(`dry run: would deny: ${o.decision.reason}`);
+      return sendRaw(
+        res,
+        `{"allow":true,"status":200,"reason":${reason},"dryRun":true,"wouldDeny":${o.decision.json}${referenceSuffix(loaded)}`,
+      );
+    }
     // The hot path: the runtime's JSON with the deciding reference appended, no re-serializing.
-    const json = decision.json.slice(0, -1) + referenceSuffix(loaded);
+    sendRaw(res, o.decision.json.slice(0, -1) + referenceSuffix(loaded));
+  }
+
+  function sendRaw(res: ServerResponse, json: string) {
     res.writeHead(200, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(json))]);
     res.end(json);
   }
@@ -152,23 +113,6 @@ export function createWorkerServer(deps: ServerDeps): Server {
       suffixes.set(loaded, suffix);
     }
     return suffix;
-  }
-
-  /** prom-client resolves label sets by hashing on every inc(); resolve each once. */
-  type LabelledCounter = ReturnType<typeof metrics.decisions.labels>;
-  const counters = new Map<string, Record<string, LabelledCounter>>();
-  function counter(policy: string, outcome: string): LabelledCounter {
-    let byOutcome = counters.get(policy);
-    if (!byOutcome) {
-      byOutcome = {};
-      counters.set(policy, byOutcome);
-    }
-    let c = byOutcome[outcome];
-    if (!c) {
-      c = metrics.decisions.labels({ policy, outcome });
-      byOutcome[outcome] = c;
-    }
-    return c;
   }
 
   function listPolicies(res: ServerResponse): void {

@@ -93,6 +93,12 @@ export class WorkerMetrics {
     labelNames: ['policy', 'outcome'],
     registers: [this.registry],
   });
+  readonly dryRunDenied = new Counter({
+    name: 'apx_decisions_dry_run_denied_total',
+    help: 'Denials (policy denials and rate limits) let through because the policy runs in dry run (APX_DRY_RUN), by policy.',
+    labelNames: ['policy'],
+    registers: [this.registry],
+  });
   readonly policyReady = new Gauge({
     name: 'apx_policy_ready',
     help: '1 when a configured policy has a verified version serving, else 0.',

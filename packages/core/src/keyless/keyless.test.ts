@@ -249,6 +249,96 @@ describe('keyless verification', () => {
   });
 });
 
+describe('Rekor v2 entries (inclusion proof under a signed checkpoint, no integrated time)', () => {
+  let svc: KeylessServices;
+  let other: KeylessServices;
+  before(async () => {
+    svc = await startKeylessServices();
+    other = await startKeylessServices();
+  });
+  after(async () => {
+    await svc?.close();
+    await other?.close();
+  });
+  const verify = (bundle: string, rootJson = trustedRootJson(svc), input: ArtifactInput = blob) =>
+    verifyKeylessBundle(parseBundle(bundle), input, {
+      trustedRoot: loadTrustedRoot(rootJson, 'trusted_root.json'),
+      identities: [identity],
+    });
+  type Entry = { inclusionProof: { hashes: string[]; checkpoint: { envelope: string } }; canonicalizedBody: string };
+  const edited = (bundle: string, edit: (entry: Entry) => void) => {
+    const json = JSON.parse(bundle);
+    edit(json.verificationMaterial.tlogEntries[0]);
+    return JSON.stringify(json);
+  };
+
+  it('verifies a keyless bundle logged to Rekor v2, its time coming from the TSA', async () => {
+    const bundle = await svc.sign(blob, { rekorV2: true });
+    const entry = JSON.parse(bundle).verificationMaterial.tlogEntries[0];
+    assert.deepEqual(entry.kindVersion, { kind: 'hashedrekord', version: '0.0.2' });
+    assert.equal(entry.inclusionPromise, undefined);
+    const result = verify(bundle);
+    assert.deepEqual(
+      result.trustedTimes.map((t) => t.source),
+      ['timestamp-authority'],
+    );
+    verify(bundle, trustedRootJson(svc), digestOf(blob));
+  });
+
+  it('refuses a bad checkpoint, a bad proof, an untrusted log and a missing timestamp, each saying so', async () => {
+    const bundle = await svc.sign(blob, { rekorV2: true });
+    const flip = (b64: string) => {
+      const bytes = Buffer.from(b64, 'base64');
+      bytes.writeUInt8((bytes.at(-1) ?? 0) ^ 1, bytes.length - 1);
+      return bytes.toString('base64');
+    };
+    const cases: Array<[string, () => unknown, CoreErrorCode, RegExp]> = [
+      [
+        'checkpoint signature tampered',
+        () =>
+          verify(
+            edited(bundle, (e) => {
+              const env = e.inclusionProof.checkpoint.envelope;
+              const sig = env.slice(env.lastIndexOf(' ') + 1, -1);
+              e.inclusionProof.checkpoint.envelope = env.replace(sig, flip(sig));
+            }),
+          ),
+        CoreErrorCode.TLOG_INVALID,
+        /^transparency log entry invalid: invalid checkpoint signature$/,
+      ],
+      [
+        'inclusion proof hash tampered',
+        () => verify(edited(bundle, (e) => (e.inclusionProof.hashes[1] = flip(e.inclusionProof.hashes[1] as string)))),
+        CoreErrorCode.TLOG_INVALID,
+        /^transparency log entry invalid: calculated root hash does not match inclusion proof$/,
+      ],
+      [
+        'checkpoint by a log the root does not trust',
+        () => verify(bundle, trustedRootJson({ base: svc, tlog: other })),
+        CoreErrorCode.TLOG_INVALID,
+        /^transparency log entry invalid: invalid checkpoint signature$/,
+      ],
+      [
+        'no timestamp: Rekor v2 gives no time',
+        async () => verify(await svc.sign(blob, { rekorV2: true, tsa: false })),
+        CoreErrorCode.TIMESTAMP_INVALID,
+        /^no trusted time: the bundle has no verifiable timestamp/,
+      ],
+    ];
+    for (const [label, run, code, message] of cases) {
+      await assert.rejects(
+        async () => run(),
+        (err: { code?: string; message?: string }) => {
+          assert.equal(err.code, code, `${label}: ${err.message}`);
+          assert.match(err.message ?? '', message, label);
+          return true;
+        },
+        label,
+      );
+    }
+  });
+});
+
 describe('key validity windows at trusted time', () => {
   let svc: KeylessServices;
   before(async () => {

@@ -41,7 +41,16 @@ export interface SignOptions {
   statement?: Record<string, unknown>;
   /** For 'dsse': log the envelope as a hashedrekord entry of SHA-256(PAE), as Rekor v2 clients do. */
   dsseAsHashedrekord?: boolean;
+  /**
+   * For 'message': log to this fixture's Rekor v2 log instead of Rekor v1: a hashedrekord
+   * v0.0.2 entry with an inclusion proof in a three-entry tree and a signed checkpoint, and no
+   * integrated time (the time then comes from the TSA alone, as with Rekor v2).
+   */
+  rekorV2?: boolean;
 }
+
+/** The Rekor v2 log's origin, its checkpoint signer name, and (as https://) its base URL. */
+export const REKOR_V2_ORIGIN = 'rekor-v2.apx.test';
 
 export const DEFAULT_ISSUER = 'https://issuer.example';
 export const DEFAULT_SUBJECT = 'https://github.com/acme/policies/.github/workflows/release.yml@refs/tags/v1.0.0';
@@ -56,6 +65,8 @@ export interface KeylessServices {
     caRoot: Buffer;
     ctlogKey: Buffer;
     tlogKey: Buffer;
+    /** SPKI DER of the Rekor v2 log's checkpoint key. */
+    tlogV2Key: Buffer;
     tsaChain: Buffer[];
   };
   /** A keyless bundle (JSON text) over `data`: a message signature, or a DSSE statement whose subject is `data`. */
@@ -124,6 +135,7 @@ export async function startKeylessServices(options: KeylessServicesOptions = {})
   const clock = wholeSecond(options.clock ?? new Date(Date.now() + 2000));
   const caClock = wholeSecond(options.caClock ?? clock);
   const keys: ServiceKeys = { ca: p256(), ctlog: p256(), tlog: p256(), tsa: p256() };
+  const tlogV2 = p256();
   type Handler = { path: string; fn: (body: string) => Promise<{ statusCode: number; response: unknown; contentType?: string }> };
   const handlers: Handler[] = [];
   let dsseAsHashedrekord = false;
@@ -165,11 +177,16 @@ export async function startKeylessServices(options: KeylessServicesOptions = {})
   });
   handlers.push(mock.tsaHandler(tsa, { strict: true }) as Handler);
 
-  async function build(signer: Signer, data: Buffer, signOptions: Omit<SignOptions, 'claims'>): Promise<string> {
+  async function build(
+    signer: Signer,
+    data: Buffer,
+    signOptions: Omit<SignOptions, 'claims'>,
+    publicKeyDer?: Buffer,
+  ): Promise<string> {
     const kind = signOptions.kind ?? 'message';
     dsseAsHashedrekord = signOptions.dsseAsHashedrekord === true;
     const witnesses: Witness[] = [];
-    if (signOptions.tlog !== false) {
+    if (signOptions.tlog !== false && !signOptions.rekorV2) {
       witnesses.push(
         new RekorWitness({
           rekorBaseURL: url,
@@ -180,7 +197,9 @@ export async function startKeylessServices(options: KeylessServicesOptions = {})
     }
     if (signOptions.tsa !== false) witnesses.push(new TSAWitness({ tsaBaseURL: url }));
     if (kind === 'message') {
-      return JSON.stringify(bundleToJSON(await new MessageSignatureBundleBuilder({ signer, witnesses }).create({ data })));
+      const json = bundleToJSON(await new MessageSignatureBundleBuilder({ signer, witnesses }).create({ data }));
+      if (signOptions.rekorV2 && signOptions.tlog !== false) logToRekorV2(json as unknown as RekorV2Bundle, publicKeyDer);
+      return JSON.stringify(json);
     }
     const statement = signOptions.statement ?? {
       _type: 'https://in-toto.io/Statement/v1',
@@ -198,6 +217,58 @@ export async function startKeylessServices(options: KeylessServicesOptions = {})
     );
   }
 
+  /**
+   * Rekor v2's answer, made here: the entry is leaf 1 of a three-leaf tree (RFC 6962 hashes),
+   * and the checkpoint over that tree is a signed note by the v2 log's key.
+   */
+  function logToRekorV2(bundle: RekorV2Bundle, publicKeyDer: Buffer | undefined): void {
+    const material = bundle.verificationMaterial;
+    const verifier = material.certificate
+      ? { x509Certificate: { rawBytes: material.certificate.rawBytes } }
+      : { publicKey: { rawBytes: publicKeyDer?.toString('base64') } };
+    const body = Buffer.from(
+      JSON.stringify({
+        apiVersion: '0.0.2',
+        kind: 'hashedrekord',
+        spec: {
+          hashedRekordV002: {
+            data: { algorithm: 'SHA2_256', digest: bundle.messageSignature.messageDigest.digest },
+            signature: {
+              content: bundle.messageSignature.signature,
+              verifier: { ...verifier, keyDetails: 'PKIX_ECDSA_P256_SHA_256' },
+            },
+          },
+        },
+      }),
+    );
+    const h = (...parts: Buffer[]) => createHash('sha256').update(Buffer.concat(parts)).digest();
+    const leaf = (b: Buffer) => h(Buffer.from([0]), b);
+    const node = (l: Buffer, r: Buffer) => h(Buffer.from([1]), l, r);
+    const [l0, l2] = [leaf(Buffer.from('{"earlier":"entry"}')), leaf(Buffer.from('{"later":"entry"}'))];
+    const root = node(node(l0, leaf(body)), l2);
+    const note = `${REKOR_V2_ORIGIN}\n3\n${root.toString('base64')}\n`;
+    const spki = tlogV2.publicKey.export({ type: 'spki', format: 'der' });
+    const logId = h(spki);
+    const signature = cryptoSign('sha256', Buffer.from(note), tlogV2.privateKey);
+    const line = `\u2014 ${REKOR_V2_ORIGIN} ${Buffer.concat([logId.subarray(0, 4), signature]).toString('base64')}\n`;
+    material.tlogEntries = [
+      {
+        logIndex: '1',
+        logId: { keyId: logId.toString('base64') },
+        kindVersion: { kind: 'hashedrekord', version: '0.0.2' },
+        integratedTime: '0',
+        inclusionProof: {
+          logIndex: '1',
+          rootHash: root.toString('base64'),
+          treeSize: '3',
+          hashes: [l0.toString('base64'), l2.toString('base64')],
+          checkpoint: { envelope: `${note}\n${line}` },
+        },
+        canonicalizedBody: body.toString('base64'),
+      },
+    ];
+  }
+
   return {
     url,
     clock,
@@ -205,6 +276,7 @@ export async function startKeylessServices(options: KeylessServicesOptions = {})
       caRoot: Buffer.from(ca.rootCertificate.buffer, ca.rootCertificate.byteOffset, ca.rootCertificate.byteLength),
       ctlogKey: Buffer.from(ctlog.publicKey),
       tlogKey: Buffer.from(tlog.publicKey),
+      tlogV2Key: tlogV2.publicKey.export({ type: 'spki', format: 'der' }),
       tsaChain: [tsa.intCertificate, tsa.rootCertificate].map((c) => Buffer.from(c.buffer, c.byteOffset, c.byteLength)),
     },
     async sign(data, signOptions = {}) {
@@ -224,7 +296,7 @@ export async function startKeylessServices(options: KeylessServicesOptions = {})
           key: { $case: 'publicKey', publicKey: publicKey.export({ type: 'spki', format: 'pem' }).toString(), hint },
         }),
       };
-      return build(signer, data, signOptions);
+      return build(signer, data, signOptions, publicKey.export({ type: 'spki', format: 'der' }));
     },
     async signWithCertificate(data, privateKey, certificatePem, signOptions = {}) {
       const signer: Signer = {
@@ -236,6 +308,15 @@ export async function startKeylessServices(options: KeylessServicesOptions = {})
       return build(signer, data, signOptions);
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+/** The parts of a bundle's JSON that logging to Rekor v2 reads and writes. */
+interface RekorV2Bundle {
+  messageSignature: { messageDigest: { digest: string }; signature: string };
+  verificationMaterial: {
+    certificate?: { rawBytes: string };
+    tlogEntries: unknown[];
   };
 }
 
@@ -272,7 +353,10 @@ export function trustedRootJson(
     validFor,
   });
   const root: Record<string, unknown[]> = {
-    tlogs: [log(pick('tlog').material.tlogKey, pick('tlog').url)],
+    tlogs: [
+      log(pick('tlog').material.tlogKey, pick('tlog').url),
+      log(pick('tlog').material.tlogV2Key, `https://${REKOR_V2_ORIGIN}`),
+    ],
     certificateAuthorities: [authority([pick('ca').material.caRoot], pick('ca').url)],
     ctlogs: [log(pick('ctlog').material.ctlogKey, pick('ctlog').url)],
     timestampAuthorities: [authority(pick('tsa').material.tsaChain, pick('tsa').url)],

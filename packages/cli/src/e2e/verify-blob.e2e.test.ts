@@ -50,12 +50,14 @@ describe('apx verify-blob speaks cosign', () => {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     writeFileSync(join(dir, 'key.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
     writeFileSync(join(dir, 'keyed.sigstore.json'), await svc.signWithKey(blob, privateKey));
+    writeFileSync(join(dir, 'keyless-rekor2.sigstore.json'), await svc.sign(blob, { rekorV2: true }));
+    writeFileSync(join(dir, 'keyed-rekor2.sigstore.json'), await svc.signWithKey(blob, privateKey, { rekorV2: true }));
   });
   after(async () => svc?.close());
 
   it('verifies a keyless bundle with cosign flags, by file and by sha256: digest, message and DSSE', () => {
     const root = ['--trusted-root', 'trusted_root.json'];
-    for (const bundle of ['keyless.sigstore.json', 'keyless-dsse.sigstore.json']) {
+    for (const bundle of ['keyless.sigstore.json', 'keyless-dsse.sigstore.json', 'keyless-rekor2.sigstore.json']) {
       for (const target of ['blob.wasm', digest]) {
         const r = ok(verify(['--bundle', bundle, ...identity, ...root], target));
         assert.equal(r.stderr, 'Verified OK\n');
@@ -81,6 +83,20 @@ describe('apx verify-blob speaks cosign', () => {
         '4242',
         ...root,
       ]),
+    );
+  });
+
+  it('verifies a keyed bundle logged to Rekor v2 (checkpoint and TSA time), by file and by digest', () => {
+    for (const target of ['blob.wasm', digest]) {
+      const r = ok(
+        verify(['--bundle', 'keyed-rekor2.sigstore.json', '--key', 'key.pub', '--trusted-root', 'trusted_root.json'], target),
+      );
+      assert.equal(r.stderr, 'Verified OK\n');
+    }
+    refused(
+      verify(['--bundle', 'keyed-rekor2.sigstore.json', '--key', 'key.pub', '--trusted-root', 'trusted_root.json'], 'other.wasm'),
+      1,
+      /^ERROR: /,
     );
   });
 

@@ -14,6 +14,7 @@ import { systemErrorCode } from '@apx/core/os-error';
 import { redactStoreUrl } from '@apx/storage/redact';
 import { AllowList } from './allow-list.js';
 import { WorkerError, WorkerErrorCode } from './error.js';
+import { NO_TRUSTED_PROXIES, TrustedProxies } from './gateway/trusted-proxies.js';
 import { DEFAULT_KEY_REFRESH_MS } from './refreshing-key.js';
 
 export type Environment = 'dev' | 'staging' | 'production';
@@ -39,6 +40,8 @@ export interface WorkerConfig {
   allowRollback: ReadonlySet<string>;
   host: string;
   port: number;
+  /** Envoy ext_authz gRPC port (APX_GRPC_PORT) on `host`; undefined: not served. */
+  grpcPort: number | undefined;
   reloadIntervalMs: number;
   /** How often a public key held remotely (Secret Manager, KMS, HSM) is re-read. */
   keyRefreshMs: number;
@@ -58,6 +61,15 @@ export interface WorkerConfig {
    * signatures are verified against it (default for keyless: the public-good root embedded in APX).
    */
   sigstoreTrustedRoot: string | undefined;
+  // Gateways, HTTP side (issue 13): forward-auth, dry run, decision log.
+  /** The policy a gateway's request that names none is decided by (APX_DEFAULT_POLICY). */
+  defaultPolicy: string | undefined;
+  /** Proxies whose forwarded headers are believed (APX_TRUSTED_PROXIES); empty: none. */
+  trustedProxies: TrustedProxies;
+  /** APX_DRY_RUN: every policy (true), none (false) or these policy ids: denials are allowed, logged, counted. */
+  dryRun: boolean | ReadonlySet<string>;
+  /** APX_DECISION_LOG_SAMPLE: share of decisions logged, 0 (off) to 1. */
+  decisionLogSample: number;
 }
 
 /** One setting: its environment name (DESIGN.md §6), its flag, default and meaning. */
@@ -186,6 +198,14 @@ export const SETTINGS: readonly Setting[] = [
   },
   { key: 'port', env: 'APX_PORT', flag: 'port', default: '8080', description: 'HTTP port (0 picks a free one).' },
   {
+    key: 'grpcPort',
+    env: 'APX_GRPC_PORT',
+    flag: 'grpc-port',
+    default: undefined,
+    description:
+      'Port of the Envoy ext_authz gRPC service (envoy.service.auth.v3.Authorization/Check) on APX_HOST; off unless set (9191 is customary; 0 picks a free one).',
+  },
+  {
     key: 'reloadIntervalMs',
     env: 'APX_RELOAD_INTERVAL',
     flag: 'reload-interval',
@@ -214,6 +234,39 @@ export const SETTINGS: readonly Setting[] = [
     default: String(DEFAULT_DECISION_DEADLINE_MS),
     description:
       'Milliseconds one decision may run; a policy that runs longer is stopped, answers deny 503 and is unloaded until another version loads.',
+  },
+  // Gateways, HTTP side (issue 13; docs/gateways.md).
+  {
+    key: 'defaultPolicy',
+    env: 'APX_DEFAULT_POLICY',
+    flag: 'default-policy',
+    default: undefined,
+    description:
+      'The policy id that decides gateway requests naming none (forward-auth /v1/authz, Envoy without context_extensions apx_policy). Default: the only policy served, if there is one.',
+  },
+  {
+    key: 'trustedProxies',
+    env: 'APX_TRUSTED_PROXIES',
+    flag: 'trusted-proxies',
+    default: undefined,
+    description:
+      'Comma-separated addresses or CIDR blocks of the proxies in front of the worker (10.0.0.0/8,192.0.2.7): only their X-Forwarded-For / X-Real-IP are believed; any other caller is judged by its connection address. Default: none.',
+  },
+  {
+    key: 'dryRun',
+    env: 'APX_DRY_RUN',
+    flag: 'dry-run',
+    default: 'false',
+    description:
+      'true: every denial (policy or rate limit) is allowed instead, logged and counted (apx_decisions_dry_run_denied_total); a comma-separated list of policy ids does so for those policies only. Said at start as a warning.',
+  },
+  {
+    key: 'decisionLogSample',
+    env: 'APX_DECISION_LOG_SAMPLE',
+    flag: 'decision-log-sample',
+    default: '0',
+    description:
+      'Share of decisions logged, one JSON line each (decision id, policy reference and digest, outcome, rule, latency; never request headers): 0 (off) to 1.',
   },
 ];
 
@@ -355,6 +408,40 @@ function parseRollbacks(s: Setting, v: string): ReadonlySet<string> {
     () => 'is not an exact reference; list references such as pb-pay-v1@1.0.0',
   );
   return new Set(refs);
+}
+
+// Gateways, HTTP side (issue 13).
+function parseDefaultPolicy(s: Setting, v: string): string {
+  if (isPolicyId(v)) return v;
+  throw invalid(s, v, 'name a policy id (pb-pay-v1), without a version');
+}
+
+function parseTrustedProxies(s: Setting, v: string): TrustedProxies {
+  return TrustedProxies.of(
+    parseItems(
+      s,
+      v,
+      (item) => (TrustedProxies.problem(item) ? undefined : item),
+      (item) => TrustedProxies.problem(item) as string,
+    ),
+  );
+}
+
+function parseDryRun(s: Setting, v: string): boolean | ReadonlySet<string> {
+  if (/^(true|1|yes|on|false|0|no|off)$/i.test(v)) return parseBool(s, v);
+  const ids = parseItems(
+    s,
+    v,
+    (item) => (isPolicyId(item) ? item : undefined),
+    () => 'is not a policy id; use true, false, or policy ids such as pb-pay-v1,pb-admin-v2',
+  );
+  return new Set(ids);
+}
+
+function parseSample(s: Setting, v: string): number {
+  const n = /^(0|1|0?\.\d{1,6}|1\.0*)$/.test(v) ? Number(v) : Number.NaN;
+  if (!(n >= 0 && n <= 1)) throw invalid(s, v, 'use a share from 0 (off) to 1 (every decision), e.g. 0.01');
+  return n;
 }
 
 /** The nearest part of `absolute` that exists (itself, or the closest parent), with its stats. */
@@ -523,6 +610,7 @@ export function resolveConfig(
     allowRollback: read('allowRollback', parseRollbacks, new Set<string>()),
     host: read('host', parseHost, text('host') as string),
     port: read('port', parsePort, 0),
+    grpcPort: read('grpcPort', parsePort, undefined),
     reloadIntervalMs: read('reloadIntervalMs', (s, v) => parseSeconds(s, v, 0, 86400, '0 disables reloading'), 0),
     keyRefreshMs: read('keyRefreshMs', (s, v) => parseSeconds(s, v, 1, 86400), DEFAULT_KEY_REFRESH_MS),
     memoryCacheEntries: read('memoryCacheEntries', (s, v) => parseInteger(s, v, 1, 100000), 1),
@@ -544,8 +632,20 @@ export function resolveConfig(
       text('sigstoreTrustedRoot'),
     ),
     requireBinding: read('requireBinding', parseBool, environment !== 'dev'),
+    // Gateways, HTTP side (issue 13).
+    defaultPolicy: read('defaultPolicy', parseDefaultPolicy, undefined),
+    trustedProxies: read('trustedProxies', parseTrustedProxies, NO_TRUSTED_PROXIES),
+    dryRun: read('dryRun', parseDryRun, false),
+    decisionLogSample: read('decisionLogSample', parseSample, 0),
   };
 
+  if (config.grpcPort !== undefined && config.grpcPort !== 0 && config.grpcPort === config.port) {
+    refuse(
+      WorkerErrorCode.CONFIG_INVALID,
+      `APX_GRPC_PORT=${config.grpcPort} is also APX_PORT: the gRPC and HTTP services need a port each`,
+      'set APX_GRPC_PORT to another port (9191 is customary for ext_authz), or unset it to serve HTTP only',
+    );
+  }
   if (config.trustRepository !== undefined) {
     if (config.stateDir === undefined) {
       refuse(

@@ -1,9 +1,14 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createDecisionService, type DecisionDeps, type DecisionOutcome } from './gateway/decision-service.js';
+import { FORWARD_AUTH_PREFIX, handleForwardAuth } from './gateway/forward-auth.js';
+import { NO_TRUSTED_PROXIES, type TrustedProxies } from './gateway/trusted-proxies.js';
 
 const MAX_DECIDE_BODY = 1024 * 1024;
 
-export type ServerDeps = DecisionDeps;
+export interface ServerDeps extends DecisionDeps {
+  /** APX_TRUSTED_PROXIES: whose forwarded headers (X-Forwarded-For...) forward-auth believes. Default: nobody's. */
+  trustedProxies?: TrustedProxies;
+}
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const json = JSON.stringify(body);
@@ -50,6 +55,7 @@ function readBody(req: IncomingMessage, done: (body: Buffer | undefined) => void
 export function createWorkerServer(deps: ServerDeps): Server {
   const { policies, metrics } = deps;
   const service = createDecisionService(deps);
+  const trusted = deps.trustedProxies ?? NO_TRUSTED_PROXIES;
 
   function decide(res: ServerResponse, body: Buffer | undefined) {
     if (!body) return send(res, 413, { error: `request body over ${MAX_DECIDE_BODY} bytes` });
@@ -146,6 +152,14 @@ export function createWorkerServer(deps: ServerDeps): Server {
           fail(err);
         }
       });
+      return;
+    }
+    if (path === FORWARD_AUTH_PREFIX || path.startsWith(`${FORWARD_AUTH_PREFIX}/`)) {
+      try {
+        handleForwardAuth(req, res, url, service, trusted);
+      } catch (err) {
+        fail(err);
+      }
       return;
     }
     const route = `${req.method} ${path}`;

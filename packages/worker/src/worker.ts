@@ -190,7 +190,22 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
     ...(deps.discovery ? { discovery: deps.discovery } : {}),
   });
   stopArtifact = (digest, reason) => policies.stopDigest(digest, reason);
-  const server = createWorkerServer({ policies, metrics, limiter: new RateLimiter(), ...(deps.jwt ? { jwt: deps.jwt } : {}) });
+  const server = createWorkerServer({
+    policies,
+    metrics,
+    limiter: new RateLimiter(),
+    ...(deps.jwt ? { jwt: deps.jwt } : {}),
+    // Gateways, HTTP side (issue 13).
+    log,
+    ...(config.defaultPolicy ? { defaultPolicy: config.defaultPolicy } : {}),
+    trustedProxies: config.trustedProxies,
+    dryRun: config.dryRun,
+    decisionLogSample: config.decisionLogSample,
+  });
+  if (config.dryRun !== false) {
+    const which = config.dryRun === true ? 'every policy' : [...config.dryRun].join(', ');
+    log.warn({ setting: 'APX_DRY_RUN' }, `dry run on for ${which}: denials are allowed, logged and counted, not enforced`);
+  }
   await new Promise<void>((resolve, reject) => {
     // A port in use or a host that is not this machine's is the operator's to fix: one clear error.
     const listenOp = { host: config.host, port: config.port, hostSetting: '--host / APX_HOST', portSetting: '--port / APX_PORT' };

@@ -16,6 +16,8 @@ import { DiskCache } from './cache.js';
 import type { WorkerConfig } from './config.js';
 import { WorkerError, WorkerErrorCode } from './error.js';
 import { RollbackFloors } from './floors.js';
+import { createDecisionService, type DecisionDeps } from './gateway/decision-service.js';
+import type { ExtAuthzServer } from './gateway/grpc/ext-authz-server.js';
 import type { JwtVerifierOptions } from './jwt.js';
 import { keyProviderFromRef, keysTrustOf, type TrustedKeyProvider } from './keys.js';
 import { isKmsKeyRef } from './kms-key.js';
@@ -190,7 +192,8 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
     ...(deps.discovery ? { discovery: deps.discovery } : {}),
   });
   stopArtifact = (digest, reason) => policies.stopDigest(digest, reason);
-  const server = createWorkerServer({
+  // One set of decision dependencies (one rate limiter) for HTTP and the gRPC ext_authz service.
+  const decisionDeps: DecisionDeps = {
     policies,
     metrics,
     limiter: new RateLimiter(),
@@ -198,10 +201,10 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
     // Gateways, HTTP side (issue 13).
     log,
     ...(config.defaultPolicy ? { defaultPolicy: config.defaultPolicy } : {}),
-    trustedProxies: config.trustedProxies,
     dryRun: config.dryRun,
     decisionLogSample: config.decisionLogSample,
-  });
+  };
+  const server = createWorkerServer({ ...decisionDeps, trustedProxies: config.trustedProxies });
   if (config.dryRun !== false) {
     const which = config.dryRun === true ? 'every policy' : [...config.dryRun].join(', ');
     log.warn({ setting: 'APX_DRY_RUN' }, `dry run on for ${which}: denials are allowed, logged and counted, not enforced`);
@@ -215,6 +218,24 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `http://${host}:${address.port}`;
+  // Envoy ext_authz over gRPC (APX_GRPC_PORT): the gRPC stack and the Envoy protos load only when served.
+  let grpc: ExtAuthzServer | undefined;
+  if (config.grpcPort !== undefined) {
+    try {
+      const { startExtAuthzServer } = await import('./gateway/grpc/ext-authz-server.js');
+      grpc = await startExtAuthzServer({
+        host: config.host,
+        port: config.grpcPort,
+        decisions: createDecisionService(decisionDeps),
+        settings: { host: '--host / APX_HOST', port: '--grpc-port / APX_GRPC_PORT' },
+        onInternalError: (err) => log.error({ err: err.message }, `ext_authz Check failed inside the worker: ${err.message}`),
+      });
+    } catch (err) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw err;
+    }
+    log.info({ grpc_address: grpc.address }, `ext_authz gRPC listening on ${grpc.address}`);
+  }
   log.info(
     {
       env: config.env,
@@ -259,7 +280,8 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
       server.closeIdleConnections();
       const force = setTimeout(() => server.closeAllConnections(), 5000);
       force.unref();
-      await closed;
+      // Calls to Check in flight finish too (within the same 5 s); new ones are refused.
+      await Promise.all([closed, grpc?.close(5000)]);
       clearTimeout(force);
       if (!deps.keys) await keys?.close?.();
       await trust?.close();

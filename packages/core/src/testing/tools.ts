@@ -20,6 +20,21 @@ export const INTEROP_TOOLS = {
   'docker-registry': { command: '/usr/bin/docker-registry', args: ['--version'], apt: 'docker-registry' },
   skopeo: { command: 'skopeo', args: ['--version'], apt: 'skopeo' },
   promtool: { command: 'promtool', args: ['--version'], apt: 'prometheus' },
+  // Envoy ext_authz from an independent gRPC stack: Debian's protoc generates the messages
+  // (well-known types from libprotobuf-dev), Debian's python3-grpcio carries the calls.
+  protoc: { command: 'protoc', args: ['--version'], apt: 'protobuf-compiler' },
+  'protobuf-well-known-types': {
+    command: 'test',
+    args: ['-f', '/usr/include/google/protobuf/struct.proto'],
+    apt: 'libprotobuf-dev',
+  },
+  'python3-grpcio': {
+    command: '/usr/bin/python3',
+    args: ['-c', 'import grpc, google.protobuf.json_format'],
+    apt: 'python3-grpcio python3-protobuf',
+  },
+  nginx: { command: 'nginx', args: ['-v'], apt: 'nginx' },
+  caddy: { command: 'caddy', args: ['version'], apt: 'caddy' },
 } as const satisfies Record<string, InteropTool>;
 export type InteropToolName = keyof typeof INTEROP_TOOLS;
 

@@ -175,12 +175,16 @@ export type CheckAnswer =
   | { ok: true; response: CheckResponseMessage }
   | { ok: false; code: number; details: string; decisionId: string };
 
-/** Set semantics for every header: replaces a value the request (or response) already has. */
+/** Set semantics for every header (names lowercased, as HTTP/2 and Envoy want them): replaces a value already there. */
 function headerOptions(headers: Record<string, string>): HeaderValueOption[] {
   const out: HeaderValueOption[] = [];
   for (const [key, value] of Object.entries(headers)) {
     // `append: false` for Envoy versions before append_action; the same meaning for later ones.
-    out.push({ header: { key, value }, append: { value: false }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' });
+    out.push({
+      header: { key: key.toLowerCase(), value },
+      append: { value: false },
+      append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+    });
   }
   return out;
 }
@@ -242,7 +246,7 @@ export function checkAnswerFor(d: GatewayDecision, options: CheckAnswerOptions =
         status: { code: GrpcCode.OK },
         ok_response: {
           headers: headerOptions(d.headers),
-          headers_to_remove: [...d.removeHeaders],
+          headers_to_remove: d.removeHeaders.map((h) => h.toLowerCase()),
           response_headers_to_add: headerOptions(d.responseHeaders),
         },
         dynamic_metadata: metadataOf(d),

@@ -5,7 +5,7 @@
 import { credentials, type Client as GrpcClient, loadPackageDefinition, type Metadata, type ServiceError } from '@grpc/grpc-js';
 import { loadExtAuthzDefinition } from '../gateway/grpc/protos.js';
 
-export { EXT_AUTHZ_PROTO, envoyProtoDirs } from '../gateway/grpc/protos.js';
+export { EXT_AUTHZ_PROTO, envoyProtoDirs, loadExtAuthzDefinition } from '../gateway/grpc/protos.js';
 
 /** Check's answer: the decoded CheckResponse, or the gRPC error status with its trailing metadata. */
 export type CheckResult =

@@ -288,6 +288,14 @@ describe('apx trust signer with cosign identity flags', () => {
       1,
       /^ERROR: invalid identity policy from the command line: the subject pattern "acme" is not anchored/,
     );
+    // trust status names the identity, in text and in JSON.
+    const status = ok(apx(dir, ['trust', 'status', '--env', 'production', ...store]));
+    assert.match(
+      status.stdout,
+      /artifact signers: identity \/\^https:\/\/github.*\/ from https:\/\/token\.actions\.githubusercontent\.com \(githubRepositoryId=4242\)/,
+    );
+    const statusJson = JSON.parse(ok(apx(dir, ['trust', 'status', '--env', 'production', '--json', ...store])).stdout);
+    assert.equal(statusJson.environments[0].identities[0].identity.githubRepositoryId, '4242');
     ok(apx(dir, ['trust', 'signer', 'remove', '--env', 'production', ...identity, ...store, ...keys]));
     assert.deepEqual(role(), []);
     // Retiring a key ends its validity window (judged by workers at a trusted time).
@@ -308,6 +316,10 @@ describe('apx trust signer with cosign identity flags', () => {
     );
     assert.match(retired.stdout + retired.stderr, /for signatures made until 2026-06-01T00:00:00\.000Z/);
     assert.equal((role()[0] as { notAfter?: string }).notAfter, '2026-06-01T00:00:00.000Z');
+    const afterRetire = ok(apx(dir, ['trust', 'status', '--env', 'production', ...store]));
+    assert.match(afterRetire.stdout, /artifact signers: [0-9a-f]{64} \(retired 2026-06-01T00:00:00\.000Z\)/);
+    const retiredJson = JSON.parse(ok(apx(dir, ['trust', 'status', '--env', 'production', '--json', ...store])).stdout);
+    assert.equal(retiredJson.environments[0].signerKeys[0].notAfter, '2026-06-01T00:00:00.000Z');
     refused(
       apx(dir, ['trust', 'signer', 'retire', '--env', 'production', 'keys/root.pub', '--at', 'tomorrow', ...store, ...keys]),
       2,

@@ -18,13 +18,21 @@ describe('apx trust approve: the signers a draft trusts', () => {
       'production',
     );
     assert.deepEqual(
-      keys.map((k) => k.keyId),
+      keys.map((k) => k.publicKey.keyId),
       [key.keyId],
     );
     assert.deepEqual(identities.map(describeIdentityPolicy), [`${identity.subject} from ${identity.issuer}`]);
     // A role that trusts identities only: no key, and no error.
     assert.deepEqual(draftSigners({ apx: { signers: [{ identity }] } }, 'production').keys, []);
     assert.deepEqual(draftSigners(undefined, 'production'), { keys: [], identities: [] });
+  });
+
+  it("keeps a retired key's window, for the check at the bundle's trusted time", () => {
+    const { keys } = draftSigners(
+      { apx: { signers: [{ keyId: key.keyId, publicKey: pem, notAfter: '2026-01-01T00:00:00.000Z' }], revoked: [] } },
+      'production',
+    );
+    assert.deepEqual(keys[0]?.validity, { notAfter: new Date('2026-01-01T00:00:00.000Z') });
   });
 
   it('an unusable identity refuses, as workers refuse the role', () => {

@@ -1,8 +1,15 @@
-import { artifactFileName, formatArtifactRef, type IdentityPolicy, PublicKey, parseIdentityPolicy } from '@apx/core';
+import {
+  artifactFileName,
+  formatArtifactRef,
+  type IdentityPolicy,
+  type KeyValidity,
+  PublicKey,
+  parseIdentityPolicy,
+} from '@apx/core';
 import type { Drafts, TrustRepository } from '@apx/trust';
 import { type CommandSpec, flagString } from '../../command.js';
 import { readTrustedRoot } from '../../identity-flags.js';
-import { checkWouldVerify, readArtifactToApprove } from './artifact-check.js';
+import { checkWouldVerify, readArtifactToApprove, type TrustedKey } from './artifact-check.js';
 import {
   auditChange,
   commitChange,
@@ -19,13 +26,26 @@ import {
 type Json = Record<string, unknown>;
 
 /** The artifact signers an environment role's draft trusts (its `apx.signers`): keys, and keyless identities. */
-export function draftSigners(draft: Json | undefined, env: string): { keys: PublicKey[]; identities: IdentityPolicy[] } {
-  const signers = ((draft?.apx as Json | undefined)?.signers ?? []) as Array<{ publicKey?: unknown; identity?: unknown }>;
-  const keys: PublicKey[] = [];
+export function draftSigners(draft: Json | undefined, env: string): { keys: TrustedKey[]; identities: IdentityPolicy[] } {
+  const signers = ((draft?.apx as Json | undefined)?.signers ?? []) as Array<{
+    publicKey?: unknown;
+    identity?: unknown;
+    notBefore?: unknown;
+    notAfter?: unknown;
+  }>;
+  const keys: TrustedKey[] = [];
   const identities: IdentityPolicy[] = [];
   signers.forEach((s, i) => {
-    if (s.identity !== undefined) identities.push(parseIdentityPolicy(s.identity, `in ${env} apx.signers[${i}]`));
-    else keys.push(PublicKey.fromPem(String(s.publicKey ?? ''), `${env} apx.signers[${i}]`));
+    if (s.identity !== undefined) {
+      identities.push(parseIdentityPolicy(s.identity, `in ${env} apx.signers[${i}]`));
+      return;
+    }
+    const publicKey = PublicKey.fromPem(String(s.publicKey ?? ''), `${env} apx.signers[${i}]`);
+    // A retired key's window is judged at the bundle's trusted time, as workers judge it.
+    const validity: KeyValidity = {};
+    if (typeof s.notBefore === 'string') validity.notBefore = new Date(s.notBefore);
+    if (typeof s.notAfter === 'string') validity.notAfter = new Date(s.notAfter);
+    keys.push(validity.notBefore || validity.notAfter ? { publicKey, validity } : { publicKey });
   });
   return { keys, identities };
 }

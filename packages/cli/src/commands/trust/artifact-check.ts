@@ -6,6 +6,7 @@ import {
   type ArtifactRef,
   type IdentityPolicy,
   isApxError,
+  type KeyValidity,
   type PublicKey,
   SignatureVerifier,
   type SigstoreTrustedRoot,
@@ -16,6 +17,12 @@ import type { ArtifactStore } from '@apx/storage';
 import type { CliContext } from '../../context.js';
 import { CliError, CliErrorCode } from '../../error.js';
 import { trustModule } from './shared.js';
+
+/** An artifact signing key an environment trusts, with its validity window when it has one. */
+export interface TrustedKey {
+  publicKey: PublicKey;
+  validity?: KeyValidity;
+}
 
 /** An artifact read for approval, with what sits beside it. */
 export interface ArtifactToApprove {
@@ -71,7 +78,7 @@ export async function readArtifactToApprove(ctx: CliContext, store: ArtifactStor
 export async function checkWouldVerify(
   env: string,
   input: ArtifactToApprove,
-  trusted: { keys: readonly PublicKey[]; identities: readonly IdentityPolicy[] },
+  trusted: { keys: readonly TrustedKey[]; identities: readonly IdentityPolicy[] },
   trustedRoot?: SigstoreTrustedRoot,
 ): Promise<void> {
   const { TrustError, TrustErrorCode } = await trustModule();
@@ -93,7 +100,11 @@ export async function checkWouldVerify(
         kind: 'tuf',
         environment: env,
         target: { length: input.length, sha256: input.sha256 },
-        signers: signers.map((key) => ({ keyId: key.keyId, verifier: new SignatureVerifier(key) })),
+        signers: signers.map(({ publicKey, validity }) => ({
+          keyId: publicKey.keyId,
+          verifier: new SignatureVerifier(publicKey),
+          ...(validity ? { validity } : {}),
+        })),
         identities: [...trusted.identities],
         namedVersions: new Set([input.ref.version]),
       },

@@ -1,4 +1,5 @@
-import type { RepositoryState, TrustRepository } from '@apx/trust';
+import { describeIdentityPolicy, type IdentityPolicyJson, identityPolicyJson } from '@apx/core';
+import { type RepositoryState, readEnvironmentCustom, type TrustRepository } from '@apx/trust';
 import { type CommandSpec, flagString } from '../../command.js';
 import type { CliContext } from '../../context.js';
 import {
@@ -36,6 +37,10 @@ export interface EnvironmentStatus extends RoleStatus {
   approved: Array<{ path: string; length: number; sha256: string; approvedAt: string | null }>;
   /** APX key ids (hex SHA-256 of the public key) of the keys trusted to sign artifacts. */
   signers: string[];
+  /** The same keys with their validity windows (a retired key has notAfter). */
+  signerKeys: Array<{ keyId: string; notBefore?: string; notAfter?: string }>;
+  /** Identities trusted to sign keylessly (issuer, subject, GitHub facts), as written in the role. */
+  identities: Array<{ identity: IdentityPolicyJson; description: string }>;
   revoked: Array<{ path: string; sha256: string; reason: string; revokedAt: string }>;
 }
 
@@ -114,10 +119,9 @@ export function trustStatus(repo: TrustRepository, now: Date, only?: string): Tr
           unrecognizedFields?: Record<string, unknown>;
         }
       | undefined;
-    const custom = (signed?.unrecognizedFields?.apx ?? {}) as {
-      signers?: Array<{ keyId: string }>;
-      revoked?: EnvironmentStatus['revoked'];
-    };
+    const custom = md
+      ? readEnvironmentCustom(env, md.signed as Parameters<typeof readEnvironmentCustom>[1])
+      : { signers: [], identities: [], revoked: [] };
     environments.push({
       ...role(env, md, d),
       approved: Object.entries(signed?.targets ?? {}).map(([path, t]) => ({
@@ -126,8 +130,17 @@ export function trustStatus(repo: TrustRepository, now: Date, only?: string): Tr
         sha256: t.hashes.sha256 ?? '',
         approvedAt: String((t.custom.apx as { approvedAt?: string } | undefined)?.approvedAt ?? '') || null,
       })),
-      signers: (custom.signers ?? []).map((s) => s.keyId),
-      revoked: custom.revoked ?? [],
+      signers: custom.signers.map((s) => s.keyId),
+      signerKeys: custom.signers.map((s) => ({
+        keyId: s.keyId,
+        ...(s.notBefore ? { notBefore: s.notBefore } : {}),
+        ...(s.notAfter ? { notAfter: s.notAfter } : {}),
+      })),
+      identities: (custom.identities ?? []).map((s) => ({
+        identity: identityPolicyJson(s.identity),
+        description: describeIdentityPolicy(s.identity),
+      })),
+      revoked: custom.revoked,
     });
   }
   const staged: StagedStatus[] = [];
@@ -182,7 +195,17 @@ export function renderStatus(status: TrustStatus, now: Date): string {
   for (const r of status.roles) lines.push(roleLine(r));
   for (const e of status.environments) {
     lines.push('', roleLine(e).trimStart());
-    lines.push(`  artifact signers: ${e.signers.join(', ') || 'none (apx trust signer add)'}`);
+    const window = (k: EnvironmentStatus['signerKeys'][number]) =>
+      k.notAfter
+        ? ` (${Date.parse(k.notAfter) <= now.getTime() ? 'retired' : 'valid until'} ${k.notAfter})`
+        : k.notBefore
+          ? ` (valid from ${k.notBefore})`
+          : '';
+    const signerText = [
+      ...e.signerKeys.map((k) => `${k.keyId}${window(k)}`),
+      ...e.identities.map((i) => `identity ${i.description}`),
+    ];
+    lines.push(`  artifact signers: ${signerText.join(', ') || 'none (apx trust signer add)'}`);
     lines.push(`  approved: ${e.approved.length === 0 ? 'none' : ''}`);
     for (const a of e.approved)
       lines.push(`    ${a.path}  sha256:${a.sha256}  ${a.length} bytes  approved ${a.approvedAt ?? '?'}`);

@@ -227,6 +227,7 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
         host: config.host,
         port: config.grpcPort,
         decisions: createDecisionService(decisionDeps),
+        ...(config.defaultPolicy ? { defaultPolicy: config.defaultPolicy } : {}),
         settings: { host: '--host / APX_HOST', port: '--grpc-port / APX_GRPC_PORT' },
         onInternalError: (err) => log.error({ err: err.message }, `ext_authz Check failed inside the worker: ${err.message}`),
       });

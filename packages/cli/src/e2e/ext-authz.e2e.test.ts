@@ -177,7 +177,7 @@ describe('e2e: Envoy ext_authz over gRPC (APX_GRPC_PORT)', { skip }, () => {
     assert.ok(tooLarge?.ok && tooLarge.status === 413, JSON.stringify(tooLarge));
   });
 
-  it('python3-grpcio: no decision is a gRPC error, never OK (policy not loaded, unknown policy)', () => {
+  it('python3-grpcio: no decision is a gRPC error, never OK (policy not loaded: UNAVAILABLE, unknown policy: NOT_FOUND)', () => {
     const [gone, unknown] = pythonCheck(generated, target, [
       { ...PAYMENTS_GET, headers: ACME, policy: 'pb-gone-v1' },
       { ...PAYMENTS_GET, headers: ACME, policy: 'pb-nope-v1' },
@@ -187,7 +187,7 @@ describe('e2e: Envoy ext_authz over gRPC (APX_GRPC_PORT)', { skip }, () => {
     assert.equal(gone.details, 'policy pb-gone-v1 is not loaded yet');
     assert.match(gone.trailers['apx-decision-id'] ?? '', /\S/);
     assert.ok(unknown && !unknown.ok, JSON.stringify(unknown));
-    assert.notEqual(unknown.code, 'OK');
+    assert.equal(unknown.code, 'NOT_FOUND');
     assert.equal(unknown.details, 'unknown policy pb-nope-v1');
   });
 
@@ -215,6 +215,7 @@ describe('e2e: Envoy ext_authz over gRPC (APX_GRPC_PORT)', { skip }, () => {
   it('a worker that is down answers nothing: the client gets UNAVAILABLE (Envoy fails closed)', async () => {
     const own = await WorkerProcess.start(ws.dir, { APX_STORE: store, APX_POLICIES: 'pb-pay-v1', APX_GRPC_PORT: '0' });
     const line = await own.waitFor((l) => l.message.startsWith('ext_authz gRPC listening on '), 'gRPC listening');
+    await own.waitFor((l) => l.message === 'policy loaded: pb-pay-v1@1.0.0', 'pb-pay-v1 loaded');
     assert.equal(await own.stop(), 0);
     const [answer] = pythonCheck(generated, String(line.grpc_address), [{ ...PAYMENTS_GET, headers: ACME, policy: 'pb-pay-v1' }]);
     assert.ok(answer && !answer.ok && answer.code === 'UNAVAILABLE', JSON.stringify(answer));

@@ -13,7 +13,13 @@ import {
   type sendUnaryData,
   setLogVerbosity,
 } from '@grpc/grpc-js';
-import type { DecisionService } from '../decision-service.js';
+import {
+  type DecisionOutcome,
+  type DecisionService,
+  type GatewayDecision,
+  nextDecisionId,
+  toGatewayDecision,
+} from '../decision-service.js';
 import {
   type CheckRequestMessage,
   type CheckResponseMessage,
@@ -28,6 +34,8 @@ export interface ExtAuthzServerOptions {
   /** 0 picks a free port. */
   port: number;
   decisions: DecisionService;
+  /** APX_DEFAULT_POLICY: decides a CheckRequest whose route sets no `apx_policy` (else the only policy served). */
+  defaultPolicy?: string;
   /** Told about a failure inside Check (a bug); the call is answered INTERNAL all the same. */
   onInternalError?: (err: Error) => void;
   /** Names of the settings, for the message when the port cannot be bound. */
@@ -41,6 +49,25 @@ export interface ExtAuthzServer {
   address: string;
   /** Stops taking calls, lets calls in flight finish for up to `graceMs`, then cancels the rest. */
   close(graceMs?: number): Promise<void>;
+}
+
+/**
+ * The outcome as a gateway decision; a refusal keeps its own status (404 unknown policy, 503
+ * not loaded, 400, 500), which gRPC tells apart (NOT_FOUND, UNAVAILABLE...) where HTTP
+ * gateways only see a 5xx.
+ */
+function gatewayDecisionOf(o: DecisionOutcome): GatewayDecision {
+  if (o.kind !== 'refused') return toGatewayDecision(o);
+  return {
+    kind: 'error',
+    status: o.status,
+    body: JSON.stringify({ error: o.error }),
+    headers: {},
+    removeHeaders: [],
+    responseHeaders: {},
+    ...(o.loaded ? { policy: o.loaded.refText, digest: o.loaded.artifact.digest } : {}),
+    decisionId: o.decisionId ?? nextDecisionId(),
+  };
 }
 
 /** grpc-js's own default: GRPC_VERBOSITY, else errors only. */
@@ -76,9 +103,9 @@ export async function startExtAuthzServer(options: ExtAuthzServerOptions): Promi
       return;
     }
     try {
-      decisions.decide(mapped.policy, mapped.request, (d) => {
+      decisions.evaluate(mapped.policy ?? options.defaultPolicy, mapped.request, (o) => {
         try {
-          const answer = checkAnswerFor(d, answerOptions);
+          const answer = checkAnswerFor(gatewayDecisionOf(o), answerOptions);
           if (answer.ok) {
             callback(null, answer.response);
             return;

@@ -5,8 +5,10 @@
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import type { LoadedPolicy } from '../../loader.js';
+import type { PolicyDecision } from '../../runtime.js';
 import { checkRequest, extAuthzClient } from '../../test-support/ext-authz-client.js';
-import type { DecisionService, GatewayDecision } from '../decision-service.js';
+import type { DecisionOutcome, DecisionService, GatewayDecision } from '../decision-service.js';
 import {
   CheckRequestError,
   type CheckRequestMessage,
@@ -231,19 +233,55 @@ describe('ext_authz: decisions to CheckResponse', () => {
   });
 });
 
+// The pipeline's outcomes as the real decision service gives them; toGatewayDecision (the
+// real one) shapes them, as for the HTTP gateways.
+const LOADED = { refText: 'pb-pay-v1@1.0.0', artifact: { digest: 'sha256:ab12' } } as unknown as LoadedPolicy;
+const MUTATIONS = {
+  request: { set: { 'X-Policy-Version': '1.0.0' }, remove: ['X-Debug'] },
+  response: { set: { 'Cache-Control': 'no-store' }, remove: [] },
+} as unknown as NonNullable<PolicyDecision['headers']>;
+const decision = (extra: Partial<PolicyDecision> = {}): PolicyDecision => ({
+  allow: true,
+  status: 200,
+  reason: 'allowed',
+  rateLimits: [],
+  json: '{}',
+  rule: null,
+  headers: MUTATIONS,
+  ...extra,
+});
+const decided = (extra: Partial<PolicyDecision> = {}): DecisionOutcome => ({
+  kind: 'decided',
+  policyId: 'pb-pay-v1',
+  loaded: LOADED,
+  decision: decision(extra),
+  dryRun: false,
+  decisionId: 'd-1',
+});
+const rateLimited = (retryAfter: number): DecisionOutcome => ({
+  kind: 'rate_limited',
+  policyId: 'pb-pay-v1',
+  loaded: LOADED,
+  decision: decision(),
+  limit: 'per-tenant',
+  retryAfter,
+  dryRun: false,
+});
+const refused = (status: number, error: string): DecisionOutcome => ({ kind: 'refused', status, error, decisionId: 'd-3' });
+
 /** A decision service that answers `next` and records what it was asked. */
 class ScriptedDecisions implements DecisionService {
-  asked: Array<{ policy: string | undefined; request: unknown }> = [];
-  next: GatewayDecision | ((done: (d: GatewayDecision) => void) => void) | Error = allow();
-  decide(policy: string | undefined, request: unknown, done: (d: GatewayDecision) => void): void {
+  asked: Array<{ policy: unknown; request: unknown }> = [];
+  next: DecisionOutcome | ((done: (o: DecisionOutcome) => void) => void) | Error = decided();
+  evaluate(policy: unknown, request: unknown, done: (o: DecisionOutcome) => void): void {
     this.asked.push({ policy, request });
     const next = this.next;
     if (next instanceof Error) throw next;
     if (typeof next === 'function') next(done);
     else done(next);
   }
-  evaluate(): void {
-    throw new Error('not used by ext_authz');
+  decide(): void {
+    throw new Error('ext_authz asks evaluate(), to tell refusals apart');
   }
 }
 
@@ -253,7 +291,13 @@ describe('ext_authz over gRPC (grpc-js client, Envoy protos)', () => {
   let server: ExtAuthzServer;
   let client: Awaited<ReturnType<typeof extAuthzClient>>;
   before(async () => {
-    server = await startExtAuthzServer({ host: '127.0.0.1', port: 0, decisions, onInternalError: (e) => internalErrors.push(e) });
+    server = await startExtAuthzServer({
+      host: '127.0.0.1',
+      port: 0,
+      decisions,
+      defaultPolicy: 'pb-default',
+      onInternalError: (e) => internalErrors.push(e),
+    });
     client = await extAuthzClient(server.address);
   });
   after(async () => {
@@ -271,7 +315,7 @@ describe('ext_authz over gRPC (grpc-js client, Envoy protos)', () => {
   });
 
   it('allow: the decoded request reached the decision service; OK with header mutations on the wire', async () => {
-    decisions.next = allow();
+    decisions.next = decided();
     const r = await client.check(request);
     assert.ok(r.ok, JSON.stringify(r));
     assert.deepEqual(decisions.asked.at(-1), {
@@ -300,7 +344,7 @@ describe('ext_authz over gRPC (grpc-js client, Envoy protos)', () => {
   });
 
   it('deny: PERMISSION_DENIED with the HTTP status as Envoy names it, and the body', async () => {
-    decisions.next = deny(429, { headers: { 'retry-after': '2' } });
+    decisions.next = rateLimited(2);
     const r = await client.check(request);
     assert.ok(r.ok);
     const response = r.response as {
@@ -314,20 +358,31 @@ describe('ext_authz over gRPC (grpc-js client, Envoy protos)', () => {
   });
 
   it('an answer that comes later (a token being verified) is sent when it comes', async () => {
-    decisions.next = (done) => setTimeout(() => done(deny(401)), 20);
+    decisions.next = (done) => setTimeout(() => done(decided({ allow: false, status: 401, reason: 'credentials required' })), 20);
     const r = await client.check(request);
     assert.ok(r.ok);
     assert.equal((r.response as { denied_response: { status: { code: string } } }).denied_response.status.code, 'Unauthorized');
   });
 
   it('no decision: the gRPC error status and the decision id in the trailers', async () => {
-    decisions.next = failure(503, 'policy pb-pay-v1 is not loaded yet');
+    decisions.next = refused(503, 'policy pb-pay-v1 is not loaded yet');
     const r = await client.check(request);
     assert.deepEqual(r.ok ? r : { code: r.code, details: r.details, id: r.metadata['apx-decision-id'] }, {
       code: GrpcCode.UNAVAILABLE,
       details: 'policy pb-pay-v1 is not loaded yet',
       id: 'd-3',
     });
+    decisions.next = refused(404, 'unknown policy pb-nope');
+    const unknown = await client.check(request);
+    assert.deepEqual(unknown.ok ? unknown : [unknown.code, unknown.details], [GrpcCode.NOT_FOUND, 'unknown policy pb-nope']);
+  });
+
+  it('a route without apx_policy is decided by the default policy', async () => {
+    decisions.next = decided();
+    const { attributes } = request as { attributes: Record<string, unknown> };
+    const r = await client.check({ attributes: { ...attributes, context_extensions: {} } });
+    assert.ok(r.ok);
+    assert.equal(decisions.asked.at(-1)?.policy, 'pb-default');
   });
 
   it('a CheckRequest without HTTP attributes is INVALID_ARGUMENT; a failing decision service is INTERNAL', async () => {
@@ -346,7 +401,7 @@ describe('ext_authz over gRPC (grpc-js client, Envoy protos)', () => {
     const own = await startExtAuthzServer({ host: '127.0.0.1', port: 0, decisions });
     const c = await extAuthzClient(own.address);
     try {
-      decisions.next = (done) => setTimeout(() => done(allow()), 200);
+      decisions.next = (done) => setTimeout(() => done(decided()), 200);
       const pending = c.check(request);
       await new Promise((r) => setTimeout(r, 50));
       const closed = own.close(5000);

@@ -10,7 +10,7 @@ import { type CliContext, info } from '../context.js';
 import { environmentFlag } from '../environment.js';
 import { readInput, resolvePath } from '../io.js';
 import { DEFAULT_PRIVATE_KEY } from '../keyref.js';
-import { describeEvidence, openSigning, SIGNING_FLAGS, type Signing } from '../signing.js';
+import { describeEvidence, openSigning, SIGNING_FLAGS, type Signing, writeCertificateFile } from '../signing.js';
 import { publishToStore } from './publish.js';
 
 /**
@@ -173,7 +173,7 @@ docs/operations.md ("Keyless signing").`,
       if (signature) {
         await write(`${wasmPath}.sigstore.json`, signature.bundleJson);
         await write(`${wasmPath}.sig`, signature.signatureFileContent);
-        if (signature.certificatePem) await write(`${wasmPath}.pem`, signature.certificatePem);
+        await writeCertificateFile(ctx, wasmPath, signature.certificatePem, write);
       }
       await write(wasmPath, c.wasm);
       ctx.stdout.write(`✓ Compiled: ${wasmPath}\n`);

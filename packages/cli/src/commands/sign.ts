@@ -8,7 +8,7 @@ import { environmentFlag } from '../environment.js';
 import { CliError, CliErrorCode } from '../error.js';
 import { readInput, resolvePath } from '../io.js';
 import { DEFAULT_PRIVATE_KEY } from '../keyref.js';
-import { describeEvidence, openSigning, SIGNING_FLAGS } from '../signing.js';
+import { describeEvidence, openSigning, SIGNING_FLAGS, writeCertificateFile } from '../signing.js';
 
 export const signCommand: CommandSpec = {
   name: 'sign',
@@ -92,10 +92,10 @@ the bundle, keyed or keyless. docs/operations.md, "Keyless signing".`,
       [`${artifactPath}.sigstore.json`, signed.bundleJson],
       [`${artifactPath}.sig`, signed.signatureFileContent],
     ];
-    if (signed.certificatePem) files.push([`${artifactPath}.pem`, signed.certificatePem]);
-    for (const [path, data] of files) {
-      await writeFileAtomic(resolvePath(ctx, path), data, { overwrite: true, describe: { path, cwd: ctx.cwd } });
-    }
+    const write = (path: string, data: string) =>
+      writeFileAtomic(resolvePath(ctx, path), data, { overwrite: true, describe: { path, cwd: ctx.cwd } });
+    for (const [path, data] of files) await write(path, data);
+    await writeCertificateFile(ctx, artifactPath, signed.certificatePem, write);
     info(ctx, `✓ Signed:    ${basename(artifactPath)}.sig`);
     if (signed.certificatePem) info(ctx, `✓ Certificate: ${basename(artifactPath)}.pem`);
     info(ctx, `✓ Bound:     ${policyId}@${version} (${environment}) in ${basename(artifactPath)}.sigstore.json`);

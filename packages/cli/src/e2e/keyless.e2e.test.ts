@@ -172,6 +172,8 @@ describe('keyless signing through the real CLI', () => {
       clean,
     );
     assert.equal(s.status, 0, s.stderr);
+    // The keyless run above left wasm.pem; a keyed re-sign removes it (it would name the wrong signer).
+    assert.equal(existsSync(`${wasm}.pem`), false);
     const artifactBundle = readFileSync(`${wasm}.sigstore.json`, 'utf8');
     assert.equal(JSON.parse(artifactBundle).verificationMaterial.publicKey.hint, pub.keyId);
     independentVerify(artifactBundle, services.trustedRootJson, { tlogThreshold: 0, keys: keys() });

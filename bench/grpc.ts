@@ -2,10 +2,10 @@
 // (`apx worker` with APX_GRPC_PORT, the payments sample compiled and signed) against a bare
 // grpc-js server answering every Check with the same OK CheckResponse (same protos, no
 // decision), measured in the same run. Each server is its own Node process; the load comes
-// from a third process: one HTTP/2 connection, as Envoy keeps, with CONCURRENCY calls in
-// flight (node:http2, the request encoded once), for DURATION per run, alternating bare and
-// worker runs. Prints req/s, p50, p99 and
-// the ratios. No goal is asserted: the figures are for the report.
+// from a third process: one HTTP/2 connection, as Envoy keeps, with BENCH_GRPC_CONCURRENCY
+// calls in flight (node:http2, the request encoded once), BENCH_GRPC_SECONDS per run,
+// alternating bare and worker runs. Prints calls/s, p50, p99 and the ratios. No goal is
+// asserted: the figures are for the report.
 //   npm run bench:grpc            BENCH_GRPC_SECONDS=8 BENCH_GRPC_CONCURRENCY=64
 import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';

@@ -66,6 +66,7 @@ function pythonCheck(generated: string, target: string, cases: Case[]): PyAnswer
 }
 
 const ACME = { 'x-api-key': 'demo-acme-prod-key' };
+const CHECKOUT = 'spiffe://cluster.local/ns/shop/sa/checkout';
 const OVERWRITE_IF_EXISTS_OR_ADD = 2;
 
 describe('e2e: Envoy ext_authz over gRPC (APX_GRPC_PORT)', { skip }, () => {
@@ -80,6 +81,28 @@ describe('e2e: Envoy ext_authz over gRPC (APX_GRPC_PORT)', { skip }, () => {
   writeFileSync(ws.path('limited.yaml'), limited);
   ok(apx(ws.dir, ['compile', '--out', 'build-limited', ws.path('limited.yaml')]));
   ws.stage(store, ws.path('build-limited', 'pb-limited-v1@1.0.0.wasm'));
+  // A third: only one mesh identity (the mTLS principal Envoy verified) may call.
+  writeFileSync(
+    ws.path('mtls.yaml'),
+    `apiVersion: apx/v1
+kind: PolicyBundle
+metadata: { name: pb-mtls-v1, version: 1.0.0 }
+spec:
+  routes:
+    - name: orders
+      match: { hosts: [orders.internal], paths: ["/**"], methods: [GET] }
+      auth: none
+  rules:
+    - name: checkout-only
+      when: '!("x-apx-client-principal" in request.headers) || request.headers["x-apx-client-principal"] != "${CHECKOUT}"'
+      effect: deny
+      status: 403
+      reason: only the checkout service may call
+  default: allow
+`,
+  );
+  ok(apx(ws.dir, ['compile', '--out', 'build-mtls', ws.path('mtls.yaml')]));
+  ws.stage(store, ws.path('build-mtls', 'pb-mtls-v1@1.0.0.wasm'));
 
   let worker: WorkerProcess;
   let target = '';
@@ -89,7 +112,7 @@ describe('e2e: Envoy ext_authz over gRPC (APX_GRPC_PORT)', { skip }, () => {
     worker = await WorkerProcess.start(ws.dir, {
       APX_STORE: store,
       // pb-gone-v1 is configured but not in the store: it never loads.
-      APX_POLICIES: 'pb-pay-v1,pb-limited-v1,pb-gone-v1',
+      APX_POLICIES: 'pb-pay-v1,pb-limited-v1,pb-mtls-v1,pb-gone-v1',
       APX_DEFAULT_POLICY: 'pb-pay-v1',
       APX_GRPC_PORT: '0',
     });
@@ -97,6 +120,7 @@ describe('e2e: Envoy ext_authz over gRPC (APX_GRPC_PORT)', { skip }, () => {
     target = String(listening.grpc_address);
     await worker.waitFor((l) => l.message === 'policy loaded: pb-pay-v1@1.0.0', 'pb-pay-v1 loaded');
     await worker.waitFor((l) => l.message === 'policy loaded: pb-limited-v1@1.0.0', 'pb-limited-v1 loaded');
+    await worker.waitFor((l) => l.message === 'policy loaded: pb-mtls-v1@1.0.0', 'pb-mtls-v1 loaded');
   });
   after(async () => {
     await worker?.stop();
@@ -175,6 +199,23 @@ describe('e2e: Envoy ext_authz over gRPC (APX_GRPC_PORT)', { skip }, () => {
     assert.match(limitedAnswer.body as string, /rate limit exceeded: per-tenant/);
     const tooLarge = answers[3];
     assert.ok(tooLarge?.ok && tooLarge.status === 413, JSON.stringify(tooLarge));
+  });
+
+  it('python3-grpcio: the mTLS principal Envoy verified reaches the policy; a client-sent copy does not', () => {
+    const orders = { method: 'GET', host: 'orders.internal', path: '/orders/7', policy: 'pb-mtls-v1' };
+    const answers = pythonCheck(generated, target, [
+      { ...orders, principal: CHECKOUT },
+      { ...orders, principal: 'spiffe://cluster.local/ns/shop/sa/cart' },
+      { ...orders, headers: { 'x-apx-client-principal': CHECKOUT } },
+    ]);
+    assert.deepEqual(
+      answers.map((a) => (a.ok ? [a.code, a.status ?? 200] : a.code)),
+      [
+        [0, 200],
+        [7, 403],
+        [7, 403],
+      ],
+    );
   });
 
   it('python3-grpcio: no decision is a gRPC error, never OK (policy not loaded: UNAVAILABLE, unknown policy: NOT_FOUND)', () => {

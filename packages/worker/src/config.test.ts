@@ -140,6 +140,20 @@ describe('worker settings are checked at start, one problem per line', () => {
     for (const good of ['0', '8080', '65535']) assert.equal(resolveConfig({ APX_PORT: good }).config.port, Number(good));
   });
 
+  it('APX_GRPC_PORT: off unless set, a port, never APX_PORT', () => {
+    assert.equal(resolveConfig({}).config.grpcPort, undefined);
+    assert.equal(resolveConfig({ APX_GRPC_PORT: '9191' }).config.grpcPort, 9191);
+    assert.equal(resolveConfig({ APX_GRPC_PORT: '1' }, { 'grpc-port': '9292' }).config.grpcPort, 9292);
+    // Both 0: two free ports.
+    assert.equal(resolveConfig({ APX_GRPC_PORT: '0', APX_PORT: '0' }).config.grpcPort, 0);
+    assert.deepEqual(problems({ APX_GRPC_PORT: '91910' }), [
+      'invalid APX_GRPC_PORT="91910"; use a port number from 0 to 65535 (0 picks a free one)',
+    ]);
+    assert.deepEqual(problems({ APX_GRPC_PORT: '8080' }), [
+      'APX_GRPC_PORT=8080 is also APX_PORT: the gRPC and HTTP services need a port each; set APX_GRPC_PORT to another port (9191 is customary for ext_authz), or unset it to serve HTTP only',
+    ]);
+  });
+
   it('hosts: an IP address or a host name', () => {
     assert.deepEqual(problems({}, { host: 'not-a-host!' }), [
       'invalid APX_HOST="not-a-host!"; use an IP address of this machine (127.0.0.1; 0.0.0.0 or :: for every interface) or a host name',

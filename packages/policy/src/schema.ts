@@ -395,3 +395,19 @@ export function validatePolicy(source: ParsedSource, text: string): { policy: Po
     },
   };
 }
+
+/**
+ * The value patterns the validator applies, for the published JSON Schema (json-schema.ts),
+ * so that editors check the same shapes as the compiler.
+ */
+export const VALUE_PATTERNS = {
+  name: NAME,
+  semver: SEMVER,
+  header: HEADER,
+  host: HOST,
+  method: METHOD,
+  sha256: SHA256,
+  plain: PLAIN,
+  window: { pattern: WINDOW, expect: 'a window such as 1s, 1m, 1h or 1d' },
+} as const;
+export const RATE_LIMIT_KEYS = RATE_KEYS;

@@ -65,6 +65,7 @@ export interface GatewayDecision {
   kind: 'allow' | 'deny' | 'error';
   status: number;
   body: string;
+  /** Shared between decisions on allow (the policy's tables): read, never modify. */
   headers: Record<string, string>;
   removeHeaders: string[];
   responseHeaders: Record<string, string>;
@@ -387,9 +388,10 @@ function allowWith(
     kind: 'allow',
     status: 200,
     body: '',
-    headers: { ...mutations.request.set },
-    removeHeaders: [...mutations.request.remove],
-    responseHeaders: { ...mutations.response.set },
+    // The policy's shared tables, not copies: on every allowed request (read-only).
+    headers: mutations.request.set as Record<string, string>,
+    removeHeaders: mutations.request.remove as string[],
+    responseHeaders: mutations.response.set as Record<string, string>,
     policy,
     digest,
     rule,

@@ -118,14 +118,16 @@ export function handleForwardAuth(
 function answer(res: ServerResponse, req: IncomingMessage, d: GatewayDecision): void {
   if (res.headersSent) return;
   try {
-    const headers: Record<string, string> = { 'x-apx-decision-id': d.decisionId };
     if (d.kind === 'allow') {
-      for (const name in d.headers) headers[name.toLowerCase()] = d.headers[name] as string;
-      if (d.dryRun) headers['x-apx-dry-run'] = 'true';
-      res.writeHead(200, { ...headers, 'content-length': '0' });
+      // On every allowed request: a flat header list, no intermediate object.
+      const raw: string[] = ['x-apx-decision-id', d.decisionId, 'content-length', '0'];
+      for (const name in d.headers) raw.push(name, d.headers[name] as string);
+      if (d.dryRun) raw.push('x-apx-dry-run', 'true');
+      res.writeHead(200, raw);
       res.end();
       return;
     }
+    const headers: Record<string, string> = { 'x-apx-decision-id': d.decisionId };
     for (const name in d.headers) headers[name.toLowerCase()] = d.headers[name] as string;
     if (req.headers['x-original-uri'] !== undefined) {
       headers['x-apx-status'] = String(d.status);

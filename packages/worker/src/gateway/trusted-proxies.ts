@@ -34,9 +34,22 @@ export class TrustedProxies {
     return new TrustedProxies(entries);
   }
 
+  /** Answers by address: BlockList.check builds objects on each call, and peers repeat. */
+  readonly #seen = new Map<string, boolean>();
+
   /** True when `address` (as the socket reports it; IPv4-mapped IPv6 included) is a trusted proxy. */
   has(address: string | undefined): boolean {
-    if (!address) return false;
+    if (!address || this.entries.length === 0) return false;
+    let known = this.#seen.get(address);
+    if (known === undefined) {
+      known = this.#check(address);
+      if (this.#seen.size >= 4096) this.#seen.clear();
+      this.#seen.set(address, known);
+    }
+    return known;
+  }
+
+  #check(address: string): boolean {
     const v4 = address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : undefined;
     if (v4 !== undefined) return this.#list.check(v4, 'ipv4') || this.#list.check(address, 'ipv6');
     const family = isIP(address);

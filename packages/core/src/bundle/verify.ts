@@ -36,8 +36,9 @@ export interface BundleVerifyOptions {
   /**
    * A Sigstore trusted root (trusted_root.json, parsed, or loaded with loadTrustedRoot).
    * When given, transparency-log entries and timestamps in the bundle are verified against it
-   * with @sigstore/verify and at least one timestamp is required (and one log entry unless
-   * `requireTlog` is false). When absent, verification is offline, by key only, like
+   * with @sigstore/verify, and one log entry is required unless `requireTlog` is false
+   * (timestamps are verified when present, not required: a key is not dated like a
+   * certificate). When absent, verification is offline, by key only, like
    * `cosign verify-blob --key --insecure-ignore-tlog`.
    */
   trustedRoot?: unknown;
@@ -159,6 +160,7 @@ export function verifyBundle(
       verifier,
       asTrustedRoot(options.trustedRoot),
       options.requireTlog ?? true,
+      now,
     );
     tlogEntriesVerified = parsed.tlogEntries;
   }
@@ -220,6 +222,7 @@ function verifyTransparency(
   verifier: SignatureVerifier,
   root: SigstoreTrustedRoot,
   requireTlog: boolean,
+  now: Date,
 ): TrustedTime[] {
   if (parsed.bundle.verificationMaterial.content.$case !== 'publicKey') {
     throw new VerificationError(
@@ -236,6 +239,11 @@ function verifyTransparency(
     keys: () => ({ publicKey: key, validFor: () => true }),
     tlogThreshold: requireTlog ? 1 : 0,
     ctlogThreshold: 0,
-    timestampThreshold: 1,
+    // A key has no validity period of its own to date against (unlike a Fulcio certificate):
+    // the timestamps a bundle carries are all verified, but none is required. A log entry
+    // proven only by an inclusion proof (no SET, no RFC 3161 token) verifies, as in the
+    // Sigstore client spec; a trust-policy window on the key is then judged at `now`.
+    timestampThreshold: 0,
+    now,
   }).trustedTimes;
 }

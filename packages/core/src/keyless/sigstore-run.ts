@@ -4,6 +4,7 @@
 // prepares its inputs and names its verdicts.
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
+import { isDeepStrictEqual } from 'node:util';
 import type { Bundle } from '@sigstore/bundle';
 import type { KeyFinderFunc, SignedEntity, Signer, TrustMaterial } from '@sigstore/verify';
 import type { DigestAlgorithm } from '../digest.js';
@@ -22,6 +23,8 @@ export interface SigstoreRunOptions {
   tlogThreshold: number;
   ctlogThreshold: number;
   timestampThreshold: number;
+  /** When the bundle proves no time at all: the time a checkpoint's log key is judged at (default: now). */
+  now?: Date;
 }
 
 /** A time the bundle proves, verified: an RFC 3161 signing time, or a Rekor integrated time under a SET. */
@@ -167,7 +170,17 @@ function times(entity: SignedEntity): string {
  */
 export function toEntity(bundle: Bundle, artifact: Buffer | undefined): SignedEntity {
   const { toSignedEntity } = lazyRequire('@sigstore/verify') as SigstoreVerify;
-  const entity = toSignedEntity(bundle, artifact);
+  let signed: SignedEntity;
+  try {
+    signed = toSignedEntity(bundle, artifact);
+  } catch (err) {
+    throw new VerificationError(
+      CoreErrorCode.BUNDLE_INVALID,
+      `invalid bundle: ${err instanceof Error ? err.message : String(err)}`,
+      { hint: 'pass the .sigstore.json bundle written by the signer', cause: err },
+    );
+  }
+  const entity = withV01InclusionProofsChecked(withoutRepeatedEntries(signed));
   if (bundle.content.$case !== 'dsseEnvelope') return entity;
   if (!bundle.verificationMaterial.tlogEntries.some((e) => e.kindVersion?.kind === 'hashedrekord')) return entity;
   const { dsse } = lazyRequire('@sigstore/core') as typeof import('@sigstore/core');
@@ -176,6 +189,80 @@ export function toEntity(bundle: Bundle, artifact: Buffer | undefined): SignedEn
   return withSignatureChecks(entity, {
     compareDigest: (original) => (d) => original(d) || paeDigest.equals(d),
   });
+}
+
+/**
+ * The entity with each transparency-log entry once: a bundle that carries the same entry
+ * twice proves nothing more than with it once, so a copy must not count again toward a
+ * threshold (nor add its integrated time a second time). Copies are dropped before
+ * verification; entries that differ are all verified, and counted by log position
+ * (runSigstore).
+ */
+function withoutRepeatedEntries(entity: SignedEntity): SignedEntity {
+  const kept: SignedEntity['tlogEntries'] = [];
+  for (const entry of entity.tlogEntries) {
+    if (!kept.some((k) => isDeepStrictEqual(k, entry))) kept.push(entry);
+  }
+  if (kept.length === entity.tlogEntries.length) return entity;
+  const timestamps = entity.timestamps.filter((t) => t.$case !== 'transparency-log' || kept.includes(t.tlogEntry));
+  return { ...entity, tlogEntries: kept, timestamps };
+}
+
+type TlogEntry = SignedEntity['tlogEntries'][number];
+type MerkleModule = {
+  verifyMerkleInclusion(entry: TlogEntry, checkpoint: { logSize: bigint; logHash: Buffer }): void;
+};
+
+/**
+ * Bundles v0.1 (2023 clients) carry an inclusion proof without a signed checkpoint; their
+ * entry is trusted through its signed entry timestamp (SET). @sigstore/verify 3.x expects
+ * a checkpoint in every inclusion proof and fails on such an entry without a verdict. The
+ * proof is checked against its own root hash with @sigstore/verify's Merkle check (a
+ * tampered proof is refused, as other clients do), then the entry is verified through its
+ * SET alone. Without a SET, an entry without a checkpoint proves nothing and is refused.
+ * (Bundles v0.2+ must carry a checkpoint: @sigstore/bundle refuses them without one.)
+ */
+function withV01InclusionProofsChecked(entity: SignedEntity): SignedEntity {
+  const unsigned = (e: TlogEntry) => e.inclusionProof !== undefined && e.inclusionProof.checkpoint === undefined;
+  if (!entity.tlogEntries.some(unsigned)) return entity;
+  let merkle: MerkleModule;
+  try {
+    merkle = lazyRequire('@sigstore/verify/dist/tlog/merkle') as MerkleModule;
+  } catch (err) {
+    throw new VerificationError(
+      CoreErrorCode.TLOG_INVALID,
+      'transparency log entry not checked: the inclusion proof of a bundle v0.1 cannot be checked with this @sigstore/verify',
+      { hint: 'reinstall APX with its locked dependencies', cause: err },
+    );
+  }
+  const replaced = new Map<TlogEntry, TlogEntry>();
+  for (const entry of entity.tlogEntries.filter(unsigned)) {
+    const proof = entry.inclusionProof as NonNullable<TlogEntry['inclusionProof']>;
+    if (entry.inclusionPromise === undefined) {
+      throw new VerificationError(
+        CoreErrorCode.TLOG_INVALID,
+        'transparency log entry invalid: its inclusion proof has no signed checkpoint and the entry has no signed entry timestamp',
+        { hint: 'the log entry must be signed by the log: a checkpoint (bundle v0.2+) or a SET' },
+      );
+    }
+    try {
+      merkle.verifyMerkleInclusion(entry, { logSize: BigInt(proof.treeSize), logHash: proof.rootHash });
+    } catch (err) {
+      throw new VerificationError(
+        CoreErrorCode.TLOG_INVALID,
+        `transparency log entry invalid: ${err instanceof Error ? err.message : String(err)}`,
+        { hint: ROOT_HINT, cause: err },
+      );
+    }
+    const { inclusionProof: _proof, ...rest } = entry;
+    replaced.set(entry, rest as TlogEntry);
+  }
+  const swap = (e: TlogEntry) => replaced.get(e) ?? e;
+  return {
+    ...entity,
+    tlogEntries: entity.tlogEntries.map(swap),
+    timestamps: entity.timestamps.map((t) => (t.$case === 'transparency-log' ? { ...t, tlogEntry: swap(t.tlogEntry) } : t)),
+  };
 }
 
 type SignatureContent = SignedEntity['signature'];
@@ -232,7 +319,10 @@ export function runSigstore(entity: SignedEntity, options: SigstoreRunOptions): 
   };
   try {
     const signer = new Verifier(trust, thresholds).verify(entity);
-    return { signer, trustedTimes: trustedTimesOf(entity) };
+    checkDistinctLogPositions(entity, options.tlogThreshold);
+    const trustedTimes = trustedTimesOf(entity);
+    checkCheckpointKeysInWindow(entity, trust, trustedTimes, options);
+    return { signer, trustedTimes };
   } catch (err) {
     if (err instanceof VerificationError) throw err;
     const c = classify(err, entity);
@@ -256,5 +346,60 @@ export function runSigstore(entity: SignedEntity, options: SigstoreRunOptions): 
       }
     }
     throw new VerificationError(c.code, c.message, { hint: c.hint, cause: err });
+  }
+}
+
+/**
+ * A log entry proven by an inclusion proof alone (Rekor v2; no SET, so no integrated time)
+ * is trusted through its checkpoint, whose signature @sigstore/verify checks with the
+ * matching log key of the trusted root whatever that key's validity window. The key must
+ * be valid when the signature was made: the checkpoint is checked again, by
+ * @sigstore/verify, against only the log keys valid at each verified time (RFC 3161
+ * timestamps, integrated times under a SET), or at `now` when the bundle proves no time.
+ * A SET is already checked against the keys valid at its integrated time.
+ */
+function checkCheckpointKeysInWindow(
+  entity: SignedEntity,
+  trust: TrustMaterial,
+  trustedTimes: TrustedTime[],
+  options: SigstoreRunOptions,
+): void {
+  const proofOnly = entity.tlogEntries.filter((e) => e.inclusionPromise === undefined);
+  if (proofOnly.length === 0) return;
+  const { Verifier } = lazyRequire('@sigstore/verify') as SigstoreVerify;
+  const times = trustedTimes.length > 0 ? trustedTimes.map((t) => t.time) : [options.now ?? new Date()];
+  for (const time of times) {
+    const tlogs = trust.tlogs.filter((t) => t.validFor.start <= time && time <= t.validFor.end);
+    try {
+      new Verifier(
+        { ...trust, tlogs },
+        { tlogThreshold: 0, ctlogThreshold: options.ctlogThreshold, timestampThreshold: options.timestampThreshold },
+      ).verify({ ...entity, tlogEntries: proofOnly });
+    } catch (err) {
+      throw new VerificationError(
+        CoreErrorCode.TRUSTED_ROOT_ENTRY_OUTSIDE_VALIDITY,
+        `trusted root entry outside its validity window: the Rekor log key of ${options.trustedRoot.source} that signed the log entry's checkpoint was not valid at ${trustedTimes.length > 0 ? "the bundle's time" : 'the time of verification (the bundle proves no time)'} ${time.toISOString()}`,
+        {
+          hint: 'a log key is trusted only within its validFor window; a Rekor v2 entry is dated by its RFC 3161 timestamp',
+          cause: err,
+        },
+      );
+    }
+  }
+}
+
+/**
+ * @sigstore/verify counts every entry toward the log threshold; two entries at the same
+ * position of the same log (e.g. one entry proven against two checkpoints) are one
+ * witness, so the threshold is also checked against distinct log positions.
+ */
+function checkDistinctLogPositions(entity: SignedEntity, threshold: number): void {
+  const positions = new Set(entity.tlogEntries.map((e) => `${e.logId.keyId.toString('hex')}:${e.logIndex}`));
+  if (positions.size < threshold) {
+    throw new VerificationError(
+      CoreErrorCode.TLOG_INVALID,
+      `transparency log entry missing: expected ${threshold} distinct log entries, got ${positions.size}`,
+      { hint: 'the same log entry counts once, however often the bundle carries it' },
+    );
   }
 }

@@ -106,6 +106,27 @@ describe('e2e: forward-auth /v1/authz, dry run and the decision log', () => {
     assert.deepEqual(JSON.parse(nginx.headers.get('x-apx-body') ?? ''), await nginx.json());
   });
 
+  it('refuses a call that does not say unambiguously which request to decide (400)', async () => {
+    // A client behind Caddy adding X-Original-URI to have the anonymous health route decided.
+    const smuggled = await fetch(`${enforcing.url}/v1/authz/pb-pay-v1`, {
+      headers: { 'x-forwarded-uri': '/v1/payments/1', 'x-original-uri': '/healthz', 'x-forwarded-host': 'api.example.com' },
+    });
+    assert.equal(smuggled.status, 400);
+    assert.match(((await smuggled.json()) as { error: string }).error, /x-original-uri and x-forwarded-uri disagree/);
+    const methods = await fetch(`${enforcing.url}/v1/authz/pb-pay-v1`, {
+      headers: { ...GLOBEX, 'x-original-uri': '/v1/payments/1', 'x-original-method': 'POST', 'x-forwarded-method': 'GET' },
+    });
+    assert.equal(methods.status, 400);
+    const nothing = await fetch(`${enforcing.url}/v1/authz/pb-pay-v1`, { headers: ACME });
+    assert.equal(nothing.status, 400);
+    assert.match(((await nothing.json()) as { error: string }).error, /no original request/);
+    // Envoy's path mode decides the path it was given, whatever headers say.
+    const envoy = await get(`${enforcing.url}/v1/authz/pb-pay-v1/v1/payments/1`, {
+      headers: { host: 'api.example.com', 'x-original-uri': '/healthz', 'x-forwarded-uri': '/healthz' },
+    });
+    assert.equal(envoy.status, 401);
+  });
+
   it('fails closed on an unknown policy (500) and answers 5xx, never 2xx, without a decision', async () => {
     const r = await get(`${enforcing.url}/v1/authz/pb-nope/v1/payments/1`, { headers: { ...ACME, host: 'api.example.com' } });
     assert.equal(r.status, 500);

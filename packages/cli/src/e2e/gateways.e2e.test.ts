@@ -334,6 +334,18 @@ describe('e2e: nginx auth_request and Caddy forward_auth enforce APX decisions (
     assert.equal(await direct('127.0.0.1'), 403);
   });
 
+  it("a client cannot have another request decided by adding the other gateway family's headers", async () => {
+    for (const g of gateways) {
+      const before = reached.length;
+      // /healthz is anonymous; /v1/payments needs a key. Either family names /healthz.
+      for (const header of ['x-original-uri', 'x-forwarded-uri']) {
+        const r = await call(g.port, '/v1/payments/1', { headers: { [header]: '/healthz' }, from: client(g, 8) });
+        assert.equal(r.status, 401, `${g.name} with ${header}: ${r.status} ${r.text}`);
+      }
+      assert.equal(reached.length, before, `${g.name}: a request reached the upstream`);
+    }
+  });
+
   it('the decision log has one line per decision, without the API key or any header', async () => {
     const lines = worker.logs.filter((l) => l.event === 'decision');
     assert.ok(lines.length >= 10, `only ${lines.length} decision lines`);

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import type { DecisionService, GatewayDecision, GatewayRequest } from './decision-service.js';
+import { type DecisionService, type GatewayDecision, type GatewayRequest, nextDecisionId } from './decision-service.js';
 import type { TrustedProxies } from './trusted-proxies.js';
 
 /** The endpoint family: `/v1/authz` (default policy) and `/v1/authz/<policy-id>[/<original path>]`. */
@@ -28,14 +28,35 @@ const isProtocolHeader = (name: string) =>
 
 const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v);
 
+/** A forward-auth call that does not say, unambiguously, which request to decide: refused (400). */
+export class ForwardAuthRequestError extends Error {
+  override readonly name = 'ForwardAuthRequestError';
+}
+
+/**
+ * Both header families, when both are present, must say the same: a proxy sets one family and
+ * passes the client's headers on, so a disagreement means a client wrote the other one (to have
+ * another path or method decided than the one it asks for). Refused, never guessed.
+ */
+function original(h: IncomingHttpHeaders, nginxName: string, forwardedName: string): string | undefined {
+  const a = first(h[nginxName]);
+  const b = first(h[forwardedName]);
+  if (a !== undefined && b !== undefined && a !== b) {
+    throw new ForwardAuthRequestError(
+      `${nginxName} and ${forwardedName} disagree; the proxy must set one and remove the other (docs/gateways.md)`,
+    );
+  }
+  return a ?? b;
+}
+
 /**
  * The policy and the original request of a forward-auth call:
  * - policy: the path's segment after /v1/authz (`_` or none: APX_DEFAULT_POLICY);
- * - method: X-Original-Method (nginx), X-Forwarded-Method (Traefik, Caddy), else the call's
- *   own (Envoy http_service sends the original method);
- * - path and query: X-Original-URI (nginx), X-Forwarded-Uri (Traefik, Caddy), else the rest of
- *   the path after the policy segment (Envoy's path_prefix plus the original path);
- * - host: X-Forwarded-Host, else Host;
+ * - Envoy http_service (an original path follows the policy segment): that path and query,
+ *   the call's own method and Host; forwarding headers about the request are ignored;
+ * - otherwise: path and query from X-Original-URI (nginx) or X-Forwarded-Uri (Traefik, Caddy),
+ *   method from X-Original-Method or X-Forwarded-Method (both families must agree when both
+ *   are present, and one must be), host from X-Forwarded-Host, else Host;
  * - address: the connection's, or the forwarded one when the connection is a trusted proxy;
  * - headers: the call's, without hop-by-hop and forwarding headers.
  */
@@ -54,9 +75,24 @@ export function forwardedRequest(
     policy = segment === DEFAULT_POLICY_SEGMENT || segment === '' ? undefined : decodeURIComponent(segment);
   }
   const h = req.headers;
-  const uri = first(h['x-original-uri']) ?? first(h['x-forwarded-uri']) ?? (tail.startsWith('/') ? tail : `/${tail}`);
-  const method = first(h['x-original-method']) ?? first(h['x-forwarded-method']) ?? req.method ?? 'GET';
-  const host = first(h['x-forwarded-host']) ?? h.host ?? '';
+  let method: string;
+  let uri: string;
+  let host: string;
+  if (tail.startsWith('/')) {
+    method = req.method ?? 'GET';
+    uri = tail;
+    host = h.host ?? '';
+  } else {
+    const forwardedUri = original(h, 'x-original-uri', 'x-forwarded-uri');
+    if (forwardedUri === undefined) {
+      throw new ForwardAuthRequestError(
+        'no original request: send X-Original-URI (nginx) or X-Forwarded-Uri (Traefik, Caddy), or the original path after the policy id (Envoy path_prefix)',
+      );
+    }
+    uri = forwardedUri;
+    method = original(h, 'x-original-method', 'x-forwarded-method') ?? req.method ?? 'GET';
+    host = first(h['x-forwarded-host']) ?? h.host ?? '';
+  }
   const request: GatewayRequest = { method, host, path: uri, headers: policyHeaders(h) };
   const ip = trusted.clientAddress(req.socket.remoteAddress, first(h['x-forwarded-for']), first(h['x-real-ip']));
   if (ip !== undefined) request.ip = ip;
@@ -104,11 +140,11 @@ export function handleForwardAuth(
     answer(res, req, {
       kind: 'error',
       status: 400,
-      body: JSON.stringify({ error: `bad forward-auth request: ${(err as Error).message}` }),
+      body: JSON.stringify({ error: `bad forward-auth call: ${(err as Error).message}` }),
       headers: {},
       removeHeaders: [],
       responseHeaders: {},
-      decisionId: '',
+      decisionId: nextDecisionId(),
     });
     return;
   }

@@ -48,9 +48,12 @@ function readBody(req: IncomingMessage, done: (body: Buffer | undefined) => void
 }
 
 /**
- * The worker's HTTP API. `POST /v1/decide` is the hot path: parse, pick the serving
- * version (one read of the current reference, so a swap never splits a request), decide,
- * charge rate limits, answer; nothing is logged per request.
+ * The worker's HTTP API. `POST /v1/decide` is the hot path: parse, then the decision pipeline
+ * (gateway/decision-service.ts: pick the serving version with one read of the current
+ * reference, so a swap never splits a request; decide; charge rate limits), then answer with
+ * the runtime's JSON. `/v1/authz...` is forward-auth for gateways (gateway/forward-auth.ts).
+ * Nothing is logged per request, except sampled decisions (APX_DECISION_LOG_SAMPLE) and
+ * denials let through by dry run (APX_DRY_RUN).
  */
 export function createWorkerServer(deps: ServerDeps): Server {
   const { policies, metrics } = deps;

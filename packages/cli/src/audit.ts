@@ -1,12 +1,23 @@
-import { hostname } from 'node:os';
+import { homedir, hostname } from 'node:os';
+import { isAbsolute, join } from 'node:path';
 import { sha256Hex } from '@apx/core';
 import { redactKeyRef } from '@apx/kms/key-ref';
 import { AuditLog, appendAuditLine, isKeyless, type Signer } from '@apx/sign';
 import type { CliContext } from './context.js';
 import { resolvePath } from './io.js';
 
-/** Where signing operations are recorded unless APX_AUDIT_LOG says otherwise. */
-export const DEFAULT_AUDIT_LOG = 'keys/audit.log';
+/**
+ * Where signing operations are recorded unless APX_AUDIT_LOG says otherwise: under the user's
+ * configuration directory, `$XDG_CONFIG_HOME/apx/audit.log`, else `~/.config/apx/audit.log`;
+ * never relative to the current directory (earlier releases wrote `./keys/audit.log` wherever
+ * they ran).
+ */
+export function defaultAuditLog(env: NodeJS.ProcessEnv): string {
+  const xdg = env.XDG_CONFIG_HOME;
+  // The XDG spec: a relative XDG_CONFIG_HOME is invalid and ignored.
+  const configHome = xdg && isAbsolute(xdg) ? xdg : join(env.HOME || homedir(), '.config');
+  return join(configHome, 'apx', 'audit.log');
+}
 
 /** Appends one audit record for a signature just made over `signed`. */
 export async function auditSigning(
@@ -69,6 +80,6 @@ export async function auditTrust(ctx: CliContext, entry: TrustAuditEntry, now = 
 
 /** The audit log's path, and how messages name it: as written, chosen by APX_AUDIT_LOG. */
 function auditLogPath(ctx: CliContext): { path: string; named: { path: string; cwd: string; setting: string } } {
-  const written = ctx.env.APX_AUDIT_LOG || DEFAULT_AUDIT_LOG;
+  const written = ctx.env.APX_AUDIT_LOG || defaultAuditLog(ctx.env);
   return { path: resolvePath(ctx, written), named: { path: written, cwd: ctx.cwd, setting: 'APX_AUDIT_LOG' } };
 }

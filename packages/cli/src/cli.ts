@@ -3,6 +3,7 @@ import { isApxError } from '@apx/core';
 import { type CommandSpec, parseCommandArgs, renderCommandHelp, resolveSubcommand, UsageError } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import type { CliContext } from './context.js';
+import { disarmInterrupts } from './interrupt.js';
 import { closeSigners } from './keyref.js';
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
@@ -61,6 +62,7 @@ export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
     return reportError(ctx, command, err);
   } finally {
     await closeSigners(ctx);
+    disarmInterrupts();
   }
 }
 

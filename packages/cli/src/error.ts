@@ -4,6 +4,10 @@ import { ApxError } from '@apx/core';
 export const CliErrorCode = {
   INPUT_NOT_FOUND: 'INPUT_NOT_FOUND',
   INPUT_UNREADABLE: 'INPUT_UNREADABLE',
+  /** Signing with a key a rotation retired for the environment. */
+  KEY_RETIRED: 'KEY_RETIRED',
+  /** An input refused as given (a trailing newline in an API key read without --strip-newline...). */
+  INPUT_REFUSED: 'INPUT_REFUSED',
 } as const;
 export type CliErrorCode = (typeof CliErrorCode)[keyof typeof CliErrorCode];
 

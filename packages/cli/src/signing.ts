@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import {
   isKeyless,
   KeylessSigner,
@@ -14,7 +13,7 @@ import {
 } from '@apx/sign';
 import { type FlagSpec, flagBool, flagString, type ParsedArgs, UsageError } from './command.js';
 import { type CliContext, info } from './context.js';
-import { readInput, readOptional, resolvePath } from './io.js';
+import { readInput, readOptional } from './io.js';
 import { DEFAULT_PRIVATE_KEY, openSigner } from './keyref.js';
 
 /** The flags every signing command takes besides --key: keyless signing and trusted time (cosign's names). */
@@ -204,20 +203,4 @@ export function describeEvidence(ctx: CliContext, bundleJson: string): void {
   const stamps = bundle.verificationMaterial?.timestampVerificationData?.rfc3161Timestamps?.length ?? 0;
   if (stamps > 0)
     info(ctx, `Timestamped by a timestamp authority (RFC 3161): ${stamps} timestamp${stamps === 1 ? '' : 's'} in the bundle`);
-}
-
-/**
- * Writes the Fulcio certificate of a keyless signature to `<artifact>.pem`, or, for a keyed
- * signature, removes a `.pem` left by an earlier keyless one: a certificate beside a
- * signature it did not make would name the wrong signer.
- */
-export async function writeCertificateFile(
-  ctx: CliContext,
-  artifactPath: string,
-  certificatePem: string | undefined,
-  write: (path: string, data: string) => Promise<void>,
-): Promise<void> {
-  const path = `${artifactPath}.pem`;
-  if (certificatePem) await write(path, certificatePem);
-  else await rm(resolvePath(ctx, path), { force: true });
 }

@@ -12,7 +12,13 @@ export const MAX_BUNDLE_BYTES = 1024 * 1024;
 export interface PublishRequest extends VersionObjects {
   /** `<policy-id>@<semver>`, e.g. `pb-pay-v1@1.0.0`. */
   ref: string;
+  /**
+   * Stops the publish only before its first object is stored: once the signature is stored
+   * the rest is written to its end, so an abort (Ctrl-C) never leaves a half-published version.
+   */
   signal?: AbortSignal;
+  /** Called after each object is stored (or found identical), with its name. */
+  progress?: (name: string) => void | Promise<void>;
 }
 
 export interface PublishResult {
@@ -41,15 +47,25 @@ export async function publishArtifact(store: ArtifactStore, request: PublishRequ
   }
   const written = [names.artifact, names.signature, ...(request.bundle ? [names.bundle] : [])];
   const signal = request.signal;
+  const progress = request.progress ?? (() => undefined);
+  signal?.throwIfAborted();
   if (store.putVersion) {
-    const outcome = await store.putVersion(refText, request, signal ? { signal } : {});
+    const { progress: _progress, signal: _signal, ...objects } = request;
+    const outcome = await store.putVersion(refText, objects, signal ? { signal } : {});
+    for (const name of written) await progress(name);
     return { ref: refText, names: written, outcome };
   }
-  const opts = signal ? { ifAbsent: true, signal } : { ifAbsent: true };
+  const first = signal ? { ifAbsent: true, signal } : { ifAbsent: true };
+  // After the first object, no abort: the version is completed (each call still has its timeout).
+  const rest = { ifAbsent: true };
   let outcome: PutOutcome = 'unchanged';
   try {
-    if ((await store.put(names.signature, request.signature, opts)) === 'created') outcome = 'created';
-    if (request.bundle && (await store.put(names.bundle, request.bundle, opts)) === 'created') outcome = 'created';
+    if ((await store.put(names.signature, request.signature, first)) === 'created') outcome = 'created';
+    await progress(names.signature);
+    if (request.bundle) {
+      if ((await store.put(names.bundle, request.bundle, rest)) === 'created') outcome = 'created';
+      await progress(names.bundle);
+    }
   } catch (err) {
     // ECDSA signatures are randomized: re-signing the same artifact gives other bytes. If
     // this exact artifact is already published, the re-run is a no-op (the stored
@@ -77,7 +93,8 @@ export async function publishArtifact(store: ArtifactStore, request: PublishRequ
     }
     throw err;
   }
-  if ((await store.put(names.artifact, request.artifact, opts)) === 'created') outcome = 'created';
+  if ((await store.put(names.artifact, request.artifact, rest)) === 'created') outcome = 'created';
+  await progress(names.artifact);
   return { ref: refText, names: written, outcome };
 }
 
@@ -132,15 +149,19 @@ export interface ArtifactFiles extends VersionObjects {
  * Reads `<dir>/<ref>.wasm`, its `.sig` (required: strict, like the worker) and its
  * `.sigstore.json` (optional). The reference comes from the file name.
  */
-export async function readArtifactFiles(artifactPath: string, options: { cwd?: string } = {}): Promise<ArtifactFiles> {
+export async function readArtifactFiles(
+  artifactPath: string,
+  options: { cwd?: string; ref?: string } = {},
+): Promise<ArtifactFiles> {
   const file = basename(artifactPath);
   const onDisk = resolve(options.cwd ?? process.cwd(), artifactPath);
-  if (!file.endsWith(ARTIFACT_SUFFIX)) {
+  if (options.ref === undefined && !file.endsWith(ARTIFACT_SUFFIX)) {
     throw new StorageError(StorageErrorCode.INVALID_NAME, `not an artifact file name: ${file}`, {
       hint: 'publish the compiled <policy-id>@<semver>.wasm, e.g. pb-pay-v1@1.0.0.wasm',
     });
   }
-  const ref = formatArtifactRef(parseArtifactRef(file.slice(0, -ARTIFACT_SUFFIX.length)));
+  // The reference is the file name's, unless the caller knows it otherwise (the artifact's metadata).
+  const ref = formatArtifactRef(parseArtifactRef(options.ref ?? file.slice(0, -ARTIFACT_SUFFIX.length)));
   const artifact = await readOptional(onDisk);
   if (!artifact) {
     throw new StorageError(StorageErrorCode.NOT_FOUND, `artifact file not found: ${artifactPath}`, {
@@ -173,10 +194,11 @@ export async function readArtifactFiles(artifactPath: string, options: { cwd?: s
 export async function publishArtifactFiles(
   store: ArtifactStore,
   artifactPath: string,
-  options: { signal?: AbortSignal; cwd?: string } = {},
+  options: Pick<PublishRequest, 'signal' | 'progress'> & { cwd?: string; ref?: string } = {},
 ): Promise<PublishResult> {
-  const files = await readArtifactFiles(artifactPath, options.cwd === undefined ? {} : { cwd: options.cwd });
-  return publishArtifact(store, { ...files, ...(options.signal ? { signal: options.signal } : {}) });
+  const { signal, progress, ...read } = options;
+  const files = await readArtifactFiles(artifactPath, read);
+  return publishArtifact(store, { ...files, ...(signal ? { signal } : {}), ...(progress ? { progress } : {}) });
 }
 
 async function readOptional(path: string): Promise<Buffer | undefined> {

@@ -3,15 +3,19 @@ import { join } from 'node:path';
 import { sha256Hex } from '@apx/core';
 import { fileError } from '@apx/core/os-error';
 import type { CompiledPolicy, PolicyErrorCode } from '@apx/policy';
-import { type ArtifactSignature, isKeyless, signArtifact, writeFileAtomic } from '@apx/sign';
+import { type ArtifactSignature, isKeyless, signArtifact } from '@apx/sign';
 import { auditSigning } from '../audit.js';
 import { type CommandSpec, flagBool, flagString, UsageError } from '../command.js';
 import { type CliContext, info } from '../context.js';
 import { environmentFlag } from '../environment.js';
+import { type PlannedFile, writeFileSet } from '../file-set.js';
+import { armInterrupts, testPause } from '../interrupt.js';
 import { readInput, resolvePath } from '../io.js';
+import { fileJson, humanContext, JSON_OUTPUT_FLAG, writeJsonResult } from '../json-output.js';
 import { DEFAULT_PRIVATE_KEY } from '../keyref.js';
-import { describeEvidence, openSigning, SIGNING_FLAGS, type Signing, writeCertificateFile } from '../signing.js';
-import { publishToStore } from './publish.js';
+import { refuseRetiredKey } from '../retired-keys.js';
+import { describeEvidence, openSigning, SIGNING_FLAGS, type Signing } from '../signing.js';
+import { openPublishStore, publishToStore } from './publish.js';
 
 /**
  * The one place a compiled policy is signed: cosign's signature over the bytes, and the
@@ -96,20 +100,22 @@ export const compileCommand: CommandSpec = {
   summary: 'Compile apx/v1 policy YAML to signed WebAssembly artifacts (<name>@<version>.wasm).',
   usage: '[--out DIR] [--key KEY | --keyless [--identity-token TOKEN] | --no-sign] FILE...   |   --check ARTIFACT SOURCE',
   details: `Writes <name>@<version>.wasm, its signature .wasm.sig (base64, as cosign sign-blob) and a
-Sigstore bundle .wasm.sigstore.json into DIR, each atomically. A policy with problems prints one
+Sigstore bundle .wasm.sigstore.json into DIR, all or none (Ctrl-C included: the files go to
+temporary names, then are renamed into place, each .wasm last). A policy with problems prints one
 line per problem (file:line:column path: message) and writes nothing. Output is deterministic:
 the same source and compiler version give the same bytes, so --check ARTIFACT SOURCE rebuilds
 SOURCE and exits 0 only when the bytes are identical. --keyless signs as apx sign --keyless
 does (a Fulcio certificate, also written to .wasm.pem, and a Rekor entry in the bundle);
 --timestamp-server-url adds an RFC 3161 timestamp. docs/policy-language.md, docs/abi.md,
-docs/operations.md ("Keyless signing").`,
+docs/operations.md ("Keyless signing"). --publish URL is validated before anything is compiled.
+--json prints one JSON document on stdout (paths, sha256 digests, key id or identity).`,
   flags: [
     { name: 'out', type: 'string', value: 'DIR', description: 'Directory for the artifacts (default: .).' },
     {
       name: 'key',
       type: 'string',
       value: 'KEY',
-      description: `The key to sign with: a cosign key file or a KMS/HSM URI (default: ${DEFAULT_PRIVATE_KEY}).`,
+      description: `The key to sign with: a cosign key file, env://VAR (the PEM in a variable) or a KMS/HSM URI (default: ${DEFAULT_PRIVATE_KEY}).`,
     },
     { name: 'no-sign', type: 'boolean', description: 'Do not sign (local experiments only: workers in strict mode refuse it).' },
     {
@@ -125,9 +131,10 @@ docs/operations.md ("Keyless signing").`,
       description: 'Also publish each signed artifact to this store (directory, gs://, s3://, oci://).',
     },
     { name: 'check', type: 'string', value: 'ARTIFACT', description: 'Rebuild SOURCE and compare with ARTIFACT byte for byte.' },
+    JSON_OUTPUT_FLAG,
     ...SIGNING_FLAGS,
   ],
-  positionals: { min: 1, max: 64, names: 'FILE (a policy YAML file)' },
+  positionals: { min: 1, max: Number.POSITIVE_INFINITY, names: 'FILE (a policy YAML file)' },
   async run(ctx, args) {
     const checkPath = flagString(args, 'check');
     if (checkPath) {
@@ -149,40 +156,73 @@ docs/operations.md ("Keyless signing").`,
       }
     }
     const outDir = flagString(args, 'out') ?? '.';
-    // The key's scrypt runs on the thread pool while the main thread compiles.
-    const opening = noSign ? undefined : openSigning(ctx, args);
-    opening?.catch(() => undefined);
-    const compiled = await compileAll(ctx, args.positionals);
-    // Have the key (keyless: the Fulcio certificate) before writing anything: a missing key
-    // or a refused identity must not leave unsigned artifacts.
-    const signing = await opening;
-    if (signing && isKeyless(signing.signer)) await signing.signer.certificate();
-    const signer = signing?.signer;
     const environment = environmentFlag(args);
     const publishUrl = flagString(args, 'publish');
     if (publishUrl && noSign) throw new UsageError('--publish needs signed artifacts; drop --no-sign');
-    await prepareOutDir(ctx, outDir);
-    for (const c of compiled) {
-      const wasmPath = join(outDir, c.fileName);
-      const signature = signing ? await signPolicyArtifact(signing, c, environment) : undefined;
-      if (signer)
-        await auditSigning(ctx, signer, 'compile', c.wasm, { reference: c.fileName.slice(0, -'.wasm'.length), environment });
-      // Signature and bundle first: a reader never finds this version's bytes unsigned.
-      const write = (path: string, data: string | Uint8Array) =>
-        writeFileAtomic(resolvePath(ctx, path), data, { overwrite: true, describe: { path, cwd: ctx.cwd } });
-      if (signature) {
-        await write(`${wasmPath}.sigstore.json`, signature.bundleJson);
-        await write(`${wasmPath}.sig`, signature.signatureFileContent);
-        await writeCertificateFile(ctx, wasmPath, signature.certificatePem, write);
+    const human = humanContext(ctx, args);
+    armInterrupts();
+    // The destination is checked before anything is compiled or signed: a typo costs nothing.
+    const store = publishUrl ? await openPublishStore(ctx, publishUrl) : undefined;
+    try {
+      // The key's scrypt runs on the thread pool while the main thread compiles.
+      const opening = noSign ? undefined : openSigning(ctx, args);
+      opening?.catch(() => undefined);
+      const compiled = await compileAll(ctx, args.positionals);
+      // Have the key (keyless: the Fulcio certificate) before writing anything: a missing key
+      // or a refused identity must not leave unsigned artifacts.
+      const signing = await opening;
+      if (signing && isKeyless(signing.signer)) await signing.signer.certificate();
+      const signer = signing?.signer;
+      await prepareOutDir(ctx, outDir);
+      await testPause(ctx, 'compile:compiled');
+      const results: Array<{ compiled: CompiledPolicy; wasmPath: string; signature: ArtifactSignature | undefined }> = [];
+      for (const c of compiled) {
+        const wasmPath = join(outDir, c.fileName);
+        if (signer) await refuseRetiredKey(ctx, signer, environment);
+        const signature = signing ? await signPolicyArtifact(signing, c, environment) : undefined;
+        if (signer)
+          await auditSigning(ctx, signer, 'compile', c.wasm, { reference: c.fileName.slice(0, -'.wasm'.length), environment });
+        results.push({ compiled: c, wasmPath, signature });
       }
-      await write(wasmPath, c.wasm);
-      ctx.stdout.write(`✓ Compiled: ${wasmPath}\n`);
-      if (signature) {
-        ctx.stdout.write(`✓ Signed:    ${wasmPath}.sig\n`);
-        if (signature.identity) info(ctx, `  identity ${signature.identity.subject} (issuer ${signature.identity.issuer})`);
-        describeEvidence(ctx, signature.bundleJson);
-      } else info(ctx, `WARNING: ${wasmPath} is not signed (--no-sign); workers in strict mode will refuse it`);
-      if (publishUrl) await publishToStore(ctx, wasmPath, { store: publishUrl });
+      // Every file of every artifact in one all-or-none write: the .wasm files renamed last, so
+      // an interrupted run leaves the previous complete sets, never a .sig without its .wasm.
+      const files: PlannedFile[] = [];
+      const stale: string[] = [];
+      for (const { compiled: c, wasmPath, signature } of results) {
+        if (signature) {
+          files.push({ path: `${wasmPath}.sigstore.json`, data: signature.bundleJson, setting: '--out' });
+          files.push({ path: `${wasmPath}.sig`, data: signature.signatureFileContent, setting: '--out' });
+          // A keyed signature: a .pem an earlier keyless one left would name the wrong signer.
+          if (signature.certificatePem) files.push({ path: `${wasmPath}.pem`, data: signature.certificatePem, setting: '--out' });
+          else stale.push(`${wasmPath}.pem`);
+        }
+        files.push({ path: wasmPath, data: c.wasm, last: true, setting: '--out' });
+      }
+      await writeFileSet(ctx, files, stale);
+      const reports: unknown[] = [];
+      for (const { compiled: c, wasmPath, signature } of results) {
+        human.stdout.write(`✓ Compiled: ${wasmPath}\n`);
+        if (signature) {
+          human.stdout.write(`✓ Signed:    ${wasmPath}.sig\n`);
+          if (signature.identity) info(ctx, `  identity ${signature.identity.subject} (issuer ${signature.identity.issuer})`);
+          describeEvidence(ctx, signature.bundleJson);
+        } else info(ctx, `WARNING: ${wasmPath} is not signed (--no-sign); workers in strict mode will refuse it`);
+        const published = store ? await publishToStore(human, store, wasmPath, { environment }) : undefined;
+        reports.push({
+          reference: `${c.meta.policy}@${c.meta.version}`,
+          environment,
+          artifact: fileJson(wasmPath, c.wasm),
+          signature: signature ? fileJson(`${wasmPath}.sig`, signature.signatureFileContent) : null,
+          bundle: signature ? fileJson(`${wasmPath}.sigstore.json`, signature.bundleJson) : null,
+          certificate: signature?.certificatePem ? fileJson(`${wasmPath}.pem`, signature.certificatePem) : null,
+          keyId: signature && !signature.identity ? signature.keyId : null,
+          identity: signature?.identity ?? null,
+          published: published ? { store: published.store, outcome: published.outcome, objects: published.objects } : null,
+        });
+      }
+      writeJsonResult(ctx, args, { artifacts: reports });
+    } finally {
+      await store?.close?.();
     }
     return 0;
   },

@@ -1,3 +1,4 @@
+import { dirname, join } from 'node:path';
 import type { PublicKey } from '@apx/core';
 import { isKmsRef, redactKeyRef } from '@apx/kms/key-ref';
 import { generateKeyPair, writeFileAtomic } from '@apx/sign';
@@ -6,6 +7,7 @@ import { type CliContext, info } from '../context.js';
 import { resolvePath } from '../io.js';
 import { loadPublicKey } from '../keyref.js';
 import { passwordProvider } from '../password.js';
+import { ROTATIONS_FILE, recordRotation } from '../retired-keys.js';
 import { writeKeyPairFiles } from './key-files.js';
 import {
   auditChange,
@@ -34,7 +36,9 @@ export const keysCommand: CommandSpec = {
 KMS or HSM (--kms), or takes an existing key (--new-key: a KMS or HSM URI or a public key file),
 and adds it to ENV's trusted artifact signers in the trust repository; with --retire KEYID the key
 it replaces stops being trusted in the same change (artifacts signed only by it stop verifying
-for ENV: re-sign and approve new versions with the new key first). --key names the keys that
+for ENV: re-sign and approve new versions with the new key first), and signing for ENV with the
+retired key is refused from then on, naming the new key (recorded in rotations.json beside the
+new key files, default keys/rotations.json). --key names the keys that
 sign the change: ENV's approvers (a threshold publishes, fewer stage it for apx trust sign) and
 the snapshot and timestamp keys. The keyring.json of earlier releases is replaced by this
 (docs/operations.md, "Migrating from keyring / revocations.json / index.json").`,
@@ -75,6 +79,18 @@ the snapshot and timestamp keys. The keyring.json of earlier releases is replace
     const now = new Date();
     const prefix = flagString(args, 'output-key-prefix') ?? `keys/cosign-${now.toISOString().replace(/[-:]/g, '').slice(0, 15)}`;
     const retire = flagString(args, 'retire');
+    const kms = flagString(args, 'kms');
+    const existing = flagString(args, 'new-key');
+    // What to pass as --key to sign with the new key: its key file, or its KMS/HSM reference.
+    const signWith =
+      kms !== undefined
+        ? redactKeyRef(kms)
+        : existing === undefined
+          ? `${prefix}.key`
+          : isKmsRef(existing)
+            ? existing
+            : undefined;
+    const keyDir = kms === undefined && existing === undefined ? dirname(prefix) : 'keys';
     return withTrustStore(ctx, args, async (store) => {
       const { publicKey, name } = await newKey(ctx, args, prefix);
       const { result } = await commitChange(ctx, store, {
@@ -88,6 +104,20 @@ the snapshot and timestamp keys. The keyring.json of earlier releases is replace
         reference: `key ${publicKey.keyId}`,
       });
       info(ctx, `✓ New key:   ${name} (key id ${publicKey.keyId})`);
+      if (retire && result.kind === 'published') {
+        await recordRotation(ctx, keyDir, {
+          keyId: retire,
+          environment: env,
+          retiredAt: now.toISOString(),
+          successor: { keyId: publicKey.keyId, key: signWith ?? '' },
+        });
+      }
+      info(
+        ctx,
+        signWith
+          ? `  Sign for ${env} with it from now on: --key ${signWith}${retire ? ` (signing with ${retire.slice(0, 12)} for ${env} is refused, recorded in ${join(keyDir, ROTATIONS_FILE)})` : ''}`
+          : `  Sign for ${env} with the private key of ${name} from now on`,
+      );
       const retired = retire ? `, no longer trusts ${retire}` : '';
       report(ctx, args, `${env} trusts artifact signing key ${publicKey.keyId}${retired}`, result, {
         environment: env,

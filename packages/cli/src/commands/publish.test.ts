@@ -15,7 +15,7 @@ function apx(cwd: string, args: string[], env: Record<string, string> = {}) {
   const { APX_STORE: _s, ...base } = process.env;
   const r = spawnSync(process.execPath, [MAIN, ...args], {
     cwd,
-    env: { ...(base as Record<string, string>), COSIGN_PASSWORD: 'pw', ...env },
+    env: { ...(base as Record<string, string>), COSIGN_PASSWORD: 'pw', APX_AUDIT_LOG: 'keys/audit.log', ...env },
     encoding: 'utf8',
   });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };

@@ -1,8 +1,10 @@
-import { signBlob, writeFileAtomic } from '@apx/sign';
+import { signBlob } from '@apx/sign';
 import { auditSigning } from '../audit.js';
-import { type CommandSpec, flagString, UsageError } from '../command.js';
+import { type CommandSpec, flagBool, flagString, UsageError } from '../command.js';
 import { info } from '../context.js';
-import { readInput, resolvePath } from '../io.js';
+import { type PlannedFile, writeFileSet } from '../file-set.js';
+import { readInput } from '../io.js';
+import { fileJson, JSON_OUTPUT_FLAG, writeJsonResult } from '../json-output.js';
 import { DEFAULT_PRIVATE_KEY } from '../keyref.js';
 import { describeSigning, openSigning, SIGNING_FLAGS, wantsKeyless } from '../signing.js';
 
@@ -20,13 +22,14 @@ a message signature, the key id as publicKey.hint and no transparency-log entry 
 --keyless (or --identity-token) signs with an ephemeral key and a Fulcio certificate for the
 OIDC identity of the token, logs the signature to Rekor, and puts certificate and log entry in
 the bundle; --output-certificate writes the certificate (PEM). docs/operations.md, "Keyless signing".
-BLOB may be - for stdin.`,
+BLOB may be - for stdin. The files written are written all or none (Ctrl-C included).
+--json prints one JSON document on stdout (the signature in it) instead of the bare signature.`,
   flags: [
     {
       name: 'key',
       type: 'string',
       value: 'KEY',
-      description: `The key to sign with: a cosign key file or a KMS/HSM URI (gcpkms://, awskms://, hashivault://, pkcs11:) (default: ${DEFAULT_PRIVATE_KEY}).`,
+      description: `The key to sign with: a cosign key file, env://VAR (the PEM in a variable) or a KMS/HSM URI (gcpkms://, awskms://, hashivault://, pkcs11:) (default: ${DEFAULT_PRIVATE_KEY}).`,
     },
     {
       name: 'output-signature',
@@ -42,6 +45,7 @@ BLOB may be - for stdin.`,
       description: 'Keyless: write the Fulcio signing certificate (PEM) to FILE.',
     },
     { name: 'bundle', type: 'string', value: 'FILE', description: 'Also write a Sigstore bundle v0.3 to FILE.' },
+    JSON_OUTPUT_FLAG,
     ...SIGNING_FLAGS,
   ],
   positionals: { min: 1, max: 1, names: 'BLOB (the file to sign)' },
@@ -56,29 +60,25 @@ BLOB may be - for stdin.`,
     const signed = await signBlob(signing.signer, blob, { witnesses: signing.witnesses('message') });
     await auditSigning(ctx, signing.signer, 'sign-blob', blob);
     await describeSigning(ctx, signing, signed);
-    if (outCert && signed.certificatePem) {
-      await writeFileAtomic(resolvePath(ctx, outCert), signed.certificatePem, {
-        overwrite: true,
-        describe: { what: 'certificate file', path: outCert, cwd: ctx.cwd, setting: '--output-certificate' },
-      });
-      info(ctx, `Wrote certificate to file ${outCert}`);
-    }
-    if (outSig) {
-      await writeFileAtomic(resolvePath(ctx, outSig), signed.signatureFileContent, {
-        overwrite: true,
-        describe: { what: 'signature file', path: outSig, cwd: ctx.cwd, setting: '--output-signature' },
-      });
-      info(ctx, `Wrote signature to file ${outSig}`);
-    } else {
-      ctx.stdout.write(`${signed.signatureFileContent}\n`);
-    }
-    if (outBundle) {
-      await writeFileAtomic(resolvePath(ctx, outBundle), signed.bundleJson, {
-        overwrite: true,
-        describe: { what: 'bundle file', path: outBundle, cwd: ctx.cwd, setting: '--bundle' },
-      });
-      info(ctx, `Wrote bundle to file ${outBundle}`);
-    }
+    // Signature, bundle and certificate all or none (Ctrl-C included).
+    const files: PlannedFile[] = [];
+    if (outCert && signed.certificatePem)
+      files.push({ path: outCert, data: signed.certificatePem, setting: '--output-certificate' });
+    if (outSig) files.push({ path: outSig, data: signed.signatureFileContent, setting: '--output-signature' });
+    if (outBundle) files.push({ path: outBundle, data: signed.bundleJson, setting: '--bundle' });
+    if (files.length > 0) await writeFileSet(ctx, files);
+    if (outCert && signed.certificatePem) info(ctx, `Wrote certificate to file ${outCert}`);
+    if (outSig) info(ctx, `Wrote signature to file ${outSig}`);
+    else if (!flagBool(args, 'json')) ctx.stdout.write(`${signed.signatureFileContent}\n`);
+    if (outBundle) info(ctx, `Wrote bundle to file ${outBundle}`);
+    writeJsonResult(ctx, args, {
+      blob: blobPath === '-' ? { path: '-', sha256: fileJson('-', blob).sha256 } : fileJson(blobPath, blob),
+      signature: { path: outSig ?? null, base64: signed.signatureFileContent },
+      bundle: outBundle ? fileJson(outBundle, signed.bundleJson) : null,
+      certificate: outCert && signed.certificatePem ? fileJson(outCert, signed.certificatePem) : null,
+      keyId: signed.identity ? null : signed.publicKey.keyId,
+      identity: signed.identity ?? null,
+    });
     return 0;
   },
 };

@@ -12,7 +12,8 @@ import {
 import { type CommandSpec, flagString, type ParsedArgs, UsageError } from '../command.js';
 import { type CliContext, info } from '../context.js';
 import { IDENTITY_FLAG_SPECS, identityFlagValues, identityFromFlags, readTrustedRoot } from '../identity-flags.js';
-import { readInput } from '../io.js';
+import { readInput, readOptional } from '../io.js';
+import { fileJson, JSON_OUTPUT_FLAG, writeJsonResult } from '../json-output.js';
 import { loadPublicKey } from '../keyref.js';
 
 const DIGEST_ARGUMENT = /^sha256:([0-9a-fA-F]{64})$/;
@@ -46,7 +47,12 @@ Prints "Verified OK" on stderr on success; exit 0 verified, 1 refused, 2 usage.`
       value: 'PUB',
       description: 'The public key: a PEM file, env://VAR, a cosign private key file, or a KMS/HSM URI. Without it, keyless.',
     },
-    { name: 'signature', type: 'string', value: 'FILE', description: 'The detached signature file (base64 or raw DER).' },
+    {
+      name: 'signature',
+      type: 'string',
+      value: 'SIG',
+      description: 'The detached signature: a file (base64 or raw DER), or the base64 signature itself (as cosign takes it).',
+    },
     { name: 'bundle', type: 'string', value: 'FILE', description: 'A Sigstore bundle or legacy cosign bundle.' },
     {
       name: 'signature-digest-algorithm',
@@ -68,6 +74,7 @@ Prints "Verified OK" on stderr on success; exit 0 verified, 1 refused, 2 usage.`
       description:
         "With --key: do not check the bundle's transparency-log entries (verify by key alone; with --trusted-root a timestamp still dates the signature).",
     },
+    JSON_OUTPUT_FLAG,
     { name: 'offline', type: 'boolean', description: 'Accepted for cosign compatibility: APX always verifies offline.' },
     {
       name: 'use-signed-timestamps',
@@ -87,15 +94,11 @@ Prints "Verified OK" on stderr on success; exit 0 verified, 1 refused, 2 usage.`
     const alg = flagString(args, 'signature-digest-algorithm');
     if (alg) options.digestAlgorithm = parseDigestAlgorithm(alg);
 
-    const verifier = new SignatureVerifier(await loadPublicKey(ctx, keyRef), options);
+    const publicKey = await loadPublicKey(ctx, keyRef);
+    const verifier = new SignatureVerifier(publicKey, options);
     const blob = await readTarget(ctx, target);
     if (sigPath) {
-      const sig = await readInput(
-        ctx,
-        sigPath,
-        'signature file',
-        'pass the .sig file written by apx sign-blob or cosign sign-blob',
-      );
+      const sig = await readSignature(ctx, sigPath);
       if (blob instanceof Uint8Array) verifier.verify(blob, sig);
       else verifier.verifyDigest(blob.algorithm, blob.digest, sig);
     }
@@ -129,6 +132,14 @@ Prints "Verified OK" on stderr on success; exit 0 verified, 1 refused, 2 usage.`
       }
     }
     info(ctx, 'Verified OK');
+    writeJsonResult(ctx, args, {
+      verified: true,
+      blob: targetJson(target, blob),
+      keyId: publicKey.keyId,
+      identity: null,
+      signature: sigPath ?? null,
+      bundle: bundlePath ?? null,
+    });
     return 0;
   },
 };
@@ -164,9 +175,31 @@ async function verifyKeyless(ctx: CliContext, args: ParsedArgs, target: string, 
   }
   const rootPath = flagString(args, 'trusted-root');
   const trustedRoot = rootPath ? await readTrustedRoot(ctx, rootPath) : publicGoodTrustedRoot();
-  verifyKeylessBundle(parsed, blob, { trustedRoot, identities: [identity] });
+  const verified = verifyKeylessBundle(parsed, blob, { trustedRoot, identities: [identity] });
   info(ctx, 'Verified OK');
+  writeJsonResult(ctx, args, {
+    verified: true,
+    blob: targetJson(target, blob),
+    keyId: null,
+    identity: verified.identity,
+    signature: null,
+    bundle: bundlePath,
+  });
   return 0;
+}
+
+const BASE64_SIGNATURE = /^[A-Za-z0-9+/]{16,}={0,2}$/;
+
+/**
+ * `--signature`: a file, or (as cosign takes it) the base64 signature itself. A file of that name
+ * wins; text that is not a file and not base64 is reported as a missing file.
+ */
+async function readSignature(ctx: CliContext, value: string): Promise<Buffer> {
+  const hint = 'pass the .sig file written by apx sign-blob or cosign sign-blob, or the base64 signature itself';
+  const file = await readOptional(ctx, value, 'signature file', hint);
+  if (file !== undefined) return file;
+  if (BASE64_SIGNATURE.test(value.trim())) return Buffer.from(value.trim(), 'utf8');
+  return readInput(ctx, value, 'signature file', hint);
 }
 
 /** The file's bytes, or its digest when given as sha256:<hex>. */
@@ -177,4 +210,10 @@ async function readTarget(ctx: CliContext, target: string): Promise<ArtifactInpu
     throw new UsageError(`${target} is not a sha256 digest: write sha256: and 64 hex digits`);
   }
   return readInput(ctx, target, 'file', 'pass the path of the file to verify, or sha256:<hex>');
+}
+
+/** `{ path, sha256 }` of what was verified (a file, or the digest given). */
+function targetJson(target: string, blob: ArtifactInput): { path: string | null; sha256: string } {
+  if (blob instanceof Uint8Array) return fileJson(target, blob);
+  return { path: null, sha256: Buffer.from(blob.digest).toString('hex') };
 }

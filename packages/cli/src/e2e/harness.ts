@@ -28,10 +28,17 @@ export interface Run {
 
 /**
  * The environment a test runs `apx` with: the test's own, COSIGN_PASSWORD set to the test
- * password, then `env` on top, where `undefined` removes a variable (e.g. no password).
+ * password, the audit log kept in the test's working directory (keys/audit.log: the user's
+ * ~/.config/apx/audit.log, the default, is never written by tests), then `env` on top, where
+ * `undefined` removes a variable (e.g. no password).
  */
 function environment(env: Record<string, string | undefined>): Record<string, string> {
-  const full: Record<string, string | undefined> = { ...process.env, COSIGN_PASSWORD: PASSWORD, ...env };
+  const full: Record<string, string | undefined> = {
+    ...process.env,
+    COSIGN_PASSWORD: PASSWORD,
+    APX_AUDIT_LOG: 'keys/audit.log',
+    ...env,
+  };
   return Object.fromEntries(Object.entries(full).filter((e): e is [string, string] => e[1] !== undefined));
 }
 

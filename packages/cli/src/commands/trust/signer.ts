@@ -5,6 +5,7 @@ import type { CliContext } from '../../context.js';
 import { IDENTITY_FLAG_SPECS, identityFlagValues, identityFromFlags } from '../../identity-flags.js';
 import { resolvePath } from '../../io.js';
 import { loadPublicKey } from '../../keyref.js';
+import { recordRotation } from '../../retired-keys.js';
 import {
   auditChange,
   commitChange,
@@ -109,6 +110,10 @@ up to 3 times, when your keys publish by themselves.`,
         environment: env,
         reference: `key ${keyId}`,
       });
+      // Signing for ENV with that key is refused from then on (apx sign, apx compile).
+      if (action === 'retire' && result.kind === 'published') {
+        await recordRotation(ctx, 'keys', { keyId, environment: env, retiredAt: at ?? new Date().toISOString() });
+      }
       const line =
         action === 'add'
           ? `${env} trusts artifact signing key ${keyId}`

@@ -29,7 +29,7 @@ export function passwordProvider(ctx: CliContext): PasswordProvider {
 }
 
 /** Reads one line from the terminal in raw mode, echoing nothing. */
-function promptHidden(ctx: CliContext, question: string): Promise<string> {
+export function promptHidden(ctx: CliContext, question: string): Promise<string> {
   const input = ctx.stdin as NodeJS.ReadStream;
   // Raw mode before the prompt: anything typed after the prompt is never echoed.
   input.setRawMode?.(true);

@@ -1,7 +1,9 @@
 import type { CommandSpec } from '../command.js';
 import { compileCommand } from './compile.js';
+import { completionCommand } from './completion.js';
 import { evalCommand } from './eval.js';
 import { generateKeyPairCommand } from './generate-key-pair.js';
+import { hashKeyCommand } from './hash-key.js';
 import { importKeyPairCommand } from './import-key-pair.js';
 import { indexCommand } from './index-cmd.js';
 import { inspectCommand } from './inspect.js';
@@ -32,6 +34,8 @@ export const COMMANDS: readonly CommandSpec[] = [
   revokeCommand,
   indexCommand,
   keysCommand,
+  hashKeyCommand,
   trustCommand,
   workerCommand,
+  completionCommand,
 ];

@@ -6,4 +6,14 @@ export { formatProblem, PolicyCheckError, PolicyError, PolicyErrorCode, type Pro
 export { formatPolicySource } from './format.js';
 export { POLICY_JSON_SCHEMA, policyJsonSchemaText, SCHEMA_ID, SCHEMA_PATH } from './json-schema.js';
 export type { ApiKey, Cidr, Effect, Policy, RateLimit, Route, Rule } from './model.js';
+export { REQUEST_FIELDS, type RequestProblem, requestFromValue } from './request.js';
 export { API_VERSION, KIND } from './schema.js';
+export {
+  compareDecision,
+  type Mismatch,
+  parseTestSuite,
+  TEST_SUFFIX,
+  type TestCase,
+  TestFileError,
+  type TestSuite,
+} from './test-suite.js';

@@ -2,7 +2,7 @@ import { API_VERSION, KIND, LIMITS, RATE_LIMIT_KEYS, VALUE_PATTERNS } from './sc
 
 /** Where the published schema lives in the repository, and its `$id`. */
 export const SCHEMA_PATH = 'schema/apx-v1.schema.json';
-export const SCHEMA_ID = 'https://apx.dev/schema/apx-v1.schema.json';
+export const SCHEMA_ID = 'urn:apx:schema:apx-v1';
 
 type JsonSchema = { [key: string]: unknown };
 

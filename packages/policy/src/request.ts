@@ -1,0 +1,56 @@
+import type { JwtInput, PolicyRequest } from '@apx/core';
+
+/** The fields of a request as `apx eval` and `apx test` take it (docs/policy-language.md). */
+export const REQUEST_FIELDS = ['method', 'host', 'path', 'ip', 'headers', 'bodySize', 'jwt'] as const;
+
+/** What is wrong with a request value: the field (`headers.X-Key`, or '' for the whole) and why. */
+export interface RequestProblem {
+  field: string;
+  message: string;
+}
+
+/**
+ * Reads a request value (parsed JSON or YAML) into the host's PolicyRequest, lowercasing
+ * header names and joining repeated ones with `, ` as a worker does. The shape is
+ * `{method, host, path, ip?, headers?, bodySize?, jwt?: {verified: false} | {verified: true, claims}}`.
+ */
+export function requestFromValue(raw: unknown): { request: PolicyRequest } | { problem: RequestProblem } {
+  const bad = (field: string, message: string) => ({ problem: { field, message } });
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) return bad('', 'expected an object');
+  const r = raw as Record<string, unknown>;
+  for (const k of Object.keys(r)) {
+    if (!(REQUEST_FIELDS as readonly string[]).includes(k)) return bad(k, `unknown field '${k}'`);
+  }
+  for (const k of ['method', 'host', 'path'] as const) {
+    if (typeof r[k] !== 'string') return bad(k, r[k] === undefined ? `missing '${k}'` : `'${k}' must be a string`);
+  }
+  const request: PolicyRequest = { method: r.method as string, host: r.host as string, path: r.path as string };
+  if (r.ip !== undefined) {
+    if (typeof r.ip !== 'string') return bad('ip', "'ip' must be a string");
+    request.ip = r.ip;
+  }
+  if (r.bodySize !== undefined) {
+    if (typeof r.bodySize !== 'number' || !(r.bodySize >= 0)) return bad('bodySize', "'bodySize' must be a non-negative number");
+    request.bodySize = r.bodySize;
+  }
+  if (r.headers !== undefined) {
+    if (typeof r.headers !== 'object' || r.headers === null || Array.isArray(r.headers))
+      return bad('headers', "'headers' must be an object");
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(r.headers)) {
+      if (typeof value !== 'string') return bad(`headers.${name}`, `header '${name}' must be a string`);
+      const key = name.toLowerCase();
+      headers[key] = headers[key] === undefined ? value : `${headers[key]}, ${value}`;
+    }
+    request.headers = headers;
+  }
+  if (r.jwt !== undefined) {
+    const j = r.jwt as Record<string, unknown>;
+    if (typeof j !== 'object' || j === null || typeof j.verified !== 'boolean')
+      return bad('jwt', "'jwt' must be {verified, claims}");
+    if (j.verified && (typeof j.claims !== 'object' || j.claims === null || Array.isArray(j.claims)))
+      return bad('jwt.claims', "'jwt.claims' must be an object");
+    request.jwt = (j.verified ? { verified: true, claims: j.claims } : { verified: false }) as JwtInput;
+  }
+  return { request };
+}

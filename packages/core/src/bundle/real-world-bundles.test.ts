@@ -1,8 +1,8 @@
 // Shapes of real-world Sigstore bundles that must verify (or must not), made offline with the
 // keyless fixture (@sigstore/mock's Fulcio, Rekor v1 and TSA, and the fixture's Rekor v2 log):
 // a keyed bundle whose only log evidence is an inclusion proof, a Rekor v2 checkpoint signed
-// by a log key outside its validity window, the same log entry carried twice, and a bundle
-// v0.1 whose inclusion proof has no checkpoint.
+// by a log key outside its validity window, the same log entry carried twice, a bundle
+// v0.1 whose inclusion proof has no checkpoint, and checkpoints that do not fit their proof.
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
@@ -173,6 +173,59 @@ describe('real-world bundle shapes', () => {
       promise.signedEntryTimestamp = flip(promise.signedEntryTimestamp);
     });
     assert.throws(() => keyless(setTampered), { code: CoreErrorCode.TLOG_INVALID });
+  });
+
+  it("reads a checkpoint strictly: its size and root hash are the proof's, its lines well formed, its signer the log", async () => {
+    const editCheckpoint = (bundle: string, edit: (entry: Json) => void) =>
+      edited(bundle, (j) => edit(j.verificationMaterial.tlogEntries[0]));
+    const envelopeEdit = (fn: (env: string) => string) => (entry: Json) => {
+      entry.inclusionProof.checkpoint.envelope = fn(entry.inclusionProof.checkpoint.envelope);
+    };
+    // Rekor v1 (the mock's origin is "<host:port> - <tree id>", signed as "<host:port>") and Rekor v2.
+    for (const bundle of [await svc.sign(blob), await svc.sign(blob, { rekorV2: true })]) {
+      keyless(bundle);
+      // An extra, well-formed signature by another name is ignored.
+      keyless(
+        editCheckpoint(
+          bundle,
+          envelopeEdit((env) => `${env}\u2014 witness.example AAAAAAAAAAAAAAAA\n`),
+        ),
+      );
+      const refused: Array<[string, (entry: Json) => void, RegExp]> = [
+        [
+          'proof root hash',
+          (e) => {
+            e.inclusionProof.rootHash = flip(e.inclusionProof.rootHash);
+          },
+          /checkpoint root hash is not the inclusion proof's root hash$/,
+        ],
+        [
+          'proof tree size',
+          (e) => {
+            e.inclusionProof.treeSize = String(Number(e.inclusionProof.treeSize) + 1);
+          },
+          /checkpoint is for a tree of \d+ entries, the inclusion proof for one of \d+$/,
+        ],
+        [
+          'signer name',
+          envelopeEdit((env) => env.replace(/\n\u2014 (\S+) /, '\n\u2014 sigst ')),
+          /checkpoint has no signature under its log's name \(.+\)$/,
+        ],
+        [
+          'malformed signature line',
+          envelopeEdit((env) => `${env}not a signature\n`),
+          /checkpoint has a malformed signature line "not a signature"$/,
+        ],
+        [
+          'tree size not decimal',
+          envelopeEdit((env) => env.replace(/^(.*\n)(\d+)\n/, (_m, o: string, n: string) => `${o}0x${Number(n).toString(16)}\n`)),
+          /checkpoint tree size "0x[0-9a-f]+" is not a decimal number$/,
+        ],
+      ];
+      for (const [label, edit, message] of refused) {
+        assert.throws(() => keyless(editCheckpoint(bundle, edit)), { code: CoreErrorCode.TLOG_INVALID, message }, label);
+      }
+    }
   });
 
   it('refuses a timestamp that does not parse with one line, not a stack', async () => {

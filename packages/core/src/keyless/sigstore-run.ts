@@ -11,6 +11,7 @@ import type { DigestAlgorithm } from '../digest.js';
 import { CoreErrorCode, VerificationError } from '../error.js';
 import type { VerifiedTime } from '../keys/validity.js';
 import { verifyPrehashed } from '../signature/prehashed.js';
+import { withCheckpointChecked } from './checkpoint.js';
 import type { SigstoreTrustedRoot } from './trusted-root.js';
 
 const lazyRequire = createRequire(import.meta.url);
@@ -180,7 +181,7 @@ export function toEntity(bundle: Bundle, artifact: Buffer | undefined): SignedEn
       { hint: 'pass the .sigstore.json bundle written by the signer', cause: err },
     );
   }
-  const entity = withV01InclusionProofsChecked(withoutRepeatedEntries(signed));
+  const entity = withEntries(withV01InclusionProofsChecked(withoutRepeatedEntries(signed)), withCheckpointChecked);
   if (bundle.content.$case !== 'dsseEnvelope') return entity;
   if (!bundle.verificationMaterial.tlogEntries.some((e) => e.kindVersion?.kind === 'hashedrekord')) return entity;
   const { dsse } = lazyRequire('@sigstore/core') as typeof import('@sigstore/core');
@@ -257,11 +258,17 @@ function withV01InclusionProofsChecked(entity: SignedEntity): SignedEntity {
     const { inclusionProof: _proof, ...rest } = entry;
     replaced.set(entry, rest as TlogEntry);
   }
-  const swap = (e: TlogEntry) => replaced.get(e) ?? e;
+  return withEntries(entity, (e) => replaced.get(e) ?? e);
+}
+
+/** The entity with each log entry replaced by `swap(entry)`, in its list and in its timestamps. */
+function withEntries(entity: SignedEntity, swap: (entry: TlogEntry) => TlogEntry): SignedEntity {
+  const swapped = new Map(entity.tlogEntries.map((e) => [e, swap(e)]));
+  const get = (e: TlogEntry) => swapped.get(e) ?? swap(e);
   return {
     ...entity,
-    tlogEntries: entity.tlogEntries.map(swap),
-    timestamps: entity.timestamps.map((t) => (t.$case === 'transparency-log' ? { ...t, tlogEntry: swap(t.tlogEntry) } : t)),
+    tlogEntries: entity.tlogEntries.map(get),
+    timestamps: entity.timestamps.map((t) => (t.$case === 'transparency-log' ? { ...t, tlogEntry: get(t.tlogEntry) } : t)),
   };
 }
 

@@ -10,7 +10,7 @@ import { PolicyError } from './error.js';
 import { formatPolicySource } from './format.js';
 import { SAMPLES_DIR } from './testing/artifacts.js';
 
-const samples = readdirSync(SAMPLES_DIR).filter((f) => f.endsWith('.yaml'));
+const samples = readdirSync(SAMPLES_DIR).filter((f) => f.endsWith('.yaml') && !f.endsWith('.test.yaml'));
 
 /** The value with the keys of every mapping in the order `keys` picks. */
 function permuted(v: unknown, pick: (keys: string[]) => string[]): unknown {
@@ -22,6 +22,13 @@ function permuted(v: unknown, pick: (keys: string[]) => string[]): unknown {
 
 describe('apx fmt: canonical policy YAML', () => {
   it('finds the samples', () => assert.ok(samples.length >= 3));
+
+  for (const name of samples) {
+    it(`the sample ${name} is in the canonical layout (apx fmt --check passes)`, () => {
+      const text = readFileSync(join(SAMPLES_DIR, name), 'utf8');
+      assert.equal(formatPolicySource(text, name), text);
+    });
+  }
 
   for (const name of samples) {
     it(`is idempotent and keeps the meaning of ${name}`, () => {

@@ -140,10 +140,18 @@ export function parseTestSuite(text: string, file: string): TestSuite {
       const head = field.split('.')[0] ?? '';
       const inRequest = head !== '' && Object.hasOwn(c.request as Record<string, unknown>, head);
       const where = inRequest ? locate([...path, 'request', ...field.split('.').slice(0, 2)]) : locate([...path, 'request']);
-      fail(
-        where,
-        `${inCase(`request${field ? `.${field}` : ''}`)}: ${parsed.problem.message}${field && !inRequest ? ' (after merging defaults.request)' : ''}${parsed.problem.message.startsWith('unknown field') ? didYouMean(field, REQUEST_FIELDS) : ''}`,
-      );
+      const { message } = parsed.problem;
+      const missing = message.startsWith('missing');
+      const shown = field !== '' && !missing ? `.${field}` : '';
+      const note = missing
+        ? Object.keys(defaults).length > 0
+          ? ' (in the case or in defaults.request)'
+          : ''
+        : field !== '' && !inRequest
+          ? ' (from defaults.request)'
+          : '';
+      const hint = message.startsWith('unknown field') ? didYouMean(field, REQUEST_FIELDS) : '';
+      fail(where, `${inCase(`request${shown}`)}: ${message}${note}${hint}`);
     }
     if (!isRecord(c.expect) || Object.keys(c.expect as object).length === 0)
       fail(
@@ -154,7 +162,12 @@ export function parseTestSuite(text: string, file: string): TestSuite {
     checkExpect(expect, (field, message) =>
       fail(
         locate([...path, 'expect', ...field], message.startsWith('unknown field')),
-        `${inCase(`expect.${field.join('.')}`)}: ${message}`,
+        `${inCase(
+          `expect.${field
+            .map((f) => (typeof f === 'number' ? `[${f}]` : f))
+            .join('.')
+            .replaceAll('.[', '[')}`,
+        )}: ${message}`,
       ),
     );
     return { name, line: locate(path).line, request: (parsed as { request: PolicyRequest }).request, expect };
@@ -193,7 +206,7 @@ function mergeRequest(defaults: Record<string, unknown>, request: Record<string,
   return merged;
 }
 
-type Report = (field: string[], message: string) => never;
+type Report = (field: (string | number)[], message: string) => never;
 
 function checkExpect(e: Record<string, unknown>, report: Report): void {
   for (const k of Object.keys(e)) {
@@ -239,16 +252,13 @@ function checkExpect(e: Record<string, unknown>, report: Report): void {
     if (!Array.isArray(e.rateLimits)) report(['rateLimits'], 'expected a list of charges (a bucket name, or {name, value, ...})');
     (e.rateLimits as unknown[]).forEach((c, i) => {
       if (typeof c === 'string') return;
-      if (!isRecord(c)) report(['rateLimits', String(i)], 'expected a bucket name or a mapping');
+      if (!isRecord(c)) report(['rateLimits', i], 'expected a bucket name or a mapping');
       for (const [k, v] of Object.entries(c as Record<string, unknown>)) {
         if (!CHARGE_FIELDS.includes(k))
-          report(
-            ['rateLimits', String(i), k],
-            `unknown field${didYouMean(k, CHARGE_FIELDS)}; expected ${CHARGE_FIELDS.join(', ')}`,
-          );
+          report(['rateLimits', i, k], `unknown field${didYouMean(k, CHARGE_FIELDS)}; expected ${CHARGE_FIELDS.join(', ')}`);
         const numeric = k === 'limit' || k === 'windowSeconds' || k === 'burst';
         if (numeric ? !Number.isInteger(v) : typeof v !== 'string')
-          report(['rateLimits', String(i), k], numeric ? 'expected an integer' : 'expected a string');
+          report(['rateLimits', i, k], numeric ? 'expected an integer' : 'expected a string');
       }
     });
   }

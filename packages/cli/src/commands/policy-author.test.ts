@@ -195,19 +195,23 @@ describe('apx test', () => {
 describe('apx fmt', () => {
   it('--check lists the files that differ and exits 1 without writing; fmt rewrites them; then --check passes', async () => {
     const dir = policyRepo();
-    const before = readFileSync(join(dir, 'policies', 'payments-api.yaml'), 'utf8');
-    chmodSync(join(dir, 'policies', 'payments-api.yaml'), 0o640);
+    // The samples are canonical: `default` first in spec is not (it comes last).
+    const policy = join(dir, 'policies', 'payments-api.yaml');
+    edit(policy, /^ {2}default: allow\n/m, '');
+    edit(policy, /^spec:\n/m, 'spec:\n  default: allow\n');
+    const before = readFileSync(policy, 'utf8');
+    chmodSync(policy, 0o640);
     const check = await apx(dir, 'fmt', '--check');
     assert.equal(check.code, 1);
-    // The samples write rateLimits before rules; the canonical order is rules first.
-    assert.ok(check.stdout.split('\n').includes('policies/payments-api.yaml'), check.stdout);
+    assert.equal(check.stdout, 'policies/payments-api.yaml\n');
     assert.equal(readFileSync(join(dir, 'policies', 'payments-api.yaml'), 'utf8'), before);
 
     const fmt = await apx(dir, 'fmt');
     assert.equal(fmt.code, 0, fmt.stderr);
     assert.ok(fmt.stdout.includes('formatted policies/payments-api.yaml\n'));
     const after = readFileSync(join(dir, 'policies', 'payments-api.yaml'), 'utf8');
-    assert.ok(after.indexOf('  rules:') < after.indexOf('  rateLimits:'));
+    assert.ok(after.endsWith('\n  default: allow\n'));
+    assert.equal(after, readFileSync(join(SAMPLES, 'payments-api.yaml'), 'utf8'));
     assert.equal(statSync(join(dir, 'policies', 'payments-api.yaml')).mode & 0o777, 0o640);
     // Test files are not policies: untouched.
     assert.equal(
@@ -228,6 +232,8 @@ describe('apx fmt', () => {
   it('a file that is not YAML: one line naming it, exit 1, nothing written', async () => {
     const dir = policyRepo();
     writeFileSync(join(dir, 'policies', 'broken.yaml'), 'apiVersion: apx/v1\nkind: [\n');
+    edit(join(dir, 'policies', 'payments-api.yaml'), /^ {2}default: allow\n/m, '');
+    edit(join(dir, 'policies', 'payments-api.yaml'), /^spec:\n/m, 'spec:\n  default: allow\n');
     const r = await apx(dir, 'fmt');
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^policies\/broken\.yaml:3:1: .*\nERROR: 1 file could not be formatted; nothing written;/);

@@ -2,10 +2,12 @@
 // http_service mode, Traefik and nginx), dry run, and the sampled decision log, on an
 // in-process worker serving the signed payments sample.
 import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type RunningWorker, resolveConfig, startWorker } from '@apx/worker';
-import { Workspace } from './harness.js';
+import { apx, ok, REPO, Workspace } from './harness.js';
 
 const ACME = { 'x-api-key': 'demo-acme-prod-key' };
 const GLOBEX = { 'x-api-key': 'demo-globex-key' };
@@ -53,7 +55,15 @@ describe('e2e: forward-auth /v1/authz, dry run and the decision log', () => {
   before(async () => {
     ws.stage(store, ws.compilePayments());
     enforcing = await startWith(ws, store, { APX_DEFAULT_POLICY: 'pb-pay-v1', APX_DECISION_LOG_SAMPLE: '1' }, enforcingLog);
-    dryRun = await startWith(ws, store, { APX_DRY_RUN: 'pb-pay-v1' }, dryRunLog);
+    // The dry-run worker serves the sample with 2 requests per client address and hour.
+    const limited = readFileSync(join(REPO, 'configs/samples/payments-api.yaml'), 'utf8').replace(
+      '  rateLimits:\n',
+      '  rateLimits:\n    - name: per-address\n      key: request.ip\n      limit: 2\n      window: 1h\n',
+    );
+    writeFileSync(ws.path('limited.yaml'), limited);
+    ok(apx(ws.dir, ['compile', '--out', 'build-limited', ws.path('limited.yaml')]));
+    ws.stage(ws.path('store-limited'), ws.path('build-limited', 'pb-pay-v1@1.0.0.wasm'));
+    dryRun = await startWith(ws, ws.path('store-limited'), { APX_DRY_RUN: 'pb-pay-v1' }, dryRunLog);
   });
   after(async () => {
     await enforcing?.stop();
@@ -196,5 +206,29 @@ describe('e2e: forward-auth /v1/authz, dry run and the decision log', () => {
     const metrics = await (await fetch(`${dryRun.url}/metrics`)).text();
     assert.match(metrics, /apx_decisions_dry_run_denied_total\{policy="pb-pay-v1"\} 2/);
     assert.match(metrics, /apx_decisions_total\{policy="pb-pay-v1",outcome="deny"\} 2/);
+  });
+  it('dry run lets a rate-limited request through too, marked and counted', async () => {
+    // 2 allowed requests per address and hour: the next 3 are over the limit.
+    const answers = [];
+    for (let i = 0; i < 5; i++) {
+      answers.push(
+        await get(`${dryRun.url}/v1/authz/pb-pay-v1/v1/payments/1`, { headers: { ...ACME, host: 'api.example.com' } }),
+      );
+    }
+    assert.deepEqual(
+      answers.map((a) => a.status),
+      [200, 200, 200, 200, 200],
+    );
+    assert.deepEqual(
+      answers.map((a) => a.headers['x-apx-dry-run']),
+      [undefined, undefined, 'true', 'true', 'true'],
+    );
+    const letThrough = 3;
+    // Allowed by the policy: the upstream still gets its header.
+    assert.ok(answers.every((a) => a.headers['x-policy-version'] === '1.0.0'));
+    const metrics = await (await fetch(`${dryRun.url}/metrics`)).text();
+    assert.match(metrics, new RegExp(`apx_decisions_dry_run_denied_total\\{policy="pb-pay-v1"\\} ${2 + letThrough}\\n`));
+    assert.match(metrics, new RegExp(`apx_decisions_total\\{policy="pb-pay-v1",outcome="rate_limited"\\} ${letThrough}\\n`));
+    assert.ok(parse(dryRunLog).some((l) => l.event === 'dry_run_denied' && l.status === 429));
   });
 });

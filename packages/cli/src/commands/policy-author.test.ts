@@ -357,3 +357,29 @@ describe('a CI pipeline over a policy repository', () => {
     assert.match(broken.output, /^FAIL policies\/admin\/admin-api\.test\.yaml:\d+ the CI key may not read users$/m);
   });
 });
+
+describe('docs/policy-language.md examples', () => {
+  const doc = readFileSync(join(REPO, 'docs', 'policy-language.md'), 'utf8');
+  const blocks = (lang: string) =>
+    [...doc.matchAll(new RegExp(`\`\`\`${lang}\\n([\\s\\S]*?)\`\`\``, 'g'))].map((m) => m[1] as string);
+
+  it('the test file example runs and passes against the payments sample', async () => {
+    const example = blocks('yaml').find((b) => b.startsWith('policy: payments-api.yaml'));
+    assert.ok(example, 'no test-file example in the docs');
+    const dir = policyRepo();
+    writeFileSync(join(dir, 'policies', 'payments-api.test.yaml'), example);
+    const r = await apx(dir, 'test', 'policies/payments-api.yaml');
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^ok: 2 cases passed \(1 file\)$/m);
+  });
+
+  it('the request example is what apx eval takes', async () => {
+    const example = blocks('json').find((b) => b.includes('"method"'));
+    assert.ok(example, 'no request example in the docs');
+    const dir = policyRepo();
+    writeFileSync(join(dir, 'request.json'), example);
+    const r = await apx(dir, 'eval', 'policies/payments-api.yaml', '--request', 'request.json');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout).identity, { kind: 'jwt', id: 'user-42', tenant: 'acme', plan: '' });
+  });
+});

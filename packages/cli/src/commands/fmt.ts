@@ -1,8 +1,8 @@
-import { readFile, stat } from 'node:fs/promises';
+import { chmod, readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { writeFileAtomic } from '@apx/sign';
 import { type CommandSpec, flagBool, UsageError } from '../command.js';
 import { type CliContext, info } from '../context.js';
+import { writeFileSet } from '../file-set.js';
 import { findFiles, pathKind, shownPath } from '../policy-files.js';
 
 /** A policy source: YAML whose top level says `apiVersion: apx/v1` (test files are not policies). */
@@ -17,7 +17,10 @@ async function policyFiles(ctx: CliContext, paths: string[]): Promise<{ path: st
     const kind = await pathKind(abs);
     if (kind === 'missing') throw new UsageError(`${p} does not exist`);
     if (kind === 'file') {
-      out.set(abs, await readFile(abs, 'utf8'));
+      const text = await readFile(abs, 'utf8');
+      if (abs.endsWith('.test.yaml') || !looksLikePolicy(text))
+        throw new UsageError(`${p} is not an apx/v1 policy (no top-level apiVersion: apx/v1); apx fmt formats policies only`);
+      out.set(abs, text);
       continue;
     }
     let found = 0;
@@ -43,7 +46,7 @@ kind, metadata, spec; inside spec: routes, auth, ip, rules, rateLimits, limits, 
 default; and so on, as docs/policy-language.md lists them), 2-space indentation, no line
 folding. Comments, quoting, flow or block style and blank lines are kept, and so is the
 meaning (the source digest apx compile records does not change). Files are rewritten
-atomically, only when they change; formatting twice changes nothing.
+all or none (Ctrl-C included), only when they change; formatting twice changes nothing.
 
 --check writes nothing: it lists the files that differ on stdout and exits 1 when there is
 one (0 when every file is canonical). A file that is not valid YAML: one line naming it,
@@ -93,10 +96,16 @@ exit 1.`,
         );
       return changed.length > 0 ? 1 : 0;
     }
-    for (const p of changed) {
+    // All or none, Ctrl-C included: every file is staged, then all are renamed into place.
+    const modes = await Promise.all(changed.map(async (p) => (await stat(p.path)).mode & 0o777));
+    await writeFileSet(
+      ctx,
+      changed.map((p) => ({ path: p.path, data: p.formatted })),
+    );
+    for (const [i, p] of changed.entries()) {
       // The new file keeps the old one's permissions.
-      const mode = (await stat(p.path)).mode & 0o777;
-      await writeFileAtomic(p.path, p.formatted, { overwrite: true, mode, describe: { what: 'policy file', path: p.shown } });
+      const mode = modes[i] as number;
+      if (mode !== 0o644) await chmod(p.path, mode);
       ctx.stdout.write(`formatted ${p.shown}\n`);
     }
     info(ctx, `${planned.length} file${planned.length === 1 ? '' : 's'} checked, ${changed.length} rewritten`);

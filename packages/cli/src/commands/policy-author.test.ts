@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { chmodSync, cpSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { chmodSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { describe, it } from 'node:test';
@@ -229,6 +230,16 @@ describe('apx fmt', () => {
     assert.equal((await apx(dir, 'test')).code, 0);
   });
 
+  it('a file named on the command line must be a policy (exit 2)', async () => {
+    const dir = policyRepo();
+    for (const file of ['policies/payments-api.test.yaml', 'k8s.yaml']) {
+      writeFileSync(join(dir, 'k8s.yaml'), 'apiVersion: v1\nkind: ConfigMap\n');
+      const r = await apx(dir, 'fmt', file);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, new RegExp(`^ERROR: ${file.replace('.', '\\.')} is not an apx/v1 policy`));
+    }
+  });
+
   it('a file that is not YAML: one line naming it, exit 1, nothing written', async () => {
     const dir = policyRepo();
     writeFileSync(join(dir, 'policies', 'broken.yaml'), 'apiVersion: apx/v1\nkind: [\n');
@@ -239,6 +250,57 @@ describe('apx fmt', () => {
     assert.match(r.stderr, /^policies\/broken\.yaml:3:1: .*\nERROR: 1 file could not be formatted; nothing written;/);
     assert.equal(r.stdout, '');
     assert.equal((await apx(dir, 'fmt', '--check', 'policies/payments-api.yaml')).code, 1, 'nothing was written');
+  });
+});
+
+const MAIN = join(REPO, 'packages', 'cli', 'dist', 'main.js');
+
+/** Runs apx with APX_TEST_PAUSE_AT=step and sends SIGINT once it says it paused there (no timing). */
+async function interruptAt(cwd: string, args: string[], step: string): Promise<{ status: number | null; stderr: string }> {
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    cwd,
+    env: { ...process.env, APX_TEST_PAUSE_AT: step },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  let paused = false;
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString('utf8');
+    if (!paused && stderr.includes(`APX_TEST_PAUSED ${step}\n`)) {
+      paused = true;
+      child.kill('SIGINT');
+    }
+  });
+  const status = await new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+  assert.ok(paused, `never paused at ${step}: ${stderr}`);
+  return { status, stderr };
+}
+
+describe('apx fmt under Ctrl-C (SIGINT)', () => {
+  it('rewrites every file or none, and leaves no temporary file', async () => {
+    for (const [step, expected] of [
+      ['write:temps-written', 'none'],
+      ['write:committing', 'all'],
+    ] as const) {
+      const dir = policyRepo();
+      const files = [join(dir, 'policies', 'payments-api.yaml'), join(dir, 'policies', 'admin', 'admin-api.yaml')];
+      const canonical = files.map((f) => readFileSync(f, 'utf8'));
+      for (const f of files) {
+        edit(f, /^ {2}default: (allow|deny)\n/m, '');
+        edit(f, /^spec:\n/m, `spec:\n  default: ${f.includes('admin') ? 'deny' : 'allow'}\n`);
+      }
+      const before = files.map((f) => readFileSync(f, 'utf8'));
+      const r = await interruptAt(dir, ['fmt', 'policies'], step);
+      assert.equal(r.status, 130, r.stderr);
+      const after = files.map((f) => readFileSync(f, 'utf8'));
+      assert.deepEqual(after, expected === 'all' ? canonical : before, step);
+      const names = readdirSync(join(dir, 'policies'), { recursive: true, encoding: 'utf8' });
+      assert.deepEqual(
+        names.filter((n) => n.endsWith('.tmp')),
+        [],
+        step,
+      );
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import { describeIdentityPolicy, type IdentityPolicyJson, identityPolicyJson } from '@apx/core';
-import { type RepositoryState, readEnvironmentCustom, type TrustRepository } from '@apx/trust';
+import type { RepositoryState, readEnvironmentCustom, TrustRepository } from '@apx/trust';
 import { type CommandSpec, flagString } from '../../command.js';
 import type { CliContext } from '../../context.js';
 import {
@@ -90,7 +90,16 @@ function validSigners(delegator: Metadata, delegation: Delegation, md: { signatu
 }
 
 /** What is in force in the repository, and what waits staged. */
-export function trustStatus(repo: TrustRepository, now: Date, only?: string): TrustStatus {
+/**
+ * `readCustom` is @apx/trust's readEnvironmentCustom, passed in: the trust module (tuf-js)
+ * loads only when a trust command runs.
+ */
+export function trustStatus(
+  repo: TrustRepository,
+  now: Date,
+  readCustom: typeof readEnvironmentCustom,
+  only?: string,
+): TrustStatus {
   const { state } = repo;
   const role = (
     name: string,
@@ -120,7 +129,7 @@ export function trustStatus(repo: TrustRepository, now: Date, only?: string): Tr
         }
       | undefined;
     const custom = md
-      ? readEnvironmentCustom(env, md.signed as Parameters<typeof readEnvironmentCustom>[1])
+      ? readCustom(env, md.signed as Parameters<typeof readEnvironmentCustom>[1])
       : { signers: [], identities: [], revoked: [] };
     environments.push({
       ...role(env, md, d),
@@ -244,7 +253,7 @@ the environments and staged changes shown to one.`,
       const { TrustRepository } = await trustModule();
       const repo = await TrustRepository.open(store);
       const now = new Date();
-      const status = trustStatus(repo, now, env);
+      const status = trustStatus(repo, now, (await trustModule()).readEnvironmentCustom, env);
       if (args.flags.json === true) writeJson(ctx, status);
       else ctx.stdout.write(renderStatus(status, now));
       return 0;

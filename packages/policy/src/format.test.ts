@@ -74,7 +74,7 @@ describe('apx fmt: canonical policy YAML', () => {
     }
   });
 
-  it('writes keys in the documented order, 2-space indented, keeping comments with their keys', () => {
+  it('writes keys in the documented order, 2-space indented, { a: 1 } and [a], keeping comments with their keys', () => {
     const text = [
       '# Orders API',
       'kind: PolicyBundle',
@@ -94,11 +94,11 @@ describe('apx fmt: canonical policy YAML', () => {
         '# Orders API',
         'apiVersion: apx/v1',
         'kind: PolicyBundle',
-        'metadata: {name: t, version: 1.0.0}',
+        'metadata: { name: t, version: 1.0.0 }',
         'spec:',
         '  routes:',
         '    - name: r # the only route',
-        '      match: {paths: ["/x"]}',
+        '      match: { paths: ["/x"] }',
         '  # default last',
         '  default: allow',
         '',
@@ -108,7 +108,7 @@ describe('apx fmt: canonical policy YAML', () => {
 
   it('keeps unknown keys (after the known ones) for the compiler to report', () => {
     const out = formatPolicySource('spec: {routes: [], colour: red, default: deny}\napiVersion: apx/v1\n', 'p.yaml');
-    assert.equal(out, 'apiVersion: apx/v1\nspec: {routes: [], default: deny, colour: red}\n');
+    assert.equal(out, 'apiVersion: apx/v1\nspec: { routes: [], default: deny, colour: red }\n');
   });
 
   it('refuses text that is not one strict YAML document, naming file, line and column', () => {

@@ -1,4 +1,16 @@
-import { type Document, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments } from 'yaml';
+import {
+  type Document,
+  isMap,
+  isPair,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseAllDocuments,
+  visit,
+  type YAMLMap,
+  type YAMLSeq,
+} from 'yaml';
+import type { StringifyContext } from 'yaml/util';
 import { PolicyError, PolicyErrorCode, type Problem } from './error.js';
 import { POLICY_JSON_SCHEMA } from './json-schema.js';
 import { MAX_SOURCE_BYTES } from './source.js';
@@ -64,6 +76,28 @@ function reorder(node: unknown, schema: Schema | undefined, place: 'top' | 'valu
   }
 }
 
+/**
+ * Flow mappings are written `{ a: 1 }`, flow sequences `[a, b]` (the layout of the
+ * repository's formatter for YAML, so the two agree). The yaml library pads both or neither;
+ * each flow collection's rendering context is set here.
+ */
+function padFlowMaps(doc: Document.Parsed): void {
+  visit(doc, {
+    Map(_, node) {
+      if (node.flow) withPadding(node, ' ');
+    },
+    Seq(_, node) {
+      if (node.flow) withPadding(node, '');
+    },
+  });
+}
+
+function withPadding(node: YAMLMap | YAMLSeq, padding: string): void {
+  const render = node.toString.bind(node);
+  node.toString = (ctx?: StringifyContext, onComment?: () => void, onChompKeep?: () => void) =>
+    ctx ? render({ ...ctx, flowCollectionPadding: padding }, onComment, onChompKeep) : render();
+}
+
 /** YAML rendering options of the canonical form. */
 const RENDER = { indent: 2, indentSeq: true, lineWidth: 0, minContentWidth: 0, flowCollectionPadding: false } as const;
 
@@ -98,6 +132,7 @@ export function formatPolicySource(text: string, file: string): string {
     throw problem(message, PolicyErrorCode.YAML_SYNTAX, line, col);
   }
   reorder(doc.contents, POLICY_JSON_SCHEMA, 'top');
+  padFlowMaps(doc);
   const out = doc.toString(RENDER);
   return out.endsWith('\n') ? out : `${out}\n`;
 }

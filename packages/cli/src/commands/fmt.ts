@@ -43,8 +43,8 @@ export const fmtCommand: CommandSpec = {
 apiVersion: apx/v1 (default: the current directory; *.test.yaml, node_modules, dist and dot
 directories are skipped). The canonical layout: keys in the documented order (apiVersion,
 kind, metadata, spec; inside spec: routes, auth, ip, rules, rateLimits, limits, headers,
-default; and so on, as docs/policy-language.md lists them), 2-space indentation, no line
-folding. Comments, quoting, flow or block style and blank lines are kept, and so is the
+default; and so on, as docs/policy-language.md lists them), 2-space indentation, flow
+mappings as { a: 1 } and flow lists as [a, b], no line folding. Comments, quoting, flow or block style and blank lines are kept, and so is the
 meaning (the source digest apx compile records does not change). Files are rewritten
 all or none (Ctrl-C included), only when they change; formatting twice changes nothing.
 

@@ -89,6 +89,14 @@ Prints "Verified OK" on stderr on success; exit 0 verified, 1 refused, 2 usage.`
     const sigPath = flagString(args, 'signature');
     const bundlePath = flagString(args, 'bundle');
     if (!keyRef) return verifyKeyless(ctx, args, target, bundlePath);
+    const identityFlags = Object.keys(identityFlagValues(args));
+    if (identityFlags.length > 0) {
+      // A key-signed bundle has no certificate to hold an identity to: the identity asked
+      // for could not be checked, so the request is refused rather than half-honoured.
+      throw new UsageError(
+        'pass either --key (a key-signed bundle) or the --certificate-* identity flags (a keyless bundle), not both',
+      );
+    }
     if (!sigPath && !bundlePath) throw new UsageError('pass --signature FILE or --bundle FILE');
     const options: SignatureVerifierOptions = {};
     const alg = flagString(args, 'signature-digest-algorithm');

@@ -208,6 +208,12 @@ describe('apx verify-blob speaks cosign', () => {
       1,
       /^ERROR: bundle digest does not match/,
     );
+    // A key and an identity to check together: the identity could not be checked, refused.
+    refused(
+      verify(['--key', 'key.pub', '--bundle', 'keyed.sigstore.json', '--trusted-root', 'trusted_root.json', ...identity]),
+      1,
+      /^ERROR: pass either --key \(a key-signed bundle\) or the --certificate-\* identity flags \(a keyless bundle\), not both/,
+    );
   });
 
   it('verifies apx sign-blob output by sha256: digest, with --signature and --bundle', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { describe, it } from 'node:test';
@@ -22,7 +22,13 @@ function collect(): { stream: PassThrough; text: () => string } {
 async function apx(cwd: string, ...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = collect();
   const err = collect();
-  const ctx: CliContext = { env: { COSIGN_PASSWORD: '' }, cwd, stdin: Readable.from([]), stdout: out.stream, stderr: err.stream };
+  const ctx: CliContext = {
+    env: { COSIGN_PASSWORD: '', APX_AUDIT_LOG: join(cwd, 'audit.log') },
+    cwd,
+    stdin: Readable.from([]),
+    stdout: out.stream,
+    stderr: err.stream,
+  };
   const code = await runCli(argv, ctx);
   return { code, stdout: out.text(), stderr: err.text() };
 }
@@ -388,35 +394,74 @@ describe('apx eval on sources and unsigned artifacts; --fail, --fail-defined', (
 });
 
 describe('a CI pipeline over a policy repository', () => {
-  /** The pipeline's gate steps in order; the first that fails stops it, as `set -e` would. */
-  async function pipeline(dir: string): Promise<{ failedAt: string | undefined; output: string }> {
+  const ARTIFACTS = ['pb-admin-v1@2.3.0', 'pb-pay-v1@1.0.0'];
+
+  /**
+   * The pipeline's steps in order, each a gate: fmt --check, test, compile --json (signed for
+   * staging), publish each artifact; the first that fails stops it, as `set -e` would.
+   * `beforePublish` plays what happens between the jobs (an upload that drops a file).
+   */
+  async function pipeline(dir: string, beforePublish?: () => void): Promise<{ failedAt: string | undefined; output: string }> {
     let output = '';
-    for (const step of [
+    const steps = [
       ['fmt', '--check', 'policies'],
       ['test', 'policies'],
-    ]) {
+      ['compile', '--json', '--env', 'staging', '--out', 'out', 'policies/admin/admin-api.yaml', 'policies/payments-api.yaml'],
+      ...ARTIFACTS.map((ref) => ['publish', '--store', 'store', '--env', 'staging', `out/${ref}.wasm`]),
+    ];
+    for (const step of steps) {
+      if (step[0] === 'publish' && step.at(-1)?.startsWith('out/pb-admin')) beforePublish?.();
       const r = await apx(dir, ...step);
       output += r.stdout + r.stderr;
-      if (r.code !== 0) return { failedAt: step.join(' '), output };
+      if (step[0] === 'compile' && r.code === 0) {
+        const doc = JSON.parse(r.stdout);
+        assert.ok(JSON.stringify(doc).includes('pb-pay-v1@1.0.0.wasm'), r.stdout);
+      }
+      if (r.code !== 0) return { failedAt: step.slice(0, 2).join(' '), output };
     }
     return { failedAt: undefined, output };
   }
 
-  it('passes when formatted and tested; fails on a format difference, then on a broken test', async () => {
+  async function signedRepo(): Promise<string> {
     const dir = policyRepo();
-    assert.equal((await apx(dir, 'fmt', 'policies')).code, 0);
-    assert.equal((await pipeline(dir)).failedAt, undefined);
+    const keys = await apx(dir, 'generate-key-pair', '--output-key-prefix', 'keys/cosign');
+    assert.equal(keys.code, 0, keys.stderr);
+    return dir;
+  }
 
+  it('passes when formatted, tested, compiled and published with bundles', async () => {
+    const dir = await signedRepo();
+    const r = await pipeline(dir);
+    assert.equal(r.failedAt, undefined, r.output);
+    const stored = readdirSync(join(dir, 'store'), { recursive: true, encoding: 'utf8' });
+    for (const ref of ARTIFACTS)
+      assert.ok(
+        stored.some((n) => n.endsWith(`${ref}.wasm.sigstore.json`)),
+        stored.join(', '),
+      );
+  });
+
+  it('fails on a format difference', async () => {
+    const dir = await signedRepo();
     edit(join(dir, 'policies', 'admin', 'admin-api.yaml'), /^ {2}default: deny\n/m, '  default:   deny\n');
-    const unformatted = await pipeline(dir);
-    assert.equal(unformatted.failedAt, 'fmt --check policies');
-    assert.match(unformatted.output, /^policies\/admin\/admin-api\.yaml$/m);
-    assert.equal((await apx(dir, 'fmt', 'policies')).code, 0);
+    const r = await pipeline(dir);
+    assert.equal(r.failedAt, 'fmt --check');
+    assert.match(r.output, /^policies\/admin\/admin-api\.yaml$/m);
+  });
 
+  it('fails on a broken test', async () => {
+    const dir = await signedRepo();
     edit(join(dir, 'policies', 'admin', 'admin-api.test.yaml'), 'rule: ci-deploys-only', 'rule: deployers-deploy');
-    const broken = await pipeline(dir);
-    assert.equal(broken.failedAt, 'test policies');
-    assert.match(broken.output, /^FAIL policies\/admin\/admin-api\.test\.yaml:\d+ the CI key may not read users$/m);
+    const r = await pipeline(dir);
+    assert.equal(r.failedAt, 'test policies');
+    assert.match(r.output, /^FAIL policies\/admin\/admin-api\.test\.yaml:\d+ the CI key may not read users$/m);
+  });
+
+  it('fails on a missing bundle at publish', async () => {
+    const dir = await signedRepo();
+    const r = await pipeline(dir, () => rmSync(join(dir, 'out', 'pb-admin-v1@2.3.0.wasm.sigstore.json')));
+    assert.equal(r.failedAt, 'publish --store');
+    assert.match(r.output, /bundle|sigstore\.json/);
   });
 });
 

@@ -69,6 +69,12 @@ export const CoreErrorCode = {
   TARGET_MISMATCH: 'TARGET_MISMATCH',
   /** The module's embedded `apx.meta` names another policy or version than the reference loaded. */
   EMBEDDED_NAME_MISMATCH: 'EMBEDDED_NAME_MISMATCH',
+  /** An attestation the environment requires (SBOM, provenance) is not beside the artifact. */
+  ATTESTATION_MISSING: 'ATTESTATION_MISSING',
+  /** An attestation that is malformed, of another predicate type, or not signed by a trusted signer. */
+  ATTESTATION_INVALID: 'ATTESTATION_INVALID',
+  /** A verified attestation whose content the environment's policy refuses (builder, source, compiler, component). */
+  ATTESTATION_POLICY_VIOLATION: 'ATTESTATION_POLICY_VIOLATION',
   /** Something presented as a VerifiedArtifact that core's verifier did not make (forged or copied). */
   ARTIFACT_NOT_VERIFIED: 'ARTIFACT_NOT_VERIFIED',
 } as const;

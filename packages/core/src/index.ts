@@ -15,6 +15,17 @@ export {
   MAX_ARTIFACT_BYTES,
   type VerifiedArtifact,
 } from './artifact/verified-artifact.js';
+export {
+  ATTESTATION_KINDS,
+  type AttestationKind,
+  attestationFileName,
+  attestationStatement,
+  COSIGN_PREDICATE_TYPES,
+  CYCLONEDX_PREDICATE_TYPE,
+  predicateOf,
+  predicateTypeOf,
+  SLSA_PROVENANCE_V1_PREDICATE_TYPE,
+} from './attestation/statement.js';
 export { decodeStdBase64 } from './base64.js';
 export {
   type ArtifactBinding,
@@ -37,6 +48,7 @@ export {
   artifactDigest,
   IN_TOTO_PAYLOAD_TYPE,
   IN_TOTO_STATEMENT_V1,
+  IN_TOTO_STATEMENT_V01,
   isArtifactDigest,
   verifyBundle,
 } from './bundle/verify.js';

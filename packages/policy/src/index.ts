@@ -17,3 +17,4 @@ export {
   TestFileError,
   type TestSuite,
 } from './test-suite.js';
+export { compilerToolchain, type ToolchainPackage } from './toolchain.js';

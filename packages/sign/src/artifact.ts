@@ -1,11 +1,8 @@
-import { type ArtifactBinding, bindingStatement, IN_TOTO_PAYLOAD_TYPE } from '@apx/core';
-import { bundleToJSON, toDSSEBundle } from '@sigstore/bundle';
-import { dsse } from '@sigstore/core';
+import { type ArtifactBinding, bindingStatement } from '@apx/core';
 import type { Witness } from '@sigstore/sign';
-import { publicKeyPem } from './blob.js';
+import { signStatement } from './attestation.js';
 import { isKeyless, type SigningIdentity } from './keyless.js';
 import type { Signer } from './signer/signer.js';
-import { witnessBundle } from './witness.js';
 
 export interface ArtifactSignature {
   /** The `.sig` file: cosign's detached signature over the artifact bytes. */
@@ -39,20 +36,11 @@ export async function signArtifact(
   const blob = await signer.sign(artifact);
   const cert = isKeyless(signer) ? await signer.certificate() : undefined;
   const statement = bindingStatement(artifact, { ...claims, size: artifact.byteLength, signedAt: now.toISOString() });
-  const payload = Buffer.from(JSON.stringify(statement), 'utf8');
-  const envelopeSig = await signer.sign(dsse.preAuthEncoding(IN_TOTO_PAYLOAD_TYPE, payload));
-  const bundle = toDSSEBundle({
-    artifact: payload,
-    artifactType: IN_TOTO_PAYLOAD_TYPE,
-    signature: envelopeSig.signature,
-    ...(cert ? { certificate: cert.der } : { keyHint: envelopeSig.publicKey.keyId }),
-    certificateChain: false,
-  });
   // Keyless: Rekor logs the envelope (and a TSA may timestamp it); keyed: a timestamp at most.
-  await witnessBundle(bundle, cert ? cert.pem : publicKeyPem(envelopeSig.publicKey), options.witnesses ?? []);
+  const { bundleJson } = await signStatement(signer, statement, options);
   return {
     signatureFileContent: blob.signature.toString('base64'),
-    bundleJson: JSON.stringify(bundleToJSON(bundle)),
+    bundleJson,
     statement,
     keyId: blob.publicKey.keyId,
     ...(cert ? { certificatePem: cert.pem, identity: cert.identity } : {}),

@@ -2,6 +2,7 @@
 
 export type { Witness } from '@sigstore/sign';
 export { type ArtifactSignature, type BindingClaims, signArtifact } from './artifact.js';
+export { type SignedStatement, signStatement } from './attestation.js';
 export { AuditLog, appendAuditLine, type SigningRecord } from './audit.js';
 export { type BlobSignature, publicKeyPem, type SignOptions, signBlob } from './blob.js';
 export { SignError, SignErrorCode } from './error.js';

@@ -8,8 +8,10 @@ export {
   type ArtifactRef,
   BUNDLE_SUFFIX,
   formatArtifactRef,
+  PROVENANCE_SUFFIX,
   parseArtifactRef,
   parseVersionObjectName,
+  SBOM_SUFFIX,
   SIGNATURE_SUFFIX,
   versionObjectNames,
 } from './names.js';

@@ -7,6 +7,9 @@ export { type ArtifactRef, formatArtifactRef };
 export const ARTIFACT_SUFFIX = '.wasm';
 export const SIGNATURE_SUFFIX = '.wasm.sig';
 export const BUNDLE_SUFFIX = '.wasm.sigstore.json';
+/** Signed attestations beside the artifact (docs/security-model.md, "Attestations"). */
+export const SBOM_SUFFIX = '.wasm.sbom.sigstore.json';
+export const PROVENANCE_SUFFIX = '.wasm.provenance.sigstore.json';
 
 /**
  * Core's reference parsing, with the storage error code: a bad object name is a storage
@@ -22,15 +25,27 @@ export function parseArtifactRef(ref: string): ArtifactRef {
   }
 }
 
-/** The three object names of one version: `<ref>.wasm`, `.wasm.sig`, `.wasm.sigstore.json`. */
-export function versionObjectNames(ref: ArtifactRef): { artifact: string; signature: string; bundle: string } {
+/** The object names of one version: `<ref>.wasm`, `.wasm.sig`, `.wasm.sigstore.json` and the attestations. */
+export function versionObjectNames(ref: ArtifactRef): {
+  artifact: string;
+  signature: string;
+  bundle: string;
+  sbom: string;
+  provenance: string;
+} {
   const base = formatArtifactRef(ref);
-  return { artifact: `${base}${ARTIFACT_SUFFIX}`, signature: `${base}${SIGNATURE_SUFFIX}`, bundle: `${base}${BUNDLE_SUFFIX}` };
+  return {
+    artifact: `${base}${ARTIFACT_SUFFIX}`,
+    signature: `${base}${SIGNATURE_SUFFIX}`,
+    bundle: `${base}${BUNDLE_SUFFIX}`,
+    sbom: `${base}${SBOM_SUFFIX}`,
+    provenance: `${base}${PROVENANCE_SUFFIX}`,
+  };
 }
 
 /** Splits an object name such as `pb-pay-v1@1.0.0.wasm.sig` into its reference and suffix. */
 export function parseVersionObjectName(name: string): { ref: ArtifactRef; suffix: string } | undefined {
-  for (const suffix of [BUNDLE_SUFFIX, SIGNATURE_SUFFIX, ARTIFACT_SUFFIX]) {
+  for (const suffix of [SBOM_SUFFIX, PROVENANCE_SUFFIX, BUNDLE_SUFFIX, SIGNATURE_SUFFIX, ARTIFACT_SUFFIX]) {
     if (name.endsWith(suffix)) {
       try {
         return { ref: parseArtifactRef(name.slice(0, -suffix.length)), suffix };

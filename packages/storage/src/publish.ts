@@ -45,7 +45,13 @@ export async function publishArtifact(store: ArtifactStore, request: PublishRequ
       hint: 'sign the artifact with apx sign-blob (or cosign sign-blob) before publishing',
     });
   }
-  const written = [names.artifact, names.signature, ...(request.bundle ? [names.bundle] : [])];
+  const attestations = (['sbom', 'provenance'] as const).filter((k) => request[k] !== undefined);
+  const written = [
+    names.artifact,
+    names.signature,
+    ...(request.bundle ? [names.bundle] : []),
+    ...attestations.map((k) => names[k]),
+  ];
   const signal = request.signal;
   const progress = request.progress ?? (() => undefined);
   signal?.throwIfAborted();
@@ -65,6 +71,11 @@ export async function publishArtifact(store: ArtifactStore, request: PublishRequ
     if (request.bundle) {
       if ((await store.put(names.bundle, request.bundle, rest)) === 'created') outcome = 'created';
       await progress(names.bundle);
+    }
+    // Attestations before the artifact too: a reader that finds the artifact finds them.
+    for (const kind of attestations) {
+      if ((await store.put(names[kind], request[kind] as Uint8Array, rest)) === 'created') outcome = 'created';
+      await progress(names[kind]);
     }
   } catch (err) {
     // ECDSA signatures are randomized: re-signing the same artifact gives other bytes. If
@@ -102,6 +113,8 @@ export interface FetchOptions {
   /** Artifact cap; default the runbook's 10 MiB. */
   maxBytes?: number;
   signal?: AbortSignal;
+  /** Also read the SBOM and provenance attestations (an environment that requires them). */
+  attestations?: boolean;
 }
 
 export interface FetchedArtifact {
@@ -110,6 +123,8 @@ export interface FetchedArtifact {
   /** Undefined when the store holds no signature: the worker decides (strict refuses). */
   signature: Buffer | undefined;
   bundle: Buffer | undefined;
+  sbom?: Buffer | undefined;
+  provenance?: Buffer | undefined;
 }
 
 /**
@@ -128,7 +143,10 @@ export async function fetchArtifact(
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   if (store.getVersion) {
     const limits = { artifact: maxBytes, signature: MAX_SIGNATURE_BYTES, bundle: MAX_BUNDLE_BYTES };
-    const version = await store.getVersion(formatArtifactRef(parsed), limits, signal);
+    const version = await store.getVersion(formatArtifactRef(parsed), limits, {
+      ...signal,
+      ...(options.attestations ? { attestations: true } : {}),
+    });
     return version && { ref: formatArtifactRef(parsed), ...version };
   }
   // Artifact first: the publish order guarantees its signature is stored before it is.
@@ -138,7 +156,12 @@ export async function fetchArtifact(
     store.get(names.signature, { maxBytes: MAX_SIGNATURE_BYTES, ...signal }),
     store.get(names.bundle, { maxBytes: MAX_BUNDLE_BYTES, ...signal }),
   ]);
-  return { ref: formatArtifactRef(parsed), artifact, signature, bundle };
+  if (!options.attestations) return { ref: formatArtifactRef(parsed), artifact, signature, bundle };
+  const [sbom, provenance] = await Promise.all([
+    store.get(names.sbom, { maxBytes: MAX_BUNDLE_BYTES, ...signal }),
+    store.get(names.provenance, { maxBytes: MAX_BUNDLE_BYTES, ...signal }),
+  ]);
+  return { ref: formatArtifactRef(parsed), artifact, signature, bundle, sbom, provenance };
 }
 
 export interface ArtifactFiles extends VersionObjects {
@@ -184,7 +207,16 @@ export async function readArtifactFiles(
     });
   }
   const bundle = await readOptional(`${onDisk}.sigstore.json`);
-  return { ref, artifact, signature, ...(bundle ? { bundle } : {}) };
+  const sbom = await readOptional(`${onDisk}.sbom.sigstore.json`);
+  const provenance = await readOptional(`${onDisk}.provenance.sigstore.json`);
+  return {
+    ref,
+    artifact,
+    signature,
+    ...(bundle ? { bundle } : {}),
+    ...(sbom ? { sbom } : {}),
+    ...(provenance ? { provenance } : {}),
+  };
 }
 
 /**

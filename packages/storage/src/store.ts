@@ -52,6 +52,10 @@ export interface VersionObjects {
   artifact: Uint8Array;
   signature: Uint8Array;
   bundle?: Uint8Array;
+  /** The signed SBOM attestation (`.wasm.sbom.sigstore.json`), when there is one. */
+  sbom?: Uint8Array;
+  /** The signed provenance attestation (`.wasm.provenance.sigstore.json`), when there is one. */
+  provenance?: Uint8Array;
 }
 
 export interface VersionLimits {
@@ -65,6 +69,9 @@ export interface StoredVersion {
   artifact: Buffer;
   signature: Buffer | undefined;
   bundle: Buffer | undefined;
+  /** Attestation bundles (read only when asked for). */
+  sbom?: Buffer | undefined;
+  provenance?: Buffer | undefined;
 }
 
 /**
@@ -99,7 +106,11 @@ export interface ArtifactStore {
    * Stores that publish a version as one unit (OCI) read it as one unit too, so the three
    * files always come from the same publish. Limits as in `fetchArtifact`.
    */
-  getVersion?(ref: string, limits: VersionLimits, options?: { signal?: AbortSignal }): Promise<StoredVersion | undefined>;
+  getVersion?(
+    ref: string,
+    limits: VersionLimits,
+    options?: { signal?: AbortSignal; attestations?: boolean },
+  ): Promise<StoredVersion | undefined>;
   /** Releases sockets or child resources, if any. */
   close?(): Promise<void>;
 }

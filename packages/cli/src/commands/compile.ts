@@ -1,9 +1,10 @@
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, sep } from 'node:path';
 import { sha256Hex } from '@apx/core';
 import { fileError } from '@apx/core/os-error';
 import type { CompiledPolicy, PolicyErrorCode } from '@apx/policy';
 import { type ArtifactSignature, isKeyless, signArtifact } from '@apx/sign';
+import { type ArtifactAttestations, attestArtifact, attestationFiles, buildContext, type SourceFile } from '../attest/index.js';
 import { auditSigning } from '../audit.js';
 import { type CommandSpec, flagBool, flagString, UsageError } from '../command.js';
 import { type CliContext, info } from '../context.js';
@@ -38,6 +39,16 @@ function signPolicyArtifact(signing: Signing, compiled: CompiledPolicy, environm
   );
 }
 
+/** The source file each compiled policy came from (for its SBOM and provenance). */
+const SOURCES = new WeakMap<CompiledPolicy, SourceFile>();
+
+/** A source path as attestations name it: relative to the working directory when inside it. */
+function sourcePath(ctx: CliContext, file: string): string {
+  const abs = resolvePath(ctx, file);
+  const rel = relative(ctx.cwd, abs);
+  return (rel.startsWith('..') || isAbsolute(rel) ? abs : rel).split(sep).join('/');
+}
+
 // The compiler (YAML, CEL, wabt) loads when a command compiles, not at every `apx` start.
 const loadPolicy = () => import('@apx/policy');
 
@@ -48,9 +59,12 @@ async function compileAll(ctx: CliContext, files: string[]): Promise<CompiledPol
   let problems = 0;
   let firstCode: PolicyErrorCode | undefined;
   for (const file of files) {
-    const text = (await readInput(ctx, file, 'policy file', 'pass the path of an apx/v1 policy YAML file')).toString('utf8');
+    const bytes = await readInput(ctx, file, 'policy file', 'pass the path of an apx/v1 policy YAML file');
+    const text = bytes.toString('utf8');
     try {
-      compiled.push(await compilePolicy(text, file));
+      const c = await compilePolicy(text, file);
+      SOURCES.set(c, { path: sourcePath(ctx, file), sha256: sha256Hex(bytes), canonicalSha256: c.meta.sourceSha256 });
+      compiled.push(c);
     } catch (err) {
       if (!(err instanceof PolicyError)) throw err;
       for (const line of err.lines()) ctx.stderr.write(`${line}\n`);
@@ -100,7 +114,8 @@ export const compileCommand: CommandSpec = {
   summary: 'Compile apx/v1 policy YAML to signed WebAssembly artifacts (<name>@<version>.wasm).',
   usage: '[--out DIR] [--key KEY | --keyless [--identity-token TOKEN] | --no-sign] FILE...   |   --check ARTIFACT SOURCE',
   details: `Writes <name>@<version>.wasm, its signature .wasm.sig (base64, as cosign sign-blob) and a
-Sigstore bundle .wasm.sigstore.json into DIR, all or none (Ctrl-C included: the files go to
+Sigstore bundle .wasm.sigstore.json into DIR, with two signed attestations: a CycloneDX 1.6
+SBOM (.wasm.sbom.sigstore.json) and SLSA provenance v1 (.wasm.provenance.sigstore.json), all or none (Ctrl-C included: the files go to
 temporary names, then are renamed into place, each .wasm last). A policy with problems prints one
 line per problem (file:line:column path: message) and writes nothing. Output is deterministic:
 the same source and compiler version give the same bytes, so --check ARTIFACT SOURCE rebuilds
@@ -175,20 +190,40 @@ docs/operations.md ("Keyless signing"). --publish URL is validated before anythi
       const signer = signing?.signer;
       await prepareOutDir(ctx, outDir);
       await testPause(ctx, 'compile:compiled');
-      const results: Array<{ compiled: CompiledPolicy; wasmPath: string; signature: ArtifactSignature | undefined }> = [];
+      const results: Array<{
+        compiled: CompiledPolicy;
+        wasmPath: string;
+        signature: ArtifactSignature | undefined;
+        attestations: ArtifactAttestations | undefined;
+      }> = [];
+      const startedOn = new Date();
+      const build = buildContext(ctx.env, signer !== undefined && isKeyless(signer));
       for (const c of compiled) {
         const wasmPath = join(outDir, c.fileName);
         if (signer) await refuseRetiredKey(ctx, signer, environment);
         const signature = signing ? await signPolicyArtifact(signing, c, environment) : undefined;
         if (signer)
           await auditSigning(ctx, signer, 'compile', c.wasm, { reference: c.fileName.slice(0, -'.wasm'.length), environment });
-        results.push({ compiled: c, wasmPath, signature });
+        // The SBOM and the provenance, signed by the same signer (docs/security-model.md, "Attestations").
+        const source = SOURCES.get(c);
+        const attestations =
+          signing && source
+            ? await attestArtifact(c, wasmPath, source, {
+                signing,
+                keyless: isKeyless(signing.signer),
+                environment,
+                build,
+                startedOn,
+              })
+            : undefined;
+        results.push({ compiled: c, wasmPath, signature, attestations });
       }
       // Every file of every artifact in one all-or-none write: the .wasm files renamed last, so
       // an interrupted run leaves the previous complete sets, never a .sig without its .wasm.
       const files: PlannedFile[] = [];
       const stale: string[] = [];
-      for (const { compiled: c, wasmPath, signature } of results) {
+      for (const { compiled: c, wasmPath, signature, attestations } of results) {
+        if (attestations) files.push(...attestationFiles(attestations));
         if (signature) {
           files.push({ path: `${wasmPath}.sigstore.json`, data: signature.bundleJson, setting: '--out' });
           files.push({ path: `${wasmPath}.sig`, data: signature.signatureFileContent, setting: '--out' });
@@ -200,12 +235,13 @@ docs/operations.md ("Keyless signing"). --publish URL is validated before anythi
       }
       await writeFileSet(ctx, files, stale);
       const reports: unknown[] = [];
-      for (const { compiled: c, wasmPath, signature } of results) {
+      for (const { compiled: c, wasmPath, signature, attestations } of results) {
         human.stdout.write(`✓ Compiled: ${wasmPath}\n`);
         if (signature) {
           human.stdout.write(`✓ Signed:    ${wasmPath}.sig\n`);
           if (signature.identity) info(ctx, `  identity ${signature.identity.subject} (issuer ${signature.identity.issuer})`);
           describeEvidence(ctx, signature.bundleJson);
+          if (attestations) human.stdout.write(`✓ Attested: ${attestations.sbom.path}, ${attestations.provenance.path}\n`);
         } else info(ctx, `WARNING: ${wasmPath} is not signed (--no-sign); workers in strict mode will refuse it`);
         const published = store ? await publishToStore(human, store, wasmPath, { environment }) : undefined;
         reports.push({
@@ -217,6 +253,8 @@ docs/operations.md ("Keyless signing"). --publish URL is validated before anythi
           certificate: signature?.certificatePem ? fileJson(`${wasmPath}.pem`, signature.certificatePem) : null,
           keyId: signature && !signature.identity ? signature.keyId : null,
           identity: signature?.identity ?? null,
+          sbom: attestations ? fileJson(attestations.sbom.path, attestations.sbom.bundleJson) : null,
+          provenance: attestations ? fileJson(attestations.provenance.path, attestations.provenance.bundleJson) : null,
           published: published ? { store: published.store, outcome: published.outcome, objects: published.objects } : null,
         });
       }

@@ -9,6 +9,8 @@ import type { ParsedBundle } from './parse.js';
 
 export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
 export const IN_TOTO_STATEMENT_V1 = 'https://in-toto.io/Statement/v1';
+/** The statement type cosign attest-blob wrote before in-toto v1 (same fields). */
+export const IN_TOTO_STATEMENT_V01 = 'https://in-toto.io/Statement/v0.1';
 
 /**
  * The artifact's digest in place of its bytes (`sha256:<hex>`, cosign's and the Sigstore
@@ -200,8 +202,13 @@ export function checkStatement(payloadType: string, payload: Buffer, sha256: str
     });
   }
   const s = statement as { _type?: unknown; subject?: unknown };
-  if (typeof statement !== 'object' || statement === null || s._type !== IN_TOTO_STATEMENT_V1 || !Array.isArray(s.subject)) {
-    throw new VerificationError(CoreErrorCode.BUNDLE_INVALID, 'invalid bundle: the payload is not an in-toto Statement v1');
+  // v0.1 has v1's fields (subject, predicateType, predicate): cosign attest-blob still writes it.
+  const known = s._type === IN_TOTO_STATEMENT_V1 || s._type === IN_TOTO_STATEMENT_V01;
+  if (typeof statement !== 'object' || statement === null || !known || !Array.isArray(s.subject)) {
+    throw new VerificationError(
+      CoreErrorCode.BUNDLE_INVALID,
+      'invalid bundle: the payload is not an in-toto Statement (v1 or v0.1)',
+    );
   }
   const subjects = s.subject as Array<{ digest?: Record<string, unknown> }>;
   // in-toto matches subjects by digest only; names are informational.

@@ -111,7 +111,8 @@ export interface Manifest {
 }
 
 export function layerMediaType(name: string): string {
-  if (name.endsWith('.wasm.sigstore.json')) return BUNDLE_LAYER;
+  // The artifact's bundle and its attestations (.wasm.sbom.sigstore.json...) are all Sigstore bundles.
+  if (name.endsWith('.sigstore.json')) return BUNDLE_LAYER;
   if (name.endsWith('.wasm.sig')) return SIGNATURE_LAYER;
   return WASM_LAYER;
 }

@@ -154,7 +154,7 @@ export class OciStore implements ArtifactStore {
   async getVersion(
     refText: string,
     limits: VersionLimits,
-    options: { signal?: AbortSignal } = {},
+    options: { signal?: AbortSignal; attestations?: boolean } = {},
   ): Promise<StoredVersion | undefined> {
     const ref = parseArtifactRef(refText);
     const { repository, tag } = repositoryAndTag(this.#prefix, ref);
@@ -167,7 +167,12 @@ export class OciStore implements ArtifactStore {
       this.#layer(repository, found.manifest, names.signature, limits.signature, options.signal),
       this.#layer(repository, found.manifest, names.bundle, limits.bundle, options.signal),
     ]);
-    return { artifact, signature, bundle };
+    if (!options.attestations) return { artifact, signature, bundle };
+    const [sbom, provenance] = await Promise.all([
+      this.#layer(repository, found.manifest, names.sbom, limits.bundle, options.signal),
+      this.#layer(repository, found.manifest, names.provenance, limits.bundle, options.signal),
+    ]);
+    return { artifact, signature, bundle, sbom, provenance };
   }
 
   async #layer(
@@ -276,6 +281,8 @@ export class OciStore implements ArtifactStore {
         await this.#pushLayer(repository, names.artifact, objects.artifact, signal),
         await this.#pushLayer(repository, names.signature, objects.signature, signal),
         ...(objects.bundle ? [await this.#pushLayer(repository, names.bundle, objects.bundle, signal)] : []),
+        ...(objects.sbom ? [await this.#pushLayer(repository, names.sbom, objects.sbom, signal)] : []),
+        ...(objects.provenance ? [await this.#pushLayer(repository, names.provenance, objects.provenance, signal)] : []),
       ];
       const pushed = await this.#pushManifest(repository, tag, ref, layers, signal);
       // Another process may have pushed the same tag meanwhile: only one manifest can be there.
@@ -354,7 +361,10 @@ export class OciStore implements ArtifactStore {
     layers: Descriptor[],
     signal: AbortSignal | undefined,
   ): Promise<string> {
-    const sorted = [...layers].sort((a, b) => layerRank(a) - layerRank(b));
+    const title = (d: Descriptor) => d.annotations?.[TITLE] ?? '';
+    const sorted = [...layers].sort(
+      (a, b) => layerRank(a) - layerRank(b) || (title(a) < title(b) ? -1 : title(a) > title(b) ? 1 : 0),
+    );
     const wasmDigests = sorted.filter((l) => l.mediaType === WASM_LAYER).map((l) => l.digest);
     const config = Buffer.from(JSON.stringify({ architecture: 'wasm', os: 'apx', layerDigests: wasmDigests }));
     const configDigest = await this.#client.pushBlob(repository, config, signal);

@@ -1,4 +1,5 @@
 import { type Bundle, bundleFromJSON, isBundleWithDsseEnvelope, isBundleWithMessageSignature } from '@sigstore/bundle';
+import { X509Certificate } from '@sigstore/core';
 import { HashAlgorithm } from '@sigstore/protobuf-specs';
 import { decodeStdBase64 } from '../base64.js';
 import type { DigestAlgorithm } from '../digest.js';
@@ -37,6 +38,16 @@ function invalid(source: string, why: string, cause?: unknown): VerificationErro
   });
 }
 
+/** True for a certificate whose issuer is its own subject (a root), or that does not parse. */
+function isSelfIssued(der: Buffer): boolean {
+  try {
+    const cert = X509Certificate.parse(Buffer.from(der));
+    return cert.subject.equals(cert.issuer);
+  } catch {
+    return true;
+  }
+}
+
 /**
  * Reads a Sigstore bundle (v0.1 to v0.3, message signature or DSSE) or a legacy cosign
  * bundle. Structure is validated by @sigstore/bundle; nothing is trusted yet.
@@ -65,6 +76,16 @@ export function parseBundle(text: string, source = 'bundle'): ParsedBundle {
     throw invalid(source, err instanceof Error ? err.message : String(err), err);
   }
   const material = bundle.verificationMaterial;
+  if (material.content.$case === 'x509CertificateChain') {
+    // The chain carries the signing certificate and at most intermediates: a root there is
+    // not trusted for being there (roots come from the trusted root only), and the bundle
+    // specification forbids it; other clients refuse such a bundle, and so does APX.
+    for (const [i, cert] of material.content.x509CertificateChain.certificates.entries()) {
+      if (i > 0 && isSelfIssued(cert.rawBytes)) {
+        throw invalid(source, `its certificate chain includes a root certificate (certificate ${i + 1} is self-signed)`);
+      }
+    }
+  }
   const keyHint = material.content.$case === 'publicKey' ? material.content.publicKey.hint : undefined;
   const tlogEntries = material.tlogEntries.length;
   const timestamps = material.timestampVerificationData?.rfc3161Timestamps.length ?? 0;

@@ -228,6 +228,21 @@ describe('real-world bundle shapes', () => {
     }
   });
 
+  it('refuses a certificate chain that carries a root; the leaf alone verifies', async () => {
+    const bundle = await svc.sign(blob);
+    keyless(bundle);
+    const withRoot = edited(bundle, (j) => {
+      const material = j.verificationMaterial;
+      const leaf = material.certificate ?? material.x509CertificateChain.certificates[0];
+      delete material.certificate;
+      material.x509CertificateChain = { certificates: [leaf, { rawBytes: svc.material.caRoot.toString('base64') }] };
+    });
+    assert.throws(() => keyless(withRoot), {
+      code: CoreErrorCode.BUNDLE_INVALID,
+      message: /its certificate chain includes a root certificate \(certificate 2 is self-signed\)$/,
+    });
+  });
+
   it('refuses a timestamp that does not parse with one line, not a stack', async () => {
     const bundle = edited(await svc.sign(blob), (j) => {
       j.verificationMaterial.timestampVerificationData.rfc3161Timestamps[0].signedTimestamp = 'MAMCAQA=';

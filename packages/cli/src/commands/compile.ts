@@ -188,6 +188,7 @@ docs/operations.md ("Keyless signing"). --publish URL is validated before anythi
       const signing = await opening;
       if (signing && isKeyless(signing.signer)) await signing.signer.certificate();
       const signer = signing?.signer;
+      if (signer) await refuseRetiredKey(ctx, signer, environment);
       await prepareOutDir(ctx, outDir);
       await testPause(ctx, 'compile:compiled');
       const results: Array<{
@@ -200,7 +201,6 @@ docs/operations.md ("Keyless signing"). --publish URL is validated before anythi
       const build = buildContext(ctx.env, signer !== undefined && isKeyless(signer));
       for (const c of compiled) {
         const wasmPath = join(outDir, c.fileName);
-        if (signer) await refuseRetiredKey(ctx, signer, environment);
         const signature = signing ? await signPolicyArtifact(signing, c, environment) : undefined;
         if (signer)
           await auditSigning(ctx, signer, 'compile', c.wasm, { reference: c.fileName.slice(0, -'.wasm'.length), environment });

@@ -18,6 +18,7 @@ import { signBlobCommand } from './sign-blob.js';
 import { testCommand } from './test.js';
 import { trustCommand } from './trust/index.js';
 import { verifyCommand } from './verify.js';
+import { verifyAttestationCommand } from './verify-attestation.js';
 import { verifyBlobCommand } from './verify-blob.js';
 import { workerCommand } from './worker.js';
 
@@ -36,6 +37,7 @@ export const COMMANDS: readonly CommandSpec[] = [
   signCommand,
   signBlobCommand,
   verifyBlobCommand,
+  verifyAttestationCommand,
   publishCommand,
   revokeCommand,
   indexCommand,

@@ -178,6 +178,11 @@ async function verifyKeyless(ctx: CliContext, args: ParsedArgs, target: string, 
     await readInput(ctx, bundlePath, 'bundle file', 'pass the .sigstore.json bundle written beside the artifact')
   ).toString('utf8');
   const parsed = parseBundle(text, bundlePath);
+  if (parsed.format === 'cosign-legacy') {
+    throw new UsageError(
+      'this is a legacy cosign bundle ({"base64Signature": ...}): keyless verification needs a Sigstore bundle v0.1-v0.3 (cosign sign-blob --new-bundle-format); with --key it verifies by key',
+    );
+  }
   if (!isKeylessBundle(parsed)) {
     throw new UsageError('this bundle is signed with a key, not a certificate: verify it with --key');
   }

@@ -183,6 +183,13 @@ describe('apx verify-blob speaks cosign', () => {
       1,
       /^ERROR: this bundle is signed with a key, not a certificate: verify it with --key/,
     );
+    // cosign's pre-v3 bundle format is named as such, not as a key-signed bundle.
+    writeFileSync(join(dir, 'legacy.json'), JSON.stringify({ base64Signature: Buffer.from('sig').toString('base64') }));
+    refused(
+      verify(['--bundle', 'legacy.json', ...identity, ...root]),
+      1,
+      /^ERROR: this is a legacy cosign bundle \(\{"base64Signature": \.\.\.\}\): keyless verification needs a Sigstore bundle v0\.1-v0\.3/,
+    );
   });
 
   it('verifies a keyed bundle with --key, by file and digest, its log entry and timestamp against --trusted-root', () => {

@@ -186,6 +186,21 @@ describe('apx test', () => {
     assert.match(named.stdout, /FAIL orphan\.test\.yaml:2 x\n {5}allow: expected true, got false\n/);
   });
 
+  it('--run REGEX runs only the cases whose name matches', async () => {
+    const dir = policyRepo();
+    const r = await apx(dir, 'test', '--run', 'free plan', 'policies');
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(r.stdout.trim().split('\n'), [
+      'PASS policies/payments-api.test.yaml:38 the free plan may read',
+      'PASS policies/payments-api.test.yaml:45 the free plan may not write',
+      'ok: 2 cases passed (1 file)',
+    ]);
+    assert.equal((await apx(dir, 'test', '--run', 'nothing like this')).code, 2);
+    const bad = await apx(dir, 'test', '--run', '(');
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /^ERROR: --run \( is not a valid regular expression;/);
+  });
+
   it('a policy that does not compile fails its test file (exit 1) with the compiler problems', async () => {
     const dir = policyRepo();
     edit(join(dir, 'policies', 'payments-api.yaml'), 'effect: deny\n      status: 402', 'effect: deni\n      status: 402');

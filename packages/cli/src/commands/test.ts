@@ -2,7 +2,7 @@ import { access, readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { PolicyDecision, PolicyHost } from '@apx/core';
 import type { Mismatch, TestSuite } from '@apx/policy';
-import { type CommandSpec, flagBool, UsageError } from '../command.js';
+import { type CommandSpec, flagBool, flagString, UsageError } from '../command.js';
 import type { CliContext } from '../context.js';
 import { findFiles, pathKind, shownPath } from '../policy-files.js';
 import { loadHost, verifyUnsigned } from '../policy-source.js';
@@ -100,7 +100,7 @@ function summary(results: FileResult[]): { passed: number; failed: number; total
 export const testCommand: CommandSpec = {
   name: 'test',
   summary: 'Run policy unit tests (*.test.yaml: requests and expected decisions) against policy sources.',
-  usage: '[--json] [PATH...]',
+  usage: '[--run REGEX] [--json] [PATH...]',
   details: `Each PATH is a test file (*.test.yaml), a policy (its tests are the .test.yaml beside it)
 or a directory searched recursively for *.test.yaml (default: the current directory). A test
 file names cases: a request and the decision fields it expects (allow or effect, status,
@@ -114,6 +114,13 @@ case passes, 1 when one fails (or a policy does not compile), 2 for a usage mist
 file that cannot be read (one line naming the file, line, case and field).`,
   flags: [
     {
+      name: 'run',
+      type: 'string',
+      value: 'REGEX',
+      short: 'r',
+      description: 'Only the cases whose name matches this regular expression (JavaScript syntax).',
+    },
+    {
       name: 'json',
       type: 'boolean',
       description: 'Print one JSON document on stdout (every file, case, mismatch and decision) instead of text.',
@@ -122,6 +129,13 @@ file that cannot be read (one line naming the file, line, case and field).`,
   positionals: { min: 0, max: Number.MAX_SAFE_INTEGER, names: 'PATH' },
   async run(ctx, args) {
     const json = flagBool(args, 'json');
+    const runText = flagString(args, 'run');
+    let run: RegExp | undefined;
+    try {
+      run = runText === undefined ? undefined : new RegExp(runText);
+    } catch {
+      throw new UsageError(`--run ${runText} is not a valid regular expression`);
+    }
     const policyLib = await import('@apx/policy');
     const { compilePolicy, compareDecision, parseTestSuite, PolicyError, TEST_SUFFIX, TestFileError } = policyLib;
     const files = await testFiles(ctx, args.positionals.length > 0 ? args.positionals : ['.'], TEST_SUFFIX);
@@ -138,7 +152,8 @@ file that cannot be read (one line naming the file, line, case and field).`,
           throw new TestFileError(
             `${shown}: policy ${shownPath(ctx, policy)} not found; put the test beside its policy or name it in policy:`,
           );
-        suites.push({ file, suite, policy });
+        if (run) suite.cases = suite.cases.filter((c) => run.test(c.name));
+        if (suite.cases.length > 0) suites.push({ file, suite, policy });
       } catch (err) {
         if (!(err instanceof TestFileError)) throw err;
         broken.push(err.message);
@@ -149,6 +164,8 @@ file that cannot be read (one line naming the file, line, case and field).`,
       if (json) ctx.stdout.write(`${JSON.stringify({ ok: false, errors: broken }, null, 2)}\n`);
       return 2;
     }
+
+    if (suites.length === 0) throw new UsageError(`no test case matches --run ${runText}`);
 
     const compiled = new Map<string, { host: PolicyHost; faults: string[] } | { problems: string[] }>();
     const results: FileResult[] = [];

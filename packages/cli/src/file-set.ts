@@ -15,6 +15,8 @@ export interface PlannedFile {
   last?: boolean;
   /** Flag that named the path, for messages (--out, --output-signature...). */
   setting?: string;
+  /** What the file is, for messages (`signature file a-dir is a directory`); default `file`. */
+  what?: string;
 }
 
 /** Temporary files of apx: `.<name>.apx-<pid>-<hex>.tmp`, so a later run can tell whose they are. */
@@ -81,7 +83,7 @@ async function writeTemp(ctx: CliContext, file: PlannedFile, temp: string): Prom
 
 function describe(ctx: CliContext, file: PlannedFile, err: unknown): Error {
   const clear = fileError(err, {
-    what: 'file',
+    what: file.what ?? 'file',
     path: file.path,
     cwd: ctx.cwd,
     ...(file.setting ? { setting: file.setting } : {}),

@@ -63,9 +63,10 @@ BLOB may be - for stdin. The files written are written all or none (Ctrl-C inclu
     // Signature, bundle and certificate all or none (Ctrl-C included).
     const files: PlannedFile[] = [];
     if (outCert && signed.certificatePem)
-      files.push({ path: outCert, data: signed.certificatePem, setting: '--output-certificate' });
-    if (outSig) files.push({ path: outSig, data: signed.signatureFileContent, setting: '--output-signature' });
-    if (outBundle) files.push({ path: outBundle, data: signed.bundleJson, setting: '--bundle' });
+      files.push({ path: outCert, data: signed.certificatePem, setting: '--output-certificate', what: 'certificate file' });
+    if (outSig)
+      files.push({ path: outSig, data: signed.signatureFileContent, setting: '--output-signature', what: 'signature file' });
+    if (outBundle) files.push({ path: outBundle, data: signed.bundleJson, setting: '--bundle', what: 'bundle file' });
     if (files.length > 0) await writeFileSet(ctx, files);
     if (outCert && signed.certificatePem) info(ctx, `Wrote certificate to file ${outCert}`);
     if (outSig) info(ctx, `Wrote signature to file ${outSig}`);

@@ -38,7 +38,10 @@ export function requestFromValue(raw: unknown): { request: PolicyRequest } | { p
       return bad('headers', "'headers' must be an object");
     const headers: Record<string, string> = {};
     for (const [name, value] of Object.entries(r.headers)) {
-      if (typeof value !== 'string') return bad(`headers.${name}`, `header '${name}' must be a string`);
+      if (typeof value !== 'string') {
+        const quote = typeof value === 'number' || typeof value === 'boolean' ? ` (write "${value}")` : '';
+        return bad(`headers.${name}`, `header '${name}' must be a string${quote}`);
+      }
       const key = name.toLowerCase();
       headers[key] = headers[key] === undefined ? value : `${headers[key]}, ${value}`;
     }

@@ -68,6 +68,12 @@ describe('policy test files', () => {
       suiteError('cases:\n  - name: c\n    request: { method: GET, path: / }\n    expect: { allow: true }\n'),
       't.test.yaml:3:14 case "c": request: missing \'host\'',
     );
+    assert.equal(
+      suiteError(
+        'cases:\n  - name: c\n    request: { method: GET, host: h, path: /, headers: { X-Depth: 3 } }\n    expect: { allow: true }\n',
+      ),
+      't.test.yaml:3:67 case "c": request.headers.X-Depth: header \'X-Depth\' must be a string (write "3")',
+    );
     assert.match(suiteError('cases: []\n'), /^t\.test\.yaml:1:8 cases: expected a non-empty list/);
     assert.match(suiteError('a: &x 1\nb: *x\n'), /^t\.test\.yaml:2:4 YAML aliases are not allowed/);
   });

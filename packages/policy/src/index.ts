@@ -4,7 +4,15 @@ export { canonicalJson, sourceDigest } from './canonical.js';
 export { COMPILER_VERSION, type CompiledPolicy, compilePolicy, parsePolicy } from './compiler.js';
 export { formatProblem, PolicyCheckError, PolicyError, PolicyErrorCode, type Problem } from './error.js';
 export { formatPolicySource } from './format.js';
-export { POLICY_JSON_SCHEMA, policyJsonSchemaText, SCHEMA_ID, SCHEMA_PATH } from './json-schema.js';
+export {
+  POLICY_JSON_SCHEMA,
+  policyJsonSchemaText,
+  SCHEMA_ID,
+  SCHEMA_PATH,
+  TEST_JSON_SCHEMA,
+  TEST_SCHEMA_PATH,
+  testJsonSchemaText,
+} from './json-schema.js';
 export type { ApiKey, Cidr, Effect, Policy, RateLimit, Route, Rule } from './model.js';
 export { REQUEST_FIELDS, type RequestProblem, requestFromValue } from './request.js';
 export { API_VERSION, KIND } from './schema.js';

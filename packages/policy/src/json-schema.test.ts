@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 // An independent validator (tests only): the schema is judged by ajv, not by APX's own code.
@@ -7,7 +7,15 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { parse, stringify } from 'yaml';
 import { parsePolicy } from './compiler.js';
 import { PolicyError } from './error.js';
-import { POLICY_JSON_SCHEMA, policyJsonSchemaText, SCHEMA_PATH } from './json-schema.js';
+import {
+  POLICY_JSON_SCHEMA,
+  policyJsonSchemaText,
+  SCHEMA_PATH,
+  TEST_JSON_SCHEMA,
+  TEST_SCHEMA_PATH,
+  testJsonSchemaText,
+} from './json-schema.js';
+import { parseTestSuite, TestFileError } from './test-suite.js';
 import { REPO_ROOT, SAMPLES, SAMPLES_DIR } from './testing/artifacts.js';
 
 // strictRequired off: `required` inside if/then names properties the enclosing object declares.
@@ -235,6 +243,69 @@ describe('JSON Schema of apx/v1 (checked with ajv)', () => {
       mutate(p);
       assert.equal(schemaAccepts(p), false, `schema accepted: ${what}`);
       assert.equal(compilerAccepts(p), false, `compiler accepted: ${what}`);
+    }
+  });
+});
+
+describe('JSON Schema of apx test files (checked with ajv)', () => {
+  const validateTests = ajv.compile(TEST_JSON_SCHEMA);
+  const tests = readdirSync(SAMPLES_DIR).filter((f) => f.endsWith('.test.yaml'));
+
+  function suiteAccepts(value: unknown): boolean {
+    try {
+      parseTestSuite(stringify(value), 't.test.yaml');
+      return true;
+    } catch (err) {
+      assert.ok(err instanceof TestFileError, String(err));
+      return false;
+    }
+  }
+
+  it(`is published at ${TEST_SCHEMA_PATH}`, () => {
+    const published = JSON.parse(readFileSync(join(REPO_ROOT, TEST_SCHEMA_PATH), 'utf8'));
+    assert.deepEqual(
+      published,
+      JSON.parse(testJsonSchemaText()),
+      `regenerate it: ./tools/cli/apx schema --tests > ${TEST_SCHEMA_PATH}`,
+    );
+  });
+
+  it('validates every sample test file, as apx test reads them', () => {
+    assert.ok(tests.length >= 3);
+    for (const name of tests) {
+      const value = parse(readFileSync(join(SAMPLES_DIR, name), 'utf8'));
+      assert.ok(validateTests(value), `${name}: ${ajv.errorsText(validateTests.errors)}`);
+      assert.ok(suiteAccepts(value), name);
+    }
+  });
+
+  it('rejects typos and wrong types, and so does apx test', () => {
+    const base = parse(readFileSync(join(SAMPLES_DIR, 'payments-api.test.yaml'), 'utf8')) as Json;
+    const cases: [string, (t: Json) => void][] = [
+      ['expect.rout', (t) => Object.assign(at(t, ['cases', 0, 'expect']), { rout: 'x' })],
+      [
+        'expct',
+        (t) => {
+          const c = at(t, ['cases', 0]);
+          c.expct = c.expect;
+          delete c.expect;
+        },
+      ],
+      ['identity.tenent', (t) => Object.assign(at(t, ['cases', 0, 'expect', 'identity']), { tenent: 'a' })],
+      ['request.header', (t) => Object.assign(at(t, ['cases', 0, 'request']), { header: {} })],
+      ['a number header', (t) => Object.assign(at(t, ['cases', 0, 'request', 'headers']), { 'X-Depth': 3 })],
+      ['allow: "yes"', (t) => Object.assign(at(t, ['cases', 0, 'expect']), { allow: 'yes' })],
+      ['effect: permit', (t) => Object.assign(at(t, ['cases', 0, 'expect']), { effect: 'permit' })],
+      ['rateLimits[0].windw', (t) => Object.assign(at(t, ['cases', 0, 'expect', 'rateLimits', 0]), { windw: 1 })],
+      ['empty expect', (t) => Object.assign(at(t, ['cases', 0]), { expect: {} })],
+      ['no cases', (t) => Object.assign(t, { cases: [] })],
+      ['default (no s)', (t) => Object.assign(t, { default: {} })],
+    ];
+    for (const [what, mutate] of cases) {
+      const t = structuredClone(base);
+      mutate(t);
+      assert.equal(validateTests(t), false, `schema accepted ${what}`);
+      assert.equal(suiteAccepts(t), false, `apx test accepted ${what}`);
     }
   });
 });

@@ -201,3 +201,126 @@ export const POLICY_JSON_SCHEMA: JsonSchema = {
 export function policyJsonSchemaText(): string {
   return `${JSON.stringify(POLICY_JSON_SCHEMA, null, 2)}\n`;
 }
+
+/** The published schema of test files (`*.test.yaml`, apx test). */
+export const TEST_SCHEMA_PATH = 'schema/apx-test.schema.json';
+export const TEST_SCHEMA_ID = 'urn:apx:schema:apx-test';
+
+const requestSchema = (required: string[]): JsonSchema =>
+  object(
+    {
+      method: { type: 'string', description: 'As sent, e.g. GET.' },
+      host: { type: 'string', description: 'Without port.' },
+      path: { type: 'string', description: 'Without query string.' },
+      ip: { type: 'string', description: 'Client address; absent: unknown.' },
+      headers: {
+        type: 'object',
+        additionalProperties: { type: 'string' },
+        description: 'Header name to value (quote numbers: "3"); the raw API key goes here.',
+      },
+      bodySize: { type: 'integer', minimum: 0 },
+      jwt: {
+        type: 'object',
+        properties: { verified: { type: 'boolean' }, claims: { type: 'object' } },
+        required: ['verified'],
+        additionalProperties: false,
+        description: "The host's token check: {verified: false} or {verified: true, claims: {...}}.",
+      },
+    },
+    required,
+    'The request after the host-side work (docs/policy-language.md, "Requests").',
+  );
+
+const identityName = { type: ['string', 'null'], description: 'A name, or null for none.' };
+
+/**
+ * The JSON Schema of `apx test` files, for editors. `apx test` checks the same shape itself
+ * (test-suite.ts) and says which line is wrong; a request's required fields may come from
+ * `defaults.request`, which a schema cannot merge, so it requires none.
+ */
+export const TEST_JSON_SCHEMA: JsonSchema = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  $id: TEST_SCHEMA_ID,
+  title: 'APX policy tests (apx test)',
+  description: 'Cases for apx test: requests and the decision fields they must produce. See docs/policy-language.md.',
+  ...object(
+    {
+      policy: {
+        type: 'string',
+        minLength: 1,
+        description: 'The policy, relative to this file; default: this name without .test.',
+      },
+      defaults: object({ request: requestSchema([]) }, [], 'Merged under every case.'),
+      cases: {
+        type: 'array',
+        minItems: 1,
+        items: object(
+          {
+            name: { type: 'string', minLength: 1, description: 'Unique in the file.' },
+            request: requestSchema([]),
+            expect: {
+              ...object(
+                {
+                  allow: { type: 'boolean' },
+                  effect: { enum: ['allow', 'deny'] },
+                  status: { type: 'integer', minimum: 100, maximum: 599 },
+                  reason: { type: 'string' },
+                  route: identityName,
+                  rule: identityName,
+                  identity: object(
+                    {
+                      kind: { enum: ['none', 'apiKey', 'jwt'] },
+                      id: { type: 'string' },
+                      tenant: { type: 'string' },
+                      plan: { type: 'string' },
+                    },
+                    [],
+                  ),
+                  headers: object({ request: ref('expectedMutations'), response: ref('expectedMutations') }, []),
+                  rateLimits: {
+                    type: 'array',
+                    description: 'The charges, in order: a bucket name, or the fields to check.',
+                    items: {
+                      anyOf: [
+                        { type: 'string' },
+                        object(
+                          {
+                            name: { type: 'string' },
+                            key: { type: 'string' },
+                            value: { type: 'string' },
+                            limit: { type: 'integer' },
+                            windowSeconds: { type: 'integer' },
+                            burst: { type: 'integer' },
+                          },
+                          [],
+                        ),
+                      ],
+                    },
+                  },
+                },
+                [],
+                'Only the fields given are checked.',
+              ),
+              minProperties: 1,
+            },
+          },
+          ['name', 'request', 'expect'],
+        ),
+      },
+    },
+    ['cases'],
+  ),
+  $defs: {
+    expectedMutations: object(
+      {
+        set: { type: 'object', additionalProperties: { type: 'string' } },
+        remove: { type: 'array', items: { type: 'string' } },
+      },
+      [],
+    ),
+  },
+};
+
+export function testJsonSchemaText(): string {
+  return `${JSON.stringify(TEST_JSON_SCHEMA, null, 2)}\n`;
+}

@@ -57,7 +57,7 @@ describe('apx test', () => {
     const lines = r.stdout.trim().split('\n');
     assert.ok(lines.slice(0, -1).every((l) => l.startsWith('PASS policies/')));
     assert.match(lines.at(-1) ?? '', /^ok: \d+ cases passed \(2 files\)$/);
-    assert.ok(lines.some((l) => l === 'PASS policies/payments-api.test.yaml:9 a partner creates a payment'));
+    assert.ok(lines.some((l) => l === 'PASS policies/payments-api.test.yaml:10 a partner creates a payment'));
     // A policy named on the command line runs the tests beside it.
     const one = await apx(dir, 'test', 'policies/admin/admin-api.yaml');
     assert.equal(one.code, 0, one.stderr);
@@ -74,7 +74,7 @@ describe('apx test', () => {
     );
     const r = await apx(dir, 'test', 'policies');
     assert.equal(r.code, 1);
-    assert.ok(r.stdout.includes('FAIL policies/payments-api.test.yaml:45 the free plan may not write\n'), r.stdout);
+    assert.ok(r.stdout.includes('FAIL policies/payments-api.test.yaml:46 the free plan may not write\n'), r.stdout);
     assert.ok(r.stdout.includes('     status: expected 402, got 403\n'));
     assert.ok(r.stdout.includes('     rule: expected "free-plan-read-only", got "writes-need-scope"\n'));
     assert.ok(
@@ -128,26 +128,26 @@ describe('apx test', () => {
     assert.equal(r.stdout, '');
     assert.equal(
       r.stderr,
-      'ERROR: policies/payments-api.test.yaml:76:28 case "health checks need no credentials, from any internal host": ' +
+      'ERROR: policies/payments-api.test.yaml:77:28 case "health checks need no credentials, from any internal host": ' +
         "expect.rout: unknown field (did you mean 'route'?); expected allow, effect, status, reason, route, rule, identity, headers, rateLimits\n",
     );
     for (const [from, to, message] of [
       [
         'method: POST\n      path: /v1/payments\n      bodySize: 512',
         'method: 5\n      path: /v1/payments',
-        /:11:15 case "a partner creates a payment": request\.method: 'method' must be a string$/,
+        /:12:15 case "a partner creates a payment": request\.method: 'method' must be a string$/,
       ],
       [
         '    expect: { allow: false, status: 401, reason: invalid API key }',
         '    expect: { allow: no }',
-        /:57:22 case "an unknown API key is refused": expect\.allow: expected true or false$/,
+        /:58:22 case "an unknown API key is refused": expect\.allow: expected true or false$/,
       ],
       [
         '  - name: unknown paths are 404',
         '  - name: a denied network is refused before routing',
-        /:82:11 case "a denied network is refused before routing": name: a second case with this name/,
+        /:83:11 case "a denied network is refused before routing": name: a second case with this name/,
       ],
-      ['cases:', 'case:', /:8:1 case: unknown field \(did you mean 'cases'\?\)/],
+      ['cases:', 'case:', /:9:1 case: unknown field \(did you mean 'cases'\?\)/],
     ] as const) {
       const d = policyRepo();
       edit(join(d, 'policies', 'payments-api.test.yaml'), from, to);
@@ -191,8 +191,8 @@ describe('apx test', () => {
     const r = await apx(dir, 'test', '--run', 'free plan', 'policies');
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split('\n'), [
-      'PASS policies/payments-api.test.yaml:38 the free plan may read',
-      'PASS policies/payments-api.test.yaml:45 the free plan may not write',
+      'PASS policies/payments-api.test.yaml:39 the free plan may read',
+      'PASS policies/payments-api.test.yaml:46 the free plan may not write',
       'ok: 2 cases passed (1 file)',
     ]);
     assert.equal((await apx(dir, 'test', '--run', 'nothing like this')).code, 2);
@@ -326,10 +326,13 @@ describe('apx fmt under Ctrl-C (SIGINT)', () => {
 });
 
 describe('apx schema', () => {
-  it('prints the published JSON Schema', async () => {
+  it('prints the published JSON Schemas (policies, and with --tests test files)', async () => {
     const r = await apx(REPO, 'schema');
     assert.equal(r.code, 0);
     assert.deepEqual(JSON.parse(r.stdout), JSON.parse(readFileSync(join(REPO, 'schema', 'apx-v1.schema.json'), 'utf8')));
+    const tests = await apx(REPO, 'schema', '--tests');
+    assert.equal(tests.code, 0);
+    assert.deepEqual(JSON.parse(tests.stdout), JSON.parse(readFileSync(join(REPO, 'schema', 'apx-test.schema.json'), 'utf8')));
   });
 });
 

@@ -10,8 +10,9 @@ export interface RequestProblem {
 }
 
 /**
- * Reads a request value (parsed JSON or YAML) into the host's PolicyRequest, lowercasing
- * header names and joining repeated ones with `, ` as a worker does. The shape is
+ * Reads a request value (parsed JSON or YAML) into the host's PolicyRequest as a worker's
+ * /v1/decide does (toPolicyRequest): method uppercased, port and query string removed, header
+ * names lowercased (names repeated in another case are joined with `, `). The shape is
  * `{method, host, path, ip?, headers?, bodySize?, jwt?: {verified: false} | {verified: true, claims}}`.
  */
 export function requestFromValue(raw: unknown): { request: PolicyRequest } | { problem: RequestProblem } {
@@ -24,7 +25,12 @@ export function requestFromValue(raw: unknown): { request: PolicyRequest } | { p
   for (const k of ['method', 'host', 'path'] as const) {
     if (typeof r[k] !== 'string') return bad(k, r[k] === undefined ? `missing '${k}'` : `'${k}' must be a string`);
   }
-  const request: PolicyRequest = { method: r.method as string, host: r.host as string, path: r.path as string };
+  // As a worker's /v1/decide does: method uppercased, port and query string removed.
+  const request: PolicyRequest = {
+    method: (r.method as string).toUpperCase(),
+    host: (r.host as string).replace(/:\d+$/, ''),
+    path: (r.path as string).split('?')[0] as string,
+  };
   if (r.ip !== undefined) {
     if (typeof r.ip !== 'string') return bad('ip', "'ip' must be a string");
     request.ip = r.ip;

@@ -325,6 +325,24 @@ describe('apx fmt under Ctrl-C (SIGINT)', () => {
   });
 });
 
+describe('requests: apx eval and apx test read them as a worker does', () => {
+  it("agrees with the worker's toPolicyRequest (/v1/decide)", async () => {
+    const { requestFromValue } = await import('@apx/policy');
+    const { toPolicyRequest } = await import('@apx/worker');
+    const inputs = [
+      { method: 'get', host: 'api.example.com:8443', path: '/v1/payments?x=1', headers: { 'X-API-Key': 'k' } },
+      { method: 'POST', host: 'API.example.com', path: '/v1/refunds', ip: '2001:db8::1', bodySize: 12 },
+      { method: 'GET', host: 'h', path: '/', jwt: { verified: true, claims: { sub: 'u', roles: ['a'] } } },
+      { method: 'GET', host: 'h', path: '/', jwt: { verified: false } },
+    ];
+    for (const input of inputs) {
+      const ours = requestFromValue(input);
+      assert.ok('request' in ours, JSON.stringify(input));
+      assert.deepEqual(ours.request, toPolicyRequest(input), JSON.stringify(input));
+    }
+  });
+});
+
 describe('apx schema', () => {
   it('prints the published JSON Schemas (policies, and with --tests test files)', async () => {
     const r = await apx(REPO, 'schema');

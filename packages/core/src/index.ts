@@ -16,6 +16,15 @@ export {
   type VerifiedArtifact,
 } from './artifact/verified-artifact.js';
 export {
+  type AttestationRequirements,
+  attestationRequirementsJson,
+  bomComponents,
+  deniedComponent,
+  parseAttestationRequirements,
+  requiredKinds,
+  requiresNothing,
+} from './attestation/requirements.js';
+export {
   ATTESTATION_KINDS,
   type AttestationKind,
   attestationFileName,

@@ -3,7 +3,17 @@
 // it trusts and the record of what it revoked; each approved target carries `apx` with the
 // policy reference it approves.
 
-import { type IdentityPolicy, identityPolicyJson, PublicKey, parseIdentityPolicy } from '@apx/core';
+import {
+  type AttestationRequirements,
+  attestationRequirementsJson,
+  type IdentityPolicy,
+  identityPolicyJson,
+  isApxError,
+  PublicKey,
+  parseAttestationRequirements,
+  parseIdentityPolicy,
+  requiresNothing,
+} from '@apx/core';
 import type { Targets } from '@tufjs/models';
 import { TrustError, TrustErrorCode } from './error.js';
 
@@ -45,6 +55,8 @@ export interface EnvironmentCustom {
   /** Keyless signers; kept in `apx.signers` beside the keys. */
   identities?: IdentitySigner[];
   revoked: RevocationRecord[];
+  /** What the environment requires of artifacts' attestations (SBOM, provenance, conditions). */
+  attestations?: AttestationRequirements;
 }
 
 function invalid(role: string, why: string): TrustError {
@@ -97,7 +109,17 @@ export function readEnvironmentCustom(role: string, signed: Targets): Environmen
       throw invalid(role, `revoked[${i}] needs path, sha256, reason and revokedAt`);
     return { path: r.path, sha256: r.sha256, reason: r.reason, revokedAt: r.revokedAt };
   });
-  return identities.length > 0 ? { signers, identities, revoked } : { signers, revoked };
+  const custom: EnvironmentCustom = identities.length > 0 ? { signers, identities, revoked } : { signers, revoked };
+  if (raw.attestations !== undefined) {
+    try {
+      // A malformed requirement refuses the whole role: fail closed, never a check switched off.
+      custom.attestations = parseAttestationRequirements(raw.attestations, `in ${role} apx.attestations`);
+    } catch (err) {
+      if (!isApxError(err)) throw err;
+      throw invalid(role, `attestations: ${err.message}`);
+    }
+  }
+  return custom;
 }
 
 /** The `apx` field as written into an environment role. */
@@ -113,6 +135,9 @@ export function environmentCustomJson(custom: EnvironmentCustom): Record<string,
       ...(custom.identities ?? []).map((s) => ({ identity: identityPolicyJson(s.identity) })),
     ],
     revoked: custom.revoked.map((r) => ({ ...r })),
+    ...(custom.attestations && !requiresNothing(custom.attestations)
+      ? { attestations: attestationRequirementsJson(custom.attestations) }
+      : {}),
   };
 }
 

@@ -76,6 +76,8 @@ export class DiskCache {
         artifact,
         signature: await this.files.get(`blobs/${hex}.wasm.sig`, { maxBytes: 64 * 1024 }),
         bundle: await this.files.get(`blobs/${hex}.wasm.sigstore.json`, { maxBytes: 1024 * 1024 }),
+        sbom: await this.files.get(`blobs/${hex}.wasm.sbom.sigstore.json`, { maxBytes: 1024 * 1024 }),
+        provenance: await this.files.get(`blobs/${hex}.wasm.provenance.sigstore.json`, { maxBytes: 1024 * 1024 }),
       };
     } catch {
       return undefined; // an unreadable entry is a cache miss, never an error
@@ -87,6 +89,8 @@ export class DiskCache {
     await this.files.put(`blobs/${hex}.wasm`, material.artifact);
     if (material.signature) await this.files.put(`blobs/${hex}.wasm.sig`, material.signature);
     if (material.bundle) await this.files.put(`blobs/${hex}.wasm.sigstore.json`, material.bundle);
+    if (material.sbom) await this.files.put(`blobs/${hex}.wasm.sbom.sigstore.json`, material.sbom);
+    if (material.provenance) await this.files.put(`blobs/${hex}.wasm.provenance.sigstore.json`, material.provenance);
     await this.files.put(`refs/${ref}`, Buffer.from(digest)); // last: the index never points at a partial entry
   }
 

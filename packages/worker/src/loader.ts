@@ -244,7 +244,13 @@ export class PolicyLoader {
     }
     try {
       const verified = verifyPolicyArtifact({
-        material: { ref, artifact: material.artifact, signature: material.signature, bundle: material.bundle },
+        material: {
+          ref,
+          artifact: material.artifact,
+          signature: material.signature,
+          bundle: material.bundle,
+          attestations: { sbom: material.sbom, provenance: material.provenance },
+        },
         trust,
         policy: {
           environment: binding.environment,

@@ -7,6 +7,9 @@ export interface ArtifactMaterial {
   signature: Buffer | undefined;
   /** The `.sigstore.json` bundle; undefined when there is none. */
   bundle: Buffer | undefined;
+  /** Attestation bundles (`.wasm.sbom.sigstore.json`, `.wasm.provenance.sigstore.json`), when the source has them. */
+  sbom?: Buffer | undefined;
+  provenance?: Buffer | undefined;
 }
 
 /**

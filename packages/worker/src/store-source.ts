@@ -35,8 +35,19 @@ export async function openArtifactSource(
       const fetched = await fetchArtifact(store, formatArtifactRef(ref), {
         maxBytes: options.maxBytes,
         ...(options.signal ? { signal: options.signal } : {}),
+        // Read beside every artifact: which environment requires them is known only once
+        // verification starts, and a missing one costs a not-found answer.
+        attestations: true,
       });
-      return fetched ? { artifact: fetched.artifact, signature: fetched.signature, bundle: fetched.bundle } : undefined;
+      return fetched
+        ? {
+            artifact: fetched.artifact,
+            signature: fetched.signature,
+            bundle: fetched.bundle,
+            sbom: fetched.sbom,
+            provenance: fetched.provenance,
+          }
+        : undefined;
     },
     async versions(policyId: string) {
       return (await artifacts(`${policyId}@`)).filter((r) => r.policyId === policyId).map((r) => r.version);

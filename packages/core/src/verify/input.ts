@@ -1,4 +1,5 @@
 import type { ArtifactRef } from '../artifact/ref.js';
+import type { AttestationRequirements } from '../attestation/requirements.js';
 import type { IdentityPolicy } from '../keyless/identity.js';
 import type { SigstoreTrustedRoot } from '../keyless/trusted-root.js';
 import type { KeyValidity } from '../keys/validity.js';
@@ -12,6 +13,8 @@ export interface VerificationMaterial {
   signature?: Uint8Array | undefined;
   /** The `.sigstore.json` bundle; undefined when there is none. */
   bundle?: Uint8Array | undefined;
+  /** The attestation bundles beside the artifact (`.wasm.sbom.sigstore.json`, `.wasm.provenance.sigstore.json`). */
+  attestations?: { sbom?: Uint8Array | undefined; provenance?: Uint8Array | undefined } | undefined;
 }
 
 /** A key trusted to sign artifacts: the runbook's public key, or a signer a targets role names. */
@@ -61,6 +64,8 @@ export interface TufTrust {
   identities?: readonly IdentityPolicy[] | undefined;
   /** Versions of this policy the targets role names explicitly: each may load below the rollback floor. */
   namedVersions: ReadonlySet<string>;
+  /** What the environment requires of the artifact's attestations (its role's `apx.attestations`). */
+  attestations?: AttestationRequirements | undefined;
 }
 
 export type TrustInForce = KeysTrust | TufTrust;

@@ -7,6 +7,8 @@ import {
   type VerifiedArtifact,
 } from '../artifact/verified-artifact.js';
 import { START_SECTION, wasmSectionIds } from '../artifact/wasm-sections.js';
+import { checkCompilerFloor, checkProvenance, checkSbom, requiredKinds, requiresNothing } from '../attestation/requirements.js';
+import { ATTESTATION_KINDS, type AttestationKind, attestationFileName, predicateOf } from '../attestation/statement.js';
 import type { ArtifactBinding } from '../binding/statement.js';
 import { isKeylessBundle, verifyKeylessBundle } from '../bundle/keyless.js';
 import { type ParsedBundle, parseBundle } from '../bundle/parse.js';
@@ -73,7 +75,7 @@ export function signatureMaterialDigest(signature: Uint8Array | undefined, bundl
  *  5. (digest, signature) pair not blocked        13. no start section
  *  6. TUF: approved target, length and hashes     14. policy ABI
  *  7. rollback floor                              15. embedded apx.meta names the reference
- *  8. signature present (strict)
+ *  8. signature present (strict)                 10b. attestations the environment requires
  *
  * Revocation, approvals and freshness are the trust repository's: a revoked artifact is no
  * longer a target of the environment's role (step 6), a removed signer is no longer a
@@ -224,6 +226,13 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
     }
   }
 
+  // 10b. Attestations the environment requires (docs/security-model.md, "Attestations"): each
+  //      present, signed by a signer the environment trusts, about these bytes, and within the
+  //      environment's conditions (builders, source repositories, compiler floor, denied components).
+  if (trust.kind === 'tuf' && !requiresNothing(trust.attestations)) {
+    checkAttestations(trust, policy, material, file, artifact, binding, now());
+  }
+
   // 11. Runbook "Verification Steps" 4, magic bytes: `\0asm` version 1.
   if (artifact.byteLength < WASM_HEADER.length || !WASM_HEADER.equals(artifact.subarray(0, WASM_HEADER.length))) {
     throw new VerificationError(CoreErrorCode.ARTIFACT_NOT_WASM, 'invalid artifact: not a WASM file', {
@@ -283,6 +292,75 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
     trust: trustKind,
     verifiedAt: now(),
   });
+}
+
+/** Step 10b: every attestation the environment requires, verified, then its conditions. */
+function checkAttestations(
+  trust: Extract<TrustInForce, { kind: 'tuf' }>,
+  policy: VerificationPolicy,
+  material: VerificationMaterial,
+  file: string,
+  artifact: Uint8Array,
+  binding: ArtifactBinding | null,
+  now: Date,
+): void {
+  const r = trust.attestations;
+  if (!r) return;
+  const env = trust.environment;
+  for (const kind of requiredKinds(r)) {
+    const name = attestationFileName(file, kind);
+    const bytes = material.attestations?.[kind];
+    if (bytes === undefined) {
+      throw new VerificationError(
+        CoreErrorCode.ATTESTATION_MISSING,
+        `attestation missing: ${name} (${ATTESTATION_KINDS[kind].what} required in ${env})`,
+        { hint: `build the artifact with apx compile (it writes ${name}) and publish it with the artifact` },
+      );
+    }
+    const statement = verifyAttestation(trust, policy, bytes, name, kind, artifact, now);
+    if (kind === 'provenance') checkProvenance(statement, r, env);
+    else checkSbom(statement, r, env);
+  }
+  if (r.compilerMin) checkCompilerFloor(binding?.compilerVersion ?? null, r, env);
+}
+
+/** An attestation bundle verified like the artifact's: a trusted key (by hint) or a trusted identity. */
+function verifyAttestation(
+  trust: TrustInForce,
+  policy: VerificationPolicy,
+  bytes: Uint8Array,
+  name: string,
+  kind: AttestationKind,
+  artifact: Uint8Array,
+  now: Date,
+): Record<string, unknown> {
+  try {
+    const parsed = parseBundle(Buffer.from(bytes).toString('utf8'), name);
+    if (parsed.format !== 'sigstore' || parsed.content.kind !== 'dsse') {
+      throw new VerificationError(CoreErrorCode.ATTESTATION_INVALID, 'it is a signature, not an in-toto attestation');
+    }
+    let statement: Record<string, unknown> | undefined;
+    if (isKeylessBundle(parsed)) {
+      const identities = trust.identities ?? [];
+      if (identities.length === 0)
+        throw new VerificationError(CoreErrorCode.NOT_APPROVED, 'signed keylessly, and no identity is trusted');
+      statement = verifyKeylessBundle(parsed, artifact, {
+        trustedRoot: policy.trustedRoot ?? publicGoodTrustedRoot(),
+        identities,
+      }).statement;
+    } else {
+      statement = verifyBundleWith(parsed, artifact, undefined, candidatesOf(trust, parsed.keyHint), policy, now).statement;
+    }
+    if (!statement) throw new VerificationError(CoreErrorCode.ATTESTATION_INVALID, 'it carries no in-toto statement');
+    // The predicate type is the one this file name promises.
+    return { ...statement, predicate: predicateOf(statement, ATTESTATION_KINDS[kind].predicateType) };
+  } catch (err) {
+    if (!isApxError(err)) throw err;
+    throw new VerificationError(CoreErrorCode.ATTESTATION_INVALID, `attestation invalid: ${name}: ${err.message}`, {
+      hint: 'publish the attestation apx compile wrote beside this artifact, signed by a signer this environment trusts',
+      cause: err,
+    });
+  }
 }
 
 function parseBundleOf(material: VerificationMaterial, file: string): ParsedBundle {

@@ -2,6 +2,7 @@
 // driven over the artifact store, each step verified by tuf-js's TrustedMetadataStore, the
 // verified files kept in APX_STATE_DIR so that a restart never trusts anything older.
 
+import type { AttestationRequirements } from '@apx/core';
 import type { ArtifactStore } from '@apx/storage';
 import type { Metadata, Root, Targets } from '@tufjs/models';
 import { TrustedMetadataStore } from 'tuf-js/dist/store.js';
@@ -47,6 +48,8 @@ export interface TrustView {
   /** Identities trusted to sign artifacts keylessly for this environment. */
   identities: readonly IdentitySigner[];
   revoked: readonly RevocationRecord[];
+  /** What the environment requires of artifacts' attestations; undefined: nothing. */
+  attestations?: AttestationRequirements | undefined;
   refreshedAt: Date;
 }
 
@@ -447,6 +450,7 @@ function buildView(
     signers: custom.signers,
     identities: custom.identities ?? [],
     revoked: custom.revoked,
+    ...(custom.attestations ? { attestations: custom.attestations } : {}),
     refreshedAt: now,
   };
 }

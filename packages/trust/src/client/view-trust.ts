@@ -45,5 +45,6 @@ export function tufTrustFor(
         .filter((r) => r.policyId === ref.policyId)
         .map((r) => r.version),
     ),
+    ...(view?.attestations ? { attestations: view.attestations } : {}),
   };
 }

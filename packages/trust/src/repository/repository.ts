@@ -4,12 +4,14 @@
 
 import type { ArtifactRef } from '@apx/core';
 import {
+  type AttestationRequirements,
   artifactFileName,
   describeIdentityPolicy,
   formatArtifactRef,
   type IdentityPolicy,
   identityPolicyJson,
   type PublicKey,
+  requiresNothing,
 } from '@apx/core';
 import type { ArtifactStore } from '@apx/storage';
 import type { Metadata, Root, Snapshot, Targets, Timestamp } from '@tufjs/models';
@@ -262,6 +264,17 @@ export class TrustRepository {
     this.#environment(env);
     const base = (this.#liveStaged(env) as Metadata<Targets> | undefined) ?? this.state.environments.get(env);
     return new Map([[env, environmentJson(base, env, this.#nextVersion(env), this.#expires(env), change)]]);
+  }
+
+  /**
+   * Sets what an environment requires of artifacts' attestations (replacing what it required);
+   * requirements that ask for nothing remove the field.
+   */
+  requireAttestations(env: string, requirements: AttestationRequirements): Drafts {
+    return this.#changeEnvironment(env, (_targets, custom) => {
+      if (requiresNothing(requirements)) delete custom.attestations;
+      else custom.attestations = requirements;
+    });
   }
 
   /** Approves an artifact (by length and SHA-256) for an environment. */

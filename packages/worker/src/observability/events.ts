@@ -27,6 +27,10 @@ const SECURITY_EVENTS: Partial<Record<LoadErrorCode, string>> = {
   // Keyless: a valid certificate for an identity the environment does not trust.
   [CoreErrorCode.IDENTITY_MISMATCH]: 'untrusted_identity',
   [CoreErrorCode.REVOKED]: 'revoked_artifact',
+  // The environment's attestation policy (SBOM, provenance): missing, forged, or refused.
+  [CoreErrorCode.ATTESTATION_MISSING]: 'attestation_missing',
+  [CoreErrorCode.ATTESTATION_INVALID]: 'attestation_invalid',
+  [CoreErrorCode.ATTESTATION_POLICY_VIOLATION]: 'attestation_policy_violation',
 };
 
 /** Codes that are availability problems, not verdicts on an artifact. */

@@ -5,6 +5,7 @@ import { trustApproveCommand } from './approve.js';
 import { trustInitCommand } from './init.js';
 import { trustPublishCommand } from './publish.js';
 import { trustRenewCommand } from './renew.js';
+import { trustRequireCommand } from './require.js';
 import { trustRevokeCommand } from './revoke.js';
 import { trustRotateCommand } from './rotate.js';
 import { trustSignCommand } from './sign.js';
@@ -16,6 +17,7 @@ const SUBCOMMANDS: readonly CommandSpec[] = [
   trustApproveCommand,
   trustRevokeCommand,
   trustSignerCommand,
+  trustRequireCommand,
   trustRotateCommand,
   trustRenewCommand,
   trustSignCommand,

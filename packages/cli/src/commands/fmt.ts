@@ -1,8 +1,9 @@
-import { chmod, readFile, stat } from 'node:fs/promises';
+import { chmod, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { type CommandSpec, flagBool, UsageError } from '../command.js';
 import { type CliContext, info } from '../context.js';
 import { writeFileSet } from '../file-set.js';
+import { readInput } from '../io.js';
 import { findFiles, pathKind, shownPath } from '../policy-files.js';
 
 /** A policy source: YAML whose top level says `apiVersion: apx/v1` (test files are not policies). */
@@ -17,7 +18,7 @@ async function policyFiles(ctx: CliContext, paths: string[]): Promise<{ path: st
     const kind = await pathKind(abs);
     if (kind === 'missing') throw new UsageError(`${p} does not exist`);
     if (kind === 'file') {
-      const text = await readFile(abs, 'utf8');
+      const text = (await readInput(ctx, abs, 'policy file', 'pass a readable apx/v1 policy')).toString('utf8');
       if (abs.endsWith('.test.yaml') || !looksLikePolicy(text))
         throw new UsageError(`${p} is not an apx/v1 policy (no top-level apiVersion: apx/v1); apx fmt formats policies only`);
       out.set(abs, text);
@@ -25,7 +26,7 @@ async function policyFiles(ctx: CliContext, paths: string[]): Promise<{ path: st
     }
     let found = 0;
     for (const f of await findFiles(abs, isYaml)) {
-      const text = await readFile(f, 'utf8');
+      const text = (await readInput(ctx, f, 'policy file', 'pass a readable apx/v1 policy')).toString('utf8');
       if (!looksLikePolicy(text)) continue;
       out.set(f, text);
       found++;

@@ -1,9 +1,10 @@
-import { access, readFile } from 'node:fs/promises';
+import { access } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { PolicyDecision, PolicyHost } from '@apx/core';
 import type { Mismatch, TestSuite } from '@apx/policy';
 import { type CommandSpec, flagBool, flagString, UsageError } from '../command.js';
 import type { CliContext } from '../context.js';
+import { readInput } from '../io.js';
 import { findFiles, pathKind, shownPath } from '../policy-files.js';
 import { loadHost, verifyUnsigned } from '../policy-source.js';
 
@@ -146,7 +147,8 @@ file that cannot be read (one line naming the file, line, case and field).`,
     for (const file of files) {
       const shown = shownPath(ctx, file);
       try {
-        const suite = parseTestSuite(await readFile(file, 'utf8'), shown);
+        const text = await readInput(ctx, file, 'test file', 'pass a readable *.test.yaml file');
+        const suite = parseTestSuite(text.toString('utf8'), shown);
         const policy = await policyOf(file, suite, TEST_SUFFIX);
         if (!(await exists(policy)))
           throw new TestFileError(
@@ -174,7 +176,8 @@ file that cannot be read (one line naming the file, line, case and field).`,
       let loaded = compiled.get(policy);
       if (!loaded) {
         try {
-          const c = await compilePolicy(await readFile(policy, 'utf8'), policyShown);
+          const source = await readInput(ctx, policy, 'policy file', 'pass the path of an apx/v1 policy YAML file');
+          const c = await compilePolicy(source.toString('utf8'), policyShown);
           const faults: string[] = [];
           const host = loadHost(verifyUnsigned(c.wasm, { policyId: c.meta.policy, version: c.meta.version }), (f) =>
             faults.push(`${f.kind}: ${f.message}`),

@@ -68,7 +68,7 @@ async function artifactToRun(ctx: CliContext, path: string, args: Parameters<Com
     const artifact = verifyUnsigned(wasm, refFromFileName(path));
     info(
       ctx,
-      `WARNING: evaluating an UNSIGNED artifact ${path} (dev only): no signature was checked; staging and production refuse it`,
+      `WARNING: evaluating an UNSIGNED artifact ${path} (dev only): no signature was checked; workers in strict mode, the default, refuse it`,
     );
     return artifact;
   }

@@ -94,8 +94,11 @@ export async function verifyLocalArtifact(ctx: CliContext, options: LocalVerific
   const hint = 'a signature and bundle sit beside the artifact as written by apx compile or apx sign';
   const signature = await readOptional(ctx, `${artifactPath}.sig`, 'signature file', hint);
   const bundle = await readOptional(ctx, `${artifactPath}.sigstore.json`, 'bundle file', hint);
+  // The attestations apx compile writes beside it: the environment's trust policy may require them.
+  const sbom = await readOptional(ctx, `${artifactPath}.sbom.sigstore.json`, 'SBOM attestation', hint);
+  const provenance = await readOptional(ctx, `${artifactPath}.provenance.sigstore.json`, 'provenance attestation', hint);
   return verifyPolicyArtifact({
-    material: { ref, artifact, signature, bundle },
+    material: { ref, artifact, signature, bundle, attestations: { sbom, provenance } },
     trust: options.trust,
     policy: {
       environment,

@@ -96,6 +96,24 @@ describe('e2e: production requires attestations', () => {
       securityEvent: 'attestation_policy_violation',
     });
     assert.equal(await w.serving(), 'pb-pay-v1@1.1.0');
+    // apx verify gives the worker's answer, from the files beside the artifact.
+    const verify = (version: string) =>
+      f.apx([
+        'verify',
+        '--env',
+        'production',
+        '--trust-repository',
+        r.store,
+        '--trust-root',
+        f.rootFile,
+        '--allowed-versions',
+        VERSIONS,
+        r.path(`pb-pay-v1@${version}.wasm`),
+      ]);
+    ok(await verify('1.1.0'));
+    const refused = await verify('1.2.0');
+    assert.equal(refused.status, 1, refused.stderr);
+    assert.match(refused.stderr, /attestation policy violation in production: built by https:\/\/builders\.example\/y/);
   });
 
   it('refuses an artifact published without its provenance: ATTESTATION_MISSING', async () => {

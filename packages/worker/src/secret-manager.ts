@@ -185,10 +185,16 @@ export class SecretManagerKeyProvider extends RefreshingKeyProvider {
       try {
         sdk = await import('@google-cloud/secret-manager');
       } catch (err) {
+        // An optional peer dependency: most workers read their key from a file or a trust
+        // repository and never install it.
+        const code = (err as { code?: unknown }).code;
+        const missing = code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND';
         throw new WorkerError(
           WorkerErrorCode.PUBLIC_KEY_UNAVAILABLE,
-          `failed to access secret: cannot load @google-cloud/secret-manager (${(err as Error).message})`,
-          { hint: 'install the worker with its dependencies (npm install @google-cloud/secret-manager)', cause: err },
+          missing
+            ? 'failed to access secret: Secret Manager keys need the @google-cloud/secret-manager package, which is not installed'
+            : `failed to access secret: cannot load @google-cloud/secret-manager (${(err as Error).message})`,
+          { hint: 'npm install @google-cloud/secret-manager (npm install -g beside a global apx)', cause: err },
         );
       }
       const client = new sdk.SecretManagerServiceClient(this.options.clientOptions);

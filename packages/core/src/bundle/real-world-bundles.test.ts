@@ -102,6 +102,20 @@ describe('real-world bundle shapes', () => {
         ),
       });
     }
+    // The entry must name (logId) the log that signed its checkpoint, and a log the root lists.
+    const renamed = (logId: string) =>
+      edited(bundle, (j) => {
+        j.verificationMaterial.tlogEntries[0].logId.keyId = logId;
+      });
+    const v1LogId = createHash('sha256').update(svc.material.tlogKey).digest('base64');
+    assert.throws(() => keyless(renamed(v1LogId)), {
+      code: CoreErrorCode.TLOG_INVALID,
+      message: /^transparency log entry invalid: its checkpoint is not signed by the log the entry names \(its logId\)$/,
+    });
+    assert.throws(() => keyless(renamed(Buffer.alloc(32, 7).toString('base64'))), {
+      code: CoreErrorCode.TLOG_INVALID,
+      message: /^transparency log entry invalid: it names a log \(logId BwcH.*\) that trusted_root.json does not list$/,
+    });
     // The window is a closed interval: its end is inside it.
     keyless(bundle, root(trustedRootJson(svc, { edit: v2LogWindow({ start: iso(tsaTime - 1000), end: iso(tsaTime) }) })));
   });

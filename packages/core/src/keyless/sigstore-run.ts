@@ -358,12 +358,13 @@ export function runSigstore(entity: SignedEntity, options: SigstoreRunOptions): 
 
 /**
  * A log entry proven by an inclusion proof alone (Rekor v2; no SET, so no integrated time)
- * is trusted through its checkpoint, whose signature @sigstore/verify checks with the
- * matching log key of the trusted root whatever that key's validity window. The key must
- * be valid when the signature was made: the checkpoint is checked again, by
- * @sigstore/verify, against only the log keys valid at each verified time (RFC 3161
- * timestamps, integrated times under a SET), or at `now` when the bundle proves no time.
- * A SET is already checked against the keys valid at its integrated time.
+ * is trusted through its checkpoint, whose signature @sigstore/verify checks with any log
+ * key of the trusted root that matches its hint, whatever the entry's logId and the key's
+ * validity window. Here the checkpoint is checked again, by @sigstore/verify, against only
+ * the key of the log the entry names (its logId), and only if that key is valid at each
+ * verified time (RFC 3161 timestamps, integrated times under a SET), or at `now` when the
+ * bundle proves no time. A SET is already checked against the named log's keys valid at
+ * its integrated time.
  */
 function checkCheckpointKeysInWindow(
   entity: SignedEntity,
@@ -375,22 +376,39 @@ function checkCheckpointKeysInWindow(
   if (proofOnly.length === 0) return;
   const { Verifier } = lazyRequire('@sigstore/verify') as SigstoreVerify;
   const times = trustedTimes.length > 0 ? trustedTimes.map((t) => t.time) : [options.now ?? new Date()];
-  for (const time of times) {
-    const tlogs = trust.tlogs.filter((t) => t.validFor.start <= time && time <= t.validFor.end);
-    try {
-      new Verifier(
-        { ...trust, tlogs },
-        { tlogThreshold: 0, ctlogThreshold: options.ctlogThreshold, timestampThreshold: options.timestampThreshold },
-      ).verify({ ...entity, tlogEntries: proofOnly });
-    } catch (err) {
+  for (const entry of proofOnly) {
+    const named = trust.tlogs.filter((t) => t.logID.equals(entry.logId.keyId));
+    if (named.length === 0) {
       throw new VerificationError(
-        CoreErrorCode.TRUSTED_ROOT_ENTRY_OUTSIDE_VALIDITY,
-        `trusted root entry outside its validity window: the Rekor log key of ${options.trustedRoot.source} that signed the log entry's checkpoint was not valid at ${trustedTimes.length > 0 ? "the bundle's time" : 'the time of verification (the bundle proves no time)'} ${time.toISOString()}`,
-        {
-          hint: 'a log key is trusted only within its validFor window; a Rekor v2 entry is dated by its RFC 3161 timestamp',
-          cause: err,
-        },
+        CoreErrorCode.TLOG_INVALID,
+        `transparency log entry invalid: it names a log (logId ${entry.logId.keyId.toString('base64')}) that ${options.trustedRoot.source} does not list`,
+        { hint: ROOT_HINT },
       );
+    }
+    for (const time of times) {
+      const tlogs = named.filter((t) => t.validFor.start <= time && time <= t.validFor.end);
+      try {
+        new Verifier(
+          { ...trust, tlogs },
+          { tlogThreshold: 0, ctlogThreshold: options.ctlogThreshold, timestampThreshold: options.timestampThreshold },
+        ).verify({ ...entity, tlogEntries: [entry] });
+      } catch (err) {
+        if (tlogs.length > 0) {
+          throw new VerificationError(
+            CoreErrorCode.TLOG_INVALID,
+            'transparency log entry invalid: its checkpoint is not signed by the log the entry names (its logId)',
+            { hint: ROOT_HINT, cause: err },
+          );
+        }
+        throw new VerificationError(
+          CoreErrorCode.TRUSTED_ROOT_ENTRY_OUTSIDE_VALIDITY,
+          `trusted root entry outside its validity window: the Rekor log key of ${options.trustedRoot.source} that signed the log entry's checkpoint was not valid at ${trustedTimes.length > 0 ? "the bundle's time" : 'the time of verification (the bundle proves no time)'} ${time.toISOString()}`,
+          {
+            hint: 'a log key is trusted only within its validFor window; a Rekor v2 entry is dated by its RFC 3161 timestamp',
+            cause: err,
+          },
+        );
+      }
     }
   }
 }

@@ -577,8 +577,30 @@ describe('apx completion', () => {
         t.diagnostic(`${shell} is not installed: its script is not checked`);
         continue;
       }
-      const r = spawnSync(shell, [...check], { input: script(shell), encoding: 'utf8' });
+      const file = join(scratchDir('apx-completion-'), `apx.${shell}`);
+      writeFileSync(file, script(shell));
+      const r = spawnSync(shell, [...check, file], { encoding: 'utf8' });
       assert.equal(r.status, 0, `${shell}: ${r.stderr}`);
+      if (shell === 'zsh') {
+        // Registered with compinit's compdef.
+        const z = spawnSync(
+          'zsh',
+          ['-f', '-c', `autoload -U compinit; compinit -u -D; source ${file}; print -r -- $_comps[apx]`],
+          {
+            encoding: 'utf8',
+          },
+        );
+        assert.equal(z.stdout.trim(), '_apx', z.stderr);
+      } else {
+        // fish completes for real: `complete -C LINE` prints the candidates.
+        const candidates = (line: string) =>
+          spawnSync('fish', ['-c', `source ${file}; complete -C '${line}'`], { encoding: 'utf8' })
+            .stdout.split('\n')
+            .map((l) => l.split('\t')[0])
+            .filter(Boolean);
+        assert.deepEqual(candidates('apx comp'), ['compile', 'completion']);
+        assert.deepEqual(candidates('apx sign --env p'), ['production']);
+      }
     }
   });
 });

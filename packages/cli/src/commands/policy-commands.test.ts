@@ -20,7 +20,13 @@ function collect(): { stream: PassThrough; text: () => string } {
 async function apx(cwd: string, ...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = collect();
   const err = collect();
-  const ctx: CliContext = { env: { COSIGN_PASSWORD: '' }, cwd, stdin: Readable.from([]), stdout: out.stream, stderr: err.stream };
+  const ctx: CliContext = {
+    env: { COSIGN_PASSWORD: '', APX_AUDIT_LOG: 'keys/audit.log' },
+    cwd,
+    stdin: Readable.from([]),
+    stdout: out.stream,
+    stderr: err.stream,
+  };
   const code = await runCli(argv, ctx);
   return { code, stdout: out.text(), stderr: err.text() };
 }

@@ -19,7 +19,8 @@ function renderHelp(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}${c.summary}`),
     '',
     'Run "apx <command> --help" for the flags of a command.',
-    'Environment: COSIGN_PASSWORD (password of private key files; may be empty).',
+    'Environment: COSIGN_PASSWORD (password of private key files; may be empty);',
+    '  APX_AUDIT_LOG (audit trail of signing; default $XDG_CONFIG_HOME/apx/audit.log, else ~/.config/apx/audit.log).',
     '',
   ].join('\n');
 }

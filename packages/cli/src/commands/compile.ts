@@ -241,7 +241,8 @@ docs/operations.md ("Keyless signing"). --publish URL is validated before anythi
           human.stdout.write(`✓ Signed:    ${wasmPath}.sig\n`);
           if (signature.identity) info(ctx, `  identity ${signature.identity.subject} (issuer ${signature.identity.issuer})`);
           describeEvidence(ctx, signature.bundleJson);
-          if (attestations) human.stdout.write(`✓ Attested: ${attestations.sbom.path}, ${attestations.provenance.path}\n`);
+          // stderr: stdout keeps exactly the runbook's two lines per artifact.
+          if (attestations) info(ctx, `✓ Attested: ${attestations.sbom.path}, ${attestations.provenance.path}`);
         } else info(ctx, `WARNING: ${wasmPath} is not signed (--no-sign); workers in strict mode will refuse it`);
         const published = store ? await publishToStore(human, store, wasmPath, { environment }) : undefined;
         reports.push({

@@ -70,6 +70,8 @@ export interface WorkerConfig {
   dryRun: boolean | ReadonlySet<string>;
   /** APX_DECISION_LOG_SAMPLE: share of decisions logged, 0 (off) to 1. */
   decisionLogSample: number;
+  /** APX_DRAIN_SECONDS, in ms: how long a stopping worker keeps serving with /readyz at 503. */
+  drainMs: number;
 }
 
 /** One setting: its environment name (DESIGN.md §6), its flag, default and meaning. */
@@ -268,7 +270,18 @@ export const SETTINGS: readonly Setting[] = [
     description:
       'Share of decisions logged, one JSON line each (decision id, policy reference and digest, outcome, rule, latency; never request headers): 0 (off) to 1.',
   },
+  {
+    key: 'drainMs',
+    env: 'APX_DRAIN_SECONDS',
+    flag: 'drain-seconds',
+    default: undefined,
+    description:
+      'Seconds a worker keeps serving after SIGTERM with /readyz answering 503, so load balancers stop sending to it, before its servers close (default: 5 in staging and production, 0 in dev; at most 600). A second signal exits at once.',
+  },
 ];
+
+/** APX_DRAIN_SECONDS when unset: load balancers need a few seconds to see /readyz at 503. */
+export const DEFAULT_DRAIN_SECONDS: Record<Environment, number> = { dev: 0, staging: 5, production: 5 };
 
 function invalid(setting: Setting, value: string, expected: string): WorkerError {
   return new WorkerError(WorkerErrorCode.CONFIG_INVALID, `invalid ${setting.env}="${value}"`, { hint: expected });
@@ -637,6 +650,11 @@ export function resolveConfig(
     trustedProxies: read('trustedProxies', parseTrustedProxies, NO_TRUSTED_PROXIES),
     dryRun: read('dryRun', parseDryRun, false),
     decisionLogSample: read('decisionLogSample', parseSample, 0),
+    drainMs: read(
+      'drainMs',
+      (s, v) => parseSeconds(s, v, 0, 600, '0 closes at once'),
+      DEFAULT_DRAIN_SECONDS[environment ?? 'dev'] * 1000,
+    ),
   };
 
   if (config.grpcPort !== undefined && config.grpcPort !== 0 && config.grpcPort === config.port) {

@@ -8,6 +8,8 @@ const MAX_DECIDE_BODY = 1024 * 1024;
 export interface ServerDeps extends DecisionDeps {
   /** APX_TRUSTED_PROXIES: whose forwarded headers (X-Forwarded-For...) forward-auth believes. Default: nobody's. */
   trustedProxies?: TrustedProxies;
+  /** True once the worker is draining (SIGTERM): /readyz answers 503 and connections are not kept alive. */
+  draining?: () => boolean;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -141,7 +143,10 @@ export function createWorkerServer(deps: ServerDeps): Server {
     );
   }
 
+  const draining = deps.draining ?? (() => false);
   return createServer((req, res) => {
+    // Draining: every request is still served, but keep-alive clients are moved off this worker.
+    if (draining()) res.setHeader('connection', 'close');
     const url = req.url ?? '/';
     const path = url.includes('?') ? (url.split('?')[0] as string) : url;
     const fail = (err: unknown) => {
@@ -172,6 +177,7 @@ export function createWorkerServer(deps: ServerDeps): Server {
       case 'GET /healthz':
         return send(res, 200, { status: 'ok' });
       case 'GET /readyz': {
+        if (draining()) return send(res, 503, { status: 'draining', reason: 'the worker is stopping (SIGTERM): draining' });
         const { ready, reason } = policies.readiness();
         return send(res, ready ? 200 : 503, {
           status: ready ? 'ready' : 'not_ready',

@@ -67,6 +67,14 @@ export interface RunningWorker {
   log: WorkerLogger;
   /** One trust refresh (when there is a trust repository) and one reload pass, now. */
   refresh(): Promise<void>;
+  /**
+   * Graceful stop (SIGTERM): /readyz answers 503 at once while everything is still served for
+   * APX_DRAIN_SECONDS, then stop(). Resolves once stopped; calling it again returns the same stop.
+   */
+  drain(): Promise<void>;
+  /** True from the start of drain() on. */
+  readonly draining: boolean;
+  /** Closes the servers now: requests in flight finish (up to 5 s), new ones are refused. */
   stop(): Promise<void>;
 }
 
@@ -192,6 +200,14 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
     ...(deps.discovery ? { discovery: deps.discovery } : {}),
   });
   stopArtifact = (digest, reason) => policies.stopDigest(digest, reason);
+  metrics.describeServing(() => {
+    const trustVersion = trust ? String(trust.watcher.view?.versions.snapshot ?? 'none') : 'none';
+    return policies
+      .list()
+      .flatMap((s) =>
+        s.current ? [{ policy: s.policyId, ref: s.current.refText, digest: s.current.artifact.digest, trustVersion }] : [],
+      );
+  });
   // One set of decision dependencies (one rate limiter) for HTTP and the gRPC ext_authz service.
   const decisionDeps: DecisionDeps = {
     policies,
@@ -204,7 +220,8 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
     dryRun: config.dryRun,
     decisionLogSample: config.decisionLogSample,
   };
-  const server = createWorkerServer({ ...decisionDeps, trustedProxies: config.trustedProxies });
+  let draining = false;
+  const server = createWorkerServer({ ...decisionDeps, trustedProxies: config.trustedProxies, draining: () => draining });
   if (config.dryRun !== false) {
     const which = config.dryRun === true ? 'every policy' : [...config.dryRun].join(', ');
     log.warn({ setting: 'APX_DRY_RUN' }, `dry run on for ${which}: denials are allowed, logged and counted, not enforced`);
@@ -263,7 +280,10 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
     trustTimer = setInterval(() => void trust.refresh(policies), config.reloadIntervalMs);
     trustTimer.unref();
   }
-  return {
+  let drained: Promise<void> | undefined;
+  let endDrain: (() => void) | undefined;
+  let stopped: Promise<void> | undefined;
+  const running: RunningWorker = {
     url,
     server,
     policies,
@@ -273,21 +293,53 @@ export async function startWorker(given: WorkerConfig, warnings: string[], deps:
       await trust?.refresh(policies);
       await policies.reload();
     },
-    async stop() {
-      if (trustTimer) clearInterval(trustTimer);
-      policies.stop();
-      // Finish requests in flight, drop idle keep-alive connections, then force the rest.
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const force = setTimeout(() => server.closeAllConnections(), 5000);
-      force.unref();
-      // Calls to Check in flight finish too (within the same 5 s); new ones are refused.
-      await Promise.all([closed, grpc?.close(5000)]);
-      clearTimeout(force);
-      if (!deps.keys) await keys?.close?.();
-      await trust?.close();
+    get draining() {
+      return draining;
+    },
+    drain() {
+      drained ??= (async () => {
+        draining = true;
+        const seconds = config.drainMs / 1000;
+        log.info(
+          { drain_seconds: seconds },
+          `draining: /readyz answers 503, requests are served for ${seconds} s more (APX_DRAIN_SECONDS), then the servers close`,
+        );
+        // stop() during the drain ends it.
+        if (config.drainMs > 0) {
+          await new Promise<void>((r) => {
+            const timer = setTimeout(r, config.drainMs);
+            endDrain = () => {
+              clearTimeout(timer);
+              r();
+            };
+          });
+        }
+        log.info({ drain_seconds: seconds }, 'drain over: closing the servers; requests in flight finish');
+        await running.stop();
+      })();
+      return drained;
+    },
+    stop() {
+      endDrain?.();
+      stopped ??= closeAll();
+      return stopped;
     },
   };
+  async function closeAll(): Promise<void> {
+    if (trustTimer) clearInterval(trustTimer);
+    policies.stop();
+    // Finish requests in flight, drop idle keep-alive connections, then force the rest.
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    const force = setTimeout(() => server.closeAllConnections(), 5000);
+    force.unref();
+    // Calls to Check in flight finish too (within the same 5 s); new ones are refused.
+    await Promise.all([closed, grpc?.close(5000)]);
+    clearTimeout(force);
+    if (!deps.keys) await keys?.close?.();
+    await trust?.close();
+  }
+  return running;
 }
 
 /** A public key in a file or a variable: read at start, so that a missing one is said at once. */

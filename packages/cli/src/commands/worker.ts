@@ -47,13 +47,19 @@ Logs are JSON lines on stdout (severity, message, time, policy_ref, digest, secu
     try {
       const worker = await startWorker(config, warnings, { env: ctx.env, cwd: ctx.cwd });
       log = worker.log;
+      // The first SIGTERM or SIGINT drains (APX_DRAIN_SECONDS: /readyz 503, requests still
+      // served), then closes and exits 0; a second one exits at once, 128 + its number.
       await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
+        const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+          if (worker.draining) {
+            worker.log.warn({ signal }, `second ${signal}: exiting now, without finishing the drain`);
+            process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+          }
           worker.log.info({ signal }, 'worker stopping');
-          void worker.stop().then(resolve);
+          void worker.drain().then(resolve);
         };
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
       });
     } finally {
       process.off('unhandledRejection', onRejection);

@@ -183,7 +183,8 @@ export class WorkerProcess {
     const stateDir = scratchDir('apx-state-');
     const child = spawn(process.execPath, command, {
       cwd,
-      env: { ...process.env, APX_PORT: '0', APX_RELOAD_INTERVAL: '0', APX_STATE_DIR: stateDir, ...env },
+      // No drain on stop (staging and production default to 5 s) unless the test asks for one.
+      env: { ...process.env, APX_PORT: '0', APX_RELOAD_INTERVAL: '0', APX_DRAIN_SECONDS: '0', APX_STATE_DIR: stateDir, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const worker = new WorkerProcess(child);
@@ -223,6 +224,16 @@ export class WorkerProcess {
     let total = 0;
     for (const line of text.split('\n')) if (line.startsWith(prefix)) total += Number(line.split(' ').pop());
     return total;
+  }
+
+  /** Sends `signal` and returns at once (see `exit` for the outcome). */
+  kill(signal: NodeJS.Signals): void {
+    this.child.kill(signal);
+  }
+
+  /** The exit code once the process exits (null if a signal killed it). */
+  get exit(): Promise<number | null> {
+    return this.exited;
   }
 
   /** SIGTERM, then the exit code (null if a signal killed it). */

@@ -16,7 +16,8 @@ const AMBIENT =
 export function cleanEnvironment(home: string, env: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !AMBIENT.test(k)) out[k] = v;
-  return { ...out, HOME: home, APX_PORT: '0', APX_RELOAD_INTERVAL: '0', ...env };
+  // No drain on stop (staging and production default to 5 s) unless the test asks for one.
+  return { ...out, HOME: home, APX_PORT: '0', APX_RELOAD_INTERVAL: '0', APX_DRAIN_SECONDS: '0', ...env };
 }
 
 export class WorkerChild {

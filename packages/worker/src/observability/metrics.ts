@@ -6,8 +6,37 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
  * validation...) by reason code; unsigned_blocked and unknown_versions count their own
  * situations and are not double-counted as integrity failures.
  */
+/** One serving version, as apx_policy_info labels it. */
+export interface PolicyInfo {
+  policy: string;
+  ref: string;
+  digest: string;
+  /** The trust repository's snapshot version in force, or "none" (runbook mode). */
+  trustVersion: string;
+}
+
 export class WorkerMetrics {
   readonly registry = new Registry();
+  #servingNow: () => PolicyInfo[] = () => [];
+  /**
+   * The fleet view (issue 16): one series at 1 per serving version, built at each scrape from
+   * what serves then, so a swap or an unload leaves no old label set behind.
+   */
+  readonly policyInfo: Gauge<'policy' | 'ref' | 'digest' | 'trust_version'> = new Gauge({
+    name: 'apx_policy_info',
+    help: 'The version each policy serves: 1 per serving (policy, ref, digest) with the trust repository\'s snapshot version in force (trust_version, "none" in runbook mode).',
+    labelNames: ['policy', 'ref', 'digest', 'trust_version'],
+    registers: [this.registry],
+    collect: () => {
+      this.policyInfo.reset();
+      for (const p of this.#servingNow())
+        this.policyInfo.set({ policy: p.policy, ref: p.ref, digest: p.digest, trust_version: p.trustVersion }, 1);
+    },
+  });
+  /** What apx_policy_info reports, read at each scrape. */
+  describeServing(servingNow: () => PolicyInfo[]): void {
+    this.#servingNow = servingNow;
+  }
   readonly verificationFailures = new Counter({
     name: 'apx_artifacts_verification_failures_total',
     help: 'Artifacts refused by verification, by reason code, once per distinct (reference, digest, reason) however often retried; every reason exists from start at 0 (apx.artifacts.verification_failures).',

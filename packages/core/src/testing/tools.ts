@@ -20,6 +20,10 @@ export const INTEROP_TOOLS = {
   'docker-registry': { command: '/usr/bin/docker-registry', args: ['--version'], apt: 'docker-registry' },
   skopeo: { command: 'skopeo', args: ['--version'], apt: 'skopeo' },
   promtool: { command: 'promtool', args: ['--version'], apt: 'prometheus' },
+  // The Prometheus server itself: the fleet view scraped from real workers (issue 16).
+  prometheus: { command: 'prometheus', args: ['--version'], apt: 'prometheus' },
+  // kubectl's built-in kustomize renders deploy/kubernetes (Debian's kubectl 1.20 and later).
+  kubectl: { command: 'kubectl', args: ['version', '--client'], apt: 'kubernetes-client' },
   // Envoy ext_authz from an independent gRPC stack: Debian's protoc generates the messages
   // (well-known types from libprotobuf-dev), Debian's python3-grpcio carries the calls.
   protoc: { command: 'protoc', args: ['--version'], apt: 'protobuf-compiler' },

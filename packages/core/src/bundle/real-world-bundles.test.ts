@@ -225,6 +225,7 @@ describe('real-world bundle shapes', () => {
           envelopeEdit((env) => env.replace(/\n\u2014 (\S+) /, '\n\u2014 sigst ')),
           /checkpoint has no signature under its log's name \(.+\)$/,
         ],
+        ['no signature', envelopeEdit((env) => `${env.slice(0, env.indexOf('\n\n') + 2)}`), /checkpoint has no signature$/],
         [
           'malformed signature line',
           envelopeEdit((env) => `${env}not a signature\n`),

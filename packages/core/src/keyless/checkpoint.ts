@@ -44,7 +44,9 @@ export function withCheckpointChecked(entry: TlogEntry): TlogEntry {
     throw invalid(`is for a tree of ${size} entries, the inclusion proof for one of ${proof.treeSize}`);
   }
   if (!rootHash.equals(proof.rootHash)) throw invalid("root hash is not the inclusion proof's root hash");
-  const lines = envelope.slice(split + 2, -1).split('\n');
+  const signed = envelope.slice(split + 2, -1);
+  if (signed === '') throw invalid('has no signature');
+  const lines = signed.split('\n');
   const signatures: string[] = [];
   for (const line of lines) {
     const m = SIGNATURE_LINE.exec(line);

@@ -24,18 +24,22 @@ import { parseIdentityPolicy } from './identity.js';
 import { loadTrustedRoot } from './trusted-root.js';
 
 const blob = Buffer.from('\0asm\x01\0\0\0 policy bytes signed under an openssl-made certificate');
-const minutes = (n: number) => new Date(Date.now() + n * 60_000);
 
 describe('keyless verification of openssl-made certificates', { skip: toolMissing('openssl') }, () => {
   let svc: KeylessServices;
   let ca: OpensslCa;
   let rogue: OpensslCa;
   before(async () => {
-    svc = await startKeylessServices();
+    // The CAs first: their certificates start when openssl makes them, which must not be
+    // after the services' clock (the trusted time of every signature below), however slow
+    // openssl is on a loaded machine.
     const dir = tempDir('apx-openssl-ca-');
     ca = createOpensslCa(join(dir, 'trusted'), 'apx openssl');
     rogue = createOpensslCa(join(dir, 'rogue'), 'apx openssl');
+    svc = await startKeylessServices();
   });
+  /** A time relative to the services' clock (the Rekor and TSA time of each bundle). */
+  const minutes = (n: number) => new Date(svc.clock.getTime() + n * 60_000);
   after(async () => {
     await svc?.close();
   });
@@ -67,10 +71,15 @@ describe('keyless verification of openssl-made certificates', { skip: toolMissin
       'trusted_root.json',
     );
   const identity = parseIdentityPolicy({ issuer: DEFAULT_ISSUER, subject: DEFAULT_SUBJECT });
-  const good: LeafOptions = { san: DEFAULT_SUBJECT, issuer: DEFAULT_ISSUER, notBefore: minutes(-5), notAfter: minutes(10) };
+  const good = (): LeafOptions => ({
+    san: DEFAULT_SUBJECT,
+    issuer: DEFAULT_ISSUER,
+    notBefore: minutes(-5),
+    notAfter: minutes(10),
+  });
 
   async function bundleFor(from: OpensslCa, options: Partial<LeafOptions> = {}): Promise<string> {
-    const leaf = from.issue({ ...good, ...options });
+    const leaf = from.issue({ ...good(), ...options });
     return svc.signWithCertificate(blob, leaf.privateKey, leaf.certificatePem);
   }
   const verify = (bundle: string, ctlogKey?: Buffer) =>

@@ -192,7 +192,21 @@ export class GcpKmsKey implements KmsKey {
         hint: 'this setting is for local emulators; real Cloud KMS needs no endpoint',
       });
     }
-    const kmsRequire = createRequire(createRequire(import.meta.url).resolve('@google-cloud/kms'));
+    let sdkEntry: string;
+    try {
+      sdkEntry = createRequire(import.meta.url).resolve('@google-cloud/kms');
+    } catch (err) {
+      // An optional peer dependency: the same message as when a key is opened without it.
+      throw new KmsError(
+        KmsErrorCode.CLIENT_MISSING,
+        'gcpkms:// keys need the @google-cloud/kms package, which is not installed',
+        {
+          hint: 'npm install @google-cloud/kms',
+          cause: err,
+        },
+      );
+    }
+    const kmsRequire = createRequire(sdkEntry);
     const grpc = kmsRequire('@grpc/grpc-js') as { credentials: { createInsecure(): unknown } };
     return {
       apiEndpoint: m[1],

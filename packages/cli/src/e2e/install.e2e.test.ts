@@ -209,6 +209,12 @@ describe('e2e: the installable CLI tarball (npm run pack:cli, npm install -g)', 
         message: '@google-cloud/kms',
       },
       {
+        // A KMS emulator endpoint is read with the SDK's own gRPC: the same line, not a stack.
+        args: ['sign-blob', '--key', 'gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k', 'payments-api.yaml'],
+        env: { APX_GCPKMS_ENDPOINT: '127.0.0.1:1' },
+        message: '@google-cloud/kms',
+      },
+      {
         args: [
           'sign-blob',
           '--key',

@@ -80,13 +80,18 @@ async function planPublish(ctx: CliContext, artifactPath: string, envFlag: Envir
   const named = /^([a-z0-9][a-z0-9._-]*)@(\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]*)?)\.wasm$/.exec(file);
   if (!named) {
     const bytes = await readOptional(ctx, artifactPath, 'artifact', 'pass the path of the compiled .wasm');
-    const meta = bytes && embeddedMeta(bytes);
+    if (!bytes) {
+      throw new CliError(CliErrorCode.INPUT_NOT_FOUND, `artifact file not found: ${artifactPath}`, {
+        hint: 'pass the path of the compiled .wasm (apx compile writes <policy-id>@<semver>.wasm)',
+      });
+    }
+    const meta = embeddedMeta(bytes);
     if (meta) {
       ref = `${meta.policy}@${meta.version}`;
       warnings.push(
         `WARNING: ${file} is not named <policy-id>@<semver>.wasm and workers never load it under that name: published it as ${ref}.wasm`,
       );
-    } else if (bytes) {
+    } else {
       throw new CliError(
         CliErrorCode.INPUT_UNREADABLE,
         `${file} is not named <policy-id>@<semver>.wasm and carries no embedded id and version: workers would never load it`,

@@ -260,11 +260,14 @@ function main() {
     };
     if (options.json) console.log(JSON.stringify(summary, null, 2));
     else {
-      console.log(`${relative(process.cwd(), tarball) || tarball}`);
+      // As npm must read it: a path (./apx-x.tgz), never a bare name it could look up.
+      const shown = relative(process.cwd(), tarball);
+      const path = shown.startsWith('.') ? shown : shown.startsWith('/') || shown === '' ? tarball : `./${shown}`;
+      console.log(path);
       console.log(
         `  ${result.entryCount} files, ${(result.size / 1024).toFixed(0)} kB packed (${(result.unpackedSize / 1024).toFixed(0)} kB unpacked), bundles ${result.bundled.join(', ')}`,
       );
-      console.log(`  install: npm install -g ${relative(process.cwd(), tarball) || tarball}`);
+      console.log(`  install: npm install -g ${path}`);
     }
   } finally {
     rmSync(stage, { recursive: true, force: true });

@@ -4,50 +4,8 @@
 // by the test itself), closes its HTTP and gRPC servers and exits 0. A second signal during the
 // drain ends the process at once.
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
 import { describe, it } from 'node:test';
-import { type LogLine, PAYMENTS_GET, WorkerProcess, Workspace } from './harness.js';
-
-/**
- * A decision request whose headers are sent and acknowledged by the worker (Expect:
- * 100-continue: the worker answers 100 once it has taken the request), with its body still to
- * come: `finish()` sends the body and resolves with the answer.
- */
-async function heldDecision(
-  url: string,
-  body: string,
-): Promise<{ finish(): Promise<{ status: number; headers: Record<string, unknown>; body: string }> }> {
-  const req = request(`${url}/v1/decide`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), expect: '100-continue' },
-  });
-  const answer = new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
-    req.on('error', reject);
-    req.on('response', (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (c: string) => {
-        text += c;
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
-    });
-  });
-  req.flushHeaders();
-  // The worker has the request in hand once it says 100 Continue.
-  await new Promise<void>((resolve, reject) => {
-    req.once('continue', () => resolve());
-    answer.catch(reject);
-  });
-  // Half the body now; the rest when the test says.
-  const half = Math.floor(body.length / 2);
-  req.write(body.slice(0, half));
-  return {
-    finish() {
-      req.end(body.slice(half));
-      return answer;
-    },
-  };
-}
+import { heldDecision, type LogLine, PAYMENTS_GET, WorkerProcess, Workspace } from './harness.js';
 
 const isDraining = (l: LogLine) => l.message.startsWith('draining: ');
 const isDrainOver = (l: LogLine) => l.message.startsWith('drain over: ');

@@ -24,6 +24,9 @@ export const INTEROP_TOOLS = {
   prometheus: { command: 'prometheus', args: ['--version'], apt: 'prometheus' },
   // kubectl's built-in kustomize renders deploy/kubernetes (Debian's kubectl 1.20 and later).
   kubectl: { command: 'kubectl', args: ['version', '--client'], apt: 'kubernetes-client' },
+  // The worker's OCI image (issue 16): built with umoci, run with runc.
+  umoci: { command: 'umoci', args: ['--version'], apt: 'umoci' },
+  runc: { command: 'runc', args: ['--version'], apt: 'runc' },
   // Envoy ext_authz from an independent gRPC stack: Debian's protoc generates the messages
   // (well-known types from libprotobuf-dev), Debian's python3-grpcio carries the calls.
   protoc: { command: 'protoc', args: ['--version'], apt: 'protobuf-compiler' },

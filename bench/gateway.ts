@@ -7,15 +7,13 @@
 //    against the documented deploy/gateways/nginx.conf (auth_request to the worker first):
 //    what enforcing APX decisions costs behind a real gateway.
 // Prints req/s, p99 and ratios; no goal is asserted here (the tests carry no timing).
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { compilePolicy } from '@apx/policy';
-import { FileSigner, signArtifact } from '@apx/sign';
 
-const REPO = resolve(import.meta.dirname ?? '.', '..', '..');
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { REPO, signedSample } from './fixture.js';
+
 const DURATION = process.env.BENCH_DURATION ?? '8s';
 
 if (spawnSync('wrk', ['--version']).error) {
@@ -23,28 +21,7 @@ if (spawnSync('wrk', ['--version']).error) {
   process.exit(0);
 }
 
-const dir = mkdtempSync(join(tmpdir(), 'apx-bench-gateway-'));
-mkdirSync(join(dir, 'artifacts'));
-mkdirSync(join(dir, 'keys'));
-const { generateKeyPairSync } = await import('node:crypto');
-const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-writeFileSync(join(dir, 'keys/cosign.pub'), keys.publicKey.export({ type: 'spki', format: 'pem' }));
-const compiled = await compilePolicy(
-  readFileSync(join(REPO, 'configs/samples/payments-api.yaml'), 'utf8'),
-  'configs/samples/payments-api.yaml',
-);
-const signed = await signArtifact(new FileSigner('bench', keys.privateKey), compiled.wasm, {
-  policyId: 'pb-pay-v1',
-  version: '1.0.0',
-  environment: 'dev',
-  abiVersion: null,
-  compilerVersion: null,
-  sourceDigest: null,
-});
-const base = join(dir, 'artifacts', compiled.fileName);
-writeFileSync(base, compiled.wasm);
-writeFileSync(`${base}.sig`, signed.signatureFileContent);
-writeFileSync(`${base}.sigstore.json`, signed.bundleJson);
+const { dir } = await signedSample('apx-bench-gateway-');
 
 // An allowed request that charges no rate limit (the anonymous health route), as Traefik or
 // Caddy would send it.

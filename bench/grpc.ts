@@ -7,18 +7,15 @@
 // alternating bare and worker runs. Prints calls/s, p50, p99 and the ratios. No goal is
 // asserted: the figures are for the report.
 //   npm run bench:grpc            BENCH_GRPC_SECONDS=8 BENCH_GRPC_CONCURRENCY=64
-import { type ChildProcess, spawn } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:http2';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
-import { compilePolicy } from '@apx/policy';
-import { FileSigner, signArtifact } from '@apx/sign';
-import { checkRequest, extAuthzClient, loadExtAuthzDefinition } from '@apx/worker/test-support/ext-authz-client';
 
-const REPO = resolve(import.meta.dirname ?? '.', '..', '..');
+import { type ChildProcess, spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { connect } from 'node:http2';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { checkRequest, extAuthzClient, loadExtAuthzDefinition } from '@apx/worker/test-support/ext-authz-client';
+import { REPO, signedSample } from './fixture.js';
+
 const SELF = join(REPO, 'bench', 'dist', 'grpc.js');
 const SECONDS = Number(process.env.BENCH_GRPC_SECONDS ?? 8);
 const CONCURRENCY = Number(process.env.BENCH_GRPC_CONCURRENCY ?? 64);
@@ -153,28 +150,9 @@ function waitLine(child: ChildProcess, pattern: RegExp): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'apx-bench-grpc-'));
+  const { dir } = await signedSample('apx-bench-grpc-');
   const children: ChildProcess[] = [];
   try {
-    mkdirSync(join(dir, 'artifacts'));
-    mkdirSync(join(dir, 'keys'));
-    const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    writeFileSync(join(dir, 'keys/cosign.pub'), keys.publicKey.export({ type: 'spki', format: 'pem' }));
-    const source = readFileSync(join(REPO, 'configs/samples/payments-api.yaml'), 'utf8');
-    const compiled = await compilePolicy(source, 'configs/samples/payments-api.yaml');
-    const signed = await signArtifact(new FileSigner('bench', keys.privateKey), compiled.wasm, {
-      policyId: 'pb-pay-v1',
-      version: '1.0.0',
-      environment: 'dev',
-      abiVersion: null,
-      compilerVersion: null,
-      sourceDigest: null,
-    });
-    const artifact = join(dir, 'artifacts', compiled.fileName);
-    writeFileSync(artifact, compiled.wasm);
-    writeFileSync(`${artifact}.sig`, signed.signatureFileContent);
-    writeFileSync(`${artifact}.sigstore.json`, signed.bundleJson);
-
     const worker = spawn(process.execPath, [join(REPO, 'packages/cli/dist/main.js'), 'worker'], {
       cwd: dir,
       env: { ...process.env, APX_PORT: '0', APX_GRPC_PORT: '0', APX_RELOAD_INTERVAL: '0', APX_POLICIES: 'pb-pay-v1' },

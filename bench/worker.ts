@@ -5,39 +5,23 @@
 // 2. Cold load of the payments artifact from the local store: fetch (read), verify
 //    (signature, binding), validate/compile, instantiate. Median; goal <= 2 ms. Printed next
 //    to the raw cost of SHA-256 + ECDSA verify of the same bytes.
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { generateKeyPairSync, verify } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { keysTrust, PublicKey, SignatureVerifier } from '@apx/core';
-import { compilePolicy } from '@apx/policy';
-import { FileSigner, signArtifact } from '@apx/sign';
-import { type LoadObserver, openArtifactSource, PolicyLoader, policyHostRuntime } from '@apx/worker';
 
-const REPO = resolve(import.meta.dirname ?? '.', '..', '..');
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { verify } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { keysTrust, PublicKey, SignatureVerifier } from '@apx/core';
+import { type LoadObserver, openArtifactSource, PolicyLoader, policyHostRuntime } from '@apx/worker';
+import { REPO, signedSample } from './fixture.js';
+
 const DURATION = process.env.BENCH_DURATION ?? '8s';
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
-const dir = mkdtempSync(join(tmpdir(), 'apx-bench-'));
-mkdirSync(join(dir, 'artifacts'));
-mkdirSync(join(dir, 'keys'));
-const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-writeFileSync(join(dir, 'keys/cosign.pub'), keys.publicKey.export({ type: 'spki', format: 'pem' }));
-const source = readFileSync(join(REPO, 'configs/samples/payments-api.yaml'), 'utf8');
-const compiled = await compilePolicy(source, 'configs/samples/payments-api.yaml');
-const signed = await signArtifact(new FileSigner('bench', keys.privateKey), compiled.wasm, {
-  policyId: 'pb-pay-v1',
-  version: '1.0.0',
-  environment: 'dev',
-  abiVersion: null,
-  compilerVersion: null,
-  sourceDigest: null,
-});
-const base = join(dir, 'artifacts', compiled.fileName);
-writeFileSync(base, compiled.wasm);
-writeFileSync(`${base}.sig`, signed.signatureFileContent);
-writeFileSync(`${base}.sigstore.json`, signed.bundleJson);
+const sample = await signedSample('apx-bench-');
+const { dir } = sample;
+const keys = { publicKey: sample.publicKey };
+const compiled = { fileName: sample.fileName, wasm: sample.wasm };
+const signed = { signatureFileContent: sample.signatureFileContent };
 
 // ---- 2. cold load -------------------------------------------------------------------
 const quiet: LoadObserver = { loaded() {}, rejected() {}, unsignedAccepted() {}, diskEntryRejected() {} };

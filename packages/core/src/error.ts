@@ -75,6 +75,8 @@ export const CoreErrorCode = {
   ATTESTATION_INVALID: 'ATTESTATION_INVALID',
   /** A verified attestation whose content the environment's policy refuses (builder, source, compiler, component). */
   ATTESTATION_POLICY_VIOLATION: 'ATTESTATION_POLICY_VIOLATION',
+  /** An SBOM names a component version a signed VEX document lists as affected and unresolved. */
+  VULNERABLE_COMPONENT: 'VULNERABLE_COMPONENT',
   /** Something presented as a VerifiedArtifact that core's verifier did not make (forged or copied). */
   ARTIFACT_NOT_VERIFIED: 'ARTIFACT_NOT_VERIFIED',
 } as const;

@@ -14,15 +14,20 @@ export {
   isVerifiedArtifact,
   MAX_ARTIFACT_BYTES,
   type VerifiedArtifact,
+  type VerifiedAttestations,
 } from './artifact/verified-artifact.js';
 export {
+  type Advisory,
   type AttestationRequirements,
+  affectingAdvisory,
   attestationRequirementsJson,
   bomComponents,
   deniedComponent,
   parseAttestationRequirements,
   requiredKinds,
   requiresNothing,
+  vexAdvisories,
+  vulnerableComponent,
 } from './attestation/requirements.js';
 export {
   ATTESTATION_KINDS,

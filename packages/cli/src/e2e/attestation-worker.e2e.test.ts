@@ -3,7 +3,9 @@
 // component and a compiler floor. A production worker (trust repository mode) loads the
 // artifact that satisfies it all, and refuses, each with its reason code, security event and
 // metric: one built by builder Y, one published without its provenance, one whose (validly
-// signed) SBOM names a denied component, and one whose provenance another key signed.
+// signed) SBOM names a denied component, one whose provenance another key signed, and one
+// whose SBOM names a component a signed CycloneDX VEX document lists as affected; then a VEX
+// document naming a component of the artifact serving unloads it.
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,7 +17,7 @@ import { TrustFixture, type TrustRepo, type TrustWorker } from './trust-harness.
 const BUILDER_X = 'https://builders.example/x';
 const BUILDER_Y = 'https://builders.example/y';
 const DENIED = 'pkg:npm/evil-lib';
-const VERSIONS = '1.0.0,1.1.0,1.2.0,1.3.0,1.4.0,1.5.0';
+const VERSIONS = '1.0.0,1.1.0,1.2.0,1.3.0,1.4.0,1.5.0,1.6.0';
 const ATTESTATIONS = ['.sbom.sigstore.json', '.provenance.sigstore.json'];
 
 describe('e2e: production requires attestations', () => {
@@ -159,5 +161,69 @@ describe('e2e: production requires attestations', () => {
       securityEvent: 'attestation_invalid',
     });
     assert.equal(await w.serving(), 'pb-pay-v1@1.1.0');
+  });
+  /** A CycloneDX VEX document: VULN affects PURL, not resolved. */
+  function vex(id: string, purl: string): string {
+    const file = join(f.dir, `vex-${id}.cdx.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        bomFormat: 'CycloneDX',
+        specVersion: '1.6',
+        version: 1,
+        components: [{ type: 'library', 'bom-ref': 'affected', name: purl, purl }],
+        vulnerabilities: [{ id, analysis: { state: 'exploitable' }, affects: [{ ref: 'affected' }] }],
+      }),
+    );
+    return file;
+  }
+
+  it('refuses an artifact whose SBOM names a component a signed VEX document lists as affected: VULNERABLE_COMPONENT', async () => {
+    const set = ok(await r.trust(['vex', '--env', 'production', vex('CVE-2026-0001', 'pkg:npm/leftpad-wasm@0.0.1')]));
+    assert.match(
+      set.stderr,
+      /production refuses 1 affected component version\(s\): pkg:npm\/leftpad-wasm@0\.0\.1 \(CVE-2026-0001\)/,
+    );
+    const wasm = await build('1.6.0', BUILDER_X);
+    const bundle = JSON.parse(readFileSync(`${wasm}.sbom.sigstore.json`, 'utf8'));
+    const statement = JSON.parse(Buffer.from(bundle.dsseEnvelope.payload, 'base64').toString('utf8'));
+    statement.predicate.components.push({
+      type: 'library',
+      name: 'leftpad-wasm',
+      version: '0.0.1',
+      purl: 'pkg:npm/leftpad-wasm@0.0.1',
+    });
+    const signer = await FileSigner.open(f.key('signer'), async () => '', 'keys/signer.key');
+    writeFileSync(`${wasm}.sbom.sigstore.json`, (await signStatement(signer, statement)).bundleJson);
+    const from = w.mark();
+    await release(wasm);
+    await w.expectLoadRefused('pb-pay-v1@1.6.0', 'VULNERABLE_COMPONENT', {
+      from,
+      message:
+        'vulnerable component in production: the SBOM names pkg:npm/leftpad-wasm@0.0.1, affected by CVE-2026-0001 (VEX: exploitable)',
+      securityEvent: 'vulnerable_component',
+    });
+    assert.equal(await w.serving(), 'pb-pay-v1@1.1.0');
+  });
+
+  it('a VEX document naming a component of the serving artifact unloads it', async () => {
+    const wabt = (JSON.parse(readFileSync(join(REPO, 'node_modules', 'wabt', 'package.json'), 'utf8')) as { version: string })
+      .version;
+    const from = w.mark();
+    ok(await r.trust(['vex', '--env', 'production', vex('APX-2026-0002', `pkg:npm/wabt@${wabt}`)]));
+    const line = await w.waitFor(
+      (l) => l.message.startsWith('policy unloaded: ') && l.policy_ref === 'pb-pay-v1@1.1.0',
+      'the unload of pb-pay-v1@1.1.0',
+      { from },
+    );
+    assert.deepEqual(
+      [line.severity, line.reason, line.security_event],
+      ['ERROR', 'VULNERABLE_COMPONENT', 'vulnerable_component'],
+    );
+    assert.match(
+      line.message,
+      new RegExp(`the SBOM names pkg:npm/wabt@${wabt.replace(/\./g, '\\.')}, affected by APX-2026-0002`),
+    );
+    assert.equal(await w.serving(), null);
   });
 });

@@ -45,8 +45,19 @@ export interface VerifiedArtifact {
   readonly tables: PolicyTables;
   /** The signed binding statement, when the artifact had one. */
   readonly binding: ArtifactBinding | null;
+  /**
+   * The attestations verified for it (only those the environment required): the SHA-256 of
+   * each bundle, and the package URLs the verified SBOM names (to judge it again when a VEX
+   * document arrives).
+   */
+  readonly attestations?: VerifiedAttestations | undefined;
   readonly trust: ArtifactTrust;
   readonly verifiedAt: Date;
+}
+
+export interface VerifiedAttestations {
+  sbom?: { digest: string; components: readonly string[] } | undefined;
+  provenance?: { digest: string; builderId: string | null } | undefined;
 }
 
 export type VerifiedArtifactFields = Omit<VerifiedArtifact, typeof verifiedBrand>;
@@ -79,6 +90,7 @@ export function issueVerifiedArtifact(fields: VerifiedArtifactFields): VerifiedA
     meta: { ...fields.meta },
     tables: fields.tables,
     binding: fields.binding === null ? null : { ...fields.binding },
+    ...(fields.attestations ? { attestations: structuredClone(fields.attestations) } : {}),
     trust: fields.trust,
     verifiedAt: new Date(fields.verifiedAt.getTime()),
   });

@@ -9,6 +9,7 @@ import {
   deniedComponent,
   parseAttestationRequirements,
   requiredKinds,
+  vexAdvisories,
 } from './requirements.js';
 
 const code = (c: string) => (err: unknown) => isApxError(err) && err.code === c;
@@ -99,5 +100,46 @@ describe('attestation requirements', () => {
     checkCompilerFloor('apx-policy/0.10.0 wabt/1.0.39', r, 'production');
     assert.throws(() => checkCompilerFloor('apx-policy/0.1.9 wabt/1.0.39', r, 'production'), /below the floor 0\.2\.0/);
     assert.throws(() => checkCompilerFloor(null, r, 'production'), code(CoreErrorCode.ATTESTATION_POLICY_VIOLATION));
+  });
+  it('VEX: affected and unresolved component versions only; refs by bom-ref or purl; exact versions; ranges refused', () => {
+    const doc = (vulnerabilities: unknown[], components: unknown[] = []) => ({
+      bomFormat: 'CycloneDX',
+      specVersion: '1.6',
+      components,
+      vulnerabilities,
+    });
+    const list = vexAdvisories(
+      doc(
+        [
+          { id: 'CVE-1', analysis: { state: 'exploitable' }, affects: [{ ref: 'wabt' }] },
+          {
+            id: 'CVE-2',
+            affects: [{ ref: 'pkg:npm/yaml', versions: [{ version: '2.0.0' }, { version: '2.9.1', status: 'unaffected' }] }],
+          },
+          { id: 'CVE-3', analysis: { state: 'resolved' }, affects: [{ ref: 'pkg:npm/x@1.0.0' }] },
+          { id: 'CVE-4', analysis: { state: 'not_affected' }, affects: [{ ref: 'pkg:npm/y@1.0.0' }] },
+        ],
+        [{ type: 'library', name: 'wabt', 'bom-ref': 'wabt', purl: 'pkg:npm/wabt@1.0.39' }],
+      ),
+      'here',
+    );
+    assert.deepEqual(list, [
+      { id: 'CVE-1', purl: 'pkg:npm/wabt@1.0.39', state: 'exploitable' },
+      { id: 'CVE-2', purl: 'pkg:npm/yaml@2.0.0', state: 'in_triage' },
+    ]);
+    const r = parseAttestationRequirements({ vulnerabilities: list }, 'x');
+    assert.deepEqual(requiredKinds(r), ['sbom']);
+    const bom = (purl: string) => statement('https://cyclonedx.org/bom', { components: [{ name: 'n', purl }] });
+    assert.throws(() => checkSbom(bom('pkg:npm/wabt@1.0.39'), r, 'production'), code(CoreErrorCode.VULNERABLE_COMPONENT));
+    assert.deepEqual(checkSbom(bom('pkg:npm/wabt@1.0.40'), r, 'production'), ['pkg:npm/wabt@1.0.40']);
+    for (const bad of [
+      { bomFormat: 'SPDX' },
+      doc([{ id: 'C', affects: [{ ref: 'pkg:npm/a', versions: [{ range: 'vers:npm/<2' }] }] }]),
+      doc([{ id: 'C', affects: [{ ref: 'pkg:npm/a' }] }]),
+      doc([{ id: 'C', affects: [{ ref: 'unknown-ref' }] }]),
+      doc([{ id: 'C' }]),
+    ]) {
+      assert.throws(() => vexAdvisories(bad, 'here'), code(CoreErrorCode.ATTESTATION_INVALID), JSON.stringify(bad));
+    }
   });
 });

@@ -5,6 +5,7 @@ import {
   issueVerifiedArtifact,
   MAX_ARTIFACT_BYTES,
   type VerifiedArtifact,
+  type VerifiedAttestations,
 } from '../artifact/verified-artifact.js';
 import { START_SECTION, wasmSectionIds } from '../artifact/wasm-sections.js';
 import { checkCompilerFloor, checkProvenance, checkSbom, requiredKinds, requiresNothing } from '../attestation/requirements.js';
@@ -229,9 +230,10 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
   // 10b. Attestations the environment requires (docs/security-model.md, "Attestations"): each
   //      present, signed by a signer the environment trusts, about these bytes, and within the
   //      environment's conditions (builders, source repositories, compiler floor, denied components).
-  if (trust.kind === 'tuf' && !requiresNothing(trust.attestations)) {
-    checkAttestations(trust, policy, material, file, artifact, binding, now());
-  }
+  const attestations =
+    trust.kind === 'tuf' && !requiresNothing(trust.attestations)
+      ? checkAttestations(trust, policy, material, file, artifact, binding, now())
+      : undefined;
 
   // 11. Runbook "Verification Steps" 4, magic bytes: `\0asm` version 1.
   if (artifact.byteLength < WASM_HEADER.length || !WASM_HEADER.equals(artifact.subarray(0, WASM_HEADER.length))) {
@@ -289,6 +291,7 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
     meta,
     tables,
     binding,
+    ...(attestations ? { attestations } : {}),
     trust: trustKind,
     verifiedAt: now(),
   });
@@ -303,10 +306,11 @@ function checkAttestations(
   artifact: Uint8Array,
   binding: ArtifactBinding | null,
   now: Date,
-): void {
+): VerifiedAttestations | undefined {
   const r = trust.attestations;
-  if (!r) return;
+  if (!r) return undefined;
   const env = trust.environment;
+  const verified: VerifiedAttestations = {};
   for (const kind of requiredKinds(r)) {
     const name = attestationFileName(file, kind);
     const bytes = material.attestations?.[kind];
@@ -318,10 +322,17 @@ function checkAttestations(
       );
     }
     const statement = verifyAttestation(trust, policy, bytes, name, kind, artifact, now);
-    if (kind === 'provenance') checkProvenance(statement, r, env);
-    else checkSbom(statement, r, env);
+    const digest = `sha256:${sha256Hex(bytes)}`;
+    if (kind === 'provenance') {
+      checkProvenance(statement, r, env);
+      const id = (statement.predicate as { runDetails?: { builder?: { id?: unknown } } }).runDetails?.builder?.id;
+      verified.provenance = { digest, builderId: typeof id === 'string' ? id : null };
+    } else {
+      verified.sbom = { digest, components: checkSbom(statement, r, env) };
+    }
   }
   if (r.compilerMin) checkCompilerFloor(binding?.compilerVersion ?? null, r, env);
+  return verified;
 }
 
 /** An attestation bundle verified like the artifact's: a trusted key (by hint) or a trusted identity. */

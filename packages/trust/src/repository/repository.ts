@@ -4,6 +4,7 @@
 
 import type { ArtifactRef } from '@apx/core';
 import {
+  type Advisory,
   type AttestationRequirements,
   artifactFileName,
   describeIdentityPolicy,
@@ -16,6 +17,7 @@ import {
 import type { ArtifactStore } from '@apx/storage';
 import type { Metadata, Root, Snapshot, Targets, Timestamp } from '@tufjs/models';
 import type { EnvironmentCustom, TargetCustom } from '../custom.js';
+
 import { CUSTOM_FIELD } from '../custom.js';
 import { TrustError, TrustErrorCode } from '../error.js';
 import { addSignature, type MetadataSigner, tufKey } from '../keys.js';
@@ -46,6 +48,12 @@ import {
   unsigned,
 } from './drafts.js';
 import { highestPublished, loadRepository, type RepositoryState, storeFailed } from './state.js';
+
+/** Sets an environment's attestation policy; one that asks for nothing removes the field. */
+function setAttestations(custom: EnvironmentCustom, requirements: AttestationRequirements): void {
+  if (requiresNothing(requirements)) delete custom.attestations;
+  else custom.attestations = requirements;
+}
 
 export interface Approval {
   ref: ArtifactRef;
@@ -270,10 +278,28 @@ export class TrustRepository {
    * Sets what an environment requires of artifacts' attestations (replacing what it required);
    * requirements that ask for nothing remove the field.
    */
-  requireAttestations(env: string, requirements: AttestationRequirements): Drafts {
+  requireAttestations(env: string, requirements: Omit<AttestationRequirements, 'vulnerabilities'>): Drafts {
     return this.#changeEnvironment(env, (_targets, custom) => {
-      if (requiresNothing(requirements)) delete custom.attestations;
-      else custom.attestations = requirements;
+      // The VEX advisories are apx trust vex's: kept as they are.
+      setAttestations(custom, { ...requirements, vulnerabilities: custom.attestations?.vulnerabilities ?? [] });
+    });
+  }
+
+  /**
+   * The VEX gate: replaces the environment's affected, unresolved component versions (from a
+   * CycloneDX VEX document); its other attestation requirements are kept.
+   */
+  setVulnerabilities(env: string, vulnerabilities: readonly Advisory[]): Drafts {
+    return this.#changeEnvironment(env, (_targets, custom) => {
+      const current = custom.attestations ?? {
+        provenance: false,
+        sbom: false,
+        builderIds: [],
+        sourceRepositories: [],
+        denyComponents: [],
+        vulnerabilities: [],
+      };
+      setAttestations(custom, { ...current, vulnerabilities: [...vulnerabilities] });
     });
   }
 

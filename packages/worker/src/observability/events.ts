@@ -31,6 +31,7 @@ const SECURITY_EVENTS: Partial<Record<LoadErrorCode, string>> = {
   [CoreErrorCode.ATTESTATION_MISSING]: 'attestation_missing',
   [CoreErrorCode.ATTESTATION_INVALID]: 'attestation_invalid',
   [CoreErrorCode.ATTESTATION_POLICY_VIOLATION]: 'attestation_policy_violation',
+  [CoreErrorCode.VULNERABLE_COMPONENT]: 'vulnerable_component',
 };
 
 /** Codes that are availability problems, not verdicts on an artifact. */
@@ -192,14 +193,16 @@ export function createObservers(log: WorkerLogger, metrics: WorkerMetrics): { lo
   };
   const set: PolicySetObserver = {
     revoked(state, unloaded, error) {
-      metrics.revokedBlocked.inc();
+      // Withdrawn by the trust repository (REVOKED), or judged again under a new VEX document.
+      if (error.code === CoreErrorCode.REVOKED) metrics.revokedBlocked.inc();
+      else metrics.verificationFailures.inc({ reason: error.code });
       metrics.policyReady.set({ policy: state.policyId }, 0);
       log.error(
         {
           policy_ref: unloaded.refText,
           digest: unloaded.artifact.digest,
           reason: error.code,
-          security_event: 'revoked_artifact',
+          security_event: SECURITY_EVENTS[error.code] ?? 'revoked_artifact',
         },
         `policy unloaded: ${error.reason}`,
       );

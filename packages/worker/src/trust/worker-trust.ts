@@ -4,7 +4,14 @@
 
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { type ApxError, CoreErrorCode, describeIdentityPolicy, VerificationError } from '@apx/core';
+import {
+  type ApxError,
+  affectingAdvisory,
+  CoreErrorCode,
+  describeIdentityPolicy,
+  VerificationError,
+  vulnerableComponent,
+} from '@apx/core';
 import { DEFAULT_MAX_BYTES, openStore } from '@apx/storage';
 import { TrustClient, TrustErrorCode, type TrustView } from '@apx/trust';
 import type { WorkerConfig } from '../config.js';
@@ -58,6 +65,21 @@ async function bootstrapRoot(config: WorkerConfig, cwd: string): Promise<Buffer 
       },
     );
   }
+}
+
+/**
+ * The VEX gate on what already serves: a VEX document that arrives with the environment's role
+ * (apx trust vex) unloads an artifact whose verified SBOM names an affected, unresolved
+ * component version. Artifacts loaded without an SBOM check (no gate then) are not judged here.
+ */
+function vexWithdrawal(loaded: LoadedPolicy, view: TrustView | undefined): ApxError | undefined {
+  const advisories = view?.attestations?.vulnerabilities ?? [];
+  if (advisories.length === 0) return undefined;
+  for (const purl of loaded.artifact.attestations?.sbom?.components ?? []) {
+    const advisory = affectingAdvisory(purl, advisories);
+    if (advisory) return vulnerableComponent(view?.environment ?? '', purl, advisory);
+  }
+  return undefined;
 }
 
 export async function openWorkerTrust(config: WorkerConfig, deps: WorkerTrustDeps): Promise<WorkerTrust | undefined> {
@@ -124,7 +146,7 @@ export async function openWorkerTrust(config: WorkerConfig, deps: WorkerTrustDep
       loaded.artifact.keyId,
       loaded.artifact.certificateIdentity,
     );
-    if (!why) return undefined;
+    if (!why) return vexWithdrawal(loaded, watcher.view);
     return new VerificationError(CoreErrorCode.REVOKED, why, {
       hint: 'the trust repository no longer approves this artifact; the highest version still approved loads in its place',
     });

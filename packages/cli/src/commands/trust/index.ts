@@ -11,6 +11,7 @@ import { trustRotateCommand } from './rotate.js';
 import { trustSignCommand } from './sign.js';
 import { trustSignerCommand } from './signer.js';
 import { trustStatusCommand } from './status.js';
+import { trustVexCommand } from './vex.js';
 
 const SUBCOMMANDS: readonly CommandSpec[] = [
   trustInitCommand,
@@ -18,6 +19,7 @@ const SUBCOMMANDS: readonly CommandSpec[] = [
   trustRevokeCommand,
   trustSignerCommand,
   trustRequireCommand,
+  trustVexCommand,
   trustRotateCommand,
   trustRenewCommand,
   trustSignCommand,

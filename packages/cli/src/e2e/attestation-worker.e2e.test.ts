@@ -7,6 +7,7 @@
 // whose SBOM names a component a signed CycloneDX VEX document lists as affected; then a VEX
 // document naming a component of the artifact serving unloads it.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { cpSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -75,6 +76,33 @@ describe('e2e: production requires attestations', () => {
   it('loads the artifact built by X with its SBOM and provenance', async () => {
     await w.loaded('pb-pay-v1@1.1.0');
     assert.equal(await w.serving(), 'pb-pay-v1@1.1.0');
+  });
+
+  it('apx trust status --json lists the attestation policy and, per approved artifact, its SBOM and provenance digests', async () => {
+    const r1 = ok(await f.apx(['trust', 'status', '--env', 'production', '--json', '--store', r.store]));
+    const status = JSON.parse(r1.stdout);
+    assert.match(status.checkedAt, /^\d{4}-\d\d-\d\dT/);
+    const [production] = status.environments;
+    assert.deepEqual(production.attestationPolicy, {
+      provenance: true,
+      builderIds: [BUILDER_X],
+      compilerMin: '0.2.0',
+      denyComponents: [DENIED],
+    });
+    const byPath = new Map(production.approved.map((a: { path: string }) => [a.path, a]));
+    const sha = (p: string) =>
+      createHash('sha256')
+        .update(readFileSync(r.path(p)))
+        .digest('hex');
+    assert.deepEqual((byPath.get('pb-pay-v1@1.1.0.wasm') as { sbom: unknown }).sbom, {
+      name: 'pb-pay-v1@1.1.0.wasm.sbom.sigstore.json',
+      sha256: sha('pb-pay-v1@1.1.0.wasm.sbom.sigstore.json'),
+    });
+    assert.equal(
+      (byPath.get('pb-pay-v1@1.1.0.wasm') as { provenance: { sha256: string } }).provenance.sha256,
+      sha('pb-pay-v1@1.1.0.wasm.provenance.sigstore.json'),
+    );
+    assert.equal((byPath.get('pb-pay-v1@1.0.0.wasm') as { sbom: unknown }).sbom, null);
   });
 
   it('apx trust require refuses what workers would refuse, in one line, and changes nothing', async () => {

@@ -1,4 +1,10 @@
-import { describeIdentityPolicy, type IdentityPolicyJson, identityPolicyJson } from '@apx/core';
+import {
+  attestationRequirementsJson,
+  describeIdentityPolicy,
+  type IdentityPolicyJson,
+  identityPolicyJson,
+  sha256Hex,
+} from '@apx/core';
 import type { RepositoryState, readEnvironmentCustom, TrustRepository } from '@apx/trust';
 import { type CommandSpec, flagString } from '../../command.js';
 import type { CliContext } from '../../context.js';
@@ -33,8 +39,24 @@ export interface RoleStatus {
   signedBy: string[];
 }
 
+/** An attestation bundle published beside an approved artifact (compliance: what was attested). */
+export interface AttestationFile {
+  name: string;
+  sha256: string;
+}
+
 export interface EnvironmentStatus extends RoleStatus {
-  approved: Array<{ path: string; length: number; sha256: string; approvedAt: string | null }>;
+  approved: Array<{
+    path: string;
+    length: number;
+    sha256: string;
+    approvedAt: string | null;
+    /** The SBOM and provenance bundles in the store beside it (null: none); filled by withAttestationDigests. */
+    sbom?: AttestationFile | null;
+    provenance?: AttestationFile | null;
+  }>;
+  /** What the environment requires of attestations (apx trust require, apx trust vex); null: nothing. */
+  attestationPolicy: Record<string, unknown> | null;
   /** APX key ids (hex SHA-256 of the public key) of the keys trusted to sign artifacts. */
   signers: string[];
   /** The same keys with their validity windows (a retired key has notAfter). */
@@ -57,6 +79,8 @@ export interface StagedStatus {
 
 export interface TrustStatus {
   store: string;
+  /** When the repository was read and verified. */
+  checkedAt?: string;
   roles: RoleStatus[];
   environments: EnvironmentStatus[];
   staged: StagedStatus[];
@@ -150,6 +174,8 @@ export function trustStatus(
         description: describeIdentityPolicy(s.identity),
       })),
       revoked: custom.revoked,
+      attestationPolicy:
+        'attestations' in custom && custom.attestations ? attestationRequirementsJson(custom.attestations) : null,
     });
   }
   const staged: StagedStatus[] = [];
@@ -189,6 +215,28 @@ export function trustStatus(
   return { store: repo.store.url, roles, environments, staged };
 }
 
+/** Attestation bundles are a few KiB; a larger object is not one. */
+const MAX_ATTESTATION_BYTES = 1024 * 1024;
+
+/**
+ * For each approved artifact, the SHA-256 of the SBOM and provenance bundles published beside
+ * it: what an auditor asks for. Read from the store, not verified here (workers verify them).
+ */
+export async function withAttestationDigests(
+  status: TrustStatus,
+  store: { get(name: string, options: { maxBytes: number }): Promise<Uint8Array | undefined> },
+): Promise<void> {
+  for (const e of status.environments) {
+    for (const a of e.approved) {
+      for (const kind of ['sbom', 'provenance'] as const) {
+        const name = `${a.path}.${kind}.sigstore.json`;
+        const bytes = await store.get(name, { maxBytes: MAX_ATTESTATION_BYTES }).catch(() => undefined);
+        a[kind] = bytes ? { name, sha256: sha256Hex(bytes) } : null;
+      }
+    }
+  }
+}
+
 function until(expires: string | null, now: Date): string {
   if (!expires) return '';
   const ms = Date.parse(expires) - now.getTime();
@@ -216,8 +264,14 @@ export function renderStatus(status: TrustStatus, now: Date): string {
     ];
     lines.push(`  artifact signers: ${signerText.join(', ') || 'none (apx trust signer add)'}`);
     lines.push(`  approved: ${e.approved.length === 0 ? 'none' : ''}`);
-    for (const a of e.approved)
+    if (e.attestationPolicy) lines.push(`  requires attestations: ${JSON.stringify(e.attestationPolicy)}`);
+    for (const a of e.approved) {
       lines.push(`    ${a.path}  sha256:${a.sha256}  ${a.length} bytes  approved ${a.approvedAt ?? '?'}`);
+      if (a.sbom !== undefined || a.provenance !== undefined)
+        lines.push(
+          `      sbom ${a.sbom ? `sha256:${a.sbom.sha256}` : 'none'}  provenance ${a.provenance ? `sha256:${a.provenance.sha256}` : 'none'}`,
+        );
+    }
     if (e.revoked.length > 0) lines.push('  revoked:');
     for (const r of e.revoked) lines.push(`    ${r.path}  sha256:${r.sha256}  revoked ${r.revokedAt}: ${r.reason}`);
   }
@@ -254,6 +308,8 @@ the environments and staged changes shown to one.`,
       const repo = await TrustRepository.open(store);
       const now = new Date();
       const status = trustStatus(repo, now, (await trustModule()).readEnvironmentCustom, env);
+      await withAttestationDigests(status, store);
+      status.checkedAt = now.toISOString();
       if (args.flags.json === true) writeJson(ctx, status);
       else ctx.stdout.write(renderStatus(status, now));
       return 0;

@@ -2,60 +2,17 @@
 // 1. POST /v1/decide under load (wrk, a separate process) on the real worker, against a
 //    bare node:http server answering the same route with a same-size JSON body, both in
 //    their own single Node process. Goal: worker req/s >= 0.8 x bare.
-// 2. Cold load of the payments artifact from the local store: fetch (read), verify
-//    (signature, binding), validate/compile, instantiate. Median; goal <= 2 ms. Printed next
-//    to the raw cost of SHA-256 + ECDSA verify of the same bytes.
+// Cold load of an artifact is measured by bench/load.ts.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { verify } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { keysTrust, PublicKey, SignatureVerifier } from '@apx/core';
-import { type LoadObserver, openArtifactSource, PolicyLoader, policyHostRuntime } from '@apx/worker';
 import { REPO, signedSample } from './fixture.js';
 
 const DURATION = process.env.BENCH_DURATION ?? '8s';
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
 
 const sample = await signedSample('apx-bench-');
 const { dir } = sample;
-const keys = { publicKey: sample.publicKey };
-const compiled = { fileName: sample.fileName, wasm: sample.wasm };
-const signed = { signatureFileContent: sample.signatureFileContent };
-
-// ---- 2. cold load -------------------------------------------------------------------
-const quiet: LoadObserver = { loaded() {}, rejected() {}, unsignedAccepted() {}, diskEntryRejected() {} };
-const store = await openArtifactSource(join(dir, 'artifacts'));
-const verifier = new SignatureVerifier(PublicKey.fromKeyObject(keys.publicKey));
-const ref = { policyId: 'pb-pay-v1', version: '1.0.0' };
-const runtimeFactory = policyHostRuntime(() => undefined);
-const loads: number[] = [];
-const raws: number[] = [];
-const der = Buffer.from(signed.signatureFileContent, 'base64');
-for (let i = 0; i < 300; i++) {
-  const loader = new PolicyLoader({
-    source: store,
-    trust: { kind: 'keys', trustFor: async () => keysTrust(verifier) },
-    strict: true,
-    allowList: undefined,
-    runtimeFactory,
-    observer: quiet,
-    memoryCacheEntries: 4,
-    binding: { environment: 'dev', required: true },
-  });
-  const t0 = process.hrtime.bigint();
-  await loader.load(ref);
-  loads.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  const t1 = process.hrtime.bigint();
-  verify('sha256', compiled.wasm, keys.publicKey, der);
-  raws.push(Number(process.hrtime.bigint() - t1) / 1e6);
-}
-const coldMedian = median(loads.slice(20));
-console.log(`cold load of ${compiled.fileName} (${compiled.wasm.length} bytes) from the local store, 280 runs after warm-up:`);
-console.log(
-  `  median ${coldMedian.toFixed(3)} ms, p90 ${[...loads.slice(20)].sort((a, b) => a - b)[Math.floor(280 * 0.9)]?.toFixed(3)} ms (goal <= 2 ms: ${coldMedian <= 2 ? 'met' : 'NOT met'})`,
-);
-console.log(`  baseline: one raw ECDSA verify of the same bytes, median ${median(raws.slice(20)).toFixed(3)} ms`);
 
 // ---- 1. HTTP under load ---------------------------------------------------------------
 if (spawnSync('wrk', ['--version']).error) {

@@ -1,13 +1,19 @@
 // Decision throughput for the payments sample, in-process on one core: the compiled
-// WebAssembly module through PolicyHost against the TypeScript reference evaluator (CEL
-// interpreter), same requests, alternating rounds, median of per-round figures.
-// Goals (issue 3): >= 1,000,000 decisions/s and >= 20x the reference.
+// WebAssembly module through PolicyHost against (1) a plain hand-written JavaScript evaluator
+// of the same policy (bench/decide-plain-js.ts), on the 10 reused requests below and on
+// 8,192 distinct requests (bench/decide-traffic.ts: new addresses, keys, tokens, ids), and
+// (2) the TypeScript reference evaluator (CEL interpreter). Same requests, alternating
+// rounds, median of per-round figures.
+// Goals: >= 1.5x faster than plain JS on the distinct mix (issue 17); >= 1,000,000
+// decisions/s and >= 20x the reference (issue 3).
 import { generateKeyPairSync, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { keysTrust, PolicyHost, type PolicyRequest, PublicKey, SignatureVerifier, verifyPolicyArtifact } from '@apx/core';
 import { policyModule, unmeteredPolicyHost } from '@apx/core/testing';
 import { compilePolicy } from '@apx/policy';
 import { ReferenceEvaluator } from '@apx/policy/reference';
+import { plainDecide } from './decide-plain-js.js';
+import { distinctRequests } from './decide-traffic.js';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
 const ROUND_MS = Number(process.env.BENCH_ROUND_MS ?? 400);
@@ -87,6 +93,14 @@ for (const r of requests) {
   if (a !== b) throw new Error(`wasm and reference disagree on ${JSON.stringify(r)}`);
 }
 
+// The baseline must decide exactly as the module does, on every request of both mixes.
+const distinct = distinctRequests(8192);
+for (const r of [...requests, ...distinct]) {
+  const a = JSON.stringify(host.decide(r));
+  if (a !== JSON.stringify(plainDecide(r))) throw new Error(`wasm and plain JS disagree on ${JSON.stringify(r)}: ${a}`);
+  if (a !== JSON.stringify(reference.decide(r))) throw new Error(`wasm and reference disagree on ${JSON.stringify(r)}`);
+}
+
 console.log(`decide throughput, ${compiled.fileName}, ${ROUNDS} alternating rounds of ${ROUND_MS} ms (node ${process.version})`);
 
 function compare(label: string, mix: PolicyRequest[]): void {
@@ -110,6 +124,38 @@ function compare(label: string, mix: PolicyRequest[]): void {
     `  goal >= 1,000,000/s: ${w >= 1e6 ? 'met' : 'NOT met'}; goal >= 20x reference: ${ratio >= 20 ? 'met' : 'NOT met'}`,
   );
 }
+
+const outcomes = new Map<string, number>();
+for (const r of distinct) {
+  const d = host.decide(r);
+  const k = `${d.status} ${d.reason}`;
+  outcomes.set(k, (outcomes.get(k) ?? 0) + 1);
+}
+console.log(`\ndistinct mix: ${distinct.length} requests, decisions by outcome (identical for wasm, plain JS and reference):`);
+for (const [k, n] of [...outcomes].sort((a, b) => b[1] - a[1])) console.log(`  ${String(n).padStart(5)}  ${k}`);
+
+/** Compiled module against the plain-JS evaluator: µs per decision and how many times faster. */
+function versusPlainJs(label: string, mix: PolicyRequest[], goal: number): void {
+  const wasm: number[] = [];
+  const plain: number[] = [];
+  const ratios: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    const w = 1e6 / decisionsPerSecond((r) => host.decide(r), mix);
+    const p = 1e6 / decisionsPerSecond(plainDecide, mix);
+    wasm.push(w);
+    plain.push(p);
+    ratios.push(p / w);
+  }
+  const ratio = median(ratios);
+  console.log(`\n${label}`);
+  console.log(`  plain JS (hand-written evaluator):       ${median(plain).toFixed(2).padStart(10)} µs/decision`);
+  console.log(`  compiled WebAssembly (PolicyHost):       ${median(wasm).toFixed(2).padStart(10)} µs/decision`);
+  console.log(`  ratio plain JS/wasm (median of rounds):  ${ratio.toFixed(2)}x faster than plain JS`);
+  console.log(`  ${label.split(':')[0]}: goal >= ${goal}x faster than plain JS: ${ratio >= goal ? 'met' : 'NOT met'}`);
+}
+
+versusPlainJs(`reused mix: the ${requests.length} requests below, replayed`, requests, 1.5);
+versusPlainJs(`distinct mix: ${distinct.length} distinct requests (IPv4/IPv6, API keys, JWTs, ids in paths)`, distinct, 1.5);
 
 compare(`all ${requests.length} requests (4 denied before any rule: key, route, address, body size)`, requests);
 // Requests that pass routing, address and authentication checks: the work the rules (CEL) do.

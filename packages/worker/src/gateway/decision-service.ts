@@ -4,13 +4,13 @@ import { bearerToken, createJwtVerifier, type JwtVerifierOptions, type JwtVerify
 import type { LoadedPolicy } from '../loader.js';
 import type { WorkerLogger } from '../observability/logger.js';
 import type { WorkerMetrics } from '../observability/metrics.js';
-import type { PolicySet } from '../policy-set.js';
 import type { RateLimiter } from '../rate-limit.js';
 import type { PolicyDecision } from '../runtime.js';
+import type { ServingPolicies } from '../serving-policies.js';
 
 /** What the decision pipeline needs; the worker's HTTP server and the gateways share one. */
 export interface DecisionDeps {
-  policies: PolicySet;
+  policies: ServingPolicies;
   metrics: WorkerMetrics;
   limiter: RateLimiter;
   /** Options of the JWKS fetches (tests point fetch at a local server). */

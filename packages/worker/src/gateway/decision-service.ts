@@ -3,7 +3,7 @@ import type { JwtTable } from '@apx/core';
 import { bearerToken, createJwtVerifier, type JwtVerifierOptions, type JwtVerify } from '../jwt.js';
 import type { LoadedPolicy } from '../loader.js';
 import type { WorkerLogger } from '../observability/logger.js';
-import type { WorkerMetrics } from '../observability/metrics.js';
+import type { DecisionTally, WorkerMetrics } from '../observability/metrics.js';
 import type { RateLimiter } from '../rate-limit.js';
 import type { PolicyDecision } from '../runtime.js';
 import type { ServingPolicies } from '../serving-policies.js';
@@ -131,10 +131,9 @@ export function createDecisionService(deps: DecisionDeps): DecisionService {
     return v;
   }
 
-  /** prom-client resolves label sets by hashing on every inc(); resolve each once. */
-  type LabelledCounter = ReturnType<typeof metrics.decisions.labels>;
-  const counters = new Map<string, Record<string, LabelledCounter>>();
-  function counter(policy: string, outcome: string): LabelledCounter {
+  /** The decision counters, resolved once per (policy, outcome): counting allocates nothing. */
+  const counters = new Map<string, Record<string, DecisionTally>>();
+  function counter(policy: string, outcome: string): DecisionTally {
     let byOutcome = counters.get(policy);
     if (!byOutcome) {
       byOutcome = {};
@@ -142,7 +141,7 @@ export function createDecisionService(deps: DecisionDeps): DecisionService {
     }
     let c = byOutcome[outcome];
     if (!c) {
-      c = outcome === 'dry_run' ? metrics.dryRunDenied.labels({ policy }) : metrics.decisions.labels({ policy, outcome });
+      c = metrics.decisionTally(policy, outcome);
       byOutcome[outcome] = c;
     }
     return c;

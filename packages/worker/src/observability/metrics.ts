@@ -15,8 +15,52 @@ export interface PolicyInfo {
   trustVersion: string;
 }
 
+/**
+ * A per-request counter: a plain number bumped on the hot path and added to its Prometheus
+ * series when the registry is read, so counting a decision allocates nothing (prom-client
+ * hashes the label set and returns a record on every inc(), labelled child or not).
+ */
+export interface DecisionTally {
+  inc(): void;
+}
+
+class PendingCount implements DecisionTally {
+  pending = 0;
+  constructor(readonly labels: Record<string, string>) {}
+  inc(): void {
+    this.pending++;
+  }
+}
+
 export class WorkerMetrics {
   readonly registry = new Registry();
+  readonly #decisionTallies = new Map<string, PendingCount>();
+  readonly #dryRunTallies = new Map<string, PendingCount>();
+
+  /**
+   * The tally of apx_decisions_total{policy,outcome} (outcome "dry_run": of
+   * apx_decisions_dry_run_denied_total{policy}), one per label set, kept for reuse.
+   */
+  decisionTally(policy: string, outcome: string): DecisionTally {
+    const dryRun = outcome === 'dry_run';
+    const tallies = dryRun ? this.#dryRunTallies : this.#decisionTallies;
+    const id = dryRun ? policy : `${policy}\u0000${outcome}`;
+    let tally = tallies.get(id);
+    if (tally === undefined) {
+      tally = new PendingCount(dryRun ? { policy } : { policy, outcome });
+      tallies.set(id, tally);
+    }
+    return tally;
+  }
+
+  /** Adds what the tallies counted since the last read to their series (called at each read). */
+  #flush<L extends string>(tallies: Map<string, PendingCount>, counter: Counter<L>): void {
+    for (const tally of tallies.values()) {
+      if (tally.pending === 0) continue;
+      counter.inc(tally.labels as Record<L, string>, tally.pending);
+      tally.pending = 0;
+    }
+  }
   #servingNow: () => PolicyInfo[] = () => [];
   /**
    * The fleet view (issue 16): one series at 1 per serving version, built at each scrape from
@@ -116,17 +160,19 @@ export class WorkerMetrics {
     help: 'Policy loads that had to download from the store.',
     registers: [this.registry],
   });
-  readonly decisions = new Counter({
+  readonly decisions: Counter<'policy' | 'outcome'> = new Counter({
     name: 'apx_decisions_total',
     help: 'Decisions served, by policy and outcome (allow, deny, rate_limited, error).',
     labelNames: ['policy', 'outcome'],
     registers: [this.registry],
+    collect: (): void => this.#flush(this.#decisionTallies, this.decisions),
   });
-  readonly dryRunDenied = new Counter({
+  readonly dryRunDenied: Counter<'policy'> = new Counter({
     name: 'apx_decisions_dry_run_denied_total',
     help: 'Denials (policy denials and rate limits) let through because the policy runs in dry run (APX_DRY_RUN), by policy.',
     labelNames: ['policy'],
     registers: [this.registry],
+    collect: (): void => this.#flush(this.#dryRunTallies, this.dryRunDenied),
   });
   readonly policyReady = new Gauge({
     name: 'apx_policy_ready',

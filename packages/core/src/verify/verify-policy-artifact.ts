@@ -13,8 +13,14 @@ import { ATTESTATION_KINDS, type AttestationKind, attestationFileName, predicate
 import type { ArtifactBinding } from '../binding/statement.js';
 import { isKeylessBundle, verifyKeylessBundle } from '../bundle/keyless.js';
 import { type ParsedBundle, parseBundle } from '../bundle/parse.js';
-import { type BundleVerification, type BundleVerifyOptions, verifyBundle } from '../bundle/verify.js';
-import { sha256Hex } from '../digest.js';
+import {
+  type ArtifactDigest,
+  type ArtifactInput,
+  type BundleVerification,
+  type BundleVerifyOptions,
+  verifyBundle,
+} from '../bundle/verify.js';
+import { digest as digestOf, sha256Hex } from '../digest.js';
 import { CoreErrorCode, isApxError, VerificationError } from '../error.js';
 import type { CertificateIdentity } from '../keyless/identity.js';
 import { publicGoodTrustedRoot } from '../keyless/trusted-root.js';
@@ -87,6 +93,12 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
   const state = input.state ?? {};
   const { ref, artifact } = material;
   const now = policy.now ?? (() => new Date());
+  // The digest checked (step 4) must be of exactly the bytes compiled (step 12). Both read
+  // `artifact` within this one synchronous call, so nothing can change it in between, unless
+  // its memory is shared with another thread: refused, whoever the caller.
+  if (artifact.buffer instanceof SharedArrayBuffer) {
+    throw new TypeError('verifyPolicyArtifact: the artifact is in shared memory; pass a copy of its bytes');
+  }
 
   // 1. Runbook "Verification Flow", first box: the worker receives a policy reference
   //    `<policy-id>@<semver>`; anything else names no artifact.
@@ -122,8 +134,13 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
     );
   }
 
-  // 4. Runbook "Compute hash of artifact": SHA-256 of artifact.wasm.
-  const sha256 = sha256Hex(artifact);
+  // 4. Runbook "Compute hash of artifact": SHA-256 of artifact.wasm. The one hash pass over the
+  //    bytes: every later check that compares a digest (blocked pair, TUF target, the bundle's
+  //    statement subject, the binding, attestation subjects) is handed this one. Only a
+  //    signature over the bytes themselves (the .sig; a message-signature bundle) hashes them
+  //    again, inside node:crypto's verify, which cannot start from a digest.
+  const artifactSha256: ArtifactDigest = { algorithm: 'sha256', digest: digestOf('sha256', artifact) };
+  const sha256 = artifactSha256.digest.toString('hex');
   const digest = `sha256:${sha256}`;
 
   // 5. A (bytes, signature material) pair that failed signature verification before is
@@ -182,7 +199,7 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
   let certificateIdentity: CertificateIdentity | null = null;
   let bundle: Outcome<BundleVerification> | undefined;
   if (keyless && parsed?.ok === true) {
-    const verified = verifyKeyless(trust, policy, parsed.value, artifact, material.signature);
+    const verified = verifyKeyless(trust, policy, parsed.value, artifact, artifactSha256, material.signature);
     signer = verified.signer;
     identity = verified.identity;
     certificateIdentity = verified.certificateIdentity;
@@ -190,7 +207,18 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
   } else {
     signer = material.signature === undefined ? undefined : verifySignature(trust, artifact, material.signature, candidates);
     bundle =
-      parsed?.ok === true ? attempt(() => verifyBundleWith(parsed.value, artifact, signer, candidates, policy, now())) : parsed;
+      parsed?.ok === true
+        ? attempt(() =>
+            verifyBundleWith(
+              parsed.value,
+              bundleSubject(parsed.value, artifact, artifactSha256),
+              signer,
+              candidates,
+              policy,
+              now(),
+            ),
+          )
+        : parsed;
     if (signer?.validity && bundle === undefined) checkKeyValidity(signer.keyId, signer.validity, [], now());
   }
 
@@ -232,7 +260,7 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
   //      environment's conditions (builders, source repositories, compiler floor, denied components).
   const attestations =
     trust.kind === 'tuf' && !requiresNothing(trust.attestations)
-      ? checkAttestations(trust, policy, material, file, artifact, binding, now())
+      ? checkAttestations(trust, policy, material, file, artifactSha256, binding, now())
       : undefined;
 
   // 11. Runbook "Verification Steps" 4, magic bytes: `\0asm` version 1.
@@ -243,6 +271,7 @@ export function verifyPolicyArtifact(input: VerificationInput): VerifiedArtifact
   }
 
   // 12. Compiling validates fully; a Module is immutable, so what runs is what verified.
+  //     `artifact` is the very object hashed in step 4 (no copy in between, see the top).
   //     What is compiled is the verified bytes metered (wasm/meter.ts): the same code with a
   //     fuel charge at every function entry and loop head, so that no decision runs forever.
   const metered = meterModule(artifact);
@@ -303,7 +332,7 @@ function checkAttestations(
   policy: VerificationPolicy,
   material: VerificationMaterial,
   file: string,
-  artifact: Uint8Array,
+  artifact: ArtifactDigest,
   binding: ArtifactBinding | null,
   now: Date,
 ): VerifiedAttestations | undefined {
@@ -335,18 +364,22 @@ function checkAttestations(
   return verified;
 }
 
-/** An attestation bundle verified like the artifact's: a trusted key (by hint) or a trusted identity. */
+/**
+ * An attestation bundle verified like the artifact's: a trusted key (by hint) or a trusted
+ * identity. Attestations are DSSE statements: their subject is checked against the artifact's
+ * digest (step 4), never by hashing the artifact again.
+ */
 function verifyAttestation(
   trust: TrustInForce,
   policy: VerificationPolicy,
   bytes: Uint8Array,
   name: string,
   kind: AttestationKind,
-  artifact: Uint8Array,
+  artifact: ArtifactDigest,
   now: Date,
 ): Record<string, unknown> {
   try {
-    const parsed = parseBundle(Buffer.from(bytes).toString('utf8'), name);
+    const parsed = parseBundle(utf8(bytes), name);
     if (parsed.format !== 'sigstore' || parsed.content.kind !== 'dsse') {
       throw new VerificationError(CoreErrorCode.ATTESTATION_INVALID, 'it is a signature, not an in-toto attestation');
     }
@@ -375,7 +408,21 @@ function verifyAttestation(
 }
 
 function parseBundleOf(material: VerificationMaterial, file: string): ParsedBundle {
-  return parseBundle(Buffer.from(material.bundle as Uint8Array).toString('utf8'), `${file}.sigstore.json`);
+  return parseBundle(utf8(material.bundle as Uint8Array), `${file}.sigstore.json`);
+}
+
+/** Decodes bytes as UTF-8 through a view (Buffer.from of a Uint8Array would copy them first). */
+function utf8(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+}
+
+/**
+ * What a bundle is checked against: a DSSE statement names the artifact by digest, so it gets
+ * the digest of step 4; a message signature (cosign's bundle, the legacy format) covers the
+ * bytes themselves, which node:crypto's verify hashes.
+ */
+function bundleSubject(parsed: ParsedBundle, artifact: Uint8Array, sha256: ArtifactDigest): ArtifactInput {
+  return parsed.format === 'sigstore' && parsed.content.kind === 'dsse' ? sha256 : artifact;
 }
 
 function checkTarget(
@@ -458,7 +505,7 @@ function bundleOptions(parsed: ParsedBundle, candidate: Candidate, policy: Verif
  */
 function verifyBundleWith(
   parsed: ParsedBundle,
-  artifact: Uint8Array,
+  artifact: ArtifactInput,
   signer: Candidate | undefined,
   candidates: Candidate[],
   policy: VerificationPolicy,
@@ -489,6 +536,7 @@ function verifyKeyless(
   policy: VerificationPolicy,
   parsed: ParsedBundle,
   artifact: Uint8Array,
+  sha256: ArtifactDigest,
   signature: Uint8Array | undefined,
 ): { signer: Candidate; identity: string; certificateIdentity: CertificateIdentity; bundle: BundleVerification } {
   const identities = trust.identities ?? [];
@@ -504,7 +552,7 @@ function verifyKeyless(
       },
     );
   }
-  const result = verifyKeylessBundle(parsed, artifact, {
+  const result = verifyKeylessBundle(parsed, bundleSubject(parsed, artifact, sha256), {
     trustedRoot: policy.trustedRoot ?? publicGoodTrustedRoot(),
     identities,
   });

@@ -120,6 +120,17 @@ describe('verifyPolicyArtifact: a genuine artifact', () => {
     assert.equal(verified.trust, 'unsigned');
     assert.equal(verified.binding, null);
   });
+
+  it('checks the bundle against the digest of the bytes it compiles, and refuses bytes in shared memory', () => {
+    // A statement signed by the trusted key about other bytes, beside a valid .sig of these.
+    const others = policyModule('pb-pay-v1', '1.0.1');
+    const elsewhere = bindingBundle(others, { ...REF, environment: 'production' }, signer.privateKey);
+    refuses({ bundle: elsewhere }, CoreErrorCode.BUNDLE_DIGEST_MISMATCH, /does not match the artifact/);
+    // Another thread could change shared bytes between the hash and the compile.
+    const shared = new Uint8Array(new SharedArrayBuffer(BYTES.length));
+    shared.set(BYTES);
+    assert.throws(() => run({ bytes: shared as unknown as Buffer }), /the artifact is in shared memory/);
+  });
 });
 
 describe('verifyPolicyArtifact: each check', () => {

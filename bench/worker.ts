@@ -15,7 +15,7 @@
 // Cold load of an artifact is measured by bench/load.ts.
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -213,7 +213,42 @@ async function servingProcesses(port: number): Promise<number> {
   return prefixes.size;
 }
 
-function wrk(port: number): { rps: number; p99: string; non2xx: number } {
+// CPU time of a server and its descendants (Linux /proc): on a shared machine, CPU per request
+// says more than req/s, which drifts with whatever else runs.
+const TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout?.trim() || 100);
+function cpuSeconds(root: number): number | undefined {
+  let pids: string[];
+  try {
+    pids = readdirSync('/proc').filter((p) => /^\d+$/.test(p));
+  } catch {
+    return undefined;
+  }
+  const stats = new Map<number, { ppid: number; ticks: number }>();
+  for (const p of pids) {
+    try {
+      const text = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      stats.set(Number(p), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const tree = new Set([root]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, st] of stats)
+      if (!tree.has(pid) && tree.has(st.ppid)) {
+        tree.add(pid);
+        grew = true;
+      }
+  }
+  let ticks = 0;
+  for (const pid of tree) ticks += stats.get(pid)?.ticks ?? 0;
+  return stats.has(root) ? ticks / TICKS : undefined;
+}
+
+function wrk(port: number, server: ChildProcess): { rps: number; p99: string; non2xx: number; cpuUs?: number } {
+  const cpu0 = cpuSeconds(server.pid as number);
   const out = spawnSync(
     'wrk',
     ['-t2', '-c64', `-d${DURATION}`, '--latency', '-s', script, `http://127.0.0.1:${port}/v1/decide`],
@@ -221,10 +256,13 @@ function wrk(port: number): { rps: number; p99: string; non2xx: number } {
       encoding: 'utf8',
     },
   ).stdout;
+  const cpu1 = cpuSeconds(server.pid as number);
+  const requests = Number(/(\d+) requests in/.exec(out)?.[1] ?? 0);
   return {
     rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? 0),
     p99: /\s99%\s+(\S+)/.exec(out)?.[1] ?? '?',
     non2xx: Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0),
+    ...(cpu0 !== undefined && cpu1 !== undefined && requests > 0 ? { cpuUs: ((cpu1 - cpu0) * 1e6) / requests } : {}),
   };
 }
 
@@ -254,21 +292,27 @@ async function measure(processes: number, workerPort: number, barePort: number) 
   const mix = processes === 1 ? await decisionMix(workerPort) : undefined;
   const bares: number[] = [];
   const workers: number[] = [];
+  const bareCpu: number[] = [];
+  const workerCpu: number[] = [];
   let bareP99 = '?';
   let workerP99 = '?';
   let workerNon2xx = 0;
   for (let round = 0; round < RUNS; round++) {
-    const b = wrk(barePort);
-    const w = wrk(workerPort);
+    const b = wrk(barePort, bare);
+    const w = wrk(workerPort, worker);
     bares.push(b.rps);
     workers.push(w.rps);
+    if (b.cpuUs !== undefined) bareCpu.push(b.cpuUs);
+    if (w.cpuUs !== undefined) workerCpu.push(w.cpuUs);
     bareP99 = b.p99;
     workerP99 = w.p99;
     workerNon2xx += w.non2xx;
   }
   await stop(worker);
   await stop(bare);
-  return { serving, mix, bare: median(bares), worker: median(workers), bares, workers, bareP99, workerP99, workerNon2xx };
+  const cpu =
+    bareCpu.length === RUNS && workerCpu.length === RUNS ? { bare: median(bareCpu), worker: median(workerCpu) } : undefined;
+  return { serving, mix, bare: median(bares), worker: median(workers), bares, workers, bareP99, workerP99, workerNon2xx, cpu };
 }
 
 function report(title: string, r: Awaited<ReturnType<typeof measure>>) {
@@ -278,6 +322,10 @@ function report(title: string, r: Awaited<ReturnType<typeof measure>>) {
   console.log(`  bare node:http  ${r.bare.toFixed(0)} req/s (runs: ${all(r.bares)}), p99 ${r.bareP99}`);
   console.log(`  apx worker      ${r.worker.toFixed(0)} req/s (runs: ${all(r.workers)}), p99 ${r.workerP99}`);
   console.log(`  ratio ${ratio.toFixed(3)} (goal >= ${GOAL}: ${ratio >= GOAL ? 'met' : 'NOT met'})`);
+  if (r.cpu)
+    console.log(
+      `  CPU per request (server processes, user+sys, median): bare ${r.cpu.bare.toFixed(1)} µs, worker ${r.cpu.worker.toFixed(1)} µs; bare/worker ${(r.cpu.bare / r.cpu.worker).toFixed(3)} (what the ratio tends to when the servers, not the machine, are the limit)`,
+    );
 }
 
 const how = `wrk -t2 -c64 -d${DURATION}, ${DISTINCT} distinct bodies, median of ${RUNS} alternating runs (node ${process.version}, ${N} CPUs)`;

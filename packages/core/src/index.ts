@@ -55,6 +55,7 @@ export {
   type KeylessVerifyOptions,
   verifyKeylessBundle,
 } from './bundle/keyless.js';
+export { dssePreAuthEncoding } from './bundle/pae.js';
 export type { ParsedBundle } from './bundle/parse.js';
 export { parseBundle } from './bundle/parse.js';
 export type { ArtifactDigest, ArtifactInput, BundleVerification, BundleVerifyOptions } from './bundle/verify.js';

@@ -1,10 +1,9 @@
-import { IN_TOTO_PAYLOAD_TYPE } from '@apx/core';
-import { bundleToJSON, toDSSEBundle } from '@sigstore/bundle';
-import { dsse } from '@sigstore/core';
+import { dssePreAuthEncoding, IN_TOTO_PAYLOAD_TYPE } from '@apx/core';
 import type { Witness } from '@sigstore/sign';
 import { publicKeyPem } from './blob.js';
 import { isKeyless } from './keyless.js';
 import type { Signer } from './signer/signer.js';
+import { sigstoreBundle } from './sigstore-libs.js';
 import { witnessBundle } from './witness.js';
 
 export interface SignedStatement {
@@ -27,7 +26,8 @@ export async function signStatement(
 ): Promise<SignedStatement> {
   const cert = isKeyless(signer) ? await signer.certificate() : undefined;
   const payload = Buffer.from(JSON.stringify(statement), 'utf8');
-  const envelopeSig = await signer.sign(dsse.preAuthEncoding(IN_TOTO_PAYLOAD_TYPE, payload));
+  const envelopeSig = await signer.sign(dssePreAuthEncoding(IN_TOTO_PAYLOAD_TYPE, payload));
+  const { bundleToJSON, toDSSEBundle } = sigstoreBundle();
   const bundle = toDSSEBundle({
     artifact: payload,
     artifactType: IN_TOTO_PAYLOAD_TYPE,

@@ -1,16 +1,17 @@
 import { type DigestAlgorithm, digest, type PublicKey } from '@apx/core';
-import { type BundleWithMessageSignature, bundleToJSON, toMessageSignatureBundle } from '@sigstore/bundle';
-import { HashAlgorithm } from '@sigstore/protobuf-specs';
+import type { BundleWithMessageSignature } from '@sigstore/bundle';
+import type { HashAlgorithm } from '@sigstore/protobuf-specs';
 import type { Witness } from '@sigstore/sign';
 import { isKeyless, type SigningIdentity } from './keyless.js';
 import type { Signer } from './signer/signer.js';
+import { protobufSpecs, sigstoreBundle } from './sigstore-libs.js';
 import { witnessBundle } from './witness.js';
 
-const HASH_ENUM: Record<DigestAlgorithm, HashAlgorithm> = {
-  sha256: HashAlgorithm.SHA2_256,
-  sha384: HashAlgorithm.SHA2_384,
-  sha512: HashAlgorithm.SHA2_512,
-};
+/** protobuf-specs' enum value for a digest algorithm. */
+function hashEnum(alg: DigestAlgorithm): HashAlgorithm {
+  const { HashAlgorithm } = protobufSpecs();
+  return { sha256: HashAlgorithm.SHA2_256, sha384: HashAlgorithm.SHA2_384, sha512: HashAlgorithm.SHA2_512 }[alg];
+}
 
 export interface BlobSignature {
   /** The raw signature (DER for ECDSA). */
@@ -43,13 +44,14 @@ export async function signBlob(signer: Signer, blob: Uint8Array, options: SignOp
   const cert = isKeyless(signer) ? await signer.certificate() : undefined;
   // Pure Ed25519 has no digest of its own; the bundle still records SHA-256 of the blob.
   const alg = result.digestAlgorithm ?? 'sha256';
+  const { bundleToJSON, toMessageSignatureBundle } = sigstoreBundle();
   const bundle: BundleWithMessageSignature = toMessageSignatureBundle({
     digest: digest(alg, blob),
     signature: result.signature,
     ...(cert ? { certificate: cert.der } : { keyHint: result.publicKey.keyId }),
     certificateChain: false,
   });
-  if (bundle.content.messageSignature.messageDigest) bundle.content.messageSignature.messageDigest.algorithm = HASH_ENUM[alg];
+  if (bundle.content.messageSignature.messageDigest) bundle.content.messageSignature.messageDigest.algorithm = hashEnum(alg);
   await witnessBundle(bundle, cert ? cert.pem : publicKeyPem(result.publicKey), options.witnesses ?? []);
   return {
     signature: result.signature,

@@ -1,9 +1,10 @@
 import { generateKeyPairSync, type KeyObject, X509Certificate as NodeX509Certificate, sign } from 'node:crypto';
 import { PublicKey } from '@apx/core';
-import { X509Certificate } from '@sigstore/core';
-import { FulcioSigner, RekorWitness, type Witness } from '@sigstore/sign';
+import type { X509Certificate } from '@sigstore/core';
+import type { Witness } from '@sigstore/sign';
 import { SignError, SignErrorCode } from './error.js';
 import type { SignatureResult, Signer } from './signer/signer.js';
+import { sigstoreCore, sigstoreSign } from './sigstore-libs.js';
 import { networkReason, TimestampWitness } from './timestamp.js';
 
 /** Sigstore's public-good instances (cosign's defaults). */
@@ -80,6 +81,7 @@ export class KeylessSigner implements Signer {
         };
       },
     };
+    const { FulcioSigner } = sigstoreSign();
     const fulcio = new FulcioSigner({
       fulcioBaseURL: this.options.fulcioUrl,
       identityProvider: { getToken: async () => token },
@@ -96,7 +98,7 @@ export class KeylessSigner implements Signer {
       throw serviceError(err, 'fulcio', this.options.fulcioUrl);
     }
     const der = Buffer.from(pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, ''), 'base64');
-    const cert = X509Certificate.parse(der);
+    const cert = sigstoreCore().X509Certificate.parse(der);
     return { pem: new NodeX509Certificate(der).toString(), der, identity: certificateIdentity(cert) };
   }
 }
@@ -177,6 +179,7 @@ export function rekorWitness(
   url: string,
   options: { entryType?: 'dsse' | 'intoto'; majorApiVersion?: number; timeoutMs?: number } = {},
 ): Witness {
+  const { RekorWitness } = sigstoreSign();
   const witness = new RekorWitness({
     rekorBaseURL: url,
     fetchOnConflict: true,

@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { RFC3161Timestamp } from '@sigstore/core';
+import type { RFC3161Timestamp } from '@sigstore/core';
 import type { SignatureBundle, VerificationMaterial, Witness } from '@sigstore/sign';
 import { SignError, SignErrorCode } from './error.js';
+import { sigstoreCore } from './sigstore-libs.js';
 
 const SHA256_OID = Buffer.from('0609608648016503040201', 'hex'); // OBJECT IDENTIFIER 2.16.840.1.101.3.4.2.1
 
@@ -86,7 +87,7 @@ export class TimestampWitness implements Witness {
     }
     let parsed: RFC3161Timestamp;
     try {
-      parsed = RFC3161Timestamp.parse(reply);
+      parsed = sigstoreCore().RFC3161Timestamp.parse(reply);
       if (parsed.status > 1n) throw fail(`the TSA refused (status ${parsed.status})`);
       if (!parsed.tstInfo.messageImprintHashedMessage.equals(digest)) throw fail('the reply is for another digest');
     } catch (err) {

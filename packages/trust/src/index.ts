@@ -2,7 +2,8 @@
 // (repository/), workers read it (client/).
 
 export { type ApprovedTarget, TrustClient, type TrustClientOptions, type TrustView } from './client/client.js';
-export { STORE_URL_BASE, StoreFetcher } from './client/store-fetcher.js';
+// StoreFetcher (the stock tuf-js Updater over a store) is '@apx/trust/store-fetcher': it loads
+// tuf-js's HTTP fetch stack, which the TrustClient here never needs.
 export { approvedRefs, tufTrustFor } from './client/view-trust.js';
 export {
   type ArtifactSigner,

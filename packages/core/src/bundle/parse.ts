@@ -1,9 +1,9 @@
-import { type Bundle, bundleFromJSON, isBundleWithDsseEnvelope, isBundleWithMessageSignature } from '@sigstore/bundle';
-import { X509Certificate } from '@sigstore/core';
-import { HashAlgorithm } from '@sigstore/protobuf-specs';
+import type { Bundle } from '@sigstore/bundle';
+import type { HashAlgorithm } from '@sigstore/protobuf-specs';
 import { decodeStdBase64 } from '../base64.js';
 import type { DigestAlgorithm } from '../digest.js';
 import { CoreErrorCode, VerificationError } from '../error.js';
+import { protobufSpecs, sigstoreBundle, sigstoreCore } from '../sigstore-libs.js';
 
 /** What a signature bundle claims, in one shape whatever the file format was. */
 export type ParsedBundle =
@@ -25,11 +25,14 @@ export type ParsedBundle =
       hasRekorBundle: boolean;
     };
 
-const HASHES: Partial<Record<HashAlgorithm, DigestAlgorithm>> = {
-  [HashAlgorithm.SHA2_256]: 'sha256',
-  [HashAlgorithm.SHA2_384]: 'sha384',
-  [HashAlgorithm.SHA2_512]: 'sha512',
-};
+/** The digest algorithm of a bundle's message digest, when APX supports it. */
+function digestAlgorithmOf(algorithm: HashAlgorithm): DigestAlgorithm | undefined {
+  const { HashAlgorithm } = protobufSpecs();
+  if (algorithm === HashAlgorithm.SHA2_256) return 'sha256';
+  if (algorithm === HashAlgorithm.SHA2_384) return 'sha384';
+  if (algorithm === HashAlgorithm.SHA2_512) return 'sha512';
+  return undefined;
+}
 
 function invalid(source: string, why: string, cause?: unknown): VerificationError {
   return new VerificationError(CoreErrorCode.BUNDLE_INVALID, `invalid bundle ${source}: ${why}`, {
@@ -41,7 +44,7 @@ function invalid(source: string, why: string, cause?: unknown): VerificationErro
 /** True for a certificate whose issuer is its own subject (a root), or that does not parse. */
 function isSelfIssued(der: Buffer): boolean {
   try {
-    const cert = X509Certificate.parse(Buffer.from(der));
+    const cert = sigstoreCore().X509Certificate.parse(Buffer.from(der));
     return cert.subject.equals(cert.issuer);
   } catch {
     return true;
@@ -69,6 +72,7 @@ export function parseBundle(text: string, source = 'bundle'): ParsedBundle {
   }
   if (typeof obj.mediaType !== 'string') throw invalid(source, 'no mediaType and no base64Signature');
 
+  const { bundleFromJSON, isBundleWithDsseEnvelope, isBundleWithMessageSignature } = sigstoreBundle();
   let bundle: Bundle;
   try {
     bundle = bundleFromJSON(json);
@@ -94,8 +98,11 @@ export function parseBundle(text: string, source = 'bundle'): ParsedBundle {
   if (isBundleWithMessageSignature(bundle)) {
     const ms = bundle.content.messageSignature;
     if (!ms.messageDigest) return { ...common, content: { kind: 'message', signature: ms.signature } };
-    const algorithm = HASHES[ms.messageDigest.algorithm];
-    if (!algorithm) throw invalid(source, `unsupported message digest algorithm ${HashAlgorithm[ms.messageDigest.algorithm]}`);
+    const algorithm = digestAlgorithmOf(ms.messageDigest.algorithm);
+    if (!algorithm) {
+      const name = protobufSpecs().HashAlgorithm[ms.messageDigest.algorithm];
+      throw invalid(source, `unsupported message digest algorithm ${name}`);
+    }
     return {
       ...common,
       content: { kind: 'message', signature: ms.signature, digest: { algorithm, value: ms.messageDigest.digest } },

@@ -1,10 +1,10 @@
-import { dsse } from '@sigstore/core';
 import { type DigestAlgorithm, digest } from '../digest.js';
 import { CoreErrorCode, VerificationError } from '../error.js';
 import { runSigstore, type TrustedTime, toEntity, withDigestSignature } from '../keyless/sigstore-run.js';
 import { loadTrustedRoot, type SigstoreTrustedRoot } from '../keyless/trusted-root.js';
 import { checkKeyValidity, type KeyValidity } from '../keys/validity.js';
 import type { SignatureVerifier } from '../signature/verifier.js';
+import { dssePreAuthEncoding } from './pae.js';
 import type { ParsedBundle } from './parse.js';
 
 export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
@@ -149,7 +149,7 @@ export function verifyBundle(
     else verifier.verify(artifact, content.signature);
   } else {
     // DSSE: the signature is over PAE(type, payload); verify before parsing (DSSE protocol).
-    verifier.verify(dsse.preAuthEncoding(content.payloadType, content.payload), content.signature);
+    verifier.verify(dssePreAuthEncoding(content.payloadType, content.payload), content.signature);
     statement = checkSignedContent(parsed, artifact);
   }
 

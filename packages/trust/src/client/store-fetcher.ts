@@ -3,8 +3,10 @@
 
 import { Readable } from 'node:stream';
 import type { ArtifactStore } from '@apx/storage';
-import { BaseFetcher } from 'tuf-js';
+// By module path: tuf-js's index also loads the Updater; fetcher.js alone still brings its
+// HTTP client (make-fetch-happen), which is why this module is not in @apx/trust's index.
 import { DownloadHTTPError } from 'tuf-js/dist/error.js';
+import { BaseFetcher } from 'tuf-js/dist/fetcher.js';
 
 /** The base URL to give the Updater: `metadataBaseUrl: STORE_URL_BASE + 'tuf'`. */
 export const STORE_URL_BASE = 'apx-store:///';

@@ -1,5 +1,5 @@
 import { type PolicyDecision as HostDecision, type JwtInput, type PolicyFault, PolicyHost, type PolicyRequest } from '@apx/core';
-import type { PolicyRuntime, RuntimeFactory } from './runtime.js';
+import type { PolicyDecision, PolicyRuntime, RuntimeFactory } from './runtime.js';
 
 /** A bad request body: answered 400, never decided. */
 export class RequestShapeError extends Error {
@@ -7,6 +7,7 @@ export class RequestShapeError extends Error {
 }
 
 const UPPER = /^[A-Z]+$/;
+const HAS_UPPER = /[A-Z]/;
 
 const str = (v: unknown, field: string, required: boolean): string | undefined => {
   if (v === undefined && !required) return undefined;
@@ -25,26 +26,10 @@ export function toPolicyRequest(input: unknown): PolicyRequest {
   const rawHost = str(r.host, 'host', true) as string;
   const rawPath = str(r.path, 'path', true) as string;
   const method = str(r.method, 'method', true) as string;
-  // Cheap checks first: most requests carry no port, no query and an upper-case method.
-  const host = rawHost.includes(':') ? rawHost.replace(/:\d+$/, '') : rawHost;
-  const path = rawPath.includes('?') ? (rawPath.split('?')[0] as string) : rawPath;
-  const out: PolicyRequest = { method: UPPER.test(method) ? method : method.toUpperCase(), host, path };
   const ip = str(r.ip, 'ip', false);
-  if (ip !== undefined) out.ip = ip;
-  if (r.headers !== undefined) {
-    if (typeof r.headers !== 'object' || r.headers === null) throw new RequestShapeError('request.headers must be an object');
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(r.headers as Record<string, unknown>)) {
-      if (typeof v !== 'string') throw new RequestShapeError(`request.headers.${k} must be a string`);
-      headers[k.toLowerCase()] = v;
-    }
-    out.headers = headers;
-  }
-  if (r.bodySize !== undefined) {
-    if (typeof r.bodySize !== 'number' || !(r.bodySize >= 0))
-      throw new RequestShapeError('request.bodySize must be a non-negative number');
-    out.bodySize = r.bodySize;
-  }
+  const headers = r.headers === undefined ? undefined : policyHeaders(r.headers);
+  if (r.bodySize !== undefined && (typeof r.bodySize !== 'number' || !(r.bodySize >= 0)))
+    throw new RequestShapeError('request.bodySize must be a non-negative number');
   if (r.jwt !== undefined) {
     const jwt = r.jwt as { verified?: unknown; claims?: unknown };
     if (typeof jwt !== 'object' || jwt === null || typeof jwt.verified !== 'boolean') {
@@ -53,9 +38,36 @@ export function toPolicyRequest(input: unknown): PolicyRequest {
     if (jwt.verified && (typeof jwt.claims !== 'object' || jwt.claims === null)) {
       throw new RequestShapeError('request.jwt.claims must be an object when verified');
     }
-    out.jwt = jwt as JwtInput;
   }
+  // Cheap checks first: most requests carry no port, no query and an upper-case method.
+  const host = rawHost.includes(':') ? rawHost.replace(/:\d+$/, '') : rawHost;
+  const path = rawPath.includes('?') ? (rawPath.split('?')[0] as string) : rawPath;
+  const upper = UPPER.test(method);
+  // Already in normal form (the usual case): the parsed body itself is the request, no copy.
+  // The host only reads the documented fields, and never writes.
+  if (host === rawHost && path === rawPath && upper && headers === r.headers) return r as unknown as PolicyRequest;
+  const out: PolicyRequest = { method: upper ? method : method.toUpperCase(), host, path };
+  if (ip !== undefined) out.ip = ip;
+  if (headers !== undefined) out.headers = headers;
+  if (r.bodySize !== undefined) out.bodySize = r.bodySize as number;
+  if (r.jwt !== undefined) out.jwt = r.jwt as JwtInput;
   return out;
+}
+
+/** Header values checked; names lower-cased, in a copy only when one is not already. */
+function policyHeaders(value: unknown): Record<string, string> {
+  if (typeof value !== 'object' || value === null) throw new RequestShapeError('request.headers must be an object');
+  const given = value as Record<string, unknown>;
+  let lowered = true;
+  for (const k in given) {
+    if (!Object.hasOwn(given, k)) continue;
+    if (typeof given[k] !== 'string') throw new RequestShapeError(`request.headers.${k} must be a string`);
+    if (lowered && HAS_UPPER.test(k)) lowered = false;
+  }
+  if (lowered && Object.getPrototypeOf(given) === Object.prototype) return given as Record<string, string>;
+  const headers: Record<string, string> = {};
+  for (const [k, v] of Object.entries(given)) headers[k.toLowerCase()] = v as string;
+  return headers;
 }
 
 /**
@@ -73,23 +85,35 @@ export function policyHostRuntime(onFault: (fault: PolicyFault) => void, deadlin
       },
       decide(request) {
         const d = host.decide(toPolicyRequest(request));
-        return {
-          allow: d.effect === 'allow',
-          status: d.status,
-          reason: d.reason,
-          rateLimits: d.rateLimits.map((c) => ({
-            name: c.name,
-            key: c.value,
-            rps: c.limit / Math.max(c.windowSeconds, 1e-9),
-            burst: c.burst > 0 ? c.burst : c.limit,
-          })),
-          json: decisionJson(d),
-          rule: d.rule,
-          headers: d.headers,
-        };
+        // The host hands out one frozen decision per static outcome (API-key and anonymous
+        // callers, charges not keyed by address): its worker form and JSON are built once.
+        let served = converted.get(d);
+        if (served === undefined) {
+          served = workerDecision(d);
+          if (Object.isFrozen(d)) converted.set(d, Object.freeze(served));
+        }
+        return served;
       },
     };
+    const converted = new WeakMap<HostDecision, PolicyDecision>();
     return runtime;
+  };
+}
+
+function workerDecision(d: HostDecision): PolicyDecision {
+  return {
+    allow: d.effect === 'allow',
+    status: d.status,
+    reason: d.reason,
+    rateLimits: d.rateLimits.map((c) => ({
+      name: c.name,
+      key: c.value,
+      rps: c.limit / Math.max(c.windowSeconds, 1e-9),
+      burst: c.burst > 0 ? c.burst : c.limit,
+    })),
+    json: decisionJson(d),
+    rule: d.rule,
+    headers: d.headers,
   };
 }
 

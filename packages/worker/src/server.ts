@@ -2,6 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { createDecisionService, type DecisionDeps, type DecisionOutcome } from './gateway/decision-service.js';
 import { FORWARD_AUTH_PREFIX, handleForwardAuth } from './gateway/forward-auth.js';
 import { NO_TRUSTED_PROXIES, type TrustedProxies } from './gateway/trusted-proxies.js';
+import type { LoadedPolicy } from './loader.js';
+import type { PolicyDecision } from './runtime.js';
 
 const MAX_DECIDE_BODY = 1024 * 1024;
 
@@ -86,44 +88,95 @@ export function createWorkerServer(deps: ServerDeps): Server {
       );
     }
     const { loaded } = o;
-    const meta = { policy: loaded.refText, digest: loaded.artifact.digest };
     if (o.kind === 'rate_limited') {
-      const denied = { allow: false, status: 429, reason: `rate limit exceeded: ${o.limit}`, rateLimit: o.limit, ...meta };
       // Dry run: the policy's allow, with what the rate limit would have answered.
       if (o.dryRun)
         return sendRaw(
           res,
-          `${o.decision.json.slice(0, -1)},"dryRun":true,"wouldDeny":${JSON.stringify(denied)}${referenceSuffix(loaded)}`,
+          200,
+          `${o.decision.json.slice(0, -1)},"dryRun":true,"wouldDeny":${rateLimitedJson(loaded, o.limit).json}${referenceSuffix(loaded)}`,
         );
-      // Refusals under load must stay cheap: a small fixed body, no re-serialized decision.
-      return send(res, 429, denied, { 'retry-after': String(o.retryAfter) });
+      // Refusals under load must stay cheap: a small fixed body per (version, limit), built once.
+      const denied = rateLimitedJson(loaded, o.limit);
+      res.writeHead(429, [
+        'content-type',
+        'application/json',
+        'content-length',
+        denied.length,
+        'retry-after',
+        String(o.retryAfter),
+      ]);
+      res.end(denied.json);
+      return;
     }
     if (o.dryRun) {
       // Dry run: an allow, carrying the denial the policy decided.
       const reason = JSON.stringify(`dry run: would deny: ${o.decision.reason}`);
       return sendRaw(
         res,
+        200,
         `{"allow":true,"status":200,"reason":${reason},"dryRun":true,"wouldDeny":${o.decision.json}${referenceSuffix(loaded)}`,
       );
     }
-    // The hot path: the runtime's JSON with the deciding reference appended, no re-serializing.
-    sendRaw(res, o.decision.json.slice(0, -1) + referenceSuffix(loaded));
+    // The hot path: the runtime's JSON with the deciding reference appended, no re-serializing;
+    // for a decision the runtime hands out again (frozen), the whole body is built once.
+    const { decision } = o;
+    if (!Object.isFrozen(decision)) return sendRaw(res, 200, decision.json.slice(0, -1) + referenceSuffix(loaded));
+    let body = decisionBodies.get(decision);
+    if (body === undefined || body.loaded !== loaded) {
+      const json = decision.json.slice(0, -1) + referenceSuffix(loaded);
+      body = { loaded, json, length: String(Buffer.byteLength(json)) };
+      decisionBodies.set(decision, body);
+    }
+    res.writeHead(200, ['content-type', 'application/json', 'content-length', body.length]);
+    res.end(body.json);
   }
 
-  function sendRaw(res: ServerResponse, json: string) {
-    res.writeHead(200, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(json))]);
+  function sendRaw(res: ServerResponse, status: number, json: string) {
+    res.writeHead(status, ['content-type', 'application/json', 'content-length', String(Buffer.byteLength(json))]);
     res.end(json);
   }
 
+  /** Response bodies of the runtime's shared decisions, with the version that decided them. */
+  const decisionBodies = new WeakMap<PolicyDecision, { loaded: LoadedPolicy; json: string; length: string }>();
+
   /** `,"policy":"<ref>","digest":"<digest>"}` for a loaded version, built once. */
   const suffixes = new WeakMap<object, string>();
-  function referenceSuffix(loaded: { refText: string; artifact: { digest: string } }): string {
+  function referenceSuffix(loaded: LoadedPolicy): string {
     let suffix = suffixes.get(loaded);
     if (suffix === undefined) {
       suffix = `,"policy":${JSON.stringify(loaded.refText)},"digest":"${loaded.artifact.digest}"}`;
       suffixes.set(loaded, suffix);
     }
     return suffix;
+  }
+
+  /**
+   * The 429 body, `{"allow":false,"status":429,"reason":"rate limit exceeded: <limit>",
+   * "rateLimit":"<limit>","policy":"<ref>","digest":"<digest>"}`, per version and limit name.
+   */
+  const rateLimitedBodies = new WeakMap<LoadedPolicy, Map<string, { json: string; length: string }>>();
+  function rateLimitedJson(loaded: LoadedPolicy, limit: string): { json: string; length: string } {
+    let byLimit = rateLimitedBodies.get(loaded);
+    if (byLimit === undefined) {
+      byLimit = new Map();
+      rateLimitedBodies.set(loaded, byLimit);
+    }
+    let body = byLimit.get(limit);
+    if (body === undefined) {
+      const json = JSON.stringify({
+        allow: false,
+        status: 429,
+        reason: `rate limit exceeded: ${limit}`,
+        rateLimit: limit,
+        policy: loaded.refText,
+        digest: loaded.artifact.digest,
+      });
+      body = { json, length: String(Buffer.byteLength(json)) };
+      // Limit names come from the policy's tables: a handful per version.
+      byLimit.set(limit, body);
+    }
+    return body;
   }
 
   function listPolicies(res: ServerResponse): void {

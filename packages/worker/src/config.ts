@@ -1,5 +1,6 @@
 import { accessSync, constants, type Stats, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { dirname, isAbsolute, relative, resolve } from 'node:path';
 import {
   type ApxError,
@@ -72,6 +73,8 @@ export interface WorkerConfig {
   decisionLogSample: number;
   /** APX_DRAIN_SECONDS, in ms: how long a stopping worker keeps serving with /readyz at 503. */
   drainMs: number;
+  /** APX_WORKERS: serving processes sharing the ports; 1 is the single-process worker (cluster/README in docs/architecture.md). */
+  workers: number;
 }
 
 /** One setting: its environment name (DESIGN.md §6), its flag, default and meaning. */
@@ -82,6 +85,9 @@ export interface Setting {
   default: string | undefined;
   description: string;
 }
+
+/** APX_WORKERS at most: more serving processes than this is a mistake, not a machine. */
+export const MAX_WORKERS = 256;
 
 export const SETTINGS: readonly Setting[] = [
   {
@@ -278,7 +284,23 @@ export const SETTINGS: readonly Setting[] = [
     description:
       'Seconds a worker keeps serving after SIGTERM with /readyz answering 503, so load balancers stop sending to it, before its servers close (default: 5 in staging and production, 0 in dev; at most 600). A second signal exits at once.',
   },
+  {
+    key: 'workers',
+    env: 'APX_WORKERS',
+    flag: 'workers',
+    default: undefined,
+    description: `Serving processes sharing the HTTP (and gRPC) port, 1 to ${MAX_WORKERS}; above 1, one more process verifies and hands the verified policies to them (default: the CPUs available to the process in staging and production, 1 in dev).`,
+  },
 ];
+
+/**
+ * APX_WORKERS when unset: every CPU the process may use in staging and production (staging
+ * rehearses production, so it runs the same multi-process worker); one process in dev, where
+ * one request at a time is the norm and a single process is simpler to debug.
+ */
+export function defaultWorkers(environment: Environment): number {
+  return environment === 'dev' ? 1 : Math.min(MAX_WORKERS, Math.max(1, availableParallelism()));
+}
 
 /** APX_DRAIN_SECONDS when unset: load balancers need a few seconds to see /readyz at 503. */
 export const DEFAULT_DRAIN_SECONDS: Record<Environment, number> = { dev: 0, staging: 5, production: 5 };
@@ -654,6 +676,11 @@ export function resolveConfig(
       'drainMs',
       (s, v) => parseSeconds(s, v, 0, 600, '0 closes at once'),
       DEFAULT_DRAIN_SECONDS[environment ?? 'dev'] * 1000,
+    ),
+    workers: read(
+      'workers',
+      (s, v) => parseInteger(s, v, 1, MAX_WORKERS, `use a whole number of processes from 1 to ${MAX_WORKERS} (1: one process)`),
+      defaultWorkers(environment ?? 'dev'),
     ),
   };
 

@@ -1,4 +1,4 @@
-import { SETTINGS } from '@apx/worker/config';
+import { SETTINGS, type WorkerConfig } from '@apx/worker/config';
 import { type CommandSpec, flagString } from '../command.js';
 
 export const workerCommand: CommandSpec = {
@@ -45,6 +45,9 @@ Logs are JSON lines on stdout (severity, message, time, policy_ref, digest, secu
     };
     process.on('unhandledRejection', onRejection);
     try {
+      // APX_WORKERS above 1: a verifying primary and serving children (node:cluster re-runs
+      // this command in each child, which must only serve what its primary hands it).
+      if (config.workers > 1 || (await isClusterChild())) return await runCluster(config, warnings, ctx);
       const worker = await startWorker(config, warnings, { env: ctx.env, cwd: ctx.cwd });
       log = worker.log;
       // The first SIGTERM or SIGINT drains (APX_DRAIN_SECONDS: /readyz 503, requests still
@@ -67,3 +70,36 @@ Logs are JSON lines on stdout (severity, message, time, policy_ref, digest, secu
     return 0;
   },
 };
+
+/** True in a serving child of the multi-process worker (node:cluster sets NODE_UNIQUE_ID in it). */
+async function isClusterChild(): Promise<boolean> {
+  if (process.env.NODE_UNIQUE_ID === undefined) return false;
+  return (await import('@apx/worker/cluster')).isClusterChild();
+}
+
+/**
+ * The multi-process worker: in the primary, the first SIGTERM or SIGINT drains every serving
+ * process (APX_DRAIN_SECONDS) and exits 0 once they all have; a second kills them and exits at
+ * once (128 + its number). In a child, serve until the primary says to drain.
+ */
+async function runCluster(
+  config: WorkerConfig,
+  warnings: string[],
+  ctx: { env: Record<string, string | undefined>; cwd: string },
+): Promise<number> {
+  const { isClusterChild: inChild, runClusterChild, startClusterPrimary } = await import('@apx/worker/cluster');
+  if (inChild()) return runClusterChild(config, { env: ctx.env, cwd: ctx.cwd });
+  const primary = await startClusterPrimary(config, warnings, { env: ctx.env, cwd: ctx.cwd });
+  return new Promise<number>((resolve) => {
+    void primary.stopped.then(resolve);
+    const onSignal = (signal: 'SIGINT' | 'SIGTERM') => {
+      if (primary.draining) {
+        primary.kill();
+        process.exit(128 + (signal === 'SIGINT' ? 2 : 15));
+      }
+      void primary.drain().then(resolve);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}

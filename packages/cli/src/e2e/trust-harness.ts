@@ -388,7 +388,8 @@ export class TrustWorker {
     );
     const child = spawn(process.execPath, [MAIN, 'worker'], {
       cwd,
-      env: { ...inherited, APX_PORT: '0', ...env },
+      // One process unless the test asks for more (APX_WORKERS defaults to every CPU in production).
+      env: { ...inherited, APX_PORT: '0', APX_WORKERS: '1', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const worker = new TrustWorker(child);

@@ -17,7 +17,8 @@ export function cleanEnvironment(home: string, env: Record<string, string>): Rec
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !AMBIENT.test(k)) out[k] = v;
   // No drain on stop (staging and production default to 5 s) unless the test asks for one.
-  return { ...out, HOME: home, APX_PORT: '0', APX_RELOAD_INTERVAL: '0', APX_DRAIN_SECONDS: '0', ...env };
+  // One process unless the test asks for more (APX_WORKERS defaults to every CPU in staging and production).
+  return { ...out, HOME: home, APX_PORT: '0', APX_RELOAD_INTERVAL: '0', APX_DRAIN_SECONDS: '0', APX_WORKERS: '1', ...env };
 }
 
 export class WorkerChild {

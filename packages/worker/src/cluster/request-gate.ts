@@ -1,0 +1,120 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { DecisionService, GatewayDecision } from '../gateway/decision-service.js';
+
+/** How long a fence waits for requests in flight before cutting them off. */
+export const FENCE_WAIT_MS = 1000;
+
+type Listener = (req: IncomingMessage, res: ServerResponse) => void;
+
+/**
+ * Holds a serving child's requests while its cluster switches policy sets, so that no process
+ * answers with the old set once any has answered with the new one.
+ *
+ * fence(): new requests wait; once those in flight have finished (at most FENCE_WAIT_MS, past
+ * which they are cut off, unanswered: fail closed), the child tells its primary it is fenced.
+ * release(): after the commit, the held requests run against the new set. GET /metrics is
+ * answered by `metrics` (the primary's aggregate) and never held.
+ */
+export class RequestGate {
+  #fenced = false;
+  readonly #held: Array<() => void> = [];
+  readonly #inFlight = new Set<{ cutOff(): void }>();
+  #drained: (() => void) | undefined;
+  readonly #metrics: (res: ServerResponse) => void;
+
+  constructor(metrics: (res: ServerResponse) => void) {
+    this.#metrics = metrics;
+  }
+
+  /** Puts the gate in front of the server's own request handler. */
+  http(server: Server): void {
+    const handlers = server.listeners('request') as Listener[];
+    server.removeAllListeners('request');
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) return this.#metrics(res);
+      this.#admit(() => {
+        const entry = { cutOff: () => req.socket.destroy() };
+        this.#enter(entry);
+        res.once('close', () => this.#leave(entry));
+        for (const h of handlers) h(req, res);
+      });
+    });
+  }
+
+  /** The gRPC ext_authz service behind the same gate. */
+  decisions(service: DecisionService): DecisionService {
+    return {
+      evaluate: (ref, request, done) => this.#admit(() => service.evaluate(ref, request, done)),
+      decide: (ref, request, done) =>
+        this.#admit(() => {
+          let answered = false;
+          const entry = {
+            cutOff: () => {
+              answered = true;
+              this.#leave(entry);
+              done(cutOffDecision());
+            },
+          };
+          this.#enter(entry);
+          service.decide(ref, request, (d) => {
+            if (answered) return;
+            answered = true;
+            this.#leave(entry);
+            done(d);
+          });
+        }),
+    };
+  }
+
+  /** Holds new requests; `fenced` is called once none is in flight. */
+  fence(fenced: () => void): void {
+    this.#fenced = true;
+    if (this.#inFlight.size === 0) {
+      fenced();
+      return;
+    }
+    const timer = setTimeout(() => {
+      for (const entry of [...this.#inFlight]) entry.cutOff();
+      this.#inFlight.clear();
+      this.#drained?.();
+    }, FENCE_WAIT_MS);
+    this.#drained = () => {
+      clearTimeout(timer);
+      this.#drained = undefined;
+      fenced();
+    };
+  }
+
+  /** Runs the held requests (against the set committed meanwhile) and lets new ones through. */
+  release(): void {
+    this.#fenced = false;
+    for (const run of this.#held.splice(0)) run();
+  }
+
+  #admit(run: () => void): void {
+    if (this.#fenced) this.#held.push(run);
+    else run();
+  }
+
+  #enter(entry: { cutOff(): void }): void {
+    this.#inFlight.add(entry);
+  }
+
+  #leave(entry: { cutOff(): void }): void {
+    this.#inFlight.delete(entry);
+    if (this.#fenced && this.#inFlight.size === 0) this.#drained?.();
+  }
+}
+
+/** What a gRPC Check cut off at a fence answers: an error, so the gateway refuses the request. */
+function cutOffDecision(): GatewayDecision {
+  return {
+    kind: 'error',
+    status: 503,
+    body: JSON.stringify({ error: 'the worker switched policy sets while this decision was in flight; retry' }),
+    headers: {},
+    removeHeaders: [],
+    responseHeaders: {},
+    decisionId: '',
+  };
+}

@@ -1,9 +1,12 @@
-// Start-up cost (issue 6: "worker and CLI start-up stay as fast as before"), as whole
-// processes, medians, against `node -e 0` measured in the same run:
-//   apx --version, apx verify-blob with a key file, and `apx worker` from spawn to listening
-//   (local store, development key). Next to them, what importing each lazily loaded client
-//   library would add to every start if it were loaded eagerly; none is loaded by these runs
-//   (packages/cli/src/startup.test.ts checks that).
+// Start-up cost (issue 6: "worker and CLI start-up stay as fast as before"; issue 17: goals
+// against node), as whole processes, medians, against `node -e 0` measured in the same run:
+//   apx --version (goal <= 1.5x), apx verify-blob with a key file, apx compile of the payments
+//   sample signed with the development key (goal <= 3x; its scrypt alone is a large part), and
+//   `apx worker` from spawn to listening (local store, development key). Next to them, what
+//   importing each lazily loaded client library would add to every start if it were loaded
+//   eagerly; none is loaded by these runs (packages/cli/src/startup.test.ts and
+//   e2e/lazy-loading.e2e.test.ts check that). Only the CLI as a process is used, so this file
+//   runs unchanged against older commits.
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 const RUNS = Number(process.env.BENCH_RUNS ?? 11);
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = join(root, 'packages/cli/dist/main.js');
+const SAMPLE = join(root, 'configs/samples/payments-api.yaml');
 const dir = mkdtempSync(join(tmpdir(), 'apx-bench-startup-'));
 const env = { ...process.env, COSIGN_PASSWORD: '' };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
@@ -47,12 +51,20 @@ function workerReady(): Promise<number> {
 }
 
 wall([cli, 'generate-key-pair']);
-wall([cli, 'compile', join(root, 'configs/samples/payments-api.yaml')]);
+wall([cli, 'compile', SAMPLE]);
 writeFileSync(join(dir, 'blob'), 'start-up');
 wall([cli, 'sign-blob', '--output-signature', 'blob.sig', 'blob']);
 
 const LIBRARIES = ['@aws-sdk/client-kms', '@google-cloud/kms', '@google-cloud/secret-manager', 'pkcs11js', '@sigstore/verify'];
-const rows: Record<string, number[]> = { 'node -e 0 (baseline)': [], 'apx --version': [], 'apx verify-blob (key file)': [] };
+const COMPILE = 'apx compile (payments, signed)';
+const rows: Record<string, number[]> = {
+  'node -e 0 (baseline)': [],
+  'apx --version': [],
+  'apx verify-blob (key file)': [],
+  [COMPILE]: [],
+};
+/** Issue 17's goals: at most this many times `node -e 0`. */
+const GOALS: Record<string, number> = { 'apx --version': 1.5, [COMPILE]: 3 };
 const worker: number[] = [];
 const imports: Record<string, number[]> = Object.fromEntries(LIBRARIES.map((l) => [l, []]));
 for (let i = 0; i < RUNS; i++) {
@@ -61,6 +73,7 @@ for (let i = 0; i < RUNS; i++) {
   rows['apx verify-blob (key file)']?.push(
     wall([cli, 'verify-blob', '--key', 'keys/cosign.pub', '--signature', 'blob.sig', 'blob']),
   );
+  rows[COMPILE]?.push(wall([cli, 'compile', '--out', 'out', SAMPLE]));
   worker.push(await workerReady());
   for (const lib of LIBRARIES) {
     try {
@@ -75,7 +88,9 @@ const bare = median(rows['node -e 0 (baseline)'] as number[]);
 console.log(`start-up, ${RUNS} runs, median wall time (node ${process.version})`);
 for (const [name, xs] of Object.entries(rows)) {
   const m = median(xs);
-  console.log(`${name.padEnd(34)} ${m.toFixed(0).padStart(5)} ms  (${(m / bare).toFixed(2)}x baseline)`);
+  const goal = GOALS[name];
+  const verdict = goal === undefined ? '' : `  goal <= ${goal}x: ${m / bare <= goal ? 'met' : 'NOT met'}`;
+  console.log(`${name.padEnd(34)} ${m.toFixed(0).padStart(5)} ms  (${(m / bare).toFixed(2)}x baseline)${verdict}`);
 }
 const w = median(worker);
 console.log(

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { describe, it } from 'node:test';
 import { toolMissing } from '@apx/core/testing/tools';
-import { COMMANDS } from './commands/index.js';
+import { COMMANDS, loadCommands } from './commands/index.js';
 import { apx, PASSWORD, REPO, type Run, SHARED, scratchDir } from './e2e/harness.js';
 
 const VECTORS = resolve(SHARED, 'vectors', 'cosign');
@@ -223,14 +223,22 @@ describe('apx with the shared cosign vectors', { skip: existsSync(VECTORS) ? fal
 });
 
 describe('apx --help', () => {
-  it('describes every flag of every command', () => {
-    for (const command of COMMANDS) {
+  it('describes every flag of every command', async () => {
+    for (const command of await loadCommands()) {
       const r = apx(REPO, [command.name, '--help']);
       assert.equal(r.status, 0);
       for (const flag of command.flags) assert.match(r.stdout, new RegExp(`--${flag.name}\\b`), `${command.name} --${flag.name}`);
     }
     const top = apx(REPO, ['--help']);
     for (const command of COMMANDS) assert.match(top.stdout, new RegExp(command.name));
+  });
+
+  it("lists each command with its own spec's name and summary (the table repeats them so as not to load every command)", async () => {
+    const specs = await loadCommands();
+    assert.deepEqual(
+      COMMANDS.map((c) => [c.name, c.summary]),
+      specs.map((s) => [s.name, s.summary]),
+    );
   });
 
   it("runs as ./tools/cli/apx from the repository root, the runbook's path", () => {

@@ -1,10 +1,12 @@
 import { createRequire } from 'node:module';
-import { isApxError } from '@apx/core';
 import { type CommandSpec, parseCommandArgs, renderCommandHelp, resolveSubcommand, UsageError } from './command.js';
 import { COMMANDS } from './commands/index.js';
 import type { CliContext } from './context.js';
 import { disarmInterrupts } from './interrupt.js';
-import { closeSigners } from './keyref.js';
+import { closeSigners } from './open-signers.js';
+
+// This module and those above stay free of APX's libraries: `apx --version` and `apx --help`
+// load nothing else, and `apx <command>` loads only that command's module (commands/index.ts).
 
 const VERSION = (createRequire(import.meta.url)('../package.json') as { version: string }).version;
 
@@ -34,23 +36,24 @@ export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     const topic = name === 'help' ? COMMANDS.find((c) => c.name === rest[0]) : undefined;
-    ctx.stdout.write(topic ? renderCommandHelp(topic) : renderHelp());
+    ctx.stdout.write(topic ? renderCommandHelp(await topic.load()) : renderHelp());
     return name === undefined ? 2 : 0;
   }
   if (name === '--version' || name === 'version') {
     ctx.stdout.write(`apx ${VERSION}\n`);
     return 0;
   }
-  const group: CommandSpec | undefined = COMMANDS.find((c) => c.name === name);
-  if (!group) {
+  const entry = COMMANDS.find((c) => c.name === name);
+  if (!entry) {
     ctx.stderr.write(`ERROR: unknown command "${name}"; run "apx --help" for the list of commands\n`);
     return 2;
   }
+  const group = await entry.load();
   let resolved: ReturnType<typeof resolveSubcommand>;
   try {
     resolved = resolveSubcommand(group, rest);
   } catch (err) {
-    return reportError(ctx, group, err);
+    return await reportError(ctx, group, err);
   }
   const { command, argv: args } = resolved;
   if (args.includes('--help') || args.includes('-h')) {
@@ -60,7 +63,7 @@ export async function runCli(argv: string[], ctx: CliContext): Promise<number> {
   try {
     return await command.run(ctx, parseCommandArgs(command, args));
   } catch (err) {
-    return reportError(ctx, command, err);
+    return await reportError(ctx, command, err);
   } finally {
     await closeSigners(ctx);
     disarmInterrupts();
@@ -71,12 +74,14 @@ function oneLine(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').trim();
 }
 
-function reportError(ctx: CliContext, command: CommandSpec, err: unknown): number {
+async function reportError(ctx: CliContext, command: CommandSpec, err: unknown): Promise<number> {
   if (ctx.env.APX_DEBUG === '1' && err instanceof Error && err.stack) ctx.stderr.write(`${err.stack}\n`);
   if (err instanceof UsageError) {
     ctx.stderr.write(`ERROR: ${oneLine(err.message)}; run "apx ${command.name} --help" for usage\n`);
     return command.usageExitCode ?? 2;
   }
+  // @apx/core is loaded by then whenever the error is one of APX's (ApxError is its class).
+  const { isApxError } = await import('@apx/core');
   // Several problems found at once (every bad setting of a worker): one line each.
   const problems = err instanceof AggregateError && err.errors.length > 0 && err.errors.every(isApxError) ? err.errors : [err];
   if (problems.every(isApxError)) {

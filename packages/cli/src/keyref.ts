@@ -5,15 +5,12 @@ import { decryptPrivateKey, FileSigner, SignError, SignErrorCode, type Signer } 
 import { UsageError } from './command.js';
 import type { CliContext } from './context.js';
 import { readInput, resolvePath } from './io.js';
+import { keepOpen } from './open-signers.js';
 import { passwordProvider } from './password.js';
 
 /** Where `apx` looks for the signing key when no --key is given (the runbook's path). */
 export const DEFAULT_PRIVATE_KEY = 'keys/cosign.key';
 export const DEFAULT_PUBLIC_KEY = 'keys/cosign.pub';
-
-// Signers holding a connection or a session (KMS clients, HSM sessions), closed when the
-// command ends, whichever way it ends (runCli calls closeSigners).
-const opened = new WeakMap<CliContext, Signer[]>();
 
 /**
  * A signer from a key reference in cosign's syntax: a cosign key file, `env://VAR`, or a key held by a KMS
@@ -27,7 +24,7 @@ export async function openSigner(ctx: CliContext, keyRef: string): Promise<Signe
   // The KMS and HSM clients load only for such keys (the reference parser is all a start needs).
   const { openKmsKey } = await import('@apx/kms');
   const key = await openKmsKey(keyRef, ctx.env);
-  opened.set(ctx, [...(opened.get(ctx) ?? []), key]);
+  keepOpen(ctx, key);
   return key;
 }
 
@@ -68,13 +65,6 @@ async function envSigner(ctx: CliContext, keyRef: string): Promise<Signer> {
   }
   const password = await passwordProvider(ctx)({ keyPath: keyRef, confirm: false });
   return new FileSigner(keyRef, await decryptPrivateKey(pem, password, `environment variable ${name}`));
-}
-
-/** Releases the connections and sessions of the signers a command opened. */
-export async function closeSigners(ctx: CliContext): Promise<void> {
-  const signers = opened.get(ctx) ?? [];
-  opened.delete(ctx);
-  await Promise.all(signers.map((s) => s.close?.().catch(() => undefined)));
 }
 
 /**

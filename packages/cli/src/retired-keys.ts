@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { isKmsRef, redactKeyRef } from '@apx/kms/key-ref';
 import { isKeyless, type Signer, writeFileAtomic } from '@apx/sign';
 import type { CliContext } from './context.js';
@@ -120,10 +121,14 @@ async function retiredInTrustRepository(
   const url = ctx.env.APX_STORE || './artifacts';
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url) && !url.startsWith('file://')) return undefined;
   try {
+    // Most signers have no local trust repository: look for its directory (where the store
+    // would find it) before loading the store and TUF code.
+    const dir = url.startsWith('file://') ? fileURLToPath(url) : resolve(ctx.cwd, url);
+    if (!(await isDirectory(join(dir, 'tuf')))) return undefined;
     const { openStore } = await import('@apx/storage');
     const store = await openStore(url, { cwd: ctx.cwd, env: ctx.env });
     const root = (store as { root?: string }).root;
-    if (!root || !(await stat(join(root, 'tuf')).catch(() => undefined))?.isDirectory()) return undefined;
+    if (!root || !(await isDirectory(join(root, 'tuf')))) return undefined;
     const { TrustRepository, readEnvironmentCustom } = await import('@apx/trust');
     const repo = await TrustRepository.open(store);
     const md = repo.state.environments.get(environment);
@@ -137,4 +142,8 @@ async function retiredInTrustRepository(
   } catch {
     return undefined;
   }
+}
+
+async function isDirectory(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined))?.isDirectory() ?? false;
 }

@@ -15,7 +15,7 @@ import { type BuildContext, buildProvenance } from './provenance.js';
 import { buildSbom, type SourceFile, withPurls } from './sbom.js';
 
 export { type BuildContext, buildContext, COMPILE_BUILD_TYPE, LOCAL_BUILDER_ID } from './provenance.js';
-export type { SourceFile } from './sbom.js';
+export { type SourceFile, sbomLibraries } from './sbom.js';
 
 export interface AttestationOptions {
   signing: Signing;

@@ -29,9 +29,37 @@ export interface SbomInput {
 /** A toolchain package with its Package URL. */
 export type ToolchainEntry = ToolchainPackage & { purl: string };
 
+// By subpath: the CycloneDX package's index also loads its validators (ajv) and contrib
+// helpers, which building and serializing a BOM never use.
+type SbomLibraries = [
+  typeof import('@cyclonedx/cyclonedx-library/Models'),
+  typeof import('@cyclonedx/cyclonedx-library/Enums'),
+  typeof import('@cyclonedx/cyclonedx-library/Serialize'),
+  typeof import('@cyclonedx/cyclonedx-library/Spec'),
+  typeof import('packageurl-js'),
+];
+const loadLibraries = (): Promise<SbomLibraries> =>
+  Promise.all([
+    import('@cyclonedx/cyclonedx-library/Models'),
+    import('@cyclonedx/cyclonedx-library/Enums'),
+    import('@cyclonedx/cyclonedx-library/Serialize'),
+    import('@cyclonedx/cyclonedx-library/Spec'),
+    import('packageurl-js'),
+  ]);
+let libraries: Promise<SbomLibraries> | undefined;
+
+/**
+ * Loads the SBOM's libraries once; compile starts it while the key's scrypt still runs, so that
+ * the main thread loads them instead of waiting.
+ */
+export function sbomLibraries(): Promise<SbomLibraries> {
+  libraries ??= loadLibraries();
+  return libraries;
+}
+
 /** The toolchain with `pkg:npm/...` Package URLs, encoded by packageurl-js (a scope as %40scope). */
 export async function withPurls(toolchain: ToolchainPackage[]): Promise<ToolchainEntry[]> {
-  const { PackageURL } = await import('packageurl-js');
+  const { PackageURL } = (await sbomLibraries())[4];
   return toolchain.map((pkg) => {
     const [namespace, name] = pkg.name.startsWith('@') ? pkg.name.split('/', 2) : [undefined, pkg.name];
     return { ...pkg, purl: new PackageURL('npm', namespace ?? null, name as string, pkg.version, null, null).toString() };
@@ -46,8 +74,7 @@ export async function withPurls(toolchain: ToolchainPackage[]): Promise<Toolchai
  * tool that made the BOM.
  */
 export async function buildSbom(input: SbomInput): Promise<string> {
-  const CDX = await import('@cyclonedx/cyclonedx-library');
-  const { Models, Enums, Serialize, Spec } = CDX;
+  const [Models, Enums, Serialize, Spec] = await sbomLibraries();
   const sha256 = (hex: string) => new Models.HashDictionary([[Enums.HashAlgorithm['SHA-256'], hex]]);
   const prop = (name: string, value: string) => new Models.Property(name, value);
 

@@ -4,7 +4,14 @@ import { sha256Hex } from '@apx/core';
 import { fileError } from '@apx/core/os-error';
 import type { CompiledPolicy, PolicyErrorCode } from '@apx/policy';
 import { type ArtifactSignature, isKeyless, signArtifact } from '@apx/sign';
-import { type ArtifactAttestations, attestArtifact, attestationFiles, buildContext, type SourceFile } from '../attest/index.js';
+import {
+  type ArtifactAttestations,
+  attestArtifact,
+  attestationFiles,
+  buildContext,
+  type SourceFile,
+  sbomLibraries,
+} from '../attest/index.js';
 import { auditSigning } from '../audit.js';
 import { type CommandSpec, flagBool, flagString, UsageError } from '../command.js';
 import { type CliContext, info } from '../context.js';
@@ -183,6 +190,8 @@ docs/operations.md ("Keyless signing"). --publish URL is validated before anythi
       const opening = noSign ? undefined : openSigning(ctx, args);
       opening?.catch(() => undefined);
       const compiled = await compileAll(ctx, args.positionals);
+      // While the scrypt may still run: the attestations' libraries (their errors surface where used).
+      if (opening) sbomLibraries().catch(() => undefined);
       // Have the key (keyless: the Fulcio certificate) before writing anything: a missing key
       // or a refused identity must not leave unsigned artifacts.
       const signing = await opening;

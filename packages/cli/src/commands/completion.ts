@@ -217,9 +217,10 @@ It completes command and subcommand names, flags, --env values, and file names e
   async run(ctx, args) {
     const shell = args.positionals[0] as string;
     if (!(SHELLS as readonly string[]).includes(shell)) throw new UsageError(`unknown shell ${shell}: use bash, zsh or fish`);
-    // Lazy: this command is itself one of COMMANDS.
-    const { COMMANDS } = await import('./index.js');
-    const nodes = tree(COMMANDS);
+    // Every command's spec (their modules, with the libraries they run with): lazily, as this
+    // command is itself one of COMMANDS.
+    const { loadCommands } = await import('./index.js');
+    const nodes = tree(await loadCommands());
     const scripts: Record<Shell, (n: Node[]) => string> = { bash, zsh, fish };
     ctx.stdout.write(scripts[shell as Shell](nodes));
     return 0;

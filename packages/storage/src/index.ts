@@ -32,6 +32,9 @@ export {
 export { REDACTED, redactStoreUrl } from './redact.js';
 export {
   type ArtifactStore,
+  ATTESTATION_OBJECTS,
+  type AttestationObject,
+  type AttestationRequest,
   DEFAULT_ATTEMPTS,
   DEFAULT_MAX_BYTES,
   DEFAULT_TIMEOUT_MS,

@@ -5,7 +5,7 @@ import { basename, dirname, join, relative, sep } from 'node:path';
 import { compareExisting, swapConflict } from './conflict.js';
 import { replaceFileDurably } from './durable-file.js';
 import { StorageError, StorageErrorCode } from './error.js';
-import { readCapped } from './limits.js';
+import { tooLarge, truncated } from './limits.js';
 import { withFileLock } from './local-lock.js';
 import { checkListPrefix, checkObjectName } from './names.js';
 import type { ArtifactStore, GetOptions, ListOptions, PutOptions, PutOutcome, SwapOptions, VersionedObject } from './store.js';
@@ -63,25 +63,52 @@ export class LocalStore implements ArtifactStore {
     if (!opened) return undefined;
     const { handle, stat: info } = opened;
     try {
-      // One open file: the size checked is the size of the file read, even if renamed over.
-      const stream = handle.createReadStream({ autoClose: false, highWaterMark: 256 * 1024 });
-      return await readCapped(
-        stream,
-        {
-          storeUrl: this.url,
-          name,
-          maxBytes: options.maxBytes ?? DEFAULT_MAX_BYTES,
-          expectedLength: info.size,
-          signal: options.signal,
-        },
-        () => stream.destroy(),
-      );
+      return await this.#readWhole(handle, name, info.size, options);
     } catch (err) {
-      if (err instanceof StorageError) throw err;
+      if (err instanceof StorageError || options.signal?.aborted) throw err;
       throw this.#ioError('read', name, err);
     } finally {
       await handle.close();
     }
+  }
+
+  /**
+   * The open file's bytes in one buffer, read in place (no chunks to join): one read for a
+   * file of any size in the common case. The size checked is the size of the file read, even
+   * if the name was renamed over meanwhile; the read asks for one byte more than that size, so
+   * a file that grew while read is caught by the same read, and one that shrank by its end.
+   */
+  async #readWhole(handle: FileHandle, name: string, size: number, options: GetOptions): Promise<Buffer> {
+    const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+    if (size > maxBytes) throw tooLarge(this.url, name, size, maxBytes);
+    let at = 0;
+    // The caller's deadline, as the other stores report theirs (readCapped).
+    const stop = () => {
+      const signal = options.signal;
+      if (!signal?.aborted) return;
+      if ((signal.reason as Error | undefined)?.name !== 'TimeoutError') throw signal.reason;
+      throw new StorageError(StorageErrorCode.UNREACHABLE, `reading ${name} from ${this.url} timed out after ${at} bytes`, {
+        hint: 'the store is slow or stalled; retry, or raise the timeout',
+      });
+    };
+    stop();
+    // Its own memory (not Node's shared pool): the bytes are handed on to hashing and
+    // compilation as they are, and nothing else lives beside them.
+    const bytes = Buffer.allocUnsafeSlow(size + 1);
+    for (;;) {
+      const { bytesRead } = await handle.read(bytes, at, bytes.length - at, at);
+      stop();
+      if (bytesRead === 0) break;
+      at += bytesRead;
+      if (at > size)
+        throw new StorageError(StorageErrorCode.INTEGRITY, `${name} in ${this.url} grew while it was read`, {
+          hint: 'the file was being written; retry once the writer is done (apx publish writes atomically)',
+        });
+      // A regular file's read stops short only at its end.
+      if (at === size) break;
+    }
+    if (at !== size) throw truncated(this.url, name, at, size);
+    return bytes.subarray(0, size);
   }
 
   async put(name: string, bytes: Uint8Array, options: PutOptions = {}): Promise<PutOutcome> {

@@ -72,3 +72,85 @@ describe('publishing files from disk', () => {
     assert.equal(await fetchArtifact(store, 'a@1.0.0'), undefined);
   });
 });
+
+describe('fetchArtifact', () => {
+  /** A local store holding a@1.0.0 with its signature, bundle and both attestations; every name read is recorded. */
+  async function published(): Promise<{ store: LocalStore; read: string[] }> {
+    const store = new LocalStore({ root: tempDir('apx-fetch-') });
+    await publishArtifact(store, {
+      ref: 'a@1.0.0',
+      artifact: Buffer.from('w'),
+      signature: Buffer.from('s'),
+      bundle: Buffer.from('{}'),
+      sbom: Buffer.from('sbom'),
+      provenance: Buffer.from('provenance'),
+    });
+    const read: string[] = [];
+    const get = store.get.bind(store);
+    store.get = (name, options) => {
+      read.push(name);
+      return get(name, options);
+    };
+    return { store, read };
+  }
+
+  it('reads the attestations asked for, and no others', async () => {
+    const none = await published();
+    assert.deepEqual(Object.keys((await fetchArtifact(none.store, 'a@1.0.0')) ?? {}).sort(), [
+      'artifact',
+      'bundle',
+      'ref',
+      'signature',
+    ]);
+    assert.deepEqual(none.read.sort(), ['a@1.0.0.wasm', 'a@1.0.0.wasm.sig', 'a@1.0.0.wasm.sigstore.json']);
+    const provenance = await published();
+    const fetched = await fetchArtifact(provenance.store, 'a@1.0.0', { attestations: ['provenance'] });
+    assert.deepEqual(fetched?.provenance, Buffer.from('provenance'));
+    assert.equal(fetched?.sbom, undefined);
+    assert.ok(!provenance.read.includes('a@1.0.0.wasm.sbom.sigstore.json'));
+    const both = await fetchArtifact((await published()).store, 'a@1.0.0', { attestations: true });
+    assert.deepEqual([both?.sbom, both?.provenance], [Buffer.from('sbom'), Buffer.from('provenance')]);
+  });
+
+  it('never sees a version being published unsigned: a signature missed before the artifact appeared is read again', async () => {
+    const { store } = await published();
+    const get = store.get.bind(store);
+    let first = true;
+    // The signature read loses the race with the publish: absent the first time, stored since.
+    store.get = (name, options) => {
+      if (name === 'a@1.0.0.wasm.sig' && first) {
+        first = false;
+        return Promise.resolve(undefined);
+      }
+      return get(name, options);
+    };
+    assert.deepEqual((await fetchArtifact(store, 'a@1.0.0'))?.signature, Buffer.from('s'));
+  });
+
+  it("reports the artifact's own failure first, and a missing artifact as absent", async () => {
+    const store = new LocalStore({ root: tempDir('apx-fetch-') });
+    await store.put('big@1.0.0.wasm', Buffer.alloc(11));
+    await store.put('big@1.0.0.wasm.sig', Buffer.alloc(70 * 1024));
+    await assert.rejects(
+      fetchArtifact(store, 'big@1.0.0', { maxBytes: 10 }),
+      code(StorageErrorCode.TOO_LARGE, 'artifact too large'),
+    );
+    await store.put('gone@1.0.0.wasm.sig', Buffer.alloc(70 * 1024));
+    assert.equal(await fetchArtifact(store, 'gone@1.0.0'), undefined);
+  });
+});
+
+describe('LocalStore reads', () => {
+  it('reads a file whole, of any size, into a buffer of its own, capped before reading', async () => {
+    const store = new LocalStore({ root: tempDir('apx-read-') });
+    const big = Buffer.alloc(3 * 1024 * 1024 + 7, 7);
+    await store.put('big', big);
+    const read = await store.get('big');
+    assert.deepEqual(read, big);
+    assert.equal(read?.buffer.byteLength, big.length + 1, 'one byte more than the file: its own memory, no pool');
+    assert.deepEqual(await store.get('empty-missing'), undefined);
+    await store.put('empty', Buffer.alloc(0));
+    assert.deepEqual(await store.get('empty'), Buffer.alloc(0));
+    await assert.rejects(store.get('big', { maxBytes: 1024 }), code(StorageErrorCode.TOO_LARGE, 'object too large: big'));
+  });
+});

@@ -3,7 +3,7 @@ import { basename, resolve } from 'node:path';
 import { StorageError, StorageErrorCode } from './error.js';
 import { ARTIFACT_SUFFIX, formatArtifactRef, parseArtifactRef, versionObjectNames } from './names.js';
 import type { ArtifactStore, PutOutcome, VersionObjects } from './store.js';
-import { DEFAULT_MAX_BYTES } from './store.js';
+import { type AttestationRequest, DEFAULT_MAX_BYTES, requestedAttestations } from './store.js';
 
 /** Signatures are ~100 bytes of base64; bundles a few KiB (certificate chains included). */
 export const MAX_SIGNATURE_BYTES = 64 * 1024;
@@ -113,8 +113,11 @@ export interface FetchOptions {
   /** Artifact cap; default the runbook's 10 MiB. */
   maxBytes?: number;
   signal?: AbortSignal;
-  /** Also read the SBOM and provenance attestations (an environment that requires them). */
-  attestations?: boolean;
+  /**
+   * The attestations to read too: those the reader's environment requires (a list), or both
+   * (`true`). None by default: a reader that requires none never asks the store for them.
+   */
+  attestations?: AttestationRequest;
 }
 
 export interface FetchedArtifact {
@@ -128,9 +131,9 @@ export interface FetchedArtifact {
 }
 
 /**
- * What the worker calls: downloads one version's artifact (capped), then its signature and
- * bundle. Returns undefined when the artifact does not exist. The bytes are unverified:
- * the caller must pass them to verifyArtifact before use.
+ * What the worker calls: downloads one version's artifact (capped), its signature and bundle,
+ * and the attestations asked for. Returns undefined when the artifact does not exist. The
+ * bytes are unverified: the caller must pass them to verifyArtifact before use.
  */
 export async function fetchArtifact(
   store: ArtifactStore,
@@ -138,30 +141,48 @@ export async function fetchArtifact(
   options: FetchOptions = {},
 ): Promise<FetchedArtifact | undefined> {
   const parsed = parseArtifactRef(ref);
+  const refText = formatArtifactRef(parsed);
   const names = versionObjectNames(parsed);
   const signal = options.signal ? { signal: options.signal } : {};
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   if (store.getVersion) {
     const limits = { artifact: maxBytes, signature: MAX_SIGNATURE_BYTES, bundle: MAX_BUNDLE_BYTES };
-    const version = await store.getVersion(formatArtifactRef(parsed), limits, {
+    const version = await store.getVersion(refText, limits, {
       ...signal,
-      ...(options.attestations ? { attestations: true } : {}),
+      ...(options.attestations ? { attestations: options.attestations } : {}),
     });
-    return version && { ref: formatArtifactRef(parsed), ...version };
+    return version && { ref: refText, ...version };
   }
-  // Artifact first: the publish order guarantees its signature is stored before it is.
-  const artifact = await store.get(names.artifact, { maxBytes, ...signal });
-  if (!artifact) return undefined;
-  const [signature, bundle] = await Promise.all([
-    store.get(names.signature, { maxBytes: MAX_SIGNATURE_BYTES, ...signal }),
-    store.get(names.bundle, { maxBytes: MAX_BUNDLE_BYTES, ...signal }),
+  const kinds = requestedAttestations(options.attestations);
+  const beside = [
+    { name: names.signature, maxBytes: MAX_SIGNATURE_BYTES },
+    { name: names.bundle, maxBytes: MAX_BUNDLE_BYTES },
+    ...kinds.map((kind) => ({ name: names[kind], maxBytes: MAX_BUNDLE_BYTES })),
+  ];
+  const read = (name: string, max: number) => store.get(name, { maxBytes: max, ...signal });
+  // Every object at once: one round of reads instead of one after another. Settled, so that
+  // the artifact's own answer (absent, too large, unreachable) is the one reported.
+  const [artifact, ...found] = await Promise.allSettled([
+    read(names.artifact, maxBytes),
+    ...beside.map((b) => read(b.name, b.maxBytes)),
   ]);
-  if (!options.attestations) return { ref: formatArtifactRef(parsed), artifact, signature, bundle };
-  const [sbom, provenance] = await Promise.all([
-    store.get(names.sbom, { maxBytes: MAX_BUNDLE_BYTES, ...signal }),
-    store.get(names.provenance, { maxBytes: MAX_BUNDLE_BYTES, ...signal }),
-  ]);
-  return { ref: formatArtifactRef(parsed), artifact, signature, bundle, sbom, provenance };
+  if (artifact.status === 'rejected') throw artifact.reason;
+  if (!artifact.value) return undefined;
+  // A publish writes the signature, bundle and attestations before the artifact: a read that
+  // ran before the artifact appeared may have missed them. Those missing are read again, now
+  // that the artifact is known to exist, so a version being published is never seen unsigned.
+  const objects = await Promise.all(
+    found.map((f, i) => {
+      if (f.status === 'rejected') throw f.reason;
+      const b = beside[i] as { name: string; maxBytes: number };
+      return f.value ?? read(b.name, b.maxBytes);
+    }),
+  );
+  const fetched: FetchedArtifact = { ref: refText, artifact: artifact.value, signature: objects[0], bundle: objects[1] };
+  kinds.forEach((kind, i) => {
+    fetched[kind] = objects[2 + i];
+  });
+  return fetched;
 }
 
 export interface ArtifactFiles extends VersionObjects {

@@ -64,12 +64,29 @@ export interface VersionLimits {
   bundle: number;
 }
 
+/** The attestation bundles stored beside an artifact. */
+export type AttestationObject = 'sbom' | 'provenance';
+export const ATTESTATION_OBJECTS: readonly AttestationObject[] = ['sbom', 'provenance'];
+
+/**
+ * Which attestations a read asks for: those listed (what the reader's environment requires),
+ * or both with `true`; none when absent.
+ */
+export type AttestationRequest = boolean | readonly AttestationObject[];
+
+/** The attestations a request names. */
+export function requestedAttestations(request: AttestationRequest | undefined): AttestationObject[] {
+  if (request === true) return [...ATTESTATION_OBJECTS];
+  if (!request) return [];
+  return ATTESTATION_OBJECTS.filter((kind) => request.includes(kind));
+}
+
 /** One version as read back; signature and bundle are undefined when not stored. */
 export interface StoredVersion {
   artifact: Buffer;
   signature: Buffer | undefined;
   bundle: Buffer | undefined;
-  /** Attestation bundles (read only when asked for). */
+  /** Attestation bundles (read only when asked for; undefined when not stored or not asked for). */
   sbom?: Buffer | undefined;
   provenance?: Buffer | undefined;
 }
@@ -109,7 +126,7 @@ export interface ArtifactStore {
   getVersion?(
     ref: string,
     limits: VersionLimits,
-    options?: { signal?: AbortSignal; attestations?: boolean },
+    options?: { signal?: AbortSignal; attestations?: AttestationRequest },
   ): Promise<StoredVersion | undefined>;
   /** Releases sockets or child resources, if any. */
   close?(): Promise<void>;

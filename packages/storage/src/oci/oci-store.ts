@@ -27,7 +27,7 @@ import type {
   VersionLimits,
   VersionObjects,
 } from '../store.js';
-import { DEFAULT_MAX_BYTES } from '../store.js';
+import { type AttestationRequest, DEFAULT_MAX_BYTES, requestedAttestations } from '../store.js';
 import {
   checkRepoPrefix,
   type Descriptor,
@@ -154,7 +154,7 @@ export class OciStore implements ArtifactStore {
   async getVersion(
     refText: string,
     limits: VersionLimits,
-    options: { signal?: AbortSignal; attestations?: boolean } = {},
+    options: { signal?: AbortSignal; attestations?: AttestationRequest } = {},
   ): Promise<StoredVersion | undefined> {
     const ref = parseArtifactRef(refText);
     const { repository, tag } = repositoryAndTag(this.#prefix, ref);
@@ -167,12 +167,15 @@ export class OciStore implements ArtifactStore {
       this.#layer(repository, found.manifest, names.signature, limits.signature, options.signal),
       this.#layer(repository, found.manifest, names.bundle, limits.bundle, options.signal),
     ]);
-    if (!options.attestations) return { artifact, signature, bundle };
-    const [sbom, provenance] = await Promise.all([
-      this.#layer(repository, found.manifest, names.sbom, limits.bundle, options.signal),
-      this.#layer(repository, found.manifest, names.provenance, limits.bundle, options.signal),
-    ]);
-    return { artifact, signature, bundle, sbom, provenance };
+    const version: StoredVersion = { artifact, signature, bundle };
+    const kinds = requestedAttestations(options.attestations);
+    const attestations = await Promise.all(
+      kinds.map((kind) => this.#layer(repository, found.manifest, names[kind], limits.bundle, options.signal)),
+    );
+    kinds.forEach((kind, i) => {
+      version[kind] = attestations[i];
+    });
+    return version;
   }
 
   async #layer(

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { VerifiedArtifact } from '@apx/core';
+import type { AttestationKind, VerifiedArtifact } from '@apx/core';
 import { LocalStore } from '@apx/storage';
 import type { ArtifactMaterial } from './source.js';
 
@@ -65,20 +65,26 @@ export class DiskCache {
     this.files = new LocalStore({ root: dir });
   }
 
-  async read(ref: string): Promise<ArtifactMaterial | undefined> {
+  /** The entry of `ref` with the attestations asked for (those the trust in force requires). */
+  async read(ref: string, attestations: readonly AttestationKind[] = []): Promise<ArtifactMaterial | undefined> {
     try {
       const digest = (await this.files.get(`refs/${ref}`, { maxBytes: 1024 }))?.toString('utf8').trim() ?? '';
       const hex = digest.replace(/^sha256:/, '');
       if (!/^[0-9a-f]{64}$/.test(hex)) return undefined;
-      const artifact = await this.files.get(`blobs/${hex}.wasm`);
+      const blob = `blobs/${hex}.wasm`;
+      // The index is written last: every file it points at is complete, so all are read at once.
+      const [artifact, signature, bundle, ...attested] = await Promise.all([
+        this.files.get(blob),
+        this.files.get(`${blob}.sig`, { maxBytes: 64 * 1024 }),
+        this.files.get(`${blob}.sigstore.json`, { maxBytes: 1024 * 1024 }),
+        ...attestations.map((kind) => this.files.get(`${blob}.${kind}.sigstore.json`, { maxBytes: 1024 * 1024 })),
+      ]);
       if (!artifact) return undefined;
-      return {
-        artifact,
-        signature: await this.files.get(`blobs/${hex}.wasm.sig`, { maxBytes: 64 * 1024 }),
-        bundle: await this.files.get(`blobs/${hex}.wasm.sigstore.json`, { maxBytes: 1024 * 1024 }),
-        sbom: await this.files.get(`blobs/${hex}.wasm.sbom.sigstore.json`, { maxBytes: 1024 * 1024 }),
-        provenance: await this.files.get(`blobs/${hex}.wasm.provenance.sigstore.json`, { maxBytes: 1024 * 1024 }),
-      };
+      const material: ArtifactMaterial = { artifact, signature, bundle };
+      attestations.forEach((kind, i) => {
+        material[kind] = attested[i];
+      });
+      return material;
     } catch {
       return undefined; // an unreadable entry is a cache miss, never an error
     }

@@ -1,5 +1,6 @@
 import {
   type ArtifactRef,
+  type AttestationKind,
   artifactFileName,
   assertVerifiedArtifact,
   CoreErrorCode,
@@ -7,6 +8,7 @@ import {
   isApxError,
   isVerificationError,
   MAX_ARTIFACT_BYTES,
+  requiredKinds,
   type SigstoreTrustedRoot,
   sha256Hex,
   signatureMaterialDigest,
@@ -82,13 +84,15 @@ export interface PolicyLoaderOptions {
 }
 
 /**
- * Loads a policy by reference in the runbook's order (Verification Flow): check cache,
- * download artifact and signature, then core's verifyPolicyArtifact decides (allow-list,
- * size, SHA-256, rollback, signature, keyring, revocation, binding, WebAssembly, ABI,
- * embedded name), then instantiate. The loader only fetches material, hands core the trust
- * and state in force, and records what core decided (floors, blocked pairs). The bytes
- * verified are the bytes compiled: core returns the compiled Module. Concurrent loads of one
- * reference share one download.
+ * Loads a policy by reference in the runbook's order (Verification Flow): check cache, work
+ * out the trust in force, download artifact and signature (and the attestations that trust
+ * requires, no others), then core's verifyPolicyArtifact decides (allow-list, size, SHA-256,
+ * rollback, signature, keyring, revocation, binding, attestations, WebAssembly, ABI, embedded
+ * name), then instantiate. The loader only fetches material, hands core the trust and state
+ * in force, and records what core decided (floors, blocked pairs). The bytes verified are the
+ * bytes compiled: the Buffer the store read is handed to core as it is, core hashes it once
+ * and compiles it, and returns the compiled Module. Concurrent loads of one reference share
+ * one download.
  */
 export class PolicyLoader {
   private readonly options: PolicyLoaderOptions;
@@ -145,12 +149,27 @@ export class PolicyLoader {
       this.options.observer.rejected(error, seconds(), serving);
       throw error;
     }
+    // What is read depends on the trust in force: attestations only when it requires them.
+    let wanted: readonly AttestationKind[];
+    try {
+      wanted = attestationsRequired(await this.trustNow(ref));
+    } catch (err) {
+      const error = err instanceof LoadError ? err : new LoadError(ref, err);
+      this.options.observer.rejected(error, seconds(), serving);
+      throw error;
+    }
     const disk = this.options.diskCache;
     if (disk) {
-      const material = await disk.read(refText);
+      const material = await disk.read(refText, wanted);
       if (material) {
         try {
-          return await this.finish(ref, refText, await this.verify(ref, material), 'disk', seconds);
+          const reread = async (kinds: readonly AttestationKind[]) => {
+            const again = await disk.read(refText, kinds);
+            if (!again) throw new LoadError(ref, new Error(`the disk cache entry of ${refText} went away`));
+            return again;
+          };
+          const { verified } = await this.verifyRead(ref, material, wanted, reread);
+          return await this.finish(ref, refText, verified, 'disk', seconds);
         } catch (err) {
           // A bad disk entry is reported and dropped; the store is the source of truth.
           this.options.observer.diskEntryRejected(err instanceof LoadError ? err : new LoadError(ref, err));
@@ -158,14 +177,13 @@ export class PolicyLoader {
         }
       }
     }
-    let material: ArtifactMaterial | undefined;
     try {
-      material = await this.download(ref);
-      const fetched = material;
-      const loaded = await this.finish(ref, refText, await this.verify(ref, fetched), 'store', seconds, async (digest) => {
+      const downloaded = await this.download(ref, wanted);
+      const read = await this.verifyRead(ref, downloaded, wanted, (kinds) => this.download(ref, kinds));
+      const fetched = read.material;
+      return await this.finish(ref, refText, read.verified, 'store', seconds, async (digest) => {
         await disk?.write(refText, digest, fetched).catch(() => undefined);
       });
-      return loaded;
     } catch (err) {
       const error = err instanceof LoadError ? err : new LoadError(ref, err);
       this.options.observer.rejected(error, seconds(), serving);
@@ -173,11 +191,40 @@ export class PolicyLoader {
     }
   }
 
+  private async trustNow(ref: ArtifactRef): Promise<TrustInForce> {
+    try {
+      return await this.options.trust.trustFor(ref);
+    } catch (err) {
+      throw new LoadError(ref, err);
+    }
+  }
+
+  /**
+   * Verifies what was read with the trust in force once it is read (a revocation that arrived
+   * during the read is not missed). Should that trust require an attestation the read left out
+   * (a requirement that arrived meanwhile), the material is read again, once, with it; missing
+   * still, core refuses it.
+   */
+  private async verifyRead(
+    ref: ArtifactRef,
+    material: ArtifactMaterial,
+    read: readonly AttestationKind[],
+    reread: (kinds: readonly AttestationKind[]) => Promise<ArtifactMaterial>,
+  ): Promise<{ verified: VerifiedArtifact; material: ArtifactMaterial }> {
+    let trust = await this.trustNow(ref);
+    const needed = attestationsRequired(trust);
+    if (needed.some((kind) => !read.includes(kind))) {
+      material = await reread(needed);
+      trust = await this.trustNow(ref);
+    }
+    return { verified: this.verify(ref, material, trust), material };
+  }
+
   /**
    * One download, bounded in time: the store is asked to stop at the deadline (its signal), and
    * a store that does not listen still cannot hold the load (or the retries behind it) past it.
    */
-  private fetchWithin(ref: ArtifactRef): Promise<ArtifactMaterial | undefined> {
+  private fetchWithin(ref: ArtifactRef, attestations: readonly AttestationKind[]): Promise<ArtifactMaterial | undefined> {
     const { source } = this.options;
     const ms = this.options.fetchTimeoutMs ?? DEFAULT_FETCH_TIMEOUT_MS;
     return new Promise((resolve, reject) => {
@@ -194,17 +241,21 @@ export class PolicyLoader {
       );
       timer.unref();
       source
-        .fetch(ref, { maxBytes: this.maxBytes, signal: AbortSignal.timeout(ms) })
+        .fetch(ref, {
+          maxBytes: this.maxBytes,
+          signal: AbortSignal.timeout(ms),
+          ...(attestations.length > 0 ? { attestations } : {}),
+        })
         .then(resolve, reject)
         .finally(() => clearTimeout(timer));
     });
   }
 
-  private async download(ref: ArtifactRef): Promise<ArtifactMaterial> {
+  private async download(ref: ArtifactRef, attestations: readonly AttestationKind[]): Promise<ArtifactMaterial> {
     const { source } = this.options;
     let material: ArtifactMaterial | undefined;
     try {
-      material = await this.fetchWithin(ref);
+      material = await this.fetchWithin(ref, attestations);
     } catch (err) {
       // The store enforces the cap while streaming; report it under core's code, one label.
       if (isApxError(err) && err.code === StorageErrorCode.TOO_LARGE) {
@@ -233,19 +284,14 @@ export class PolicyLoader {
     return material;
   }
 
-  private async verify(ref: ArtifactRef, material: ArtifactMaterial): Promise<VerifiedArtifact> {
+  private verify(ref: ArtifactRef, material: ArtifactMaterial, trust: TrustInForce): VerifiedArtifact {
     const { allowList, strict, binding } = this.options;
     const refText = formatArtifactRef(ref);
-    let trust: TrustInForce;
-    try {
-      trust = await this.options.trust.trustFor(ref);
-    } catch (err) {
-      throw new LoadError(ref, err);
-    }
     try {
       const verified = verifyPolicyArtifact({
         material: {
           ref,
+          // The Buffer the store read, as it is: core hashes exactly these bytes and compiles them.
           artifact: material.artifact,
           signature: material.signature,
           bundle: material.bundle,
@@ -330,6 +376,15 @@ export class PolicyLoader {
     this.stopped.set(digest, reason);
     this.memory.forgetDigest(digest);
   }
+}
+
+/**
+ * The attestations the trust in force requires (an environment role's `apx.attestations`): the
+ * SBOM for a deny list or a VEX gate too, since the gate judges the components an SBOM names.
+ * Runbook trust (one key) requires none.
+ */
+function attestationsRequired(trust: TrustInForce): readonly AttestationKind[] {
+  return trust.kind === 'tuf' && trust.attestations ? requiredKinds(trust.attestations) : [];
 }
 
 /** The digest a failed load reports (computed only on failure: success carries core's). */

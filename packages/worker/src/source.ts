@@ -1,4 +1,4 @@
-import type { ArtifactRef } from '@apx/core';
+import type { ArtifactRef, AttestationKind } from '@apx/core';
 
 /** What the store holds for one reference: the artifact and what sits beside it. */
 export interface ArtifactMaterial {
@@ -7,7 +7,7 @@ export interface ArtifactMaterial {
   signature: Buffer | undefined;
   /** The `.sigstore.json` bundle; undefined when there is none. */
   bundle: Buffer | undefined;
-  /** Attestation bundles (`.wasm.sbom.sigstore.json`, `.wasm.provenance.sigstore.json`), when the source has them. */
+  /** Attestation bundles (`.wasm.sbom.sigstore.json`, `.wasm.provenance.sigstore.json`), when asked for and present. */
   sbom?: Buffer | undefined;
   provenance?: Buffer | undefined;
 }
@@ -19,8 +19,14 @@ export interface ArtifactMaterial {
 export interface ArtifactSource {
   /** The store's URL, without credentials, for messages. */
   readonly url: string;
-  /** Undefined when the artifact does not exist. */
-  fetch(ref: ArtifactRef, options: { maxBytes: number; signal?: AbortSignal }): Promise<ArtifactMaterial | undefined>;
+  /**
+   * Undefined when the artifact does not exist. `attestations`: the attestation bundles to read
+   * too, those the environment's trust requires; none when absent (the store is not asked).
+   */
+  fetch(
+    ref: ArtifactRef,
+    options: { maxBytes: number; signal?: AbortSignal; attestations?: readonly AttestationKind[] },
+  ): Promise<ArtifactMaterial | undefined>;
   /** Versions of one policy present in the store. */
   versions(policyId: string): Promise<string[]>;
   /**

@@ -1,7 +1,8 @@
 import { stat } from 'node:fs/promises';
-import { type ArtifactRef, formatArtifactRef } from '@apx/core';
+import { formatArtifactRef } from '@apx/core';
 import {
   ARTIFACT_SUFFIX,
+  type ArtifactStore,
   BUNDLE_SUFFIX,
   fetchArtifact,
   LocalStore,
@@ -23,6 +24,11 @@ export async function openArtifactSource(
     ...(options.env ? { env: options.env } : {}),
     ...(options.cwd ? { cwd: options.cwd } : {}),
   });
+  return artifactSourceOf(store);
+}
+
+/** The worker's read-only view of an open ArtifactStore. */
+export function artifactSourceOf(store: ArtifactStore): ArtifactSource {
   // The artifacts among the store's objects (signatures and bundles sit beside them).
   const artifacts = async (prefix: string) =>
     (await store.list(prefix))
@@ -31,23 +37,17 @@ export async function openArtifactSource(
       .map((o) => (o as NonNullable<typeof o>).ref);
   return {
     url: store.url,
-    async fetch(ref: ArtifactRef, options: { maxBytes: number; signal?: AbortSignal }) {
+    async fetch(ref, options) {
+      // Attestations only when the environment's trust requires them (the loader says which):
+      // a worker that requires none never asks the store for them.
       const fetched = await fetchArtifact(store, formatArtifactRef(ref), {
         maxBytes: options.maxBytes,
         ...(options.signal ? { signal: options.signal } : {}),
-        // Read beside every artifact: which environment requires them is known only once
-        // verification starts, and a missing one costs a not-found answer.
-        attestations: true,
+        ...(options.attestations?.length ? { attestations: options.attestations } : {}),
       });
-      return fetched
-        ? {
-            artifact: fetched.artifact,
-            signature: fetched.signature,
-            bundle: fetched.bundle,
-            sbom: fetched.sbom,
-            provenance: fetched.provenance,
-          }
-        : undefined;
+      if (!fetched) return undefined;
+      const { ref: _ref, ...material } = fetched;
+      return material;
     },
     async versions(policyId: string) {
       return (await artifacts(`${policyId}@`)).filter((r) => r.policyId === policyId).map((r) => r.version);

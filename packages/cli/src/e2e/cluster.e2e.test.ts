@@ -6,6 +6,8 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { checkRequest, extAuthzClient } from '@apx/worker/test-support/ext-authz-client';
+import { WorkerProcess, Workspace } from './harness.js';
 import { ok, PAYMENTS_GET, poll, TrustFixture, type TrustWorker } from './trust-harness.js';
 
 /** A request the payments policy allows without an identity, hence without a rate limit. */
@@ -165,5 +167,58 @@ describe('e2e: APX_WORKERS=2 serves one consistent set of policies', () => {
     assert.equal(sum(text, 'apx_artifacts_revoked_blocked_total'), unloads);
     // SIGTERM drains the whole group and exits 0.
     await w.stop();
+  });
+
+  it('a serving process that dies is replaced and serves the current set; gRPC ext_authz on the shared port; SIGTERM drains every process and exits 0', async () => {
+    const ws = new Workspace();
+    const store = ws.path('store');
+    ws.stage(store, ws.compilePayments());
+    const w = await WorkerProcess.start(ws.dir, {
+      APX_STORE: store,
+      APX_POLICIES: 'pb-pay-v1',
+      APX_WORKERS: '2',
+      APX_GRPC_PORT: '0',
+      APX_DECISION_LOG_SAMPLE: '1',
+      APX_DRAIN_SECONDS: '1',
+    });
+    await w.waitFor((l) => l.message === 'policy loaded: pb-pay-v1@1.0.0', 'policy loaded');
+    const pids = () => new Set(w.logs.filter((l) => l.event === 'decision').map((l) => l.worker_pid as number));
+    const answersFrom = async (what: string, enough: () => boolean) => {
+      const seen: Answer[] = [];
+      await poll(what, async () => {
+        seen.push(await decideOnce(w.url));
+        return enough() ? true : undefined;
+      });
+      return seen;
+    };
+    await answersFrom('answers from both serving processes', () => pids().size >= 2);
+    const [victim, survivor] = [...pids()] as [number, number];
+    const digest = (await decideOnce(w.url)).digest;
+    process.kill(victim, 'SIGKILL');
+    await w.waitFor((l) => l.message.startsWith(`serving process ${victim} exited`), 'the exit noticed');
+    // The replacement answers, with the set the others serve, once it holds it.
+    const seen = await answersFrom('an answer from the replacement', () =>
+      [...pids()].some((p) => p !== victim && p !== survivor),
+    );
+    const since = seen.slice(seen.findIndex((a) => a.status === 200));
+    assert.ok(
+      since.every((a) => a.status === 200 && a.digest === digest),
+      `every answer from the survivor and the replacement is the serving digest: ${runs(seen)}`,
+    );
+    assert.equal((await w.get('/readyz')).status, 200);
+    // Envoy ext_authz over gRPC, on the port the serving processes share.
+    const grpcAddress = (await w.waitFor((l) => l.message.startsWith('ext_authz gRPC listening on '))).grpc_address;
+    const client = await extAuthzClient(String(grpcAddress));
+    try {
+      const checked = await client.check(checkRequest({ ...PAYMENTS_GET, policy: 'pb-pay-v1' }));
+      assert.ok(checked.ok, JSON.stringify(checked));
+      assert.equal((checked.response.status as { code: number }).code, 0);
+    } finally {
+      client.close();
+    }
+    // SIGTERM: every serving process drains and closes, then the worker exits 0.
+    assert.equal(await w.stop(), 0);
+    const drained = new Set(w.logs.filter((l) => l.message.startsWith('drain over: ')).map((l) => l.worker_pid));
+    assert.equal(drained.size, 2, 'both serving processes drained');
   });
 });

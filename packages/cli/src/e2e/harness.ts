@@ -184,8 +184,17 @@ export class WorkerProcess {
     const stateDir = scratchDir('apx-state-');
     const child = spawn(process.execPath, command, {
       cwd,
-      // No drain on stop (staging and production default to 5 s) unless the test asks for one.
-      env: { ...process.env, APX_PORT: '0', APX_RELOAD_INTERVAL: '0', APX_DRAIN_SECONDS: '0', APX_STATE_DIR: stateDir, ...env },
+      // No drain on stop (staging and production default to 5 s) unless the test asks for one;
+      // one process unless the test asks for more (APX_WORKERS defaults to every CPU there).
+      env: {
+        ...process.env,
+        APX_PORT: '0',
+        APX_RELOAD_INTERVAL: '0',
+        APX_DRAIN_SECONDS: '0',
+        APX_WORKERS: '1',
+        APX_STATE_DIR: stateDir,
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const worker = new WorkerProcess(child);

@@ -20,6 +20,11 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(json);
 }
 
+/** A failure no answer was given for yet: 500 with its message (a closure per request costs). */
+function fail(res: ServerResponse, err: unknown): void {
+  if (!res.headersSent) send(res, 500, { error: (err as Error).message });
+}
+
 /**
  * Collects a request body up to the cap and hands it to `done` (undefined: over the cap),
  * with plain callbacks: this is on every decision, and a promise per request costs.
@@ -202,15 +207,12 @@ export function createWorkerServer(deps: ServerDeps): Server {
     if (draining()) res.setHeader('connection', 'close');
     const url = req.url ?? '/';
     const path = url.includes('?') ? (url.split('?')[0] as string) : url;
-    const fail = (err: unknown) => {
-      if (!res.headersSent) send(res, 500, { error: (err as Error).message });
-    };
     if (path === '/v1/decide' && req.method === 'POST') {
       readBody(req, (body) => {
         try {
           decide(res, body);
         } catch (err) {
-          fail(err);
+          fail(res, err);
         }
       });
       return;
@@ -219,7 +221,7 @@ export function createWorkerServer(deps: ServerDeps): Server {
       try {
         handleForwardAuth(req, res, url, service, trusted);
       } catch (err) {
-        fail(err);
+        fail(res, err);
       }
       return;
     }
@@ -244,10 +246,13 @@ export function createWorkerServer(deps: ServerDeps): Server {
         });
       }
       case 'GET /metrics':
-        metrics.registry.metrics().then((text) => {
-          res.writeHead(200, { 'content-type': metrics.registry.contentType });
-          res.end(text);
-        }, fail);
+        metrics.registry.metrics().then(
+          (text) => {
+            res.writeHead(200, { 'content-type': metrics.registry.contentType });
+            res.end(text);
+          },
+          (err: unknown) => fail(res, err),
+        );
         return;
       default:
         send(res, path === '/v1/decide' ? 405 : 404, { error: `no route for ${route}` });

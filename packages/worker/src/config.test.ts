@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { ApxError } from '@apx/core';
-import { configProblems, resolveConfig } from './config.js';
+import { configProblems, MAX_WORKERS, resolveConfig } from './config.js';
 
 // A scratch directory for the path settings: a directory, a file, nothing yet.
 const dir = mkdtempSync(join(tmpdir(), 'apx-config-'));
@@ -152,6 +152,22 @@ describe('worker settings are checked at start, one problem per line', () => {
     assert.deepEqual(problems({ APX_GRPC_PORT: '8080' }), [
       'APX_GRPC_PORT=8080 is also APX_PORT: the gRPC and HTTP services need a port each; set APX_GRPC_PORT to another port (9191 is customary for ext_authz), or unset it to serve HTTP only',
     ]);
+  });
+
+  it('APX_WORKERS: 1 in dev, every available CPU in staging and production, a whole number from 1 to 256', () => {
+    const cpus = Math.min(MAX_WORKERS, availableParallelism());
+    const staged = { APX_STATE_DIR: stateDir };
+    assert.equal(resolveConfig({}).config.workers, 1);
+    assert.equal(resolveConfig({ APX_ENV: 'staging', ...staged }).config.workers, cpus);
+    assert.equal(resolveConfig({ APX_ENV: 'production', ...staged, ALLOWED_POLICY_VERSIONS: '1.0.0' }).config.workers, cpus);
+    assert.equal(resolveConfig({ APX_WORKERS: '4' }).config.workers, 4);
+    assert.equal(resolveConfig({ APX_ENV: 'staging', ...staged, APX_WORKERS: '1' }).config.workers, 1);
+    assert.equal(resolveConfig({ APX_WORKERS: '2' }, { workers: '3' }).config.workers, 3);
+    for (const bad of ['0', '-1', '257', '1.5', '2e1', 'auto', 'max']) {
+      assert.deepEqual(problems({ APX_WORKERS: bad }), [
+        `invalid APX_WORKERS="${bad}"; use a whole number of processes from 1 to 256 (1: one process)`,
+      ]);
+    }
   });
 
   it('hosts: an IP address or a host name', () => {

@@ -102,6 +102,7 @@ export class SetCoordinator {
         this.#send(c, { apx: 'commit', generation: set.generation });
         c.digests = new Set(after.values());
       }
+      if (fenced.length === 0) return; // none listens yet: each gets this set when admitted
       this.#log.info(
         { generation: set.generation, serving: Object.fromEntries(after), processes: fenced.length },
         `every serving process switched to policy set ${set.generation}`,

@@ -11,6 +11,8 @@ import type { ChildMessage, PrimaryMessage } from './protocol.js';
 const RECHECK_MS = 1000;
 /** How long a scrape waits for each child's counters. */
 const COLLECT_TIMEOUT_MS = 2000;
+/** Beyond APX_DRAIN_SECONDS: the 5 s requests in flight get to finish, and a little more. */
+const DRAIN_MARGIN_MS = 10_000;
 /** Pause before a replacement for a child that died, so a crashing child cannot spin the machine. */
 const REFORK_DELAY_MS = 500;
 
@@ -165,8 +167,17 @@ export async function startClusterPrimary(given: WorkerConfig, warnings: string[
         clearInterval(recheck);
         policies.stop();
         const children = coordinator.workers;
+        log.info(
+          { processes: children.length, drain_seconds: config.drainMs / 1000 },
+          'worker stopping: every serving process drains, then closes',
+        );
         for (const w of children) if (w.isConnected()) w.send({ apx: 'drain' } satisfies PrimaryMessage);
         if (children.length === 0) void service.close().then(() => stop(0));
+        // A serving process that has not closed well after its drain (and the 5 s its requests
+        // in flight get) is ended, so that the worker always stops.
+        setTimeout(() => {
+          for (const w of coordinator.workers) w.process.kill('SIGKILL');
+        }, config.drainMs + DRAIN_MARGIN_MS).unref();
         return stopped;
       })();
       return drained;

@@ -88,5 +88,7 @@ export function distinctRequests(count: number, seed = 17): PolicyRequest[] {
     req.headers = headers;
     out.push(req);
   }
-  return out;
+  // As the worker receives them: parsed from JSON bodies, so plain objects and flat strings
+  // (the template literals above make rope strings, which no parsed request contains).
+  return JSON.parse(JSON.stringify(out)) as PolicyRequest[];
 }

@@ -171,6 +171,61 @@ describe('host reuse between requests', () => {
     }
   });
 
+  it('decides thousands of distinct callers as the reference does, caches bounded or not', async () => {
+    const { check, faults } = await payments();
+    // Distinct addresses (IPv4, IPv6, mapped, denied ranges, refused forms), unknown keys
+    // between good ones, token callers, and early denials that share an outcome slot.
+    const addresses = (i: number) =>
+      [
+        `10.${i >> 8}.${i & 255}.9`,
+        `2001:db8:${i.toString(16)}::1`,
+        `203.0.113.${i & 255}`,
+        `2001:db8:bad::${i.toString(16)}`,
+        `::ffff:203.0.113.${i & 255}`,
+        `::ffff:10.0.${i & 255}.1`,
+        `fe80::${i.toString(16)}%eth0`,
+        `010.0.0.${i & 255}`,
+      ][i % 8] as string;
+    for (let i = 0; i < 3000; i++) {
+      const key = i % 3 === 0 ? `unknown-${i}` : i % 3 === 1 ? 'demo-acme-prod-key' : 'demo-globex-key';
+      const jwt =
+        i % 5 === 0
+          ? {
+              verified: true as const,
+              claims: {
+                iss: 'https://login.example.com/',
+                sub: `u-${i}`,
+                aud: 'payments-api',
+                scope: 'payments:read',
+                tenant: `t${i % 7}`,
+              },
+            }
+          : undefined;
+      const req: PolicyRequest = {
+        ...base,
+        method: i % 4 === 0 ? 'POST' : 'GET',
+        path: i % 11 === 0 ? `/v1/other/${i}` : `/v1/payments/pay_${i}`,
+        ip: addresses(i),
+        bodySize: i % 13 === 0 ? 2_000_000 : 100,
+        headers: jwt ? { 'idempotency-key': `k${i}` } : { 'x-api-key': key, 'idempotency-key': `k${i}` },
+        ...(jwt ? { jwt } : {}),
+      };
+      check(req);
+    }
+    assert.deepEqual(faults, []);
+  });
+
+  it('keeps apart early denials that share route, rule and key', async () => {
+    const { host, check } = await payments();
+    const ok = { ...base, method: 'GET', path: '/v1/payments/p', headers: { 'x-api-key': 'demo-acme-prod-key' } };
+    for (let i = 0; i < 3; i++) {
+      check({ ...ok, bodySize: 2_000_000 });
+      check({ ...ok, ip: '203.0.113.1' });
+      check({ ...ok, path: '/nowhere' });
+    }
+    assert.equal(host.decide({ ...ok, path: '/nowhere' }), host.decide({ ...ok, path: '/elsewhere' }));
+  });
+
   it('hands out the same frozen decision for a repeated static outcome', async () => {
     const { host } = await payments();
     const req = { ...base, method: 'GET', path: '/v1/payments/p', headers: { 'x-api-key': 'demo-acme-prod-key' } };

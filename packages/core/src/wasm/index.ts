@@ -3,6 +3,7 @@
 export * from './abi.js';
 export { checkAbi, readPolicyMeta } from './abi-check.js';
 export type { DecisionIdentity, IdentityKindName, PolicyDecision, RateLimitCharge } from './decision.js';
+export { decisionJson } from './decision-json.js';
 export { DEFAULT_DECISION_DEADLINE_MS, type PolicyFault, PolicyHost, type PolicyHostOptions } from './host.js';
 export { type ParsedIp, parseIp } from './ip.js';
 export { FUEL_CHUNK, meterModule } from './meter.js';

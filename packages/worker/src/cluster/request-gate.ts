@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { DecisionService, GatewayDecision } from '../gateway/decision-service.js';
+import type { DecisionOutcome, DecisionService, GatewayDecision } from '../gateway/decision-service.js';
 
 /** How long a fence waits for requests in flight before cutting them off. */
 export const FENCE_WAIT_MS = 1000;
@@ -44,26 +44,30 @@ export class RequestGate {
   /** The gRPC ext_authz service behind the same gate. */
   decisions(service: DecisionService): DecisionService {
     return {
-      evaluate: (ref, request, done) => this.#admit(() => service.evaluate(ref, request, done)),
+      evaluate: (ref, request, done) =>
+        this.#admit(() => this.#tracked(done, CUT_OFF_OUTCOME, (answer) => service.evaluate(ref, request, answer))),
       decide: (ref, request, done) =>
-        this.#admit(() => {
-          let answered = false;
-          const entry = {
-            cutOff: () => {
-              answered = true;
-              this.#leave(entry);
-              done(cutOffDecision());
-            },
-          };
-          this.#enter(entry);
-          service.decide(ref, request, (d) => {
-            if (answered) return;
-            answered = true;
-            this.#leave(entry);
-            done(d);
-          });
-        }),
+        this.#admit(() => this.#tracked(done, cutOffDecision(), (answer) => service.decide(ref, request, answer))),
     };
+  }
+
+  /** Runs `call` counted as in flight until it answers; cut off at a fence, it answers `cutOff` (fail closed). */
+  #tracked<T>(done: (answer: T) => void, cutOff: T, call: (answer: (a: T) => void) => void): void {
+    let answered = false;
+    const entry = {
+      cutOff: () => {
+        answered = true;
+        this.#leave(entry);
+        done(cutOff);
+      },
+    };
+    this.#enter(entry);
+    call((a) => {
+      if (answered) return;
+      answered = true;
+      this.#leave(entry);
+      done(a);
+    });
   }
 
   /** Holds new requests; `fenced` is called once none is in flight. */
@@ -106,12 +110,17 @@ export class RequestGate {
   }
 }
 
-/** What a gRPC Check cut off at a fence answers: an error, so the gateway refuses the request. */
+const CUT_OFF_ERROR = 'the worker switched policy sets while this decision was in flight; retry';
+
+/** What a gRPC Check cut off at a fence comes to: no decision (UNAVAILABLE), so the gateway refuses the request. */
+const CUT_OFF_OUTCOME: DecisionOutcome = { kind: 'refused', status: 503, error: CUT_OFF_ERROR };
+
+/** The same as a gateway decision: an error, so the gateway refuses the request. */
 function cutOffDecision(): GatewayDecision {
   return {
     kind: 'error',
     status: 503,
-    body: JSON.stringify({ error: 'the worker switched policy sets while this decision was in flight; retry' }),
+    body: JSON.stringify({ error: CUT_OFF_ERROR }),
     headers: {},
     removeHeaders: [],
     responseHeaders: {},

@@ -18,7 +18,10 @@ type Listener = (req: IncomingMessage, res: ServerResponse) => void;
 export class RequestGate {
   #fenced = false;
   readonly #held: Array<() => void> = [];
-  readonly #inFlight = new Set<{ cutOff(): void }>();
+  /** HTTP responses in flight (the hot path: no allocation per request beyond the Set entry). */
+  readonly #responses = new Set<ServerResponse>();
+  /** gRPC calls in flight. */
+  readonly #calls = new Set<{ cutOff(): void }>();
   #drained: (() => void) | undefined;
   readonly #metrics: (res: ServerResponse) => void;
 
@@ -30,14 +33,26 @@ export class RequestGate {
   http(server: Server): void {
     const handlers = server.listeners('request') as Listener[];
     server.removeAllListeners('request');
+    const handler: Listener =
+      handlers.length === 1
+        ? (handlers[0] as Listener)
+        : (req, res) => {
+            for (const h of handlers) h(req, res);
+          };
+    const gate = this;
+    function closed(this: ServerResponse): void {
+      gate.#responses.delete(this);
+      gate.#settle();
+    }
+    const serve = (req: IncomingMessage, res: ServerResponse) => {
+      this.#responses.add(res);
+      res.once('close', closed);
+      handler(req, res);
+    };
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
       if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) return this.#metrics(res);
-      this.#admit(() => {
-        const entry = { cutOff: () => req.socket.destroy() };
-        this.#enter(entry);
-        res.once('close', () => this.#leave(entry));
-        for (const h of handlers) h(req, res);
-      });
+      if (this.#fenced) this.#held.push(() => serve(req, res));
+      else serve(req, res);
     });
   }
 
@@ -57,15 +72,16 @@ export class RequestGate {
     const entry = {
       cutOff: () => {
         answered = true;
-        this.#leave(entry);
+        this.#calls.delete(entry);
         done(cutOff);
       },
     };
-    this.#enter(entry);
+    this.#calls.add(entry);
     call((a) => {
       if (answered) return;
       answered = true;
-      this.#leave(entry);
+      this.#calls.delete(entry);
+      this.#settle();
       done(a);
     });
   }
@@ -73,13 +89,15 @@ export class RequestGate {
   /** Holds new requests; `fenced` is called once none is in flight. */
   fence(fenced: () => void): void {
     this.#fenced = true;
-    if (this.#inFlight.size === 0) {
+    if (this.#responses.size === 0 && this.#calls.size === 0) {
       fenced();
       return;
     }
     const timer = setTimeout(() => {
-      for (const entry of [...this.#inFlight]) entry.cutOff();
-      this.#inFlight.clear();
+      // Unanswered rather than answered by a set another process may have dropped.
+      for (const res of this.#responses) res.socket?.destroy();
+      this.#responses.clear();
+      for (const call of [...this.#calls]) call.cutOff();
       this.#drained?.();
     }, FENCE_WAIT_MS);
     this.#drained = () => {
@@ -100,13 +118,9 @@ export class RequestGate {
     else run();
   }
 
-  #enter(entry: { cutOff(): void }): void {
-    this.#inFlight.add(entry);
-  }
-
-  #leave(entry: { cutOff(): void }): void {
-    this.#inFlight.delete(entry);
-    if (this.#fenced && this.#inFlight.size === 0) this.#drained?.();
+  /** Something in flight answered: a fence waiting for it may be complete. */
+  #settle(): void {
+    if (this.#drained && this.#responses.size === 0 && this.#calls.size === 0) this.#drained();
   }
 }
 

@@ -8,6 +8,8 @@ export class RequestShapeError extends Error {
 
 const UPPER = /^[A-Z]+$/;
 const HAS_UPPER = /[A-Z]/;
+/** Shared host decisions whose worker form is kept per runtime (the host keeps about as many). */
+const CONVERTED_MAX = 1024;
 
 const str = (v: unknown, field: string, required: boolean): string | undefined => {
   if (v === undefined && !required) return undefined;
@@ -90,12 +92,17 @@ export function policyHostRuntime(onFault: (fault: PolicyFault) => void, deadlin
         let served = converted.get(d);
         if (served === undefined) {
           served = workerDecision(d);
-          if (Object.isFrozen(d)) converted.set(d, Object.freeze(served));
+          if (Object.isFrozen(d)) {
+            if (converted.size >= CONVERTED_MAX) converted.clear();
+            converted.set(d, Object.freeze(served));
+          }
         }
         return served;
       },
     };
-    const converted = new WeakMap<HostDecision, PolicyDecision>();
+    // A Map, not a WeakMap: a host that hands out new frozen decisions often would otherwise
+    // grow a weak table the garbage collector must sweep; bounded, and freed with the runtime.
+    const converted = new Map<HostDecision, PolicyDecision>();
     return runtime;
   };
 }

@@ -6,6 +6,8 @@ import type { LoadedPolicy } from './loader.js';
 import type { PolicyDecision } from './runtime.js';
 
 const MAX_DECIDE_BODY = 1024 * 1024;
+/** Answer bodies kept per serving version (a policy's static outcomes are far fewer). */
+const DECISION_BODIES_MAX = 1024;
 
 export interface ServerDeps extends DecisionDeps {
   /** APX_TRUSTED_PROXIES: whose forwarded headers (X-Forwarded-For...) forward-auth believes. Default: nobody's. */
@@ -127,11 +129,17 @@ export function createWorkerServer(deps: ServerDeps): Server {
     // for a decision the runtime hands out again (frozen), the whole body is built once.
     const { decision } = o;
     if (!Object.isFrozen(decision)) return sendRaw(res, 200, decision.json.slice(0, -1) + referenceSuffix(loaded));
-    let body = decisionBodies.get(decision);
-    if (body === undefined || body.loaded !== loaded) {
+    let bodies = decisionBodies.get(loaded);
+    if (bodies === undefined) {
+      bodies = new Map();
+      decisionBodies.set(loaded, bodies);
+    }
+    let body = bodies.get(decision);
+    if (body === undefined) {
       const json = decision.json.slice(0, -1) + referenceSuffix(loaded);
-      body = { loaded, json, length: String(Buffer.byteLength(json)) };
-      decisionBodies.set(decision, body);
+      body = { json, length: String(Buffer.byteLength(json)) };
+      if (bodies.size >= DECISION_BODIES_MAX) bodies.clear();
+      bodies.set(decision, body);
     }
     res.writeHead(200, ['content-type', 'application/json', 'content-length', body.length]);
     res.end(body.json);
@@ -142,8 +150,11 @@ export function createWorkerServer(deps: ServerDeps): Server {
     res.end(json);
   }
 
-  /** Response bodies of the runtime's shared decisions, with the version that decided them. */
-  const decisionBodies = new WeakMap<PolicyDecision, { loaded: LoadedPolicy; json: string; length: string }>();
+  /**
+   * Response bodies of the runtime's shared decisions, per serving version (freed with it);
+   * bounded, in case a runtime hands out many distinct shared decisions.
+   */
+  const decisionBodies = new WeakMap<LoadedPolicy, Map<PolicyDecision, { json: string; length: string }>>();
 
   /** `,"policy":"<ref>","digest":"<digest>"}` for a loaded version, built once. */
   const suffixes = new WeakMap<object, string>();

@@ -40,10 +40,13 @@ export async function writeFileSet(ctx: CliContext, files: PlannedFile[], remove
     for (const file of files) {
       const target = resolvePath(ctx, file.path);
       const temp = join(dirname(target), `.${basename(target)}.apx-${process.pid}-${randomBytes(6).toString('hex')}.tmp`);
-      const untrack = trackTemp(temp);
-      staged.push({ file, temp, target, untrack });
-      await writeTemp(ctx, file, temp);
+      staged.push({ file, temp, target, untrack: trackTemp(temp) });
     }
+    // Written and fsynced at once (the fsyncs overlap instead of queueing); every write has
+    // settled before any is renamed, or before the temporary files are removed on failure.
+    const written = await Promise.allSettled(staged.map((s) => writeTemp(ctx, s.file, s.temp)));
+    const failed = written.find((w) => w.status === 'rejected');
+    if (failed) throw failed.reason;
     await testPause(ctx, 'write:temps-written');
     const ordered = [...staged.filter((s) => !s.file.last), ...staged.filter((s) => s.file.last)];
     await completeBeforeExit(async () => {

@@ -1,12 +1,16 @@
 import { createPrivateKey } from 'node:crypto';
 import { decodeFirstPem, PublicKey } from '@apx/core';
 import { parseKeyRef } from '@apx/kms/key-ref';
-import { decryptPrivateKey, FileSigner, SignError, SignErrorCode, type Signer } from '@apx/sign';
+import type { Signer } from '@apx/sign';
 import { UsageError } from './command.js';
 import type { CliContext } from './context.js';
 import { readInput, resolvePath } from './io.js';
 import { keepOpen } from './open-signers.js';
-import { passwordProvider } from './password.js';
+
+// The signing library (and the password prompt, which speaks its errors) load when a key is
+// opened for signing: verifying with a public key (apx verify-blob --key cosign.pub) needs neither.
+const signModule = () => import('@apx/sign');
+const askPassword = async (ctx: CliContext) => (await import('./password.js')).passwordProvider(ctx);
 
 /** Where `apx` looks for the signing key when no --key is given (the runbook's path). */
 export const DEFAULT_PRIVATE_KEY = 'keys/cosign.key';
@@ -20,7 +24,8 @@ export const DEFAULT_PUBLIC_KEY = 'keys/cosign.pub';
  */
 export async function openSigner(ctx: CliContext, keyRef: string): Promise<Signer> {
   if (keyRef.startsWith('env://')) return envSigner(ctx, keyRef);
-  if (parseKeyRef(keyRef).kind === 'file') return FileSigner.open(resolvePath(ctx, keyRef), passwordProvider(ctx), keyRef);
+  if (parseKeyRef(keyRef).kind === 'file')
+    return (await signModule()).FileSigner.open(resolvePath(ctx, keyRef), await askPassword(ctx), keyRef);
   // The KMS and HSM clients load only for such keys (the reference parser is all a start needs).
   const { openKmsKey } = await import('@apx/kms');
   const key = await openKmsKey(keyRef, ctx.env);
@@ -38,6 +43,7 @@ async function envSigner(ctx: CliContext, keyRef: string): Promise<Signer> {
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
     throw new UsageError(`--key ${keyRef}: ${name || '(empty)'} is not an environment variable name`);
   }
+  const { decryptPrivateKey, FileSigner, SignError, SignErrorCode } = await signModule();
   const pem = ctx.env[name];
   if (pem === undefined || pem.trim() === '') {
     throw new SignError(SignErrorCode.KEY_NOT_FOUND, `environment variable ${name} (--key ${keyRef}) is empty or unset`, {
@@ -63,7 +69,7 @@ async function envSigner(ctx: CliContext, keyRef: string): Promise<Signer> {
       { hint: "put cosign's encrypted private key (cosign.key) or a plain PKCS#8 PEM in it" },
     );
   }
-  const password = await passwordProvider(ctx)({ keyPath: keyRef, confirm: false });
+  const password = await (await askPassword(ctx))({ keyPath: keyRef, confirm: false });
   return new FileSigner(keyRef, await decryptPrivateKey(pem, password, `environment variable ${name}`));
 }
 

@@ -1,4 +1,11 @@
-import { type PolicyDecision as HostDecision, type JwtInput, type PolicyFault, PolicyHost, type PolicyRequest } from '@apx/core';
+import {
+  decisionJson,
+  type PolicyDecision as HostDecision,
+  type JwtInput,
+  type PolicyFault,
+  PolicyHost,
+  type PolicyRequest,
+} from '@apx/core';
 import type { PolicyDecision, PolicyRuntime, RuntimeFactory } from './runtime.js';
 
 /** A bad request body: answered 400, never decided. */
@@ -118,32 +125,9 @@ function workerDecision(d: HostDecision): PolicyDecision {
       rps: c.limit / Math.max(c.windowSeconds, 1e-9),
       burst: c.burst > 0 ? c.burst : c.limit,
     })),
+    // Core's one decision serializer: the body POST /v1/decide answers with (the server appends the reference).
     json: decisionJson(d),
     rule: d.rule,
     headers: d.headers,
   };
-}
-
-/**
- * The decision as JSON, built by hand: it is on every response, and JSON.stringify over the
- * host's frozen, shared table objects (header mutations, the anonymous identity) costs
- * microseconds per call. Those parts are serialized once per object and reused.
- */
-const frozenJson = new WeakMap<object, string>();
-function cachedJson(value: object): string {
-  let text = frozenJson.get(value);
-  if (text === undefined) {
-    text = JSON.stringify(value);
-    if (Object.isFrozen(value)) frozenJson.set(value, text);
-  }
-  return text;
-}
-
-function decisionJson(d: HostDecision): string {
-  const str = (v: string | null) => (v === null ? 'null' : JSON.stringify(v));
-  return (
-    `{"effect":"${d.effect}","status":${d.status},"reason":${str(d.reason)},"route":${str(d.route)},"rule":${str(d.rule)},` +
-    `"identity":${cachedJson(d.identity)},"headers":${cachedJson(d.headers)},` +
-    `"rateLimits":${d.rateLimits.length === 0 ? '[]' : JSON.stringify(d.rateLimits)},"allow":${d.effect === 'allow'}}`
-  );
 }

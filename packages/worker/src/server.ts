@@ -1,5 +1,10 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createDecisionService, type DecisionDeps, type DecisionOutcome } from './gateway/decision-service.js';
+import {
+  createDecisionService,
+  type DecisionDeps,
+  type DecisionOutcome,
+  type DecisionService,
+} from './gateway/decision-service.js';
 import { FORWARD_AUTH_PREFIX, handleForwardAuth } from './gateway/forward-auth.js';
 import { NO_TRUSTED_PROXIES, type TrustedProxies } from './gateway/trusted-proxies.js';
 import type { LoadedPolicy } from './loader.js';
@@ -14,6 +19,10 @@ export interface ServerDeps extends DecisionDeps {
   trustedProxies?: TrustedProxies;
   /** True once the worker is draining (SIGTERM): /readyz answers 503 and connections are not kept alive. */
   draining?: () => boolean;
+  /** The decision pipeline (default: one made from these deps); a serving child of APX_WORKERS passes its gated one. */
+  decisions?: DecisionService;
+  /** What GET /metrics answers (default: `metrics`); a serving child answers the whole worker's. */
+  metricsText?: () => Promise<{ text: string; contentType: string }>;
 }
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -68,7 +77,9 @@ function readBody(req: IncomingMessage, done: (body: Buffer | undefined) => void
  */
 export function createWorkerServer(deps: ServerDeps): Server {
   const { policies, metrics } = deps;
-  const service = createDecisionService(deps);
+  const service = deps.decisions ?? createDecisionService(deps);
+  const metricsText =
+    deps.metricsText ?? (async () => ({ text: await metrics.registry.metrics(), contentType: metrics.registry.contentType }));
   const trusted = deps.trustedProxies ?? NO_TRUSTED_PROXIES;
 
   function decide(res: ServerResponse, body: Buffer | undefined) {
@@ -257,9 +268,9 @@ export function createWorkerServer(deps: ServerDeps): Server {
         });
       }
       case 'GET /metrics':
-        metrics.registry.metrics().then(
-          (text) => {
-            res.writeHead(200, { 'content-type': metrics.registry.contentType });
+        metricsText().then(
+          ({ text, contentType }) => {
+            res.writeHead(200, { 'content-type': contentType });
             res.end(text);
           },
           (err: unknown) => fail(res, err),

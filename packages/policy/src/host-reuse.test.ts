@@ -226,6 +226,33 @@ describe('host reuse between requests', () => {
     assert.equal(host.decide({ ...ok, path: '/nowhere' }), host.decide({ ...ok, path: '/elsewhere' }));
   });
 
+  it("shares a JWT caller's decision while the caller stays the same, and only then", async () => {
+    const { host, check } = await payments();
+    const claims = {
+      iss: 'https://login.example.com/',
+      sub: 'u-1',
+      aud: 'payments-api',
+      scope: 'payments:read',
+      tenant: 'acme',
+      plan: 'pro',
+    };
+    const req = (sub: string) => ({
+      ...base,
+      method: 'GET',
+      path: '/v1/payments/p',
+      jwt: { verified: true as const, claims: { ...claims, sub } },
+    });
+    const a = host.decide(req('u-1'));
+    assert.equal(host.decide(req('u-1')), a);
+    assert.ok(Object.isFrozen(a) && Object.isFrozen(a.identity));
+    const b = host.decide(req('u-2'));
+    assert.notEqual(b, a);
+    assert.equal(b.identity.id, 'u-2');
+    assert.equal(a.identity.id, 'u-1');
+    check(req('u-1'));
+    check(req('u-2'));
+  });
+
   it('hands out the same frozen decision for a repeated static outcome', async () => {
     const { host } = await payments();
     const req = { ...base, method: 'GET', path: '/v1/payments/p', headers: { 'x-api-key': 'demo-acme-prod-key' } };

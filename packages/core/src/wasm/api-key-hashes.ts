@@ -30,8 +30,9 @@ export class ApiKeyHashes {
   private readonly keyCount: number;
   /** Next ring slot to (re)use. */
   private ring = 0;
-  /** The key whose digest the request area holds, or undefined. */
+  /** The key whose digest the request area holds, or undefined, and the slot it came from (or -1). */
   private inMemory: string | undefined;
+  private inMemorySlot = -1;
   private readonly digestAt = REQUEST.apiKeySha256 >> 2;
 
   constructor(
@@ -54,7 +55,9 @@ export class ApiKeyHashes {
       const w = this.words;
       const from = slot * 8;
       for (let i = 0; i < 8; i++) u32[at + i] = w[from + i] as number;
+      this.inMemorySlot = slot;
     } else {
+      this.inMemorySlot = -1;
       this.u8.set(hash('sha256', key, 'buffer'), REQUEST.apiKeySha256);
       if (key.length <= MAX_KEPT_KEY) {
         this.keep(key, this.keyCount + this.ring);
@@ -67,13 +70,15 @@ export class ApiKeyHashes {
   /** The module identified the key in the request area as table entry `index`. */
   accepted(index: number): void {
     const key = this.inMemory;
-    if (key === undefined || index < 0 || index >= this.keyCount || this.slots.get(key) === index) return;
+    if (key === undefined || index === this.inMemorySlot || index < 0 || index >= this.keyCount) return;
     this.keep(key, index);
+    this.inMemorySlot = index;
   }
 
   /** The request area no longer holds a digest this class wrote (it was cleared or half-written). */
   forget(): void {
     this.inMemory = undefined;
+    this.inMemorySlot = -1;
   }
 
   /** Copies the digest in the request area into `slot`, for `key`, replacing what the slot held. */

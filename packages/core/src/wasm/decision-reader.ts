@@ -17,7 +17,10 @@ export class DecisionReader {
   private readonly routeLimits: readonly (readonly RateLimitDescriptor[])[];
   /** Per route: does one of its limits charge the client address (so an allow varies per request)? */
   private readonly routeIpKeyed: readonly boolean[];
-  private readonly statics = new DecisionCache();
+  private readonly statics: DecisionCache;
+  /** The same for the JWT caller `jwtOwner` (the last one seen). */
+  private readonly jwtStatics: DecisionCache;
+  private jwtOwner: DecisionIdentity | undefined;
   /** The identity of the last JWT caller: consecutive requests of one caller share it (compared by value). */
   private lastJwtIdentity: DecisionIdentity | undefined;
 
@@ -32,6 +35,9 @@ export class DecisionReader {
       tables.rateLimits.filter((l) => l.routes.length === 0 || l.routes.includes(i)),
     );
     this.routeIpKeyed = this.routeLimits.map((ls) => ls.some((l) => l.key === 'request.ip'));
+    const slots = (tables.routes.length + 1) * (tables.rules.length + 1) * (tables.apiKeys.length + 1) * tables.reasons.length;
+    this.statics = new DecisionCache(slots);
+    this.jwtStatics = new DecisionCache(slots);
   }
 
   /** The API-key table index the record names, or -1 (read after a well-formed `read`). */
@@ -74,25 +80,36 @@ export class DecisionReader {
         : key === -1 && (kind === IdentityKind.NONE || (kind === IdentityKind.JWT && jwt?.verified === true)));
     if (!wellFormed) return undefined;
     const allow = effect === 1;
-    // Static outcomes (everything from the tables: API-key and anonymous callers, on routes
-    // whose limits do not charge the address) are built once per (route, rule, key, reason) and
-    // reused while the record's effect, status and reason still match.
-    if (kind !== IdentityKind.JWT && (!allow || !this.routeIpKeyed[route])) {
-      // (The reason is part of the slot: the early denials share route -1, rule -1, key -1.)
-      const slot =
-        (((route + 1) * (t.rules.length + 1) + rule + 1) * (t.apiKeys.length + 1) + key + 1) * t.reasons.length + reason;
-      const cached = this.statics.get(slot);
-      if (
-        cached !== undefined &&
-        cached.status === status &&
-        cached.reason === t.reasons[reason] &&
-        (cached.effect === 'allow') === allow
-      ) {
-        return cached;
+    // Static outcomes (everything from the tables and the identity: routes whose limits do
+    // not charge the address) are built once per (route, rule, key, reason) and reused while
+    // the record's effect, status and reason still match: API-key and anonymous callers in
+    // one cache, the current JWT caller in another, emptied when a token of another identity
+    // arrives.
+    if (allow && this.routeIpKeyed[route])
+      return this.build(allow, status, reason, route, rule, this.identity(kind, key, req), req);
+    let cache = this.statics;
+    let identity: DecisionIdentity | undefined;
+    if (kind === IdentityKind.JWT) {
+      identity = this.identity(kind, key, req);
+      if (identity !== this.jwtOwner) {
+        this.jwtStatics.clear();
+        this.jwtOwner = identity;
       }
-      return this.statics.set(slot, this.build(allow, status, reason, route, rule, this.identity(kind, key, req), req));
+      cache = this.jwtStatics;
     }
-    return this.build(allow, status, reason, route, rule, this.identity(kind, key, req), req);
+    // (The reason is part of the slot: the early denials share route -1, rule -1, key -1.)
+    const slot = (((route + 1) * (t.rules.length + 1) + rule + 1) * (t.apiKeys.length + 1) + key + 1) * t.reasons.length + reason;
+    const cached = cache.get(slot);
+    if (
+      cached !== undefined &&
+      cached.status === status &&
+      cached.reason === t.reasons[reason] &&
+      (cached.effect === 'allow') === allow
+    ) {
+      return cached;
+    }
+    identity ??= this.identity(kind, key, req);
+    return cache.set(slot, this.build(allow, status, reason, route, rule, identity, req));
   }
 
   private build(

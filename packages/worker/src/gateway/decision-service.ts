@@ -383,7 +383,7 @@ function allowWith(
   decisionId: string,
   dryRun: boolean,
 ): GatewayDecision {
-  return {
+  const d: GatewayDecision = {
     kind: 'allow',
     status: 200,
     body: '',
@@ -395,6 +395,8 @@ function allowWith(
     digest,
     rule,
     decisionId,
-    ...(dryRun ? { dryRun: true } : {}),
   };
+  // Set only in dry run (no spread of a fresh object on every allowed request).
+  if (dryRun) d.dryRun = true;
+  return d;
 }

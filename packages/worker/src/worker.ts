@@ -134,19 +134,31 @@ export interface Servers {
   close(): Promise<void>;
 }
 
-/**
- * Opens the HTTP server (and the gRPC one): `gate` lets a serving child hold requests while
- * its cluster switches policy sets (cluster/request-gate.ts); the single process has none.
- */
+/** What a serving child of APX_WORKERS changes in its servers; the single process has none. */
+export interface ServingHooks {
+  /** Wraps the decision pipeline (cluster/request-gate.ts: held while the cluster switches sets). */
+  decisions(service: DecisionService): DecisionService;
+  /** What GET /metrics answers: the whole worker's. */
+  metricsText(): Promise<{ text: string; contentType: string }>;
+}
+
+/** Opens the HTTP server (and the gRPC one) on one decision pipeline. */
 export async function openServers(
   config: WorkerConfig,
   decisionDeps: DecisionDeps,
   draining: () => boolean,
-  gate?: { http(server: Server): void; decisions(service: DecisionService): DecisionService },
+  hooks?: ServingHooks,
 ): Promise<Servers> {
   const { log } = decisionDeps;
-  const server = createWorkerServer({ ...decisionDeps, trustedProxies: config.trustedProxies, draining });
-  gate?.http(server);
+  const plain = createDecisionService(decisionDeps);
+  const decisions = hooks ? hooks.decisions(plain) : plain;
+  const server = createWorkerServer({
+    ...decisionDeps,
+    trustedProxies: config.trustedProxies,
+    draining,
+    decisions,
+    ...(hooks ? { metricsText: hooks.metricsText } : {}),
+  });
   if (config.dryRun !== false) {
     const which = config.dryRun === true ? 'every policy' : [...config.dryRun].join(', ');
     log?.warn({ setting: 'APX_DRY_RUN' }, `dry run on for ${which}: denials are allowed, logged and counted, not enforced`);
@@ -165,11 +177,10 @@ export async function openServers(
   if (config.grpcPort !== undefined) {
     try {
       const { startExtAuthzServer } = await import('./gateway/grpc/ext-authz-server.js');
-      const decisions = createDecisionService(decisionDeps);
       grpc = await startExtAuthzServer({
         host: config.host,
         port: config.grpcPort,
-        decisions: gate ? gate.decisions(decisions) : decisions,
+        decisions,
         ...(config.defaultPolicy ? { defaultPolicy: config.defaultPolicy } : {}),
         settings: { host: '--host / APX_HOST', port: '--grpc-port / APX_GRPC_PORT' },
         onInternalError: (err) => log?.error({ err: err.message }, `ext_authz Check failed inside the worker: ${err.message}`),

@@ -1,4 +1,3 @@
-import type { ServerResponse } from 'node:http';
 import type { WorkerConfig } from '../config.js';
 import { createLogger } from '../observability/logger.js';
 import { WorkerMetrics } from '../observability/metrics.js';
@@ -34,18 +33,25 @@ export async function runClusterChild(given: WorkerConfig, deps: Pick<WorkerDeps
     }, config.decisionDeadlineMs),
   );
   let scrapes = 0;
-  const waitingScrapes = new Map<number, ServerResponse>();
-  const gate = new RequestGate((res) => {
-    const id = ++scrapes;
-    waitingScrapes.set(id, res);
-    const timer = setTimeout(() => {
-      if (!waitingScrapes.delete(id)) return;
-      res.writeHead(503, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: 'the primary process did not answer with the metrics in time' }));
-    }, SCRAPE_TIMEOUT_MS);
-    timer.unref();
-    send({ apx: 'scrape', id });
-  });
+  const waitingScrapes = new Map<number, (answer: { text: string; contentType: string } | Error) => void>();
+  /** GET /metrics in a serving child: the primary's aggregate of the whole worker. */
+  const metricsText = () =>
+    new Promise<{ text: string; contentType: string }>((resolve, reject) => {
+      const id = ++scrapes;
+      const timer = setTimeout(() => {
+        waitingScrapes.delete(id);
+        reject(new Error('the primary process did not answer with the metrics in time'));
+      }, SCRAPE_TIMEOUT_MS);
+      timer.unref();
+      waitingScrapes.set(id, (answer) => {
+        clearTimeout(timer);
+        waitingScrapes.delete(id);
+        if (answer instanceof Error) reject(answer);
+        else resolve(answer);
+      });
+      send({ apx: 'scrape', id });
+    });
+  const gate = new RequestGate();
   let draining = false;
   let servers: Servers | undefined;
   let opening: Promise<void> | undefined;
@@ -76,7 +82,10 @@ export async function runClusterChild(given: WorkerConfig, deps: Pick<WorkerDeps
         gate.release();
         send({ apx: 'committed', generation: m.generation });
         if (!servers) {
-          opening ??= openServers(config, decisionDeps, () => draining, gate).then(
+          opening ??= openServers(config, decisionDeps, () => draining, {
+            decisions: (service) => gate.decisions(service),
+            metricsText,
+          }).then(
             (s) => {
               servers = s;
               send({ apx: 'listening', url: s.url });
@@ -99,14 +108,9 @@ export async function runClusterChild(given: WorkerConfig, deps: Pick<WorkerDeps
         send({ apx: 'metrics', id: m.id, families });
         return;
       }
-      case 'metrics-text': {
-        const res = waitingScrapes.get(m.id);
-        if (!res) return;
-        waitingScrapes.delete(m.id);
-        res.writeHead(200, { 'content-type': m.contentType });
-        res.end(m.text);
+      case 'metrics-text':
+        waitingScrapes.get(m.id)?.({ text: m.text, contentType: m.contentType });
         return;
-      }
       case 'drain':
         draining = true;
         await opening;

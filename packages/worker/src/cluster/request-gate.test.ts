@@ -1,7 +1,4 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import type { DecisionOutcome, DecisionService } from '../gateway/decision-service.js';
 import { RequestGate } from './request-gate.js';
@@ -20,7 +17,7 @@ const decided = (policyId: string): DecisionOutcome => ({ kind: 'refused', statu
 
 describe('RequestGate (a serving child holds requests while its cluster switches sets)', () => {
   it('fences at once when nothing is in flight; holds new requests until release, then runs them in order', () => {
-    const gate = new RequestGate(() => undefined);
+    const gate = new RequestGate();
     const ran: string[] = [];
     const service: DecisionService = {
       evaluate: (ref, _request, done) => {
@@ -42,8 +39,20 @@ describe('RequestGate (a serving child holds requests while its cluster switches
     assert.deepEqual(answers, ['a', 'b']);
   });
 
+  it('a decision answered within the call is never in flight: a fence right after is at once', () => {
+    const gate = new RequestGate();
+    const service: DecisionService = {
+      evaluate: (ref, _request, done) => done(decided(String(ref))),
+      decide: () => assert.fail('not used'),
+    };
+    gate.decisions(service).evaluate('p', {}, () => undefined);
+    let fenced = 0;
+    gate.fence(() => fenced++);
+    assert.equal(fenced, 1);
+  });
+
   it('says fenced only once the decisions in flight have answered', () => {
-    const gate = new RequestGate(() => undefined);
+    const gate = new RequestGate();
     const { service, waiting } = pendingService();
     const gated = gate.decisions(service);
     const answers: DecisionOutcome[] = [];
@@ -57,7 +66,7 @@ describe('RequestGate (a serving child holds requests while its cluster switches
   });
 
   it('cuts off a decision still in flight past the fence wait: it answers no decision (503), and its late answer is dropped', async () => {
-    const gate = new RequestGate(() => undefined);
+    const gate = new RequestGate();
     const { service, waiting } = pendingService();
     const answers: DecisionOutcome[] = [];
     gate.decisions(service).evaluate('p', {}, (o) => answers.push(o));
@@ -68,40 +77,5 @@ describe('RequestGate (a serving child holds requests while its cluster switches
     );
     waiting[0]?.(decided('p'));
     assert.equal(answers.length, 1, 'the late answer is not delivered');
-  });
-
-  it('holds HTTP requests too, and answers GET /metrics itself without holding it', async () => {
-    const server = createServer((_req, res) => res.end('decided'));
-    const gate = new RequestGate((res) => res.end('aggregate'));
-    gate.http(server);
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const { port } = server.address() as AddressInfo;
-    const get = (path: string) =>
-      new Promise<string>((resolve, reject) => {
-        request({ port, host: '127.0.0.1', path, agent: false }, (res) => {
-          let text = '';
-          res.on('data', (c: Buffer) => {
-            text += c.toString('utf8');
-          });
-          res.on('end', () => resolve(text));
-        })
-          .on('error', reject)
-          .end();
-      });
-    try {
-      await new Promise<void>((resolve) => gate.fence(resolve));
-      let held: string | undefined;
-      const decision = get('/v1/decide').then((t) => {
-        held = t;
-        return t;
-      });
-      assert.equal(await get('/metrics'), 'aggregate', 'metrics answered while fenced');
-      assert.equal(held, undefined, 'the decision is held');
-      gate.release();
-      assert.equal(await decision, 'decided');
-    } finally {
-      server.close();
-    }
   });
 });

@@ -1,103 +1,66 @@
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { DecisionOutcome, DecisionService, GatewayDecision } from '../gateway/decision-service.js';
 
-/** How long a fence waits for requests in flight before cutting them off. */
+/** How long a fence waits for decisions in flight before cutting them off. */
 export const FENCE_WAIT_MS = 1000;
 
-type Listener = (req: IncomingMessage, res: ServerResponse) => void;
-
 /**
- * Holds a serving child's requests while its cluster switches policy sets, so that no process
+ * Holds a serving child's decisions while its cluster switches policy sets, so that no process
  * answers with the old set once any has answered with the new one.
  *
- * fence(): new requests wait; once those in flight have finished (at most FENCE_WAIT_MS, past
- * which they are cut off, unanswered: fail closed), the child tells its primary it is fenced.
- * release(): after the commit, the held requests run against the new set. GET /metrics is
- * answered by `metrics` (the primary's aggregate) and never held.
+ * It wraps the decision pipeline, which every protocol (POST /v1/decide, forward-auth, gRPC
+ * ext_authz) calls once a request is read and before any policy is looked up: a request still
+ * arriving is not yet bound to a set, and a decision is synchronous unless a bearer token is
+ * being verified. fence(): new decisions wait; once those in flight have answered (at most
+ * FENCE_WAIT_MS, past which they answer "no decision", 503: fail closed), the child tells its
+ * primary it is fenced. release(): after the commit, the held decisions run against the new set.
  */
 export class RequestGate {
   #fenced = false;
   readonly #held: Array<() => void> = [];
-  /** HTTP responses in flight (the hot path: no allocation per request beyond the Set entry). */
-  readonly #responses = new Set<ServerResponse>();
-  /** gRPC calls in flight. */
-  readonly #calls = new Set<{ cutOff(): void }>();
+  /** Decisions started and not answered yet (only token-bearing ones outlive the call). */
+  readonly #inFlight = new Set<Pending>();
   #drained: (() => void) | undefined;
-  readonly #metrics: (res: ServerResponse) => void;
 
-  constructor(metrics: (res: ServerResponse) => void) {
-    this.#metrics = metrics;
-  }
-
-  /** Puts the gate in front of the server's own request handler. */
-  http(server: Server): void {
-    const handlers = server.listeners('request') as Listener[];
-    server.removeAllListeners('request');
-    const handler: Listener =
-      handlers.length === 1
-        ? (handlers[0] as Listener)
-        : (req, res) => {
-            for (const h of handlers) h(req, res);
-          };
-    const gate = this;
-    function closed(this: ServerResponse): void {
-      gate.#responses.delete(this);
-      gate.#settle();
-    }
-    const serve = (req: IncomingMessage, res: ServerResponse) => {
-      this.#responses.add(res);
-      res.once('close', closed);
-      handler(req, res);
-    };
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) return this.#metrics(res);
-      if (this.#fenced) this.#held.push(() => serve(req, res));
-      else serve(req, res);
-    });
-  }
-
-  /** The gRPC ext_authz service behind the same gate. */
+  /** The decision pipeline behind the gate. */
   decisions(service: DecisionService): DecisionService {
-    return {
-      evaluate: (ref, request, done) =>
-        this.#admit(() => this.#tracked(done, CUT_OFF_OUTCOME, (answer) => service.evaluate(ref, request, answer))),
-      decide: (ref, request, done) =>
-        this.#admit(() => this.#tracked(done, cutOffDecision(), (answer) => service.decide(ref, request, answer))),
+    const evaluate: DecisionService['evaluate'] = (ref, request, done) => {
+      if (this.#fenced) {
+        this.#held.push(() => evaluate(ref, request, done));
+        return;
+      }
+      let pending: Pending | undefined;
+      service.evaluate(ref, request, (o) => {
+        if (pending && !this.#answered(pending)) return;
+        pending = ANSWERED;
+        done(o);
+      });
+      pending ??= this.#pending(() => done(CUT_OFF_OUTCOME));
     };
+    const decide: DecisionService['decide'] = (ref, request, done) => {
+      if (this.#fenced) {
+        this.#held.push(() => decide(ref, request, done));
+        return;
+      }
+      let pending: Pending | undefined;
+      service.decide(ref, request, (d) => {
+        if (pending && !this.#answered(pending)) return;
+        pending = ANSWERED;
+        done(d);
+      });
+      pending ??= this.#pending(() => done(cutOffDecision()));
+    };
+    return { evaluate, decide };
   }
 
-  /** Runs `call` counted as in flight until it answers; cut off at a fence, it answers `cutOff` (fail closed). */
-  #tracked<T>(done: (answer: T) => void, cutOff: T, call: (answer: (a: T) => void) => void): void {
-    let answered = false;
-    const entry = {
-      cutOff: () => {
-        answered = true;
-        this.#calls.delete(entry);
-        done(cutOff);
-      },
-    };
-    this.#calls.add(entry);
-    call((a) => {
-      if (answered) return;
-      answered = true;
-      this.#calls.delete(entry);
-      this.#settle();
-      done(a);
-    });
-  }
-
-  /** Holds new requests; `fenced` is called once none is in flight. */
+  /** Holds new decisions; `fenced` is called once none is in flight. */
   fence(fenced: () => void): void {
     this.#fenced = true;
-    if (this.#responses.size === 0 && this.#calls.size === 0) {
+    if (this.#inFlight.size === 0) {
       fenced();
       return;
     }
     const timer = setTimeout(() => {
-      // Unanswered rather than answered by a set another process may have dropped.
-      for (const res of this.#responses) res.socket?.destroy();
-      this.#responses.clear();
-      for (const call of [...this.#calls]) call.cutOff();
+      for (const call of [...this.#inFlight]) call.cutOff();
       this.#drained?.();
     }, FENCE_WAIT_MS);
     this.#drained = () => {
@@ -107,26 +70,48 @@ export class RequestGate {
     };
   }
 
-  /** Runs the held requests (against the set committed meanwhile) and lets new ones through. */
+  /** Runs the held decisions (against the set committed meanwhile) and lets new ones through. */
   release(): void {
     this.#fenced = false;
     for (const run of this.#held.splice(0)) run();
   }
 
-  #admit(run: () => void): void {
-    if (this.#fenced) this.#held.push(run);
-    else run();
+  /** A decision that did not answer within its call: in flight until it answers or is cut off. */
+  #pending(cutOff: () => void): Pending {
+    const pending: Pending = {
+      done: false,
+      cutOff: () => {
+        pending.done = true;
+        this.#inFlight.delete(pending);
+        cutOff();
+      },
+    };
+    this.#inFlight.add(pending);
+    return pending;
   }
 
-  /** Something in flight answered: a fence waiting for it may be complete. */
-  #settle(): void {
-    if (this.#drained && this.#responses.size === 0 && this.#calls.size === 0) this.#drained();
+  /** A decision in flight answered: false if it was cut off meanwhile (its answer is dropped). */
+  #answered(pending: Pending): boolean {
+    if (pending.done) return false;
+    pending.done = true;
+    this.#inFlight.delete(pending);
+    if (this.#drained && this.#inFlight.size === 0) this.#drained();
+    return true;
   }
 }
 
+/** A decision in flight (token-bearing ones only: the others answer within the call). */
+interface Pending {
+  done: boolean;
+  cutOff(): void;
+}
+
+/** Marks a decision answered within its call (no bookkeeping, nothing allocated). */
+const ANSWERED: Pending = { done: true, cutOff: () => undefined };
+
 const CUT_OFF_ERROR = 'the worker switched policy sets while this decision was in flight; retry';
 
-/** What a gRPC Check cut off at a fence comes to: no decision (UNAVAILABLE), so the gateway refuses the request. */
+/** A decision cut off at a fence: no decision (503), so the caller or the gateway refuses the request. */
 const CUT_OFF_OUTCOME: DecisionOutcome = { kind: 'refused', status: 503, error: CUT_OFF_ERROR };
 
 /** The same as a gateway decision: an error, so the gateway refuses the request. */

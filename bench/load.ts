@@ -12,7 +12,7 @@
 // Only interfaces that existed at d1e0f53 are used (PolicyLoader, openArtifactSource,
 // policyHostRuntime, keysTrust), so the lead can measure the "before" figures with this file.
 import { createHash, generateKeyPairSync, verify } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { keysTrust, MAX_ARTIFACT_BYTES, PublicKey, SignatureVerifier } from '@apx/core';
@@ -219,6 +219,7 @@ const results = [
   await measure({ label: 'payments sample', dir: small, runs: Number(process.env.BENCH_RUNS ?? 300) }),
   await measure({ label: '10 MiB artifact', dir: big, runs: Number(process.env.BENCH_RUNS_LARGE ?? 40) }),
 ];
+rmSync(sample.dir, { recursive: true, force: true });
 console.log(
   `goal <= 2x floor: ${results.every(Boolean) ? 'met' : 'NOT met'} for ${results.filter(Boolean).length} of ${results.length}`,
 );

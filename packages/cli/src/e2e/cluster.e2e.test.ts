@@ -4,10 +4,12 @@
 // them over both serving processes; which process answered is read from the sampled decision
 // log (worker_pid). No timing is asserted: every wait is a bounded poll.
 import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
+import { policyModule } from '@apx/core/testing';
 import { checkRequest, extAuthzClient } from '@apx/worker/test-support/ext-authz-client';
-import { WorkerProcess, Workspace } from './harness.js';
+import { apx, ok as harnessOk, WorkerProcess, Workspace } from './harness.js';
 import { ok, PAYMENTS_GET, poll, TrustFixture, type TrustWorker } from './trust-harness.js';
 
 /** A request the payments policy allows without an identity, hence without a rate limit. */
@@ -20,8 +22,8 @@ interface Answer {
 }
 
 /** POST /v1/decide on a connection of its own (no keep-alive: the next request may reach the other process). */
-function decideOnce(url: string): Promise<Answer> {
-  const body = JSON.stringify({ policy: 'pb-pay-v1', request: HEALTH });
+function decideOnce(url: string, policy = 'pb-pay-v1'): Promise<Answer> {
+  const body = JSON.stringify({ policy, request: HEALTH });
   return new Promise((resolve, reject) => {
     const req = request(
       `${url}/v1/decide`,
@@ -220,5 +222,54 @@ describe('e2e: APX_WORKERS=2 serves one consistent set of policies', () => {
     assert.equal(await w.stop(), 0);
     const drained = new Set(w.logs.filter((l) => l.message.startsWith('drain over: ')).map((l) => l.worker_pid));
     assert.equal(drained.size, 2, 'both serving processes drained');
+  });
+
+  it('a decision past its deadline in one serving process unloads the policy in every process; the other policy keeps serving', async () => {
+    const ws = new Workspace();
+    const store = ws.path('store');
+    mkdirSync(store, { recursive: true });
+    const artifact = ws.path('store', 'pb-loop@1.0.0.wasm');
+    writeFileSync(artifact, policyModule('pb-loop', '1.0.0', { spin: Number.POSITIVE_INFINITY }));
+    harnessOk(apx(ws.dir, ['sign', artifact, '--version', '1.0.0']));
+    ws.stage(store, ws.compilePayments());
+    const w = await WorkerProcess.start(ws.dir, {
+      APX_STORE: store,
+      APX_WORKERS: '2',
+      APX_DECISION_DEADLINE_MS: '100',
+      APX_DECISION_LOG_SAMPLE: '1',
+    });
+    try {
+      await w.waitFor((l) => l.message === 'policy loaded: pb-loop@1.0.0', 'pb-loop loaded');
+      await w.waitFor((l) => l.message === 'policy loaded: pb-pay-v1@1.0.0', 'pb-pay-v1 loaded');
+      const looped = await w.decide('pb-loop', PAYMENTS_GET);
+      assert.equal(looped.body.status, 503);
+      assert.match(String(looped.body.reason), /deadline/);
+      await w.waitFor((l) => l.reason === 'DECISION_DEADLINE_EXCEEDED', 'unload line');
+      await w.waitFor((l) => l.message.startsWith('every serving process switched to policy set'), 'the switch');
+      // From now on every process refuses pb-loop without running it, and serves pb-pay-v1.
+      const from = w.logs.length;
+      const refusedBy = () =>
+        new Set(
+          w.logs
+            .slice(from)
+            .filter((l) => l.event === 'decision' && l.policy === 'pb-loop' && l.outcome === 'error' && l.status === 503)
+            .map((l) => l.worker_pid),
+        );
+      const answers: number[] = [];
+      await poll('refusals from both serving processes', async () => {
+        answers.push((await decideOnce(w.url, 'pb-loop')).status);
+        // Now and then the other policy (connections alternate between the processes, so a
+        // strict alternation of policies would send each policy to one process only).
+        if (answers.length % 3 === 0) assert.equal((await decideOnce(w.url)).status, 200, 'pb-pay-v1 keeps serving');
+        return refusedBy().size >= 2 || answers.length > 200 ? true : undefined;
+      });
+      assert.ok(
+        answers.every((s) => s === 503),
+        `pb-loop refused (not loaded) everywhere: ${answers.join(',')}`,
+      );
+      assert.equal(await w.metric('apx_policy_deadline_exceeded_total'), 1, 'stopped once, in one process');
+    } finally {
+      assert.equal(await w.stop(), 0);
+    }
   });
 });

@@ -73,7 +73,7 @@ export interface WorkerConfig {
   decisionLogSample: number;
   /** APX_DRAIN_SECONDS, in ms: how long a stopping worker keeps serving with /readyz at 503. */
   drainMs: number;
-  /** APX_WORKERS: serving processes sharing the ports; 1 is the single-process worker (cluster/README in docs/architecture.md). */
+  /** APX_WORKERS: serving processes sharing the ports; 1 is the single-process worker (docs/architecture.md, "The multi-process worker"). */
   workers: number;
 }
 

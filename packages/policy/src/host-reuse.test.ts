@@ -242,6 +242,8 @@ describe('host reuse between requests', () => {
       path: '/v1/payments/p',
       jwt: { verified: true as const, claims: { ...claims, sub } },
     });
+    // The first decision of a caller is built; from the second in a row on, one is shared.
+    host.decide(req('u-1'));
     const a = host.decide(req('u-1'));
     assert.equal(host.decide(req('u-1')), a);
     assert.ok(Object.isFrozen(a) && Object.isFrozen(a.identity));

@@ -1,35 +1,27 @@
 import { hash } from 'node:crypto';
 import { REQUEST } from './abi.js';
 
-/** Recently presented keys whose digests are kept, whether the policy knew them or not. */
-export const RECENT_KEYS = 256;
-/** Longest key text kept (longer ones are hashed every time). */
-export const MAX_KEPT_KEY = 512;
-
 /**
  * Writes the SHA-256 of a presented API key into the request area (the policy compares
  * hashes; it never sees the key).
  *
- * Cache: presented key text → the digest's 8 words, in one buffer allocated at load, in two
- * parts. (1) The keys the policy accepted, one slot per entry of the policy's key table
- * (tables.apiKeys): a key the module identified as entry k is kept in slot k, so a partner's
- * key is hashed once. (2) A ring of the RECENT_KEYS most recently hashed keys of at most
- * MAX_KEPT_KEY characters, whatever the policy made of them (a client retrying with a
- * revoked key). Bound: key count + RECENT_KEYS digests and as many map entries; a spray of
- * guessed keys only turns the ring over and cannot evict an accepted key. Why it is safe in
- * the trusted core: an entry is written only from the digest this class computed for exactly
- * that text, and read back only for the identical text; the module still compares the digest
- * itself, so the cache can save a hash but never make a key match.
+ * Cache: the keys the policy accepted, so that a partner's key is hashed once. What it holds:
+ * presented key text → the digest's 8 words, in a buffer allocated at load. Bound: one entry
+ * per key of the policy's table (tables.apiKeys), since only a key the module identified as
+ * table entry k is kept, in slot k; unknown keys (a spray of guesses, or distinct callers'
+ * mistakes) are hashed every time and never stored, so they can neither grow memory nor
+ * evict a partner's key. Why it is safe in the trusted core: an entry is written only from
+ * the digest this class computed for exactly that text, and read back only for the identical
+ * text; the module still compares the digest itself, so the cache can save a hash but never
+ * make a key match.
  */
 export class ApiKeyHashes {
   /** Key text → its slot. */
   private readonly slots = new Map<string, number>();
-  /** Slot → the key text it holds (so that evicting a slot removes the right entry). */
+  /** Slot → the key text it holds (so that a slot is never claimed by two texts). */
   private readonly texts: (string | undefined)[];
   private readonly words: Uint32Array;
   private readonly keyCount: number;
-  /** Next ring slot to (re)use. */
-  private ring = 0;
   /** The key whose digest the request area holds, or undefined, and the slot it came from (or -1). */
   private inMemory: string | undefined;
   private inMemorySlot = -1;
@@ -41,8 +33,8 @@ export class ApiKeyHashes {
     keyCount: number,
   ) {
     this.keyCount = keyCount;
-    this.words = new Uint32Array(8 * (keyCount + RECENT_KEYS));
-    this.texts = new Array(keyCount + RECENT_KEYS).fill(undefined);
+    this.words = new Uint32Array(8 * Math.max(keyCount, 1));
+    this.texts = new Array(keyCount).fill(undefined);
   }
 
   /** Puts the digest of `key` into the request area. */
@@ -63,10 +55,6 @@ export class ApiKeyHashes {
       const digest = hash('sha256', key, 'binary');
       const u8 = this.u8;
       for (let i = 0; i < 32; i++) u8[REQUEST.apiKeySha256 + i] = digest.charCodeAt(i);
-      if (key.length <= MAX_KEPT_KEY) {
-        this.keep(key, this.keyCount + this.ring);
-        this.ring = this.ring + 1 === RECENT_KEYS ? 0 : this.ring + 1;
-      }
     }
     this.inMemory = key;
   }

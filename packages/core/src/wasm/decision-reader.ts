@@ -84,7 +84,8 @@ export class DecisionReader {
     // not charge the address) are built once per (route, rule, key, reason) and reused while
     // the record's effect, status and reason still match: API-key and anonymous callers in
     // one cache, the current JWT caller in another, emptied when a token of another identity
-    // arrives.
+    // arrives. A JWT caller's first decision is not kept: most token callers are seen once in
+    // a row, and freezing and storing their decisions would cost more than building them.
     if (allow && this.routeIpKeyed[route])
       return this.build(allow, status, reason, route, rule, this.identity(kind, key, req), req);
     let cache = this.statics;
@@ -94,6 +95,7 @@ export class DecisionReader {
       if (identity !== this.jwtOwner) {
         this.jwtStatics.clear();
         this.jwtOwner = identity;
+        return this.build(allow, status, reason, route, rule, identity, req);
       }
       cache = this.jwtStatics;
     }

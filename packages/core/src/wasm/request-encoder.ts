@@ -191,6 +191,26 @@ export class RequestEncoder {
   /** A string attribute that is new on most requests (path, address, subject, header values). */
   private perRequest(at: number, s: string): void {
     this.slotInterned[at >> 2] = undefined;
+    if (typeof s !== 'string') throw new TypeError(`expected a string, got ${typeof s}`);
+    const p = this.cursor;
+    const n = s.length;
+    // ASCII as it is, with no lowercasing to consider; the rest takes the general path.
+    if (p + n <= this.limit) {
+      const u8 = this.u8;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c > 0x7f) break;
+        u8[p + i] = c;
+      }
+      if (i === n) {
+        const u32 = this.u32;
+        u32[at >> 2] = p;
+        u32[(at >> 2) + 1] = n;
+        this.cursor = (p + n + 3) & ~3;
+        return;
+      }
+    }
     this.str(at, s, false);
   }
 

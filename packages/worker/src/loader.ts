@@ -4,6 +4,7 @@ import {
   artifactFileName,
   assertVerifiedArtifact,
   CoreErrorCode,
+  compareSemver,
   formatArtifactRef,
   isApxError,
   isVerificationError,
@@ -26,6 +27,7 @@ import { RollbackFloors } from './floors.js';
 import { LoadError } from './load-error.js';
 import type { PolicyRuntime, RuntimeFactory } from './runtime.js';
 import type { ArtifactMaterial, ArtifactSource } from './source.js';
+import { trustFingerprint } from './trust-fingerprint.js';
 
 export interface LoadedPolicy {
   ref: ArtifactRef;
@@ -107,6 +109,8 @@ export class PolicyLoader {
   /** Artifacts stopped at their decision deadline, by digest: never instantiated again until restart. */
   private readonly stopped = new Map<string, WorkerError>();
   private readonly floors: RollbackFloors;
+  /** The fingerprint of the trust each artifact was verified under (see fromMemory). */
+  private readonly verifiedUnder = new WeakMap<VerifiedArtifact, string>();
 
   constructor(options: PolicyLoaderOptions) {
     this.options = options;
@@ -122,15 +126,40 @@ export class PolicyLoader {
   load(ref: ArtifactRef, context: { serving?: string | undefined } = {}): Promise<LoadedPolicy> {
     const refText = formatArtifactRef(ref);
     const cached = this.memory.get(refText);
-    if (cached) {
-      this.options.observer.loaded(cached, 'memory', 0);
-      return Promise.resolve(cached);
+    if (cached) return this.fromMemory(ref, refText, cached, context.serving);
+    return this.loadFresh(ref, refText, context.serving);
+  }
+
+  /**
+   * A load held in memory stands only under the trust it was verified with and above the
+   * rollback floor: after a revocation, a removed signer, a new attestation requirement or a
+   * risen floor, the reference goes back through core (from the disk cache or the store), so
+   * an older version kept in memory cannot come back on the strength of a verdict the trust
+   * repository has since withdrawn.
+   */
+  private async fromMemory(ref: ArtifactRef, refText: string, cached: LoadedPolicy, serving: string | undefined) {
+    let trust: TrustInForce | undefined;
+    try {
+      trust = await this.trustNow(ref);
+    } catch {
+      trust = undefined; // the uncached path reports why the trust cannot be had
     }
+    const floor = this.floors.get(ref.policyId);
+    const belowFloor = floor !== undefined && compareSemver(ref.version, floor) < 0;
+    if (trust && this.verifiedUnder.get(cached.artifact) === trustFingerprint(trust) && !belowFloor) {
+      this.options.observer.loaded(cached, 'memory', 0);
+      return cached;
+    }
+    this.memory.forgetDigest(cached.artifact.digest);
+    return this.loadFresh(ref, refText, serving);
+  }
+
+  private loadFresh(ref: ArtifactRef, refText: string, serving: string | undefined): Promise<LoadedPolicy> {
     const pending = this.inflight.get(refText);
     if (pending) return pending;
     const started = process.hrtime.bigint();
     const seconds = () => Number(process.hrtime.bigint() - started) / 1e9;
-    const promise = this.loadUncached(ref, refText, seconds, context.serving).finally(() => this.inflight.delete(refText));
+    const promise = this.loadUncached(ref, refText, seconds, serving).finally(() => this.inflight.delete(refText));
     this.inflight.set(refText, promise);
     return promise;
   }
@@ -313,6 +342,7 @@ export class PolicyLoader {
         },
       });
       if (verified.keyId === null) this.options.observer.unsignedAccepted(refText, verified.digest);
+      this.verifiedUnder.set(verified, trustFingerprint(trust));
       return verified;
     } catch (err) {
       // Core names the verdicts that condemn this exact pair; only the pair is blocked.

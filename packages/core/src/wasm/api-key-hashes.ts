@@ -8,8 +8,8 @@ import { REQUEST } from './abi.js';
  * Cache: the keys the policy accepted, so that a partner's key is hashed once. What it holds:
  * presented key text → the digest's 8 words, in a buffer allocated at load. Bound: one entry
  * per key of the policy's table (tables.apiKeys), since only a key the module identified as
- * table entry k is kept, in slot k; unknown keys (a spray of guesses, or distinct callers'
- * mistakes) are hashed every time and never stored, so they can neither grow memory nor
+ * table entry k is kept, in slot k; of the other keys only the last one hashed is kept (a
+ * client retrying with a revoked key), so a spray of guesses can neither grow memory nor
  * evict a partner's key. Why it is safe in the trusted core: an entry is written only from
  * the digest this class computed for exactly that text, and read back only for the identical
  * text; the module still compares the digest itself, so the cache can save a hash but never
@@ -26,6 +26,9 @@ export class ApiKeyHashes {
   private inMemory: string | undefined;
   private inMemorySlot = -1;
   private readonly digestAt = REQUEST.apiKeySha256 >> 2;
+  /** The last key hashed and its digest (one entry: a client retrying with a bad key). */
+  private lastUnknown: string | undefined;
+  private lastUnknownDigest = '';
 
   constructor(
     private readonly u8: Uint8Array,
@@ -52,7 +55,12 @@ export class ApiKeyHashes {
       this.inMemorySlot = -1;
       // The digest as a one-byte string ('binary': each char code is a byte): about a third of
       // the cost of a Buffer digest, whose backing store is allocated per call.
-      const digest = hash('sha256', key, 'binary');
+      let digest = this.lastUnknownDigest;
+      if (key !== this.lastUnknown) {
+        digest = hash('sha256', key, 'binary');
+        this.lastUnknown = key;
+        this.lastUnknownDigest = digest;
+      }
       const u8 = this.u8;
       for (let i = 0; i < 32; i++) u8[REQUEST.apiKeySha256 + i] = digest.charCodeAt(i);
     }

@@ -401,10 +401,19 @@ describe('ext_authz over gRPC (grpc-js client, Envoy protos)', () => {
     const own = await startExtAuthzServer({ host: '127.0.0.1', port: 0, decisions });
     const c = await extAuthzClient(own.address);
     try {
-      decisions.next = (done) => setTimeout(() => done(decided()), 200);
+      // The decision is held until close() has begun: the call is in flight by construction,
+      // not by a sleep that a loaded machine can outrun.
+      let release: () => void = () => undefined;
+      const arrived = new Promise<void>((resolve) => {
+        decisions.next = (done) => {
+          release = () => done(decided());
+          resolve();
+        };
+      });
       const pending = c.check(request);
-      await new Promise((r) => setTimeout(r, 50));
+      await arrived;
       const closed = own.close(5000);
+      setImmediate(release);
       const r = await pending;
       assert.ok(r.ok);
       await closed;

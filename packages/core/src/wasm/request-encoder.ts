@@ -1,7 +1,7 @@
 import { JwtState, type PolicyTables, REQUEST, REQUEST_END, REQUEST_VAR_OFFSET } from './abi.js';
 import { ApiKeyHashes } from './api-key-hashes.js';
 import { InternRegion } from './intern-region.js';
-import { parseIpInto } from './ip.js';
+import { RecentAddresses } from './recent-addresses.js';
 import { clampBodySize, type JwtClaims, type PolicyRequest } from './request.js';
 
 /** The request's attributes do not fit the 64 KiB request area. */
@@ -35,6 +35,7 @@ function ownHeader(headers: Readonly<Record<string, string>>, name: string): str
  */
 export class RequestEncoder {
   readonly apiKeys: ApiKeyHashes;
+  private readonly addresses: RecentAddresses;
   private readonly interned: InternRegion;
   /** Next free byte of per-request data, and the first byte it may not reach. */
   private cursor = REQUEST_VAR_OFFSET;
@@ -45,8 +46,6 @@ export class RequestEncoder {
    * value the previous request also had costs one comparison and no store.
    */
   private readonly slotInterned: (string | undefined)[] = new Array(REQUEST_VAR_OFFSET >> 2).fill(undefined);
-  /** Address text whose parse sits in ipFamily/ipBytes. */
-  private lastIpText: string | undefined;
   /** The JwtState whose cleared claims the JWT slots hold, or -1 (claims written, or unknown). */
   private jwtCleared = -1;
 
@@ -57,6 +56,7 @@ export class RequestEncoder {
   ) {
     this.apiKeys = new ApiKeyHashes(u8, u32, tables.apiKeys.length);
     this.interned = new InternRegion(u8, u32);
+    this.addresses = new RecentAddresses(u8, u32);
   }
 
   /** Writes the request area; throws RequestTooLarge, or TypeError for attributes of the wrong type. */
@@ -80,7 +80,7 @@ export class RequestEncoder {
   forget(): void {
     this.slotInterned.fill(undefined);
     this.jwtCleared = -1;
-    this.lastIpText = undefined;
+    this.addresses.forget();
     this.apiKeys.forget();
   }
 
@@ -99,10 +99,7 @@ export class RequestEncoder {
     this.perRequest(REQUEST.path, req.path);
     const ipText = req.ip ?? '';
     this.perRequest(REQUEST.ip, ipText);
-    if (ipText !== this.lastIpText) {
-      u32[REQUEST.ipFamily >> 2] = parseIpInto(ipText, this.u8, REQUEST.ipBytes);
-      this.lastIpText = ipText;
-    }
+    this.addresses.write(ipText);
     u32[REQUEST.bodySize >> 2] = clampBodySize(req.bodySize);
     const headers = req.headers;
     const apiKey = t.apiKeyHeader !== null && headers ? ownHeader(headers, t.apiKeyHeader) : undefined;

@@ -18,8 +18,9 @@ export const INTERN_BYTES = 8192;
  * of its own later decisions, which it decides anyway.
  *
  * Values that are new on almost every request (paths, addresses, subjects, header values)
- * are not interned: the encoder writes them per request, which costs the same copy without
- * the map insertions and the evictions they would cause.
+ * are interned only once the encoder has seen them a second time (RequestEncoder's seen-twice
+ * cache): the rest are written per request, which costs the same copy without the map
+ * insertions and the evictions they would cause.
  */
 export class InternRegion {
   /** Lowest byte in use; per-request data must stay below it. */

@@ -1,6 +1,6 @@
 import { JwtState, type PolicyTables, REQUEST, REQUEST_END, REQUEST_VAR_OFFSET } from './abi.js';
 import { ApiKeyHashes } from './api-key-hashes.js';
-import { InternRegion } from './intern-region.js';
+import { InternRegion, MAX_INTERNED } from './intern-region.js';
 import { RecentAddresses } from './recent-addresses.js';
 import { clampBodySize, type JwtClaims, type PolicyRequest } from './request.js';
 
@@ -11,6 +11,8 @@ class NeedRoom extends Error {}
 
 const encoder = new TextEncoder();
 const EMPTY_LIST: readonly string[] = Object.freeze([]);
+/** Entries per slot of the seen-twice cache (a power of two: indexed by length). */
+const SEEN_BUCKETS = 16;
 
 /**
  * A header's value. What Object.prototype provides (a header named "constructor") is a
@@ -46,6 +48,20 @@ export class RequestEncoder {
    * value the previous request also had costs one comparison and no store.
    */
   private readonly slotInterned: (string | undefined)[] = new Array(REQUEST_VAR_OFFSET >> 2).fill(undefined);
+  /**
+   * Cache: per-request values seen twice. By (slot, length mod SEEN_BUCKETS): the last string
+   * of at most MAX_INTERNED characters written to that slot with such a length, and where the
+   * intern region holds it (or -1). A value met again in its entry is interned then, and from
+   * then on costs one comparison and two stores instead of a copy (a few clients or paths
+   * that recur among the rest); a value that never comes back costs one comparison and is
+   * never interned, so distinct traffic does not churn the intern region. Bound:
+   * SEEN_BUCKETS entries per slot (REQUEST_VAR_OFFSET / 4 slots), strings of at most
+   * MAX_INTERNED characters. Why it is safe in the trusted core: an entry is used only for
+   * the identical string, and its position only while the intern region holds it
+   * (dropInterned empties the positions).
+   */
+  private readonly seenText: (string | undefined)[] = new Array((REQUEST_VAR_OFFSET >> 2) * SEEN_BUCKETS).fill(undefined);
+  private readonly seenPacked = new Int32Array((REQUEST_VAR_OFFSET >> 2) * SEEN_BUCKETS).fill(-1);
   /** The JwtState whose cleared claims the JWT slots hold, or -1 (claims written, or unknown). */
   private jwtCleared = -1;
 
@@ -87,6 +103,7 @@ export class RequestEncoder {
   private dropInterned(): void {
     this.interned.clear();
     this.slotInterned.fill(undefined);
+    this.seenPacked.fill(-1);
   }
 
   private encodeAll(req: PolicyRequest): void {
@@ -115,7 +132,6 @@ export class RequestEncoder {
       const at = REQUEST.headerSlots + 8 * i;
       if (v === undefined) {
         u32[at >> 2] = 0;
-        this.slotInterned[at >> 2] = undefined;
       } else this.perRequest(at, v);
     }
   }
@@ -140,7 +156,7 @@ export class RequestEncoder {
       u32[REQUEST.jwtScopes >> 2] = 0;
       u32[REQUEST.jwtRoles >> 2] = 0;
       const si = this.slotInterned;
-      si[REQUEST.jwtIss >> 2] = si[REQUEST.jwtSub >> 2] = si[REQUEST.jwtTenant >> 2] = si[REQUEST.jwtPlan >> 2] = undefined;
+      si[REQUEST.jwtIss >> 2] = si[REQUEST.jwtTenant >> 2] = si[REQUEST.jwtPlan >> 2] = undefined;
       this.jwtCleared = state;
       return;
     }
@@ -185,12 +201,37 @@ export class RequestEncoder {
     si[slot] = s;
   }
 
-  /** A string attribute that is new on most requests (path, address, subject, header values). */
+  /**
+   * A string attribute that is new on most requests (path, address, subject, header values):
+   * from the intern region when it was seen before (seenText), else written at the cursor.
+   */
   private perRequest(at: number, s: string): void {
-    this.slotInterned[at >> 2] = undefined;
     if (typeof s !== 'string') throw new TypeError(`expected a string, got ${typeof s}`);
-    const p = this.cursor;
+    const slot = at >> 2;
     const n = s.length;
+    const u32 = this.u32;
+    if (n <= MAX_INTERNED) {
+      const e = slot * SEEN_BUCKETS + (n & (SEEN_BUCKETS - 1));
+      if (s !== this.seenText[e]) {
+        this.seenText[e] = s;
+        this.seenPacked[e] = -1;
+      } else {
+        let packed = this.seenPacked[e] as number;
+        if (packed < 0 && this.interning) {
+          packed = this.interned.add(s, false, this.cursor);
+          if (packed >= 0) {
+            this.limit = this.interned.low;
+            this.seenPacked[e] = packed;
+          }
+        }
+        if (packed >= 0) {
+          u32[slot] = packed & 0xffff;
+          u32[slot + 1] = packed >>> 16;
+          return;
+        }
+      }
+    }
+    const p = this.cursor;
     // ASCII as it is, with no lowercasing to consider; the rest takes the general path.
     if (p + n <= this.limit) {
       const u8 = this.u8;
@@ -201,9 +242,8 @@ export class RequestEncoder {
         u8[p + i] = c;
       }
       if (i === n) {
-        const u32 = this.u32;
-        u32[at >> 2] = p;
-        u32[(at >> 2) + 1] = n;
+        u32[slot] = p;
+        u32[slot + 1] = n;
         this.cursor = (p + n + 3) & ~3;
         return;
       }

@@ -185,15 +185,23 @@ export class RequestEncoder {
     // (undefined marks "not interned": an undefined attribute must go on to fail in str.)
     if (s === si[slot] && s !== undefined) return;
     si[slot] = undefined;
-    const region = this.interned;
-    let packed = region.find(s, lower);
-    if (packed < 0 && this.interning && typeof s === 'string') {
-      packed = region.add(s, lower, this.cursor);
-      if (packed >= 0) this.limit = region.low;
-    }
+    // The slot's recent values by length (seenText) before the region's map: a value that
+    // alternates with a few others (GET, POST) costs a comparison instead of a lookup.
+    const e = typeof s === 'string' ? slot * SEEN_BUCKETS + (s.length & (SEEN_BUCKETS - 1)) : -1;
+    let packed = e >= 0 && s === this.seenText[e] ? (this.seenPacked[e] as number) : -1;
     if (packed < 0) {
-      this.str(at, s, lower);
-      return;
+      const region = this.interned;
+      packed = region.find(s, lower);
+      if (packed < 0 && this.interning && e >= 0) {
+        packed = region.add(s, lower, this.cursor);
+        if (packed >= 0) this.limit = region.low;
+      }
+      if (packed < 0) {
+        this.str(at, s, lower);
+        return;
+      }
+      this.seenText[e] = s;
+      this.seenPacked[e] = packed;
     }
     const u32 = this.u32;
     u32[slot] = packed & 0xffff;

@@ -51,7 +51,8 @@ export class RequestEncoder {
   /**
    * Cache: per-request values seen twice. By (slot, length mod SEEN_BUCKETS): the last string
    * of at most MAX_INTERNED characters written to that slot with such a length, and where the
-   * intern region holds it (or -1). A value met again in its entry is interned then, and from
+   * intern region holds it (or -1). (The interned attributes use their slots' entries too, to
+   * skip the region's map.) A per-request value met again in its entry is interned then, and from
    * then on costs one comparison and two stores instead of a copy (a few clients or paths
    * that recur among the rest); a value that never comes back costs one comparison and is
    * never interned, so distinct traffic does not churn the intern region. Bound:

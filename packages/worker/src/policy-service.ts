@@ -16,7 +16,7 @@ import { keyProviderFromRef, keysTrustOf, type TrustedKeyProvider } from './keys
 import { isKmsKeyRef } from './kms-key.js';
 import { PolicyLoader } from './loader.js';
 import { createObservers } from './observability/events.js';
-import { createLogger, type WorkerLogger } from './observability/logger.js';
+import { createLogger, logPolicyFault, type WorkerLogger } from './observability/logger.js';
 import { WorkerMetrics } from './observability/metrics.js';
 import { policyHostRuntime } from './policy-runtime.js';
 import { PolicySet, type PolicySetObserver } from './policy-set.js';
@@ -120,10 +120,7 @@ export async function openPolicyService(
     deps.runtimeFactory ??
     options.runtimeFactory?.(stop) ??
     policyHostRuntime((fault) => {
-      log.error(
-        { policy_ref: fault.policy, digest: fault.digest, fault: fault.kind },
-        `policy failed closed (deny): ${fault.message}`,
-      );
+      logPolicyFault(log, fault);
       if (fault.kind !== 'deadline') return;
       metrics.deadlineExceeded.inc({ policy: fault.policy });
       stop(fault.digest, deadlineError(fault.policy, config.decisionDeadlineMs));

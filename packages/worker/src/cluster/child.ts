@@ -1,5 +1,5 @@
 import type { WorkerConfig } from '../config.js';
-import { createLogger } from '../observability/logger.js';
+import { createLogger, logPolicyFault } from '../observability/logger.js';
 import { WorkerMetrics } from '../observability/metrics.js';
 import { policyHostRuntime } from '../policy-runtime.js';
 import { decisionDepsOf, drainFor, openServers, type Servers, type WorkerDeps } from '../worker.js';
@@ -23,10 +23,7 @@ export async function runClusterChild(given: WorkerConfig, deps: Pick<WorkerDeps
   const send = (m: ChildMessage) => process.send?.(m);
   const policies = new ChildPolicies(
     policyHostRuntime((fault) => {
-      log.error(
-        { policy_ref: fault.policy, digest: fault.digest, fault: fault.kind },
-        `policy failed closed (deny): ${fault.message}`,
-      );
+      logPolicyFault(log, fault);
       if (fault.kind !== 'deadline') return;
       metrics.deadlineExceeded.inc({ policy: fault.policy });
       send({ apx: 'deadline', digest: fault.digest, policy: fault.policy });

@@ -44,3 +44,14 @@ export function createLogger(destination?: DestinationStream, level = 'info'): W
     destination,
   );
 }
+
+/** The log line of a policy that failed closed (trap, malformed record, deadline...): its decision was a deny. */
+export function logPolicyFault(
+  log: WorkerLogger,
+  fault: { policy: string; digest: string; kind: string; message: string },
+): void {
+  log.error(
+    { policy_ref: fault.policy, digest: fault.digest, fault: fault.kind },
+    `policy failed closed (deny): ${fault.message}`,
+  );
+}

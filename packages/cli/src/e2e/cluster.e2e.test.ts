@@ -8,8 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { policyModule } from '@apx/core/testing';
-import { checkRequest, extAuthzClient } from '@apx/worker/test-support/ext-authz-client';
-import { apx, ok as harnessOk, WorkerProcess, Workspace } from './harness.js';
+import { apx, assertGrpcAllows, ok as harnessOk, WorkerProcess, Workspace } from './harness.js';
 import { ok, PAYMENTS_GET, poll, TrustFixture, type TrustWorker } from './trust-harness.js';
 
 /** A request the payments policy allows without an identity, hence without a rate limit. */
@@ -211,15 +210,7 @@ describe('e2e: APX_WORKERS=2 serves one consistent set of policies', () => {
     );
     assert.equal((await w.get('/readyz')).status, 200);
     // Envoy ext_authz over gRPC, on the port the serving processes share.
-    const grpcAddress = (await w.waitFor((l) => l.message.startsWith('ext_authz gRPC listening on '))).grpc_address;
-    const client = await extAuthzClient(String(grpcAddress));
-    try {
-      const checked = await client.check(checkRequest({ ...PAYMENTS_GET, policy: 'pb-pay-v1' }));
-      assert.ok(checked.ok, JSON.stringify(checked));
-      assert.equal((checked.response.status as { code: number }).code, 0);
-    } finally {
-      client.close();
-    }
+    await assertGrpcAllows(w);
     // SIGTERM: every serving process drains and closes, then the worker exits 0.
     assert.equal(await w.stop(), 0);
     const drained = new Set(w.logs.filter((l) => l.message.startsWith('drain over: ')).map((l) => l.worker_pid));

@@ -5,8 +5,7 @@
 // drain ends the process at once.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { checkRequest, extAuthzClient } from '@apx/worker/test-support/ext-authz-client';
-import { heldDecision, type LogLine, PAYMENTS_GET, WorkerProcess, Workspace } from './harness.js';
+import { assertGrpcAllows, heldDecision, type LogLine, PAYMENTS_GET, WorkerProcess, Workspace } from './harness.js';
 
 const isDraining = (l: LogLine) => l.message.startsWith('draining: ');
 const isDrainOver = (l: LogLine) => l.message.startsWith('drain over: ');
@@ -45,15 +44,7 @@ describe('e2e: graceful drain on SIGTERM (APX_DRAIN_SECONDS)', () => {
     assert.equal(res.headers.get('connection'), 'close');
     assert.equal(((await res.json()) as { allow: boolean }).allow, true);
     // Envoy's ext_authz over gRPC is still answered too.
-    const grpcAddress = (await worker.waitFor((l) => l.message.startsWith('ext_authz gRPC listening on '))).grpc_address;
-    const client = await extAuthzClient(String(grpcAddress));
-    try {
-      const checked = await client.check(checkRequest({ ...PAYMENTS_GET, policy: 'pb-pay-v1' }));
-      assert.ok(checked.ok, JSON.stringify(checked));
-      assert.equal((checked.response.status as { code: number }).code, 0);
-    } finally {
-      client.close();
-    }
+    await assertGrpcAllows(worker);
     assert.ok(!worker.logs.some(isDrainOver), 'the drain ended before the checks: raise APX_DRAIN_SECONDS in this test');
 
     // The drain period ends with the upload still open: the servers close, the request finishes.

@@ -7,6 +7,7 @@ import { request } from 'node:http';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { tempDir } from '@apx/core/testing/hygiene';
+import { checkRequest, extAuthzClient } from '@apx/worker/test-support/ext-authz-client';
 
 export const REPO = resolve(import.meta.dirname ?? dirname(new URL(import.meta.url).pathname), '..', '..', '..', '..');
 export const MAIN = join(REPO, 'packages', 'cli', 'dist', 'main.js');
@@ -301,4 +302,17 @@ export async function heldDecision(
       return answer;
     },
   };
+}
+
+/** Envoy's ext_authz over gRPC (APX_GRPC_PORT) allows the payments GET on this worker. */
+export async function assertGrpcAllows(worker: WorkerProcess): Promise<void> {
+  const grpcAddress = (await worker.waitFor((l) => l.message.startsWith('ext_authz gRPC listening on '))).grpc_address;
+  const client = await extAuthzClient(String(grpcAddress));
+  try {
+    const checked = await client.check(checkRequest({ ...PAYMENTS_GET, policy: 'pb-pay-v1' }));
+    assert.ok(checked.ok, JSON.stringify(checked));
+    assert.equal((checked.response.status as { code: number }).code, 0);
+  } finally {
+    client.close();
+  }
 }
